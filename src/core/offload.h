@@ -1,0 +1,43 @@
+// Runs blocking work (SQLite commits, fsync) on a thread pool so the I/O threads never wait on disk.
+// Usage inside a coroutine: `auto r = co_await pool.run([&] { return store.put(...); });`
+// Thread-safety: run() may be called from any thread; the callable runs on a pool thread and the
+// coroutine resumes on its own executor.
+#pragma once
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+namespace berth {
+
+class blocking_pool {
+ public:
+  explicit blocking_pool(std::size_t threads) : pool_(threads) {}
+  ~blocking_pool() { pool_.join(); }
+
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F&>> run(F f) {
+    using R = std::invoke_result_t<F&>;
+    co_return co_await boost::asio::co_spawn(
+        pool_.get_executor(),
+        [&f]() -> boost::asio::awaitable<R> {
+          if constexpr (std::is_void_v<R>) {
+            f();
+            co_return;
+          } else {
+            co_return f();
+          }
+        },
+        boost::asio::use_awaitable);
+  }
+
+  void join() { pool_.join(); }
+
+ private:
+  boost::asio::thread_pool pool_;
+};
+
+}  // namespace berth

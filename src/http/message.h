@@ -1,0 +1,97 @@
+// HTTP request and response as the handlers see them. No OCI knowledge lives here.
+// A request is valid for the duration of one handler call; its body is read at most once, through
+// read_body() or stream_body(). Thread-safety: one request is used by one coroutine.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace berth::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+// Where a request body comes from: the connection (or a fake in tests).
+class body_source {
+ public:
+  virtual ~body_source() = default;
+  // Reads up to buf.size() body bytes. Returns 0 at the end of the body. Fails with SIZE_INVALID
+  // when the peer sent fewer bytes than announced or broke the chunked framing, or BLOB_UPLOAD_INVALID
+  // when the connection failed.
+  virtual asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
+};
+
+class request {
+ public:
+  request(beast::http::verb method, std::string target, beast::http::fields headers,
+          std::optional<std::uint64_t> content_length, bool chunked, std::string remote_address,
+          body_source* body);
+
+  beast::http::verb method() const { return method_; }
+  // The raw request target, e.g. "/v2/library/ubuntu/tags/list?n=10".
+  const std::string& target() const { return target_; }
+  // The target up to '?', not decoded (OCI names and references never need decoding).
+  std::string_view path() const;
+  // The first value of the query parameter `key`, percent-decoded; nullopt when absent.
+  std::optional<std::string> query(std::string_view key) const;
+  // All values of the query parameter `key`, percent-decoded, in order.
+  std::vector<std::string> query_all(std::string_view key) const;
+  // The header's value; nullopt when absent.
+  std::optional<std::string_view> header(std::string_view name) const;
+  const beast::http::fields& headers() const { return headers_; }
+  std::optional<std::uint64_t> content_length() const { return content_length_; }
+  bool chunked() const { return chunked_; }
+  bool has_body() const { return chunked_ || content_length_.value_or(0) > 0; }
+  const std::string& remote_address() const { return remote_address_; }
+
+  // Reads the whole body into memory. Fails with manifest_too_large (413) past `limit` bytes
+  // (without reading the rest), or as body_source::read_some does.
+  asio::awaitable<result<std::string>> read_body(std::size_t limit);
+  // Passes the body to `sink` piece by piece as it arrives (pieces of up to 1 MiB). Returns the
+  // number of bytes passed; stops at and returns the first error of `sink` or of the source.
+  asio::awaitable<result<std::uint64_t>> stream_body(const std::function<result<void>(std::string_view)>& sink);
+
+ private:
+  beast::http::verb method_;
+  std::string target_;
+  beast::http::fields headers_;
+  std::optional<std::uint64_t> content_length_;
+  bool chunked_;
+  std::string remote_address_;
+  body_source* body_;
+};
+
+// A range of an open file sent as the body; sendfile(2) on plain TCP.
+struct file_slice {
+  std::shared_ptr<const int> fd;  // owns the descriptor: the deleter closes it
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+// Wraps an open descriptor so that it is closed when the last file_slice using it goes.
+std::shared_ptr<const int> share_fd(int fd);
+
+struct response {
+  unsigned status = 200;
+  beast::http::fields headers;
+  // The body when `file` is empty. Content-Length is set by the server.
+  std::string body;
+  std::optional<file_slice> file;
+  // For HEAD: the Content-Length to announce; no body is sent.
+  std::optional<std::uint64_t> head_length;
+};
+
+using handler = std::function<asio::awaitable<response>(request&)>;
+
+}  // namespace berth::http

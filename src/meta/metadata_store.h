@@ -1,0 +1,87 @@
+// Registry metadata: repositories, which blobs each repository may see (links), manifests (their
+// exact bytes), tags, and the subject index behind the referrers API. Blob bytes live in
+// storage::blob_store; this store only knows digests and sizes.
+//
+// Durability: a write returns once committed (fsynced). Each call is one transaction.
+// Thread-safety: every method may be called concurrently from any thread. Calls block on disk:
+// from a coroutine, run them through blocking_pool (core/offload.h).
+// Errors: arguments are validated by the caller (names, tags, digests); a backend failure is logged
+// here and returned as `internal`.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/digest.h"
+#include "core/error.h"
+
+namespace berth::meta {
+
+struct manifest_record {
+  digest dgst;
+  std::string media_type;  // as pushed (Content-Type)
+  std::string content;     // the exact bytes pushed
+  std::optional<digest> subject;
+  std::string artifact_type;     // as reported by referrers ("" when none)
+  std::string annotations_json;  // compact JSON object, or ""
+  std::vector<digest> references;  // blobs and child manifests it needs (kept for GC)
+};
+
+// A manifest whose subject is the one asked for, as the referrers API lists it.
+struct referrer {
+  digest dgst;
+  std::string media_type;
+  std::uint64_t size = 0;
+  std::string artifact_type;
+  std::string annotations_json;
+};
+
+class metadata_store {
+ public:
+  virtual ~metadata_store() = default;
+
+  // Blob links. The size of `d` if repository `repo` links it, else nullopt.
+  virtual result<std::optional<std::uint64_t>> linked_blob_size(std::string_view repo, const digest& d) = 0;
+  // The size of `d` if any repository links it, else nullopt.
+  virtual result<std::optional<std::uint64_t>> any_blob_size(const digest& d) = 0;
+  // Links `d` into `repo`, creating the repository when needed. Idempotent.
+  virtual result<void> link_blob(std::string_view repo, const digest& d, std::uint64_t size) = 0;
+  // Unlinks `d` from `repo`; false when it was not linked.
+  virtual result<bool> unlink_blob(std::string_view repo, const digest& d) = 0;
+  // Of `ds`, the blobs that `repo` does not link (in the order given).
+  virtual result<std::vector<digest>> missing_blobs(std::string_view repo, std::span<const digest> ds) = 0;
+
+  // Manifests. Stores `m` in `repo` (creating the repository) and, when `tag` is set, points the tag
+  // at it, in one transaction. Storing the same digest again only moves the tag.
+  virtual result<void> put_manifest(std::string_view repo, const manifest_record& m,
+                                    std::optional<std::string_view> tag) = 0;
+  virtual result<std::optional<manifest_record>> manifest_by_digest(std::string_view repo, const digest& d) = 0;
+  virtual result<std::optional<manifest_record>> manifest_by_tag(std::string_view repo, std::string_view tag) = 0;
+  // Of `ds`, the manifests that `repo` does not hold (in the order given).
+  virtual result<std::vector<digest>> missing_manifests(std::string_view repo, std::span<const digest> ds) = 0;
+  // Deletes the manifest and every tag on it; false when `repo` does not hold it.
+  virtual result<bool> delete_manifest(std::string_view repo, const digest& d) = 0;
+  // Deletes the tag only; false when there is no such tag.
+  virtual result<bool> delete_tag(std::string_view repo, std::string_view tag) = 0;
+
+  // Listings, in lexical (byte) order, starting after `last` ("" for the start), at most `n`.
+  // nullopt when the repository is unknown.
+  virtual result<std::optional<std::vector<std::string>>> list_tags(std::string_view repo, std::string_view last,
+                                                                    std::size_t n) = 0;
+  virtual result<std::vector<std::string>> list_repositories(std::string_view last, std::size_t n) = 0;
+  // Manifests in `repo` whose subject is `subject`, optionally only those of `artifact_type`.
+  virtual result<std::vector<referrer>> referrers(std::string_view repo, const digest& subject,
+                                                  std::optional<std::string_view> artifact_type) = 0;
+};
+
+// The SQLite store in the file `path` (created with its schema when missing; WAL, synchronous=FULL).
+// Throws std::runtime_error at start-up when the database cannot be opened or migrated.
+std::unique_ptr<metadata_store> make_sqlite_metadata_store(const std::string& path);
+
+}  // namespace berth::meta
