@@ -1,0 +1,187 @@
+"""Real OCI clients (skopeo, podman, buildah) and a tiny raw-HTTP client, isolated from the machine.
+
+`Clients(tmp_dir)` gives each test its own world: a private HOME (so the per-user policy.json and
+registries.d win over /etc), its own registries.conf, auth file, storage.conf (vfs driver, graph root and
+run root under tmp_dir) and containers.conf (cgroupfs, file events, tmp dir under tmp_dir). Nothing reads or
+writes /etc/containers or /var/lib/containers. The registry is plain HTTP on 127.0.0.1, so every command
+that talks to it carries the tls flag (--tls-verify=false, or --src-/--dest-tls-verify=false for copies).
+
+The raw-HTTP helpers open one connection per call, so they are safe to use from many threads at once.
+"""
+import http.client
+import json
+import os
+import shutil
+import subprocess
+from urllib.parse import urlsplit
+
+import pytest
+
+from images import sha256
+
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+])
+
+CLIENT_TIMEOUT = 120
+
+
+class ClientError(AssertionError):
+    pass
+
+
+class Clients:
+    """skopeo/podman/buildah runners confined to `root` (a fresh temp dir)."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.env = self._isolated_env(root)
+
+    @staticmethod
+    def _isolated_env(root: str) -> dict:
+        home = os.path.join(root, "home")
+        conf_dir = os.path.join(home, ".config", "containers")
+        tmp = os.path.join(root, "tmp")
+        for d in (conf_dir, tmp, os.path.join(root, "run")):
+            os.makedirs(d, exist_ok=True)
+        files = {
+            "policy.json": json.dumps({"default": [{"type": "insecureAcceptAnything"}]}),
+            "registries.conf": 'unqualified-search-registries = []\nshort-name-mode = "disabled"\n',
+            "auth.json": "{}",
+            "storage.conf": (f'[storage]\ndriver = "vfs"\ngraphroot = "{root}/storage"\n'
+                             f'runroot = "{root}/run"\n'),
+            # Root in a container without systemd: cgroupfs and file events are what work here.
+            "containers.conf": (f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+                                f'tmp_dir = "{tmp}"\n'),
+        }
+        paths = {}
+        for name, text in files.items():
+            paths[name] = os.path.join(conf_dir, name)
+            with open(paths[name], "w") as f:
+                f.write(text)
+        return {
+            **os.environ,
+            "HOME": home,
+            "XDG_CONFIG_HOME": os.path.join(home, ".config"),
+            "TMPDIR": tmp,
+            "CONTAINERS_REGISTRIES_CONF": paths["registries.conf"],
+            "REGISTRY_AUTH_FILE": paths["auth.json"],
+            "CONTAINERS_STORAGE_CONF": paths["storage.conf"],
+            "CONTAINERS_CONF": paths["containers.conf"],
+        }
+
+    def run(self, *cmd, check=True) -> subprocess.CompletedProcess:
+        """Run a client; with check=True a non-zero exit fails the test with the client's stderr."""
+        proc = subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+        if check and proc.returncode != 0:
+            raise ClientError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def skopeo(self, *args, check=True):
+        return self.run("skopeo", *args, check=check)
+
+    def podman(self, *args, check=True):
+        return self.run("podman", *args, check=check)
+
+    def buildah(self, *args, check=True):
+        return self.run("buildah", *args, check=check)
+
+    # Common skopeo verbs against a plain-HTTP registry.
+    def copy_to(self, src: str, dest: str, *flags):
+        return self.skopeo("copy", "--retry-times=0", "--dest-tls-verify=false", *flags, src, dest)
+
+    def copy_from(self, src: str, dest: str, *flags):
+        return self.skopeo("copy", "--retry-times=0", "--src-tls-verify=false", *flags, src, dest)
+
+    def inspect_raw(self, ref: str) -> bytes:
+        return self.skopeo("inspect", "--tls-verify=false", "--raw", ref).stdout.encode()
+
+    def inspect(self, ref: str) -> dict:
+        return json.loads(self.skopeo("inspect", "--tls-verify=false", ref).stdout)
+
+
+# ---- raw HTTP -------------------------------------------------------------------------------------
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+
+def request(url: str, method="GET", path="/", body=None, headers=None, timeout=30) -> Response:
+    """One HTTP exchange on a fresh connection. `url` is the registry base URL; `path` may be absolute."""
+    parts = urlsplit(path if path.startswith("http") else url + path)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        conn.request(method, target, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
+def expect(resp: Response, status: int, what: str) -> Response:
+    if resp.status != status:
+        raise AssertionError(f"{what}: expected {status}, got {resp.status}: {resp.body[:500]!r}")
+    return resp
+
+
+def push_blob(url: str, repo: str, data: bytes) -> str:
+    """Monolithic upload (POST then PUT ?digest=); returns the digest. Fails the test unless 201."""
+    digest = sha256(data)
+    start = expect(request(url, "POST", f"/v2/{repo}/blobs/uploads/"), 202, "start upload")
+    location = start.header("location")
+    sep = "&" if "?" in location else "?"
+    expect(request(url, "PUT", f"{location}{sep}digest={digest}", data,
+                   {"Content-Type": "application/octet-stream"}), 201, f"put blob {digest}")
+    return digest
+
+
+def put_manifest(url: str, repo: str, ref: str, data: bytes, media_type: str) -> Response:
+    return request(url, "PUT", f"/v2/{repo}/manifests/{ref}", data, {"Content-Type": media_type})
+
+
+def push_image(url: str, repo: str, image, tag: str):
+    """Push an images.Image's blobs then its manifest under `tag`; returns the manifest PUT response."""
+    for blob in image.blobs():
+        push_blob(url, repo, blob.data)
+    return put_manifest(url, repo, tag, image.manifest.data, image.manifest.media_type)
+
+
+def get_manifest(url: str, repo: str, ref: str) -> Response:
+    return request(url, "GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT})
+
+
+def get_blob(url: str, repo: str, digest: str) -> Response:
+    """GET a blob, following a redirect if the registry hands one out."""
+    resp = request(url, "GET", f"/v2/{repo}/blobs/{digest}")
+    if resp.status in (301, 302, 303, 307, 308):
+        resp = request(url, "GET", resp.header("location"))
+    return resp
+
+
+def list_tags(url: str, repo: str) -> list:
+    resp = expect(request(url, "GET", f"/v2/{repo}/tags/list"), 200, f"tags of {repo}")
+    return json.loads(resp.body).get("tags") or []
+
+
+# ---- pytest glue --------------------------------------------------------------------------------
+
+def require(*tools):
+    """Skip marker for tests that need client binaries this machine may lack."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"not installed: {', '.join(missing)}")
+
+
+@pytest.fixture
+def clients(tmp_path):
+    """A fresh, isolated client world for one test (import this fixture into the test module)."""
+    return Clients(str(tmp_path / "clients"))
