@@ -27,6 +27,9 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 OCTET = "application/octet-stream"
+# Every manifest type, so registries that negotiate (Distribution) never convert or refuse.
+ACCEPT_ALL = ", ".join([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
+
 EMPTY_BLOB = b"{}"  # the OCI "empty descriptor" content, always sha256:44136fa3...
 EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
@@ -266,6 +269,9 @@ class Client:
         dgst = digest_of(data)
         response = self.push_manifest(name, dgst, data, OCI_MANIFEST)
         return Image(data, dgst, OCI_MANIFEST, EMPTY_BLOB, [blob], response)
+
+    def get_manifest(self, name, reference, method="GET"):
+        return self.request(method, f"/v2/{name}/manifests/{reference}", headers={"Accept": ACCEPT_ALL})
 
     def tags(self, name):
         r = self.get(f"/v2/{name}/tags/list")
