@@ -2,8 +2,10 @@
 
 `Clients(tmp_dir)` gives each test its own world: a private HOME (so the per-user policy.json and
 registries.d win over /etc), its own registries.conf, auth file, storage.conf (vfs driver, graph root and
-run root under tmp_dir) and containers.conf (cgroupfs, file events, tmp dir under tmp_dir). Nothing reads or
-writes /etc/containers or /var/lib/containers. The registry is plain HTTP on 127.0.0.1, so every command
+run root under tmp_dir) and containers.conf (cgroupfs, file events, tmp dir under tmp_dir). No configuration
+is taken from /etc/containers except the read-only short-name aliases. One known leak: as root, all three
+tools keep their blob-info cache in /var/lib/containers/cache and offer no flag to move it; it only holds
+hints (which repository had which blob) that the tools verify with HEAD before use. The registry is plain HTTP on 127.0.0.1, so every command
 that talks to it carries the tls flag (--tls-verify=false, or --src-/--dest-tls-verify=false for copies).
 
 The raw-HTTP helpers open one connection per call, so they are safe to use from many threads at once.
@@ -45,7 +47,8 @@ class Clients:
         home = os.path.join(root, "home")
         conf_dir = os.path.join(home, ".config", "containers")
         tmp = os.path.join(root, "tmp")
-        for d in (conf_dir, tmp, os.path.join(root, "run")):
+        registries_d = os.path.join(conf_dir, "registries.d")
+        for d in (registries_d, tmp, os.path.join(root, "run")):
             os.makedirs(d, exist_ok=True)
         files = {
             "policy.json": json.dumps({"default": [{"type": "insecureAcceptAnything"}]}),
@@ -54,6 +57,8 @@ class Clients:
             "storage.conf": (f'[storage]\ndriver = "vfs"\ngraphroot = "{root}/storage"\n'
                              f'runroot = "{root}/run"\n'),
             # Root in a container without systemd: cgroupfs and file events are what work here.
+            # Signatures (none are made) would go under root, not /var/lib/containers/sigstore.
+            "registries.d/default.yaml": f"default-docker:\n  lookaside: file://{root}/sigstore\n",
             "containers.conf": (f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
                                 f'tmp_dir = "{tmp}"\n'),
         }
