@@ -39,6 +39,8 @@ class blob_reader {
 };
 
 // One upload session, as returned by blob_store::open_upload(). Holding it marks the upload busy.
+// It may outlive its store. Once commit() succeeded or returned DIGEST_INVALID, the handle is spent
+// (write() and commit() return BLOB_UPLOAD_UNKNOWN); after an internal failure it may be retried.
 class upload {
  public:
   virtual ~upload() = default;
@@ -75,7 +77,8 @@ class blob_store {
   virtual result<std::shared_ptr<upload>> open_upload(std::string_view repo, std::string_view id) = 0;
   // Bytes received so far by the upload; BLOB_UPLOAD_UNKNOWN as above. Does not mark it busy.
   virtual result<std::uint64_t> upload_size(std::string_view repo, std::string_view id) = 0;
-  // Discards the upload; BLOB_UPLOAD_UNKNOWN as above.
+  // Discards the upload; BLOB_UPLOAD_UNKNOWN as above; BLOB_UPLOAD_INVALID (409) while a request
+  // is writing to it.
   virtual result<void> cancel_upload(std::string_view repo, std::string_view id) = 0;
 };
 

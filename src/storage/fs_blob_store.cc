@@ -176,6 +176,20 @@ struct layout {
   fs::path tmp() const { return root / "tmp"; }
 };
 
+// Renames `src` to `dst`, creating dst's fan-out directory on first use. Trying the rename first
+// keeps mkdir off the hot path: once a prefix has a blob, its directory exists.
+result<void> rename_into_fanout(const fs::path& src, const fs::path& dst) {
+  if (::rename(src.c_str(), dst.c_str()) == 0) return {};
+  if (errno != ENOENT) return backend_failure("rename", dst, errno);
+  const fs::path fanout = dst.parent_path();
+  if (::mkdir(fanout.c_str(), 0777) != 0 && errno != EEXIST) return backend_failure("mkdir", fanout, errno);
+  // Also on EEXIST: a concurrent creator may not have synced the parent yet.
+  if (const int err = fsync_dir(fanout.parent_path()))
+    return backend_failure("fsync", fanout.parent_path(), err);
+  if (::rename(src.c_str(), dst.c_str()) != 0) return backend_failure("rename", dst, errno);
+  return {};
+}
+
 // Moves the fully written file `src` (open as `fd`) into place as blob `d`, or discards it when `d`
 // is stored already (dedup). Durable on success: the rename is the commit point, so a crash leaves
 // either no blob or a complete one.
@@ -186,7 +200,7 @@ result<void> install_blob(const layout& where, const digest& d, const fs::path& 
     if (::unlink(src.c_str()) != 0) log_failure("unlink", src, errno);  // garbage only: go on
   } else {
     if (::fsync(fd) != 0) return backend_failure("fsync", src, errno);
-    if (::rename(src.c_str(), dst.c_str()) != 0) return backend_failure("rename", dst, errno);
+    if (auto r = rename_into_fanout(src, dst); !r) return r;
   }
   // Also on dedup: the existing entry may come from a concurrent commit that has not synced the
   // directory yet, and we must not acknowledge a blob a power loss could take away.
@@ -490,16 +504,15 @@ class fs_blob_store final : public blob_store {
   std::shared_ptr<upload_registry> registry_ = std::make_shared<upload_registry>();
 };
 
-// Creates every directory of the layout, fan-out included, so commits never create directories:
-// no mkdir, and no extra parent fsync, on the hot path. Then syncs each parent that gained an entry.
+// Creates the fixed directories of the layout (a fan-out directory comes with its first blob), then
+// syncs each parent that gained an entry.
 void create_layout(const layout& where) {
-  std::vector<fs::path> dirs = {where.root, where.root / "blobs"};
-  for (auto a : {digest_algorithm::sha256, digest_algorithm::sha512}) {
-    dirs.push_back(where.blobs(a));
-    for (int i = 0; i < 256; ++i) dirs.push_back(where.blobs(a) / fmt::format("{:02x}", i));
-  }
-  dirs.push_back(where.uploads());
-  dirs.push_back(where.tmp());
+  const std::vector<fs::path> dirs = {where.root,
+                                      where.root / "blobs",
+                                      where.blobs(digest_algorithm::sha256),
+                                      where.blobs(digest_algorithm::sha512),
+                                      where.uploads(),
+                                      where.tmp()};
 
   std::set<fs::path> changed;
   for (const auto& dir : dirs) {

@@ -293,12 +293,24 @@ TEST_F(FsBlobStoreTest, FailedCommitKeepsTheUploadUsable) {
   const auto d = digest_of("abc");
   const std::string hex(d.hex());
   const auto fanout = root_ / "blobs" / "sha256" / hex.substr(0, 2);
-  fs::remove(fanout);  // the rename into place now fails
+  std::ofstream(fanout) << "in the way";  // the rename into place now fails
   EXPECT_EQ(up->commit(d).error().code, errc::internal);
   EXPECT_EQ(up->size(), 3u);
-  fs::create_directory(fanout);
+  fs::remove(fanout);
   ASSERT_TRUE(up->write("def"));
   EXPECT_EQ(up->commit(digest_of("abcdef")).value(), 6u);
+}
+
+TEST_F(FsBlobStoreTest, UploadHandleMayOutliveTheStore) {
+  auto up = open(create());
+  ASSERT_TRUE(up);
+  store_.reset();
+  ASSERT_TRUE(up->write("late"));
+  const auto d = digest_of("late");
+  EXPECT_EQ(up->commit(d).value(), 4u);
+  up.reset();
+  restart();
+  EXPECT_EQ(store_->stat(d).value(), 4u);
 }
 
 TEST_F(FsBlobStoreTest, CancelRemovesTheData) {
