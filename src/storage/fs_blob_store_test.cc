@@ -218,6 +218,13 @@ TEST_F(FsBlobStoreTest, UploadsOfAnotherRepositoryAreUnknown) {
 
 TEST_F(FsBlobStoreTest, MalformedIdsAreUnknown) {
   const auto id = create();
+  // A decoy a traversing id would reach: uploads/../decoy looks like an upload of the repository.
+  fs::create_directory(root_ / "decoy");
+  std::ofstream(root_ / "decoy" / "owner") << "library/alpine";
+  std::ofstream(root_ / "decoy" / "data") << "x";
+  EXPECT_EQ(store_->open_upload("library/alpine", "../decoy").error().code, errc::blob_upload_unknown);
+  EXPECT_EQ(store_->cancel_upload("library/alpine", "../decoy").error().code, errc::blob_upload_unknown);
+  EXPECT_TRUE(fs::exists(root_ / "decoy" / "data"));
   std::string upper = id;
   for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   for (const std::string& bad : {std::string("../x"), std::string(), std::string("../../tmp"), upper,
