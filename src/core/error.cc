@@ -10,7 +10,8 @@ constexpr std::array kTable = {
     error_info{"BLOB_UPLOAD_INVALID", "blob upload invalid", 400},
     error_info{"BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry", 404},
     error_info{"DIGEST_INVALID", "provided digest did not match uploaded content", 400},
-    error_info{"MANIFEST_BLOB_UNKNOWN", "manifest references a manifest or blob unknown to registry", 404},
+    // 400, not 404: the request (the manifest) is at fault, as in distribution.
+    error_info{"MANIFEST_BLOB_UNKNOWN", "manifest references a manifest or blob unknown to registry", 400},
     error_info{"MANIFEST_INVALID", "manifest invalid", 400},
     error_info{"MANIFEST_UNKNOWN", "manifest unknown to registry", 404},
     error_info{"NAME_INVALID", "invalid repository name", 400},
