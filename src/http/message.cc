@@ -1,1 +1,161 @@
-// placeholder: being written
+#include "http/message.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace berth::http {
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Form decoding: '+' is a space, %XX a byte; a malformed escape is kept as it is.
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Compares an encoded query key with a plain one without allocating in the common unencoded case.
+bool key_equals(std::string_view encoded, std::string_view key) {
+  if (encoded.find_first_of("%+") == std::string_view::npos) return encoded == key;
+  return percent_decode(encoded) == key;
+}
+
+// Calls f(value) with the still-encoded value of every `key` parameter of `target`'s query, in order.
+template <class F>
+void for_each_value(std::string_view target, std::string_view key, F f) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    auto eq = pair.find('=');
+    std::string_view name = pair.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (key_equals(name, key)) f(value);
+  }
+}
+
+}  // namespace
+
+std::span<char> body_source::scratch() {
+  if (!scratch_) scratch_ = std::make_unique_for_overwrite<char[]>(scratch_size);
+  return {scratch_.get(), scratch_size};
+}
+
+request::request(beast::http::verb method, std::string target, beast::http::fields headers,
+                 std::optional<std::uint64_t> content_length, bool chunked, std::string remote_address,
+                 body_source* body)
+    : method_(method),
+      target_(std::move(target)),
+      headers_(std::move(headers)),
+      content_length_(content_length),
+      chunked_(chunked),
+      remote_address_(std::move(remote_address)),
+      body_(body) {}
+
+std::string_view request::path() const {
+  std::string_view t = target_;
+  return t.substr(0, t.find('?'));
+}
+
+std::optional<std::string> request::query(std::string_view key) const {
+  std::optional<std::string> found;
+  for_each_value(target_, key, [&](std::string_view v) {
+    if (!found) found = percent_decode(v);
+  });
+  return found;
+}
+
+std::vector<std::string> request::query_all(std::string_view key) const {
+  std::vector<std::string> values;
+  for_each_value(target_, key, [&](std::string_view v) { values.push_back(percent_decode(v)); });
+  return values;
+}
+
+std::optional<std::string_view> request::header(std::string_view name) const {
+  auto it = headers_.find(name);
+  if (it == headers_.end()) return std::nullopt;
+  return it->value();
+}
+
+asio::awaitable<result<std::string>> request::read_body(std::size_t limit) {
+  if (content_length_ && *content_length_ > limit) {
+    co_return fail(errc::manifest_too_large, "the body is larger than the limit");
+  }
+  std::string out;
+  if (!has_body() || body_ == nullptr) co_return out;
+
+  // The announced size is allocated at once; a chunked body grows geometrically up to one byte
+  // past the limit, which is enough to tell that it is too large.
+  const std::size_t cap = limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1;
+  out.resize(content_length_ ? *content_length_ : std::min<std::size_t>(cap, 16 * 1024));
+  std::size_t used = 0;
+  for (;;) {
+    if (used == out.size()) {
+      if (content_length_) break;  // everything announced has arrived
+      if (used > limit) co_return fail(errc::manifest_too_large, "the body is larger than the limit");
+      out.resize(std::min(cap, used * 2));
+    }
+    auto n = co_await body_->read_some({out.data() + used, out.size() - used});
+    if (!n) co_return std::unexpected(std::move(n.error()));
+    if (*n == 0) break;
+    used += *n;
+  }
+  if (used > limit) co_return fail(errc::manifest_too_large, "the body is larger than the limit");
+  if (content_length_ && used < *content_length_) co_return fail(errc::size_invalid, "the body is shorter than announced");
+  out.resize(used);
+  co_return out;
+}
+
+asio::awaitable<result<std::uint64_t>> request::stream_body(
+    const std::function<result<void>(std::string_view)>& sink) {
+  std::uint64_t total = 0;
+  if (!has_body() || body_ == nullptr) co_return total;
+  std::span<char> buf = body_->scratch();
+  for (bool done = false; !done;) {
+    // Fill the buffer before handing it on: the sink (a file write, a hash) works best on large pieces.
+    std::size_t filled = 0;
+    while (filled < buf.size()) {
+      auto n = co_await body_->read_some(buf.subspan(filled));
+      if (!n) co_return std::unexpected(std::move(n.error()));
+      if (*n == 0) {
+        done = true;
+        break;
+      }
+      filled += *n;
+    }
+    if (filled == 0) break;
+    if (auto r = sink({buf.data(), filled}); !r) co_return std::unexpected(std::move(r.error()));
+    total += filled;
+  }
+  co_return total;
+}
+
+std::shared_ptr<const int> share_fd(int fd) {
+  return std::shared_ptr<const int>(new int(fd), [](const int* p) {
+    ::close(*p);
+    delete p;
+  });
+}
+
+}  // namespace berth::http

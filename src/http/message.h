@@ -3,6 +3,8 @@
 // read_body() or stream_body(). Thread-safety: one request is used by one coroutine.
 #pragma once
 
+#include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -30,6 +32,15 @@ class body_source {
   // when the peer sent fewer bytes than announced or broke the chunked framing, or BLOB_UPLOAD_INVALID
   // when the connection failed.
   virtual asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) = 0;
+
+  // A buffer of scratch_size bytes owned by the source, allocated on first use and then reused:
+  // the server keeps one source per connection, so a connection allocates it at most once however
+  // many bodies it streams. Used by request::stream_body (and by the server for TLS file bodies).
+  static constexpr std::size_t scratch_size = 1024 * 1024;
+  std::span<char> scratch();
+
+ private:
+  std::unique_ptr<char[]> scratch_;
 };
 
 class request {

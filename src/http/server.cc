@@ -1,1 +1,595 @@
-// placeholder: being written
+#include "http/server.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <cstring>
+#include <charconv>
+#include <mutex>
+#include <stdexcept>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+namespace berth::http {
+namespace {
+
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using parser_type = bhttp::request_parser<bhttp::buffer_body>;
+
+// Expected network errors are values, not exceptions.
+auto with(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+constexpr std::size_t first_read_size = 4096;
+constexpr std::size_t tls_file_piece = 256 * 1024;
+constexpr std::size_t max_sendfile = 1 << 30;
+// How long a closing connection with unread input is drained, so that our response is not
+// destroyed by the RST the kernel sends when a socket is closed with unread data.
+constexpr std::chrono::milliseconds linger_time{500};
+constexpr std::string_view tls_on_plain_body = "this port speaks plain HTTP\n";
+
+class live_connection;
+
+// Everything the acceptor and the connections share; it outlives the server object while
+// coroutines still run. Thread-safety: `stopping` and `live` are guarded by `mutex`; the acceptor
+// is used on its own strand, the grace timer on `control`.
+struct shared_state : std::enable_shared_from_this<shared_state> {
+  shared_state(asio::io_context& io, server_options o, handler h)
+      : ioc(io),
+        options(std::move(o)),
+        handle(std::move(h)),
+        acceptor(asio::make_strand(io)),
+        control(asio::make_strand(io)),
+        grace_timer(control) {}
+
+  tcp::endpoint listen();
+  void start();
+  void shutdown(std::chrono::milliseconds grace);
+  // Registers a new connection; false when the server is stopping (the caller drops it).
+  bool enroll(const std::shared_ptr<live_connection>& c);
+  void withdraw(const live_connection* c);
+
+  asio::io_context& ioc;
+  const server_options options;
+  const handler handle;
+  tcp::acceptor acceptor;
+  std::optional<asio::ssl::context> tls;
+  asio::strand<asio::io_context::executor_type> control;
+  asio::steady_timer grace_timer;
+  std::mutex mutex;
+  bool stopping = false;
+  std::unordered_map<const live_connection*, std::weak_ptr<live_connection>> live;
+
+ private:
+  static asio::awaitable<void> accept_loop(std::shared_ptr<shared_state> self);
+  void serve(tcp::socket socket);
+  template <class Connection, class... StreamArgs>
+  void spawn(std::string remote, StreamArgs&&... stream_args);
+  void stop_all(bool force);
+};
+
+// A connection as the registry sees it, so that shutdown() can reach it.
+class live_connection {
+ public:
+  explicit live_connection(std::shared_ptr<shared_state> s) : state_(std::move(s)) {}
+  virtual ~live_connection() { state_->withdraw(this); }
+  live_connection(const live_connection&) = delete;
+  live_connection& operator=(const live_connection&) = delete;
+
+  // REQUIRES: called on executor(). Polite: close now if waiting for a request, else after the
+  // response in progress. Force: close now, failing whatever I/O is pending.
+  virtual void stop(bool force) = 0;
+  virtual asio::any_io_executor executor() = 0;
+
+ protected:
+  std::shared_ptr<shared_state> state_;
+};
+
+error body_error(const error_code& ec) {
+  spdlog::debug("http: reading a request body failed: {}", ec.message());
+  if (ec.category() == bhttp::make_error_code(bhttp::error::partial_message).category()) {
+    return error{errc::size_invalid, "the request body is shorter than announced or badly framed"};
+  }
+  return error{errc::blob_upload_invalid, "the connection failed while reading the body"};
+}
+
+// The body of the request being served, read through its parser from the connection's stream.
+// One per connection (so its scratch buffer is reused); bound to each request's parser in turn.
+template <class Stream>
+class parser_source final : public body_source {
+ public:
+  parser_source(Stream& stream, beast::flat_buffer& buffer) : stream_(stream), buffer_(buffer) {}
+
+  // `expect_continue`: the client waits for "100 Continue" before sending the body.
+  void bind(parser_type* parser, bool expect_continue) {
+    parser_ = parser;
+    continue_pending_ = expect_continue;
+  }
+
+  asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
+    if (parser_ == nullptr || parser_->is_done()) co_return 0;
+    error_code ec;
+    if (continue_pending_) {
+      continue_pending_ = false;
+      static constexpr std::string_view line = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(stream_, asio::buffer(line.data(), line.size()), with(ec));
+      if (ec) co_return std::unexpected(body_error(ec));
+    }
+    // A read can parse only framing (a chunk header); go on until body bytes or the end arrive.
+    for (;;) {
+      auto& body = parser_->get().body();
+      body.data = buf.data();
+      body.size = buf.size();
+      co_await bhttp::async_read_some(stream_, buffer_, *parser_, with(ec));
+      if (ec == bhttp::error::need_buffer) ec = {};  // `buf` is full
+      if (ec) co_return std::unexpected(body_error(ec));
+      std::size_t n = buf.size() - body.size;
+      if (n > 0 || parser_->is_done()) co_return n;
+    }
+  }
+
+ private:
+  Stream& stream_;
+  beast::flat_buffer& buffer_;
+  parser_type* parser_ = nullptr;
+  bool continue_pending_ = false;
+};
+
+// Moves the handler's headers into a Beast message; Content-Length is the server's to set.
+template <class Body, class... BodyArgs>
+bhttp::response<Body> make_message(response& res, bool keep, std::uint64_t length, BodyArgs&&... body) {
+  bhttp::response_header<> head(std::move(res.headers));
+  head.version(11);
+  head.result(res.status);
+  bhttp::response<Body> msg(std::move(head), std::forward<BodyArgs>(body)...);
+  msg.keep_alive(keep);
+  // RFC 9110 8.6: no Content-Length on 1xx and 204; 304 describes another response.
+  bool bodiless = res.status < 200 || res.status == 204 || res.status == 304;
+  msg.content_length(bodiless ? boost::none : boost::optional<std::uint64_t>(length));
+  return msg;
+}
+
+// One connection: the coroutine run() owns it (through the shared_ptr in its frame) and every
+// step runs on the stream's strand.
+template <class Stream>
+class connection final : public live_connection {
+ public:
+  template <class... StreamArgs>
+  connection(std::shared_ptr<shared_state> s, std::string remote, StreamArgs&&... stream_args)
+      : live_connection(std::move(s)),
+        stream_(std::forward<StreamArgs>(stream_args)...),
+        source_(stream_, buffer_),
+        remote_(std::move(remote)) {}
+
+  static asio::awaitable<void> run(std::shared_ptr<connection> self) {
+    if (co_await self->open()) {
+      while (!self->stop_requested_ && co_await self->serve_one()) {
+      }
+    }
+    co_await self->close();
+  }
+
+  void stop(bool force) override {
+    stop_requested_ = true;
+    if (force || idle_) tcp().close();
+  }
+
+  asio::any_io_executor executor() override { return stream_.get_executor(); }
+
+ private:
+  static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+
+  // TLS: the handshake. Plain: looks at the first byte, and turns a TLS ClientHello away at once
+  // (clients probing with verification off would otherwise wait for a timeout).
+  asio::awaitable<bool> open() {
+    error_code ec;
+    tcp().expires_after(state_->options.idle_timeout);
+    if constexpr (is_tls) {
+      co_await stream_.async_handshake(asio::ssl::stream_base::server, with(ec));
+      co_return !ec;
+    } else {
+      std::size_t n = co_await stream_.async_read_some(buffer_.prepare(first_read_size), with(ec));
+      if (ec) co_return false;
+      buffer_.commit(n);
+      if (static_cast<const unsigned char*>(buffer_.data().data())[0] == 0x16) {
+        co_await reject("400 Bad Request", tls_on_plain_body);
+        co_return false;
+      }
+      co_return true;
+    }
+  }
+
+  // Serves one request. Returns whether the connection stays open for another.
+  asio::awaitable<bool> serve_one() {
+    parser_type parser;
+    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(state_->options.max_header_bytes, UINT32_MAX)));
+    parser.body_limit(boost::none);  // the handler decides
+
+    error_code ec;
+    idle_ = true;
+    tcp().expires_after(state_->options.idle_timeout);
+    co_await bhttp::async_read_header(stream_, buffer_, parser, with(ec));
+    idle_ = false;
+    if (ec) {
+      co_await refuse_header(ec);
+      co_return false;
+    }
+    tcp().expires_never();  // a handler may take long: a 5 GiB upload
+
+    auto& msg = parser.get();
+    bool keep = parser.keep_alive() && msg.version() >= 11;
+    source_.bind(&parser, msg.version() >= 11 && beast::iequals(msg[bhttp::field::expect], "100-continue"));
+    auto length = parser.content_length();
+    request req(msg.method(), std::string(msg.target()), std::move(static_cast<bhttp::fields&>(msg)),
+                length ? std::optional<std::uint64_t>(*length) : std::nullopt, parser.chunked(), remote_,
+                &source_);
+
+    response res = co_await call_handler(req, keep);
+    if (!parser.is_done()) {
+      keep = false;
+      drain_on_close_ = true;  // the client may still be sending the body
+    }
+    keep = keep && !stop_requested_;
+    bool written = co_await write_response(res, req.method() == bhttp::verb::head, keep);
+    source_.bind(nullptr, false);
+    co_return written && keep;
+  }
+
+  // Returns the handler's response, or 500 (and keep = false) when it throws.
+  asio::awaitable<response> call_handler(request& req, bool& keep) {
+    std::string what;
+    try {
+      co_return co_await state_->handle(req);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+      what = "unknown exception";
+    }
+    spdlog::error("http: handler failed on {} {}: {}", bhttp::to_string(req.method()), req.path(), what);
+    keep = false;
+    response res;
+    res.status = 500;
+    co_return res;
+  }
+
+  // Answers a request whose header could not be read, when there is anyone to answer.
+  asio::awaitable<void> refuse_header(const error_code& ec) {
+    if (ec == bhttp::error::header_limit) {
+      co_await reject("431 Request Header Fields Too Large", {});
+    } else if (ec != bhttp::error::end_of_stream &&
+               ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category()) {
+      co_await reject("400 Bad Request", {});
+    }
+  }
+
+  // Sends a fixed response and marks the connection for a draining close.
+  asio::awaitable<void> reject(std::string_view status_line, std::string_view body) {
+    std::string raw = fmt::format(
+        "HTTP/1.1 {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        status_line, body.size(), body);
+    error_code ec;
+    co_await asio::async_write(stream_, asio::buffer(raw), with(ec));
+    drain_on_close_ = true;
+  }
+
+  // Returns false when the connection broke and must close.
+  asio::awaitable<bool> write_response(response& res, bool head, bool keep) {
+    if (head || res.file) {
+      std::uint64_t length = res.file ? res.file->length : res.body.size();
+      if (head) length = res.head_length.value_or(length);
+      auto msg = make_message<bhttp::empty_body>(res, keep, length);
+      if (!co_await write(msg)) co_return false;
+      co_return head || co_await send_file(*res.file);
+    }
+    std::uint64_t length = res.body.size();
+    auto msg = make_message<bhttp::string_body>(res, keep, length, std::move(res.body));
+    co_return co_await write(msg);
+  }
+
+  template <class Message>
+  asio::awaitable<bool> write(Message& msg) {
+    error_code ec;
+    co_await bhttp::async_write(stream_, msg, with(ec));
+    co_return !ec || ec == bhttp::error::end_of_stream;  // end_of_stream: "now close", not a failure
+  }
+
+  asio::awaitable<bool> send_file(const file_slice& f) {
+    if constexpr (is_tls) {
+      co_return co_await send_file_tls(f);
+    } else {
+      co_return co_await send_file_plain(f);
+    }
+  }
+
+  // sendfile(2) on the non-blocking socket: no copy through user space.
+  asio::awaitable<bool> send_file_plain(const file_slice& f) {
+    auto& sock = tcp().socket();
+    error_code ec;
+    sock.native_non_blocking(true, ec);
+    if (ec) co_return false;
+    off_t offset = static_cast<off_t>(f.offset);
+    std::uint64_t left = f.length;
+    while (left > 0) {
+      ssize_t n = ::sendfile(sock.native_handle(), *f.fd, &offset, std::min<std::uint64_t>(left, max_sendfile));
+      if (n > 0) {
+        left -= static_cast<std::uint64_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        co_await sock.async_wait(tcp::socket::wait_write, with(ec));
+        if (ec) co_return false;
+      } else {
+        log_file_failure(n, left);
+        co_return false;
+      }
+    }
+    co_return true;
+  }
+
+  // TLS must encrypt in user space: pread pieces into the connection's scratch buffer.
+  asio::awaitable<bool> send_file_tls(const file_slice& f) {
+    std::span<char> buf = source_.scratch().first(tls_file_piece);
+    off_t offset = static_cast<off_t>(f.offset);
+    std::uint64_t left = f.length;
+    while (left > 0) {
+      ssize_t n = ::pread(*f.fd, buf.data(), std::min<std::uint64_t>(left, buf.size()), offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        log_file_failure(n, left);
+        co_return false;
+      }
+      error_code ec;
+      co_await asio::async_write(stream_, asio::buffer(buf.data(), static_cast<std::size_t>(n)), with(ec));
+      if (ec) co_return false;
+      offset += n;
+      left -= static_cast<std::uint64_t>(n);
+    }
+    co_return true;
+  }
+
+  void log_file_failure(ssize_t n, std::uint64_t left) {
+    // A client going away is routine; a file shorter than its slice is a bug upstream.
+    if (n == 0) {
+      spdlog::error("http: file body ended {} bytes early; closing the connection", left);
+    } else {
+      spdlog::debug("http: sending a file body failed: {}", std::strerror(errno));
+    }
+  }
+
+  asio::awaitable<void> close() {
+    auto& sock = tcp().socket();
+    if (drain_on_close_ && sock.is_open()) {
+      // Half-close and read what the client still sends, so that it sees our response.
+      error_code ec;
+      sock.shutdown(tcp::socket::shutdown_send, ec);
+      idle_ = true;
+      tcp().expires_after(linger_time);
+      while (!ec) {
+        co_await tcp().async_read_some(buffer_.prepare(first_read_size), with(ec));
+      }
+    }
+    tcp().close();
+  }
+
+  Stream stream_;
+  beast::flat_buffer buffer_;  // kept across requests: it may hold the next pipelined request
+  parser_source<Stream> source_;
+  std::string remote_;
+  bool idle_ = true;  // waiting for a request: shutdown() may close at once
+  bool stop_requested_ = false;
+  bool drain_on_close_ = false;
+};
+
+void log_failure(const std::exception_ptr& e) {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    spdlog::error("http: connection failed: {}", x.what());
+  } catch (...) {
+    spdlog::error("http: connection failed");
+  }
+}
+
+std::uint16_t parse_port(std::string_view spec, std::string_view port) {
+  std::uint16_t value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size()) {
+    throw std::runtime_error(fmt::format("listen address '{}': bad port '{}'", spec, port));
+  }
+  return value;
+}
+
+// "host:port", "[v6]:port" or ":port" (all IPv4 interfaces). A host name is resolved once.
+tcp::endpoint parse_listen_address(asio::io_context& ioc, std::string_view spec) {
+  std::string_view host;
+  std::string_view port;
+  if (spec.starts_with('[')) {
+    auto close = spec.find(']');
+    if (close == std::string_view::npos || spec.substr(close + 1, 1) != ":") {
+      throw std::runtime_error(fmt::format("listen address '{}': expected [address]:port", spec));
+    }
+    host = spec.substr(1, close - 1);
+    port = spec.substr(close + 2);
+  } else {
+    auto colon = spec.rfind(':');
+    if (colon == std::string_view::npos || spec.substr(0, colon).find(':') != std::string_view::npos) {
+      throw std::runtime_error(fmt::format("listen address '{}': expected host:port or [address]:port", spec));
+    }
+    host = spec.substr(0, colon);
+    port = spec.substr(colon + 1);
+  }
+  std::uint16_t number = parse_port(spec, port);
+  if (host.empty()) return {asio::ip::address_v4::any(), number};
+  error_code ec;
+  auto address = asio::ip::make_address(std::string(host), ec);
+  if (!ec) return {address, number};
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(std::string(host), std::string(port), ec);
+  if (ec || results.empty()) {
+    throw std::runtime_error(fmt::format("listen address '{}': cannot resolve '{}': {}", spec, host, ec.message()));
+  }
+  return results.begin()->endpoint();
+}
+
+asio::ssl::context make_tls_context(const tls_files& files) {
+  asio::ssl::context ctx(asio::ssl::context::tls_server);
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  error_code ec;
+  ctx.use_certificate_chain_file(files.certificate, ec);
+  if (ec) throw std::runtime_error(fmt::format("TLS certificate '{}': {}", files.certificate, ec.message()));
+  ctx.use_private_key_file(files.private_key, asio::ssl::context::pem, ec);
+  if (ec) throw std::runtime_error(fmt::format("TLS private key '{}': {}", files.private_key, ec.message()));
+  return ctx;
+}
+
+tcp::endpoint shared_state::listen() {
+  tcp::endpoint endpoint = parse_listen_address(ioc, options.listen);
+  if (options.tls) tls.emplace(make_tls_context(*options.tls));
+  auto check = [&](const error_code& ec, std::string_view step) {
+    if (ec) throw std::runtime_error(fmt::format("cannot listen on '{}' ({}): {}", options.listen, step, ec.message()));
+  };
+  error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  check(ec, "socket");
+  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  check(ec, "SO_REUSEADDR");
+  acceptor.bind(endpoint, ec);
+  check(ec, "bind");
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  check(ec, "listen");
+  auto bound = acceptor.local_endpoint(ec);
+  check(ec, "local address");
+  return bound;
+}
+
+void shared_state::start() { asio::co_spawn(acceptor.get_executor(), accept_loop(shared_from_this()), log_failure); }
+
+asio::awaitable<void> shared_state::accept_loop(std::shared_ptr<shared_state> self) {
+  asio::steady_timer backoff(self->acceptor.get_executor());
+  for (;;) {
+    error_code ec;
+    tcp::socket socket = co_await self->acceptor.async_accept(asio::make_strand(self->ioc), with(ec));
+    if (!self->acceptor.is_open()) co_return;
+    if (!ec) {
+      self->serve(std::move(socket));
+      continue;
+    }
+    // Out of descriptors and the like: pause rather than spin on the same error.
+    spdlog::warn("http: accept failed: {}", ec.message());
+    backoff.expires_after(std::chrono::milliseconds(50));
+    co_await backoff.async_wait(with(ec));
+  }
+}
+
+void shared_state::serve(tcp::socket socket) {
+  error_code ec;
+  socket.set_option(tcp::no_delay(true), ec);
+  auto peer = socket.remote_endpoint(ec);
+  std::string remote = ec ? std::string() : peer.address().to_string();
+  if (tls) {
+    spawn<connection<beast::ssl_stream<beast::tcp_stream>>>(std::move(remote), std::move(socket), *tls);
+  } else {
+    spawn<connection<beast::tcp_stream>>(std::move(remote), std::move(socket));
+  }
+}
+
+template <class Connection, class... StreamArgs>
+void shared_state::spawn(std::string remote, StreamArgs&&... stream_args) {
+  auto c = std::make_shared<Connection>(shared_from_this(), std::move(remote), std::forward<StreamArgs>(stream_args)...);
+  if (!enroll(c)) return;
+  auto ex = c->executor();
+  asio::co_spawn(ex, Connection::run(std::move(c)), log_failure);
+}
+
+bool shared_state::enroll(const std::shared_ptr<live_connection>& c) {
+  std::lock_guard lock(mutex);
+  if (stopping) return false;
+  live.emplace(c.get(), c);
+  return true;
+}
+
+void shared_state::withdraw(const live_connection* c) {
+  std::lock_guard lock(mutex);
+  live.erase(c);
+  // The last connection is gone: nothing is left for the grace timer to force, and a pending
+  // timer would keep run() from returning. Posted under the mutex, so after shutdown()'s arming.
+  if (stopping && live.empty()) {
+    asio::post(control, [self = shared_from_this()] { self->grace_timer.cancel(); });
+  }
+}
+
+void shared_state::shutdown(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(mutex);
+    if (stopping) return;
+    stopping = true;
+    if (!live.empty()) {
+      asio::post(control, [self = shared_from_this(), grace] {
+        self->grace_timer.expires_after(grace);
+        self->grace_timer.async_wait([self](error_code ec) {
+          if (!ec) self->stop_all(true);
+        });
+      });
+    }
+  }
+  asio::post(acceptor.get_executor(), [self = shared_from_this()] {
+    error_code ec;
+    self->acceptor.close(ec);
+  });
+  stop_all(false);
+}
+
+void shared_state::stop_all(bool force) {
+  std::vector<std::shared_ptr<live_connection>> connections;
+  {
+    std::lock_guard lock(mutex);
+    connections.reserve(live.size());
+    for (auto& [key, weak] : live) {
+      if (auto c = weak.lock()) connections.push_back(std::move(c));
+    }
+  }
+  for (auto& c : connections) {
+    asio::post(c->executor(), [c, force] { c->stop(force); });
+  }
+}
+
+}  // namespace
+
+struct server::state : shared_state {
+  using shared_state::shared_state;
+};
+
+server::server(asio::io_context& ioc, server_options options, handler h)
+    : state_(std::make_shared<state>(ioc, std::move(options), std::move(h))) {}
+
+server::~server() = default;
+
+asio::ip::tcp::endpoint server::listen() { return state_->listen(); }
+
+void server::start() { state_->start(); }
+
+void server::shutdown(std::chrono::milliseconds grace) { state_->shutdown(grace); }
+
+}  // namespace berth::http
