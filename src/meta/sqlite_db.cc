@@ -4,12 +4,20 @@
 #include <spdlog/spdlog.h>
 
 #include <limits>
+#include <mutex>
 
 namespace berth::meta::sqlite {
 namespace {
 
 // Long enough to ride out another process's checkpoint; Berth itself has a single writer.
 constexpr int busy_timeout_ms = 5000;
+
+// Process-wide settings, before SQLite initializes. Memory statistics take a global mutex on every
+// allocation, which costs readers on separate connections more than anything Berth learns from them.
+void configure_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
 
 void log_error(sqlite3* db, int rc, std::string_view what) {
   spdlog::error("sqlite: {}: {} ({})", what, db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
@@ -101,6 +109,7 @@ void connection::stmt_finalizer::operator()(sqlite3_stmt* stmt) const { sqlite3_
 
 result<connection> connection::open(const std::string& path, mode m) {
   // NOMUTEX: each connection is confined to one thread at a time by its owner.
+  configure_once();
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (m == mode::read_write ? SQLITE_OPEN_CREATE : 0);
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);

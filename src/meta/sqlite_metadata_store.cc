@@ -2,6 +2,7 @@
 // their own snapshot and never wait for the writer. Writes go through one group_committer (a single
 // writer connection and thread) that commits concurrent writes together with one fsync.
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <iterator>
@@ -49,7 +50,7 @@ CREATE TABLE manifests (
   created_at    INTEGER NOT NULL,
   PRIMARY KEY (repo_id, digest)
 );
-CREATE INDEX manifests_by_subject ON manifests(repo_id, subject);
+CREATE INDEX manifests_by_subject ON manifests(repo_id, subject, digest);  -- digest: referrers in order, no sort
 CREATE TABLE manifest_refs (
   repo_id    INTEGER NOT NULL,
   manifest   TEXT NOT NULL,
@@ -209,12 +210,11 @@ void migrate(connection& db) {
   if (!row || !*row) throw std::runtime_error("metadata store: cannot read the schema version");
   const std::int64_t version = st.int64(0);
   if (version > schema_version) {
-    throw std::runtime_error("metadata store: the database was written by a newer Berth (schema version " +
-                             std::to_string(version) + ")");
+    throw std::runtime_error(
+        fmt::format("metadata store: the database was written by a newer Berth (schema version {})", version));
   }
   for (std::int64_t v = version; v < schema_version; ++v) {
-    const std::string step = std::string("BEGIN IMMEDIATE;") + migrations[v] +
-                             "PRAGMA user_version = " + std::to_string(v + 1) + "; COMMIT;";
+    const auto step = fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;", migrations[v], v + 1);
     if (!db.exec(step.c_str())) {
       (void)db.exec("ROLLBACK");
       throw std::runtime_error("metadata store: schema migration failed (see log)");
@@ -224,7 +224,7 @@ void migrate(connection& db) {
 
 connection open_or_throw(const std::string& path, connection::mode m) {
   auto db = connection::open(path, m);
-  if (!db) throw std::runtime_error("metadata store: cannot open " + path + " (see log)");
+  if (!db) throw std::runtime_error(fmt::format("metadata store: cannot open {} (see log)", path));
   return std::move(*db);
 }
 
@@ -278,7 +278,7 @@ class sqlite_metadata_store final : public metadata_store {
   explicit sqlite_metadata_store(const std::string& path)
       : writer_(open_and_migrate(path)), readers_(path) {
     // Open one reader now so a path readers cannot use fails at start-up, not on the first request.
-    if (!readers_.acquire()) throw std::runtime_error("metadata store: cannot open a reader on " + path);
+    if (!readers_.acquire()) throw std::runtime_error(fmt::format("metadata store: cannot open a reader on {}", path));
   }
 
   result<std::optional<std::uint64_t>> linked_blob_size(std::string_view repo, const digest& d) override {
