@@ -4,6 +4,8 @@
 // coroutine resumes on its own executor.
 #pragma once
 
+#include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstring>
 #include <charconv>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <type_traits>
@@ -179,9 +180,10 @@ class connection final : public live_connection {
         remote_(std::move(remote)) {}
 
   static asio::awaitable<void> run(std::shared_ptr<connection> self) {
-    if (co_await self->open()) {
-      while (!self->stop_requested_ && co_await self->serve_one()) {
-      }
+    // GCC 12 miscompiles co_await inside conditions: every await here is a plain statement.
+    bool open = co_await self->open();
+    while (open && !self->stop_requested_) {
+      open = co_await self->serve_one();
     }
     co_await self->close();
   }
@@ -222,7 +224,9 @@ class connection final : public live_connection {
   asio::awaitable<bool> serve_one() {
     parser_type parser;
     parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(state_->options.max_header_bytes, UINT32_MAX)));
-    parser.body_limit(boost::none);  // the handler decides
+    // The handler decides. Not boost::none: Boost 1.74 compares a Content-Length against an empty
+    // optional as greater, and fails every body.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
 
     error_code ec;
     idle_ = true;
@@ -239,7 +243,8 @@ class connection final : public live_connection {
     bool keep = parser.keep_alive() && msg.version() >= 11;
     source_.bind(&parser, msg.version() >= 11 && beast::iequals(msg[bhttp::field::expect], "100-continue"));
     auto length = parser.content_length();
-    request req(msg.method(), std::string(msg.target()), std::move(static_cast<bhttp::fields&>(msg)),
+    std::string target(msg.target());  // before the fields move: they hold the target's storage
+    request req(msg.method(), std::move(target), std::move(static_cast<bhttp::fields&>(msg)),
                 length ? std::optional<std::uint64_t>(*length) : std::nullopt, parser.chunked(), remote_,
                 &source_);
 
@@ -297,8 +302,9 @@ class connection final : public live_connection {
       std::uint64_t length = res.file ? res.file->length : res.body.size();
       if (head) length = res.head_length.value_or(length);
       auto msg = make_message<bhttp::empty_body>(res, keep, length);
-      if (!co_await write(msg)) co_return false;
-      co_return head || co_await send_file(*res.file);
+      bool written = co_await write(msg);
+      if (!written || head) co_return written;
+      co_return co_await send_file(*res.file);
     }
     std::uint64_t length = res.body.size();
     auto msg = make_message<bhttp::string_body>(res, keep, length, std::move(res.body));

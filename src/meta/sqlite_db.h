@@ -5,7 +5,7 @@
 // Errors: every SQLite failure is logged here (with the SQL and SQLite's message) and surfaces as
 // errc::internal with a generic detail, so callers only propagate it.
 // Thread-safety: a connection (and its statements) is used by one thread at a time; different
-// connections may be used concurrently (SQLite is built serialized or multi-thread on Debian).
+// connections may be used concurrently (REQUIRES: a thread-safe SQLite build, as Debian's is).
 #pragma once
 
 #include <cstdint>
@@ -61,7 +61,6 @@ class statement {
  private:
   void bind_one(int index, std::string_view text);
   void bind_one(int index, const std::string& text) { bind_one(index, std::string_view(text)); }
-  void bind_one(int index, const char* text) { bind_one(index, std::string_view(text)); }
   void bind_one(int index, blob_view blob);
   void bind_one(int index, std::int64_t value);
   void bind_one(int index, std::uint64_t value);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -233,6 +234,12 @@ TEST_F(sqlite_metadata_store_test, data_survives_reopen) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->content, m.content);
   EXPECT_EQ(got->references, m.references);
+}
+
+// WAL is what lets readers run on their own snapshot while the writer commits.
+TEST_F(sqlite_metadata_store_test, database_is_in_wal_mode) {
+  ASSERT_TRUE(store_->link_blob("r", d("x"), 1).has_value());
+  EXPECT_TRUE(std::filesystem::exists(path() + "-wal"));  // a rollback journal would leave none
 }
 
 TEST_F(sqlite_metadata_store_test, refuses_a_newer_schema) {
