@@ -1,0 +1,65 @@
+// GET, HEAD and DELETE /v2/<name>/blobs/<digest>.
+#include <fmt/core.h>
+
+#include "api/handlers.h"
+#include "http/range.h"
+
+namespace berth::api {
+
+namespace field = http::beast::http;
+
+awaitable<result<response>> get_blob(context& ctx, request& req, const route& r, bool head) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto d = checked_digest(r.reference);
+  if (!d) co_return std::unexpected(d.error());
+
+  // The link decides visibility: the bytes may be stored for another repository only.
+  auto linked = ctx.meta.linked_blob_size(*name, *d);
+  if (!linked) co_return std::unexpected(linked.error());
+  if (!*linked) co_return fail(errc::blob_unknown, d->str());
+
+  auto reader = ctx.blobs.open(*d);
+  if (!reader) co_return std::unexpected(reader.error());
+  const std::uint64_t size = reader->size();
+
+  response res = empty_response(200);
+  res.headers.set(field::field::content_type, "application/octet-stream");
+  res.headers.set("Docker-Content-Digest", d->str());
+  res.headers.set(field::field::accept_ranges, "bytes");
+  res.headers.set(field::field::etag, fmt::format("\"{}\"", d->str()));
+  res.headers.set(field::field::cache_control, "max-age=31536000");
+
+  http::byte_range range{0, size == 0 ? 0 : size - 1};
+  if (auto header = req.header("Range"); header && !head) {
+    auto parsed = http::parse_range(*header, size);
+    if (!parsed) {
+      response bad = empty_response(416);
+      bad.headers.set(field::field::content_range, fmt::format("bytes */{}", size));
+      co_return bad;
+    }
+    range = *parsed;
+    res.status = 206;
+    res.headers.set(field::field::content_range, fmt::format("bytes {}-{}/{}", range.first, range.last, size));
+  }
+  if (head) {
+    res.head_length = size;
+    co_return res;
+  }
+  if (size > 0) res.file = http::file_slice{http::share_fd(reader->release()), range.first, range.length()};
+  co_return res;
+}
+
+awaitable<result<response>> delete_blob(context& ctx, request&, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto d = checked_digest(r.reference);
+  if (!d) co_return std::unexpected(d.error());
+  // Only the link goes: other repositories may share the bytes; the garbage collector frees them.
+  auto removed = co_await ctx.pool.run([&] { return ctx.meta.unlink_blob(*name, *d); });
+  if (!removed) co_return std::unexpected(removed.error());
+  if (!*removed) co_return fail(errc::blob_unknown, d->str());
+  co_return empty_response(202);
+}
+
+}  // namespace berth::api

@@ -1,0 +1,12 @@
+// Renders an error as the OCI JSON envelope {"errors":[{"code","message","detail"}]}: the only place
+// where error bodies are written.
+#pragma once
+
+#include "core/error.h"
+#include "http/message.h"
+
+namespace berth::api {
+
+http::response error_response(const error& e);
+
+}  // namespace berth::api

@@ -1,0 +1,51 @@
+// The handlers behind registry_api, one group per file, and what they share. Each returns the
+// response, or the error that errors.cc renders. `name` and `reference` come from the router and
+// are validated by the handler before any use.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "api/registry_api.h"
+#include "api/router.h"
+#include "core/digest.h"
+
+namespace berth::api {
+
+using http::asio::awaitable;
+using http::request;
+using http::response;
+
+// blobs.cc
+awaitable<result<response>> get_blob(context& ctx, request& req, const route& r, bool head);
+awaitable<result<response>> delete_blob(context& ctx, request& req, const route& r);
+
+// uploads.cc
+awaitable<result<response>> start_upload(context& ctx, request& req, const route& r);
+awaitable<result<response>> patch_upload(context& ctx, request& req, const route& r);
+awaitable<result<response>> finish_upload(context& ctx, request& req, const route& r);
+awaitable<result<response>> upload_status(context& ctx, request& req, const route& r);
+awaitable<result<response>> cancel_upload(context& ctx, request& req, const route& r);
+
+// manifests.cc
+awaitable<result<response>> get_manifest(context& ctx, request& req, const route& r, bool head);
+awaitable<result<response>> put_manifest(context& ctx, request& req, const route& r);
+awaitable<result<response>> delete_manifest(context& ctx, request& req, const route& r);
+awaitable<result<response>> get_referrers(context& ctx, request& req, const route& r);
+
+// listings.cc
+awaitable<result<response>> list_tags(context& ctx, request& req, const route& r);
+awaitable<result<response>> list_catalog(context& ctx, request& req);
+
+// Shared helpers (registry_api.cc).
+// The repository name, or NAME_INVALID.
+result<std::string_view> checked_name(std::string_view name);
+// The digest, or DIGEST_INVALID.
+result<digest> checked_digest(std::string_view text);
+// An absolute URL for `path` on this registry, from Host (or trusted X-Forwarded-*), as clients
+// expect in Location headers.
+std::string absolute_url(const context& ctx, const request& req, std::string_view path);
+// A response with no body and `status`.
+response empty_response(unsigned status);
+
+}  // namespace berth::api

@@ -1,0 +1,69 @@
+// Paginated listings: GET /v2/<name>/tags/list and GET /v2/_catalog, in lexical order with `n` and
+// `last`, and a Link header to the next page when one may follow.
+#include <fmt/core.h>
+
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "api/handlers.h"
+
+namespace berth::api {
+namespace {
+
+namespace field = http::beast::http;
+
+struct page {
+  std::size_t n;
+  std::string last;
+};
+
+result<page> page_of(const context& ctx, const request& req) {
+  page p{ctx.options.max_page, req.query("last").value_or("")};
+  if (auto text = req.query("n")) {
+    std::size_t n = 0;
+    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+    if (ec != std::errc{} || end != text->data() + text->size())
+      return fail(errc::pagination_invalid, "n must be a non-negative integer");
+    p.n = std::min(n, ctx.options.max_page);
+  }
+  return p;
+}
+
+// Fills the body from `items` (fetched with one extra to know whether more follow) and the Link.
+response listing(std::string_view path, nlohmann::json body,
+                 std::string_view key, std::vector<std::string> items, const page& p) {
+  const bool more = items.size() > p.n;
+  if (more) items.resize(p.n);
+  response res = empty_response(200);
+  res.headers.set(field::field::content_type, "application/json");
+  if (more && !items.empty()) {
+    res.headers.set(field::field::link,
+                    fmt::format("<{}?n={}&last={}>; rel=\"next\"", path, p.n, items.back()));
+  }
+  body[std::string(key)] = std::move(items);
+  res.body = body.dump();
+  return res;
+}
+
+}  // namespace
+
+awaitable<result<response>> list_tags(context& ctx, request& req, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto p = page_of(ctx, req);
+  if (!p) co_return std::unexpected(p.error());
+  auto tags = ctx.meta.list_tags(*name, p->last, p->n + 1);
+  if (!tags) co_return std::unexpected(tags.error());
+  if (!*tags) co_return fail(errc::name_unknown, std::string(*name));
+  co_return listing(fmt::format("/v2/{}/tags/list", *name), {{"name", *name}}, "tags", std::move(**tags), *p);
+}
+
+awaitable<result<response>> list_catalog(context& ctx, request& req) {
+  auto p = page_of(ctx, req);
+  if (!p) co_return std::unexpected(p.error());
+  auto repos = ctx.meta.list_repositories(p->last, p->n + 1);
+  if (!repos) co_return std::unexpected(repos.error());
+  co_return listing("/v2/_catalog", nlohmann::json::object(), "repositories", std::move(*repos), *p);
+}
+
+}  // namespace berth::api

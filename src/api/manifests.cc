@@ -1,0 +1,165 @@
+// Manifests: GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>, and the referrers API
+// GET /v2/<name>/referrers/<digest>. Manifests are stored byte-exact in the metadata store; their
+// digest is the digest of the exact bytes pushed.
+#include <fmt/core.h>
+
+#include <nlohmann/json.hpp>
+
+#include "api/handlers.h"
+#include "core/manifest.h"
+#include "core/reference.h"
+
+namespace berth::api {
+namespace {
+
+namespace field = http::beast::http;
+
+// A reference is a digest when it has a colon (tags cannot), else a tag.
+bool is_digest_reference(std::string_view reference) { return reference.find(':') != std::string_view::npos; }
+
+result<std::string_view> checked_tag(std::string_view tag) {
+  if (!valid_tag(tag)) return fail(errc::tag_invalid, "tag must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}");
+  return tag;
+}
+
+awaitable<result<std::optional<meta::manifest_record>>> find_manifest(context& ctx, std::string_view name,
+                                                                      std::string_view reference) {
+  if (is_digest_reference(reference)) {
+    auto d = checked_digest(reference);
+    if (!d) co_return std::unexpected(d.error());
+    co_return ctx.meta.manifest_by_digest(name, *d);
+  }
+  auto tag = checked_tag(reference);
+  if (!tag) co_return std::unexpected(tag.error());
+  co_return ctx.meta.manifest_by_tag(name, *tag);
+}
+
+// Everything a manifest refers to must already be in the repository.
+result<void> check_references(context& ctx, std::string_view name, const parsed_manifest& m) {
+  const auto digests_of = [](const std::vector<descriptor>& ds) {
+    std::vector<digest> out;
+    out.reserve(ds.size());
+    for (const auto& d : ds) out.push_back(d.dgst);
+    return out;
+  };
+  auto missing_blobs = ctx.meta.missing_blobs(name, digests_of(m.blobs));
+  if (!missing_blobs) return std::unexpected(missing_blobs.error());
+  if (!missing_blobs->empty()) return fail(errc::manifest_blob_unknown, missing_blobs->front().str());
+  auto missing_manifests = ctx.meta.missing_manifests(name, digests_of(m.manifests));
+  if (!missing_manifests) return std::unexpected(missing_manifests.error());
+  if (!missing_manifests->empty()) return fail(errc::manifest_blob_unknown, missing_manifests->front().str());
+  return {};
+}
+
+meta::manifest_record make_record(digest d, std::string media_type, std::string content, parsed_manifest&& m) {
+  meta::manifest_record rec{std::move(d), std::move(media_type), std::move(content), std::move(m.subject),
+                            std::move(m.artifact_type), std::move(m.annotations_json), {}};
+  rec.references.reserve(m.blobs.size() + m.manifests.size());
+  for (auto& b : m.blobs) rec.references.push_back(std::move(b.dgst));
+  for (auto& c : m.manifests) rec.references.push_back(std::move(c.dgst));
+  return rec;
+}
+
+}  // namespace
+
+awaitable<result<response>> get_manifest(context& ctx, request&, const route& r, bool head) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto found = co_await find_manifest(ctx, *name, r.reference);
+  if (!found) co_return std::unexpected(found.error());
+  if (!*found) co_return fail(errc::manifest_unknown, std::string(r.reference));
+  meta::manifest_record& m = **found;
+
+  response res = empty_response(200);
+  res.headers.set(field::field::content_type, m.media_type);
+  res.headers.set("Docker-Content-Digest", m.dgst.str());
+  res.headers.set(field::field::etag, fmt::format("\"{}\"", m.dgst.str()));
+  if (head) {
+    res.head_length = m.content.size();
+  } else {
+    res.body = std::move(m.content);
+  }
+  co_return res;
+}
+
+awaitable<result<response>> put_manifest(context& ctx, request& req, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  std::optional<digest> by_digest;
+  std::optional<std::string_view> tag;
+  if (is_digest_reference(r.reference)) {
+    auto d = checked_digest(r.reference);
+    if (!d) co_return std::unexpected(d.error());
+    by_digest = std::move(*d);
+  } else {
+    auto t = checked_tag(r.reference);
+    if (!t) co_return std::unexpected(t.error());
+    tag = *t;
+  }
+
+  auto body = co_await req.read_body(ctx.options.manifest_max_bytes);
+  if (!body) co_return std::unexpected(body.error());
+  digest d = digest_of(*body, by_digest ? by_digest->algorithm() : digest_algorithm::sha256);
+  if (by_digest && d != *by_digest) co_return fail(errc::digest_invalid, "the body's digest is " + d.str());
+
+  const std::string content_type(req.header("Content-Type").value_or(""));
+  auto parsed = parse_manifest(content_type, *body);
+  if (!parsed) co_return std::unexpected(parsed.error());
+  if (auto refs = check_references(ctx, *name, *parsed); !refs) co_return std::unexpected(refs.error());
+
+  std::optional<digest> subject = parsed->subject;
+  // Serve the Content-Type as pushed when it names the manifest's type; else the body's own type.
+  std::string media_type = content_type.starts_with(parsed->media_type) ? content_type : parsed->media_type;
+  auto rec = make_record(d, std::move(media_type), std::move(*body), std::move(*parsed));
+  auto stored = co_await ctx.pool.run([&] { return ctx.meta.put_manifest(*name, rec, tag); });
+  if (!stored) co_return std::unexpected(stored.error());
+
+  response res = empty_response(201);
+  res.headers.set(field::field::location, absolute_url(ctx, req, fmt::format("/v2/{}/manifests/{}", *name, d.str())));
+  res.headers.set("Docker-Content-Digest", d.str());
+  if (subject) res.headers.set("OCI-Subject", subject->str());
+  co_return res;
+}
+
+awaitable<result<response>> delete_manifest(context& ctx, request&, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  result<bool> deleted;
+  if (is_digest_reference(r.reference)) {
+    auto d = checked_digest(r.reference);
+    if (!d) co_return std::unexpected(d.error());
+    deleted = co_await ctx.pool.run([&] { return ctx.meta.delete_manifest(*name, *d); });
+  } else {
+    auto tag = checked_tag(r.reference);
+    if (!tag) co_return std::unexpected(tag.error());
+    deleted = co_await ctx.pool.run([&] { return ctx.meta.delete_tag(*name, *tag); });
+  }
+  if (!deleted) co_return std::unexpected(deleted.error());
+  if (!*deleted) co_return fail(errc::manifest_unknown, std::string(r.reference));
+  co_return empty_response(202);
+}
+
+awaitable<result<response>> get_referrers(context& ctx, request& req, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto subject = checked_digest(r.reference);
+  if (!subject) co_return std::unexpected(subject.error());
+  const auto filter = req.query("artifactType");
+  auto found = ctx.meta.referrers(*name, *subject, filter ? std::optional<std::string_view>(*filter) : std::nullopt);
+  if (!found) co_return std::unexpected(found.error());
+
+  nlohmann::json manifests = nlohmann::json::array();
+  for (const auto& ref : *found) {
+    nlohmann::json entry = {{"mediaType", ref.media_type}, {"digest", ref.dgst.str()}, {"size", ref.size}};
+    if (!ref.artifact_type.empty()) entry["artifactType"] = ref.artifact_type;
+    if (!ref.annotations_json.empty()) entry["annotations"] = nlohmann::json::parse(ref.annotations_json);
+    manifests.push_back(std::move(entry));
+  }
+  response res = empty_response(200);
+  res.headers.set(field::field::content_type, media_type::oci_index);
+  if (filter) res.headers.set("OCI-Filters-Applied", "artifactType");
+  res.body = nlohmann::json{{"schemaVersion", 2}, {"mediaType", media_type::oci_index}, {"manifests", manifests}}.dump();
+  co_return res;
+}
+
+}  // namespace berth::api

@@ -1,0 +1,48 @@
+// The OCI Distribution v1.1 API (/v2/...) over a blob store and a metadata store. One handler
+// function per resource lives in its own file (blobs.cc, uploads.cc, manifests.cc, listings.cc);
+// this class routes to them and renders every error in one place (errors.cc).
+// Thread-safety: handle() runs concurrently on the io_context's threads; the stores are thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "core/offload.h"
+#include "http/message.h"
+#include "meta/metadata_store.h"
+#include "storage/blob_store.h"
+
+namespace berth::api {
+
+struct api_options {
+  std::size_t manifest_max_bytes = 4 * 1024 * 1024;
+  // Largest page of a tag or repository listing; a larger `n` is clamped and a Link header follows.
+  std::size_t max_page = 10000;
+  // Build Location URLs from X-Forwarded-Proto/X-Forwarded-Host (behind a trusted proxy only).
+  bool trust_forwarded_headers = false;
+  // The scheme of Location URLs when no trusted proxy says otherwise.
+  std::string scheme = "http";
+};
+
+// What every handler gets.
+struct context {
+  storage::blob_store& blobs;
+  meta::metadata_store& meta;
+  blocking_pool& pool;
+  const api_options& options;
+};
+
+class registry_api {
+ public:
+  registry_api(storage::blob_store& blobs, meta::metadata_store& meta, blocking_pool& pool, api_options options)
+      : options_(std::move(options)), ctx_{blobs, meta, pool, options_} {}
+
+  // Answers one request. Never throws for expected failures: they become OCI error responses.
+  http::asio::awaitable<http::response> handle(http::request& req);
+
+ private:
+  api_options options_;
+  context ctx_;
+};
+
+}  // namespace berth::api

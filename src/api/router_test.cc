@@ -1,0 +1,69 @@
+#include "api/router.h"
+
+#include <gtest/gtest.h>
+
+namespace berth::api {
+namespace {
+
+TEST(Router, BaseAndCatalog) {
+  EXPECT_EQ(match_route("/v2/").kind, route_kind::base);
+  EXPECT_EQ(match_route("/v2").kind, route_kind::base);
+  EXPECT_EQ(match_route("/v2/_catalog").kind, route_kind::catalog);
+  EXPECT_EQ(match_route("/v3/").kind, route_kind::not_found);
+  EXPECT_EQ(match_route("/").kind, route_kind::not_found);
+}
+
+TEST(Router, NamesWithSlashes) {
+  auto r = match_route("/v2/a/b/c/manifests/latest");
+  EXPECT_EQ(r.kind, route_kind::manifest);
+  EXPECT_EQ(r.name, "a/b/c");
+  EXPECT_EQ(r.reference, "latest");
+
+  r = match_route("/v2/org/app/tags/list");
+  EXPECT_EQ(r.kind, route_kind::tags);
+  EXPECT_EQ(r.name, "org/app");
+
+  r = match_route("/v2/x/referrers/sha256:abc");
+  EXPECT_EQ(r.kind, route_kind::referrers);
+  EXPECT_EQ(r.reference, "sha256:abc");
+}
+
+TEST(Router, BlobsAndUploads) {
+  auto r = match_route("/v2/a/blobs/sha256:00");
+  EXPECT_EQ(r.kind, route_kind::blob);
+  EXPECT_EQ(r.name, "a");
+
+  r = match_route("/v2/a/b/blobs/uploads/");
+  EXPECT_EQ(r.kind, route_kind::uploads);
+  EXPECT_EQ(r.name, "a/b");
+
+  r = match_route("/v2/a/b/blobs/uploads");
+  EXPECT_EQ(r.kind, route_kind::uploads);
+  EXPECT_EQ(r.name, "a/b");
+
+  r = match_route("/v2/a/blobs/uploads/1234-abcd");
+  EXPECT_EQ(r.kind, route_kind::upload);
+  EXPECT_EQ(r.name, "a");
+  EXPECT_EQ(r.reference, "1234-abcd");
+}
+
+TEST(Router, ResourceWordsInsideNames) {
+  // A repository may be called "blobs" or "manifests": only the last segments decide.
+  auto r = match_route("/v2/manifests/blobs/manifests/v1");
+  EXPECT_EQ(r.kind, route_kind::manifest);
+  EXPECT_EQ(r.name, "manifests/blobs");
+
+  r = match_route("/v2/blobs/blobs/uploads/");
+  EXPECT_EQ(r.kind, route_kind::uploads);
+  EXPECT_EQ(r.name, "blobs");
+}
+
+TEST(Router, Malformed) {
+  EXPECT_EQ(match_route("/v2/manifests/latest").kind, route_kind::not_found);
+  EXPECT_EQ(match_route("/v2/a/unknown/x").kind, route_kind::not_found);
+  EXPECT_EQ(match_route("/v2/a/blobs/uploads/x/y").kind, route_kind::not_found);
+  EXPECT_EQ(match_route("/v2/tags/list").kind, route_kind::not_found);
+}
+
+}  // namespace
+}  // namespace berth::api

@@ -1,0 +1,168 @@
+// Blob uploads: POST /v2/<name>/blobs/uploads/ (session, single request, or cross-repository
+// mount), PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/<id>.
+#include <fmt/core.h>
+
+#include "api/handlers.h"
+#include "http/range.h"
+
+namespace berth::api {
+namespace {
+
+namespace field = http::beast::http;
+
+std::string range_value(std::uint64_t size) { return fmt::format("0-{}", size == 0 ? 0 : size - 1); }
+
+// 202 (or 204 for status) describing an upload session: where to send the next chunk and how much
+// has arrived.
+response upload_progress(const context& ctx, const request& req, std::string_view name, std::string_view id,
+                         std::uint64_t size, unsigned status) {
+  response res = empty_response(status);
+  res.headers.set(field::field::location, absolute_url(ctx, req, fmt::format("/v2/{}/blobs/uploads/{}", name, id)));
+  res.headers.set(field::field::range, range_value(size));
+  res.headers.set("Docker-Upload-UUID", std::string(id));
+  return res;
+}
+
+response blob_created(const context& ctx, const request& req, std::string_view name, const digest& d) {
+  response res = empty_response(201);
+  res.headers.set(field::field::location, absolute_url(ctx, req, fmt::format("/v2/{}/blobs/{}", name, d.str())));
+  res.headers.set("Docker-Content-Digest", d.str());
+  return res;
+}
+
+// Checks a chunk's Content-Range against the bytes already received: chunks must arrive in order.
+result<void> check_chunk_order(const request& req, std::uint64_t received) {
+  const auto header = req.header("Content-Range");
+  if (!header) return {};
+  const auto range = http::parse_content_range(*header);
+  if (!range) return fail(errc::range_invalid, "malformed Content-Range");
+  if (range->first != received)
+    return fail(errc::range_invalid, fmt::format("chunk starts at {}, upload has {} bytes", range->first, received));
+  if (const auto length = req.content_length(); length && *length != range->length())
+    return fail(errc::size_invalid, "Content-Length does not match Content-Range");
+  return {};
+}
+
+// Writes the request body into the upload, hashing in the same pass.
+awaitable<result<std::uint64_t>> receive(request& req, storage::upload& up) {
+  co_return co_await req.stream_body([&up](std::string_view piece) { return up.write(piece); });
+}
+
+// Verifies and stores the upload as blob `d`, then links it into `name`: durable before the 201.
+awaitable<result<void>> commit_and_link(context& ctx, std::shared_ptr<storage::upload> up, std::string_view name,
+                                        const digest& d) {
+  co_return co_await ctx.pool.run([&]() -> result<void> {
+    auto size = up->commit(d);
+    up.reset();
+    if (!size) return std::unexpected(size.error());
+    return ctx.meta.link_blob(name, d, *size);
+  });
+}
+
+// POST ?mount=<digest>[&from=<repo>]: links an existing blob instead of uploading it. Returns the 201,
+// or nullopt when the blob cannot be mounted (the caller then opens a normal upload session).
+awaitable<result<std::optional<response>>> try_mount(context& ctx, request& req, std::string_view name,
+                                                     std::string_view mount) {
+  auto d = checked_digest(mount);
+  if (!d) co_return std::unexpected(d.error());
+  result<std::optional<std::uint64_t>> size;
+  if (auto from = req.query("from")) {
+    if (!checked_name(*from)) co_return std::optional<response>{};
+    size = ctx.meta.linked_blob_size(*from, *d);
+  } else {
+    size = ctx.meta.any_blob_size(*d);
+  }
+  if (!size) co_return std::unexpected(size.error());
+  if (!*size) co_return std::optional<response>{};
+  auto linked = co_await ctx.pool.run([&] { return ctx.meta.link_blob(name, *d, **size); });
+  if (!linked) co_return std::unexpected(linked.error());
+  co_return blob_created(ctx, req, name, *d);
+}
+
+}  // namespace
+
+awaitable<result<response>> start_upload(context& ctx, request& req, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+
+  if (auto mount = req.query("mount")) {
+    auto mounted = co_await try_mount(ctx, req, *name, *mount);
+    if (!mounted) co_return std::unexpected(mounted.error());
+    if (*mounted) co_return std::move(**mounted);
+  }
+
+  // Validate a single-request upload's digest before creating anything.
+  std::optional<digest> single;
+  if (auto text = req.query("digest")) {
+    auto d = checked_digest(*text);
+    if (!d) co_return std::unexpected(d.error());
+    single = std::move(*d);
+  }
+
+  auto id = ctx.blobs.create_upload(*name);
+  if (!id) co_return std::unexpected(id.error());
+  if (!single) co_return upload_progress(ctx, req, *name, *id, 0, 202);
+
+  auto up = ctx.blobs.open_upload(*name, *id);
+  if (!up) co_return std::unexpected(up.error());
+  auto received = co_await receive(req, **up);
+  auto done = received ? co_await commit_and_link(ctx, std::move(*up), *name, *single) : std::unexpected(received.error());
+  if (!done) {
+    (void)ctx.blobs.cancel_upload(*name, *id);
+    co_return std::unexpected(done.error());
+  }
+  co_return blob_created(ctx, req, *name, *single);
+}
+
+awaitable<result<response>> patch_upload(context& ctx, request& req, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto up = ctx.blobs.open_upload(*name, r.reference);
+  if (!up) co_return std::unexpected(up.error());
+  if (auto order = check_chunk_order(req, (*up)->size()); !order) {
+    if (order.error().code != errc::range_invalid) co_return std::unexpected(order.error());
+    // The client needs the current offset to recover.
+    response res = upload_progress(ctx, req, *name, r.reference, (*up)->size(), 416);
+    co_return res;
+  }
+  auto received = co_await receive(req, **up);
+  if (!received) co_return std::unexpected(received.error());
+  co_return upload_progress(ctx, req, *name, r.reference, (*up)->size(), 202);
+}
+
+awaitable<result<response>> finish_upload(context& ctx, request& req, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  const auto text = req.query("digest");
+  if (!text) co_return fail(errc::digest_invalid, "PUT needs ?digest=");
+  auto d = checked_digest(*text);
+  if (!d) co_return std::unexpected(d.error());
+  auto up = ctx.blobs.open_upload(*name, r.reference);
+  if (!up) co_return std::unexpected(up.error());
+  if (req.has_body()) {
+    if (auto order = check_chunk_order(req, (*up)->size()); !order) co_return std::unexpected(order.error());
+    auto received = co_await receive(req, **up);
+    if (!received) co_return std::unexpected(received.error());
+  }
+  auto done = co_await commit_and_link(ctx, std::move(*up), *name, *d);
+  if (!done) co_return std::unexpected(done.error());
+  co_return blob_created(ctx, req, *name, *d);
+}
+
+awaitable<result<response>> upload_status(context& ctx, request& req, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto size = ctx.blobs.upload_size(*name, r.reference);
+  if (!size) co_return std::unexpected(size.error());
+  co_return upload_progress(ctx, req, *name, r.reference, *size, 204);
+}
+
+awaitable<result<response>> cancel_upload(context& ctx, request&, const route& r) {
+  auto name = checked_name(r.name);
+  if (!name) co_return std::unexpected(name.error());
+  auto cancelled = ctx.blobs.cancel_upload(*name, r.reference);
+  if (!cancelled) co_return std::unexpected(cancelled.error());
+  co_return empty_response(204);
+}
+
+}  // namespace berth::api

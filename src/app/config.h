@@ -1,0 +1,29 @@
+// Berth's configuration: defaults, then the YAML file (--config), then command-line flags.
+// Reference: README.md "Configuration".
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "http/server.h"
+
+namespace berth::app {
+
+struct config {
+  std::string listen = "127.0.0.1:5000";
+  std::string data = "./berth-data";
+  std::string log_level = "info";  // trace, debug, info, warn, error, off
+  std::optional<http::tls_files> tls;
+  bool trust_forwarded_headers = false;
+  std::size_t manifest_max_bytes = 4 * 1024 * 1024;
+  std::size_t max_page = 10000;
+  int threads = 0;  // I/O threads; 0: one per core
+  int shutdown_grace_seconds = 30;
+};
+
+// Reads the YAML file at `path` over the defaults. Throws std::runtime_error naming the file and the
+// key when the file cannot be read, is not YAML, has an unknown key or a value of the wrong type.
+config load_config(const std::string& path);
+
+}  // namespace berth::app

@@ -1,0 +1,68 @@
+#include "app/serve.h"
+
+#include <fmt/core.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include "api/registry_api.h"
+#include "core/offload.h"
+#include "http/server.h"
+#include "meta/metadata_store.h"
+#include "storage/blob_store.h"
+
+namespace berth::app {
+
+int serve(const config& c) {
+  spdlog::set_level(spdlog::level::from_str(c.log_level));
+  std::filesystem::create_directories(c.data);
+
+  auto blobs = storage::make_fs_blob_store(c.data);
+  auto meta = meta::make_sqlite_metadata_store((std::filesystem::path(c.data) / "berth.db").string());
+
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int io_threads = c.threads > 0 ? c.threads : cores;
+  // fsync-bound work: enough threads that concurrent commits overlap.
+  blocking_pool pool(static_cast<std::size_t>(std::max(4, 2 * cores)));
+
+  api::api_options options;
+  options.manifest_max_bytes = c.manifest_max_bytes;
+  options.max_page = c.max_page;
+  options.trust_forwarded_headers = c.trust_forwarded_headers;
+  options.scheme = c.tls ? "https" : "http";
+  api::registry_api api(*blobs, *meta, pool, options);
+
+  boost::asio::io_context ioc(io_threads);
+  http::server_options server_options;
+  server_options.listen = c.listen;
+  server_options.tls = c.tls;
+  http::server server(ioc, server_options, [&api](http::request& req) { return api.handle(req); });
+  const auto endpoint = server.listen();
+  server.start();
+
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
+    server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
+  });
+
+  const std::string host = endpoint.address().is_v6() ? fmt::format("[{}]", endpoint.address().to_string())
+                                                      : endpoint.address().to_string();
+  fmt::print("berth listening on {}://{}:{} (data {})\n", options.scheme, host, endpoint.port(), c.data);
+  std::fflush(stdout);
+
+  std::vector<std::jthread> threads;
+  for (int i = 1; i < io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  threads.clear();
+  pool.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace berth::app
