@@ -29,9 +29,9 @@ awaitable<result<std::optional<meta::manifest_record>>> find_manifest(context& c
     if (!d) co_return std::unexpected(d.error());
     co_return ctx.meta.manifest_by_digest(name, *d);
   }
-  auto tag = checked_tag(reference);
-  if (!tag) co_return std::unexpected(tag.error());
-  co_return ctx.meta.manifest_by_tag(name, *tag);
+  // A tag that breaks the grammar cannot have been pushed: it is simply unknown.
+  if (!valid_tag(reference)) co_return std::optional<meta::manifest_record>{};
+  co_return ctx.meta.manifest_by_tag(name, reference);
 }
 
 // Everything a manifest refers to must already be in the repository.

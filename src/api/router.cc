@@ -21,10 +21,11 @@ route match_route(std::string_view path) {
   if (rest == "_catalog") return {route_kind::catalog};
 
   if (rest.ends_with("/tags/list")) return {route_kind::tags, rest.substr(0, rest.size() - 10)};
+  if (rest.ends_with("/blobs/uploads/")) return {route_kind::uploads, rest.substr(0, rest.size() - 15)};
 
   const auto [head, last] = split_last(rest);
   const auto [name, kind] = split_last(head);
-  if (name.empty()) return {};
+  if (name.empty() || last.empty()) return {};
   if (kind == "manifests") return {route_kind::manifest, name, last};
   if (kind == "referrers") return {route_kind::referrers, name, last};
   if (kind == "blobs") {
@@ -34,7 +35,6 @@ route match_route(std::string_view path) {
   if (kind == "uploads") {
     const auto [repo, blobs] = split_last(name);
     if (blobs != "blobs" || repo.empty()) return {};
-    if (last.empty()) return {route_kind::uploads, repo};
     return {route_kind::upload, repo, last};
   }
   return {};

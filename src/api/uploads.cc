@@ -105,8 +105,13 @@ awaitable<result<response>> start_upload(context& ctx, request& req, const route
 
   auto up = ctx.blobs.open_upload(*name, *id);
   if (!up) co_return std::unexpected(up.error());
-  auto received = co_await receive(req, **up);
-  auto done = received ? co_await commit_and_link(ctx, std::move(*up), *name, *single) : std::unexpected(received.error());
+  // GCC 12 mis-compiles co_await inside a conditional expression: plain statements only.
+  result<void> done;
+  if (auto received = co_await receive(req, **up); !received) {
+    done = std::unexpected(received.error());
+  } else {
+    done = co_await commit_and_link(ctx, std::move(*up), *name, *single);
+  }
   if (!done) {
     (void)ctx.blobs.cancel_upload(*name, *id);
     co_return std::unexpected(done.error());

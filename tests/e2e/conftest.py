@@ -25,7 +25,7 @@ class Registry:
         self.proc = None
         self.host = None
         self.url = None
-        self.log_path = os.path.join(data_dir, "..", os.path.basename(data_dir) + ".log")
+        self.log_path = os.path.normpath(data_dir) + ".log"
 
     def start(self):
         target = os.environ.get("BERTH_E2E_TARGET", "berth")
