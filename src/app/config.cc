@@ -57,10 +57,13 @@ config load_config(const std::string& path) {
     c.tls = std::move(files);
   }
   if (const auto limits = root["limits"]) {
-    reject_unknown(limits, {"manifest_max_bytes", "max_page", "shutdown_grace_seconds"}, "limits.", path);
+    reject_unknown(limits, {"manifest_max_bytes", "max_page", "shutdown_grace_seconds", "upload_idle_hours"},
+                   "limits.", path);
     read(limits, "manifest_max_bytes", c.manifest_max_bytes, path);
     read(limits, "max_page", c.max_page, path);
     read(limits, "shutdown_grace_seconds", c.shutdown_grace_seconds, path);
+    read(limits, "upload_idle_hours", c.upload_idle_hours, path);
+    if (c.upload_idle_hours < 1) throw std::runtime_error(fmt::format("{}: `upload_idle_hours` must be at least 1", path));
   }
   return c;
 }

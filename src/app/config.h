@@ -20,6 +20,7 @@ struct config {
   std::size_t max_page = 10000;
   int threads = 0;  // I/O threads; 0: one per core
   int shutdown_grace_seconds = 30;
+  int upload_idle_hours = 24;  // an upload session that received nothing for this long is discarded
 };
 
 // Reads the YAML file at `path` over the defaults. Throws std::runtime_error naming the file and the

@@ -39,6 +39,7 @@ limits:
   manifest_max_bytes: 1048576
   max_page: 500
   shutdown_grace_seconds: 5
+  upload_idle_hours: 48
 )"));
   EXPECT_EQ(c.listen, "0.0.0.0:5443");
   EXPECT_EQ(c.data, "/srv/berth");
@@ -50,12 +51,14 @@ limits:
   EXPECT_EQ(c.manifest_max_bytes, 1048576u);
   EXPECT_EQ(c.max_page, 500u);
   EXPECT_EQ(c.shutdown_grace_seconds, 5);
+  EXPECT_EQ(c.upload_idle_hours, 48);
 }
 
 TEST(Config, RejectsUnknownKeysAndWrongTypes) {
   EXPECT_THROW(load_config(write_temp("listne: x\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("limits:\n  manifest_max_bytes: lots\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("tls:\n  certificate: a.pem\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("limits:\n  upload_idle_hours: 0\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("- a\n- b\n")), std::runtime_error);
   EXPECT_THROW(load_config("/nonexistent/berth.yaml"), std::runtime_error);
 }

@@ -4,8 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <filesystem>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -16,6 +19,13 @@
 #include "storage/blob_store.h"
 
 namespace berth::app {
+namespace {
+
+void purge_uploads(storage::blob_store& blobs, std::chrono::hours idle) {
+  if (const auto n = blobs.purge_uploads(idle)) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
+}
+
+}  // namespace
 
 int serve(const config& c) {
   spdlog::set_level(spdlog::level::from_str(c.log_level));
@@ -44,10 +54,24 @@ int serve(const config& c) {
   const auto endpoint = server.listen();
   server.start();
 
+  // Abandoned uploads go at start-up, then every hour.
+  const std::chrono::hours upload_idle(c.upload_idle_hours);
+  purge_uploads(*blobs, upload_idle);
+  boost::asio::steady_timer purge_timer(ioc);
+  std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    boost::asio::post(pool.executor(), [&] { purge_uploads(*blobs, upload_idle); });
+    purge_timer.expires_after(std::chrono::hours(1));
+    purge_timer.async_wait(purge_later);
+  };
+  purge_timer.expires_after(std::chrono::hours(1));
+  purge_timer.async_wait(purge_later);
+
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
+    purge_timer.cancel();
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 
