@@ -16,6 +16,8 @@ import urllib.parse
 
 import pytest
 
+from e2eauth import basic
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -125,9 +127,13 @@ def assert_error(response, status, *codes):
 
 
 class Client:
-    def __init__(self, registry, timeout=15):
+    """`auth` is the Authorization header sent with every request unless a request gives its own
+    (None: anonymous). The default is the fixture registry's admin."""
+
+    def __init__(self, registry, timeout=15, auth=basic()):
         self.host = registry.host
         self.timeout = timeout
+        self.auth = auth
 
     # ---- raw HTTP -------------------------------------------------------------------------------
 
@@ -143,6 +149,8 @@ class Client:
             conn.putrequest(method, path_of(url), skip_accept_encoding=True)
             headers = dict(headers or {})
             names = {k.lower() for k in headers}
+            if self.auth and "authorization" not in names:
+                headers["Authorization"] = self.auth
             if chunks is not None:
                 headers["Transfer-Encoding"] = "chunked"
             elif body is not None and content_length and "content-length" not in names:
