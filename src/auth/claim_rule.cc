@@ -10,7 +10,7 @@ namespace berth::auth {
 struct claim_rule::node {
   enum class kind { any_of, all_of, negation, equals, not_equals, starts_with, ends_with, glob };
   kind op;
-  std::vector<node> operands;      // any_of, all_of: two or more; negation: one
+  std::vector<node> operands;      // any_of, all_of: two or more; negation: one (moved in, never copied)
   std::vector<std::string> claim;  // comparisons: the path into the claims, one object key a step
   std::string value;               // comparisons: the quoted string
 };
@@ -47,7 +47,8 @@ class parser {
     const bool is_or = op == node::kind::any_of;
     auto first = is_or ? parse_and(depth) : parse_unary(depth);
     if (!first) return first;
-    node chain{op, {std::move(*first)}, {}, {}};
+    node chain{op, {}, {}, {}};
+    chain.operands.push_back(std::move(*first));
     while (consume(separator)) {
       auto next = is_or ? parse_and(depth) : parse_unary(depth);
       if (!next) return next;
@@ -67,7 +68,9 @@ class parser {
       if (negation) {
         auto operand = parse_unary(depth + 1);
         if (!operand) return operand;
-        return node{node::kind::negation, {std::move(*operand)}, {}, {}};
+        node negated{node::kind::negation, {}, {}, {}};
+        negated.operands.push_back(std::move(*operand));
+        return negated;
       }
       auto inner = parse_or(depth + 1);
       if (!inner) return inner;

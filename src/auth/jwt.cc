@@ -4,15 +4,13 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <openssl/sha.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 #include <system_error>
@@ -32,6 +30,7 @@ constexpr std::size_t kMaxTokenSize = 64 * 1024;
 constexpr int kMaxJsonDepth = 32;
 constexpr int kMinRsaBits = 2048;
 constexpr int kMaxRsaBits = 8192;  // verification cost grows with the cube of the size
+constexpr std::size_t kMaxRsaExponentSize = 8;  // bytes; a huge e makes each verification slow
 constexpr std::size_t kP256CoordinateSize = 32;
 constexpr std::string_view kRs256 = "RS256";
 constexpr std::string_view kEs256 = "ES256";
@@ -118,7 +117,7 @@ std::optional<std::string> jwk_bytes(const json& jwk, const char* member) {
 pkey_ptr rsa_key_from_jwk(const json& jwk) {
   const auto n = jwk_bytes(jwk, "n");
   const auto e = jwk_bytes(jwk, "e");
-  if (!n || !e || n->size() > kMaxRsaBits / 8 + 1) return nullptr;
+  if (!n || !e || n->size() > kMaxRsaBits / 8 + 1 || e->size() > kMaxRsaExponentSize) return nullptr;
   const bignum_ptr modulus(BN_bin2bn(bytes_of(*n), static_cast<int>(n->size()), nullptr));
   const bignum_ptr exponent(BN_bin2bn(bytes_of(*e), static_cast<int>(e->size()), nullptr));
   const param_bld_ptr builder(OSSL_PARAM_BLD_new());
@@ -312,6 +311,7 @@ result<key_set> key_set::parse(std::string_view jwks_json) {
   const auto keys = jwks->find("keys");
   if (keys == jwks->end() || !keys->is_array()) return fail(errc::unsupported, "JWKS has no \"keys\" array");
   key_set set;
+  const openssl_error_scope errors;  // skipped keys leave OpenSSL errors behind
   for (const auto& jwk : *keys) {
     if (auto key = key_from_jwk(jwk)) set.add(std::move(key));
   }

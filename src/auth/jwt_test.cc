@@ -188,6 +188,12 @@ TEST_F(Jwt, KeySetRejectsRsaKeysUnder2048Bits) {
   EXPECT_FALSE(key_set::parse(jwks({rsa_jwk(weak.get(), "weak")})).has_value());
 }
 
+TEST_F(Jwt, KeySetRejectsAHugeRsaExponent) {
+  auto jwk = rsa_jwk(rsa_, "huge-e");
+  jwk["e"] = base64url_encode(std::string(9, '\x01'));
+  EXPECT_FALSE(key_set::parse(jwks({jwk})).has_value());
+}
+
 TEST_F(Jwt, KeySetSkipsKeysWhoseAlgOrUseContradictsTheirType) {
   auto rsa_as_es256 = rsa_jwk(rsa_, "confused");
   rsa_as_es256["alg"] = "ES256";
