@@ -15,6 +15,8 @@
 #include <cstdlib>
 
 #include "api/registry_api.h"
+#include "app/federation_factory.h"
+#include "auth/token_service.h"
 #include "auth/identity_store.h"
 #include "auth/password.h"
 #include "auth/rate_limiter.h"
@@ -78,7 +80,10 @@ int serve(const config& c) {
   auto identities = auth::identity_store::open((std::filesystem::path(c.data) / "auth.db").string());
   bootstrap_admin(c, *identities);
   const policy::policy pol(c.policy);
-  policy::authenticator authn(*identities, c.users);
+  policy::authenticator authn(*identities, c.users, make_federation_verifier(c));
+  auto tokens = auth::make_jwt_token_service((std::filesystem::path(c.data) / "token-signing-key.pem").string(),
+                                             c.service, std::chrono::seconds(c.token_lifetime_seconds),
+                                             std::chrono::seconds(c.refresh_token_lifetime_seconds));
   auth::rate_limiter limiter(static_cast<std::size_t>(std::max(0, c.failed_login_limit)),
                              std::chrono::seconds(c.failed_login_window_seconds));
 
@@ -92,7 +97,7 @@ int serve(const config& c) {
   options.max_page = c.max_page;
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
-  api::auth_services auth{pol, authn, *identities, limiter, nullptr, c.service};
+  api::auth_services auth{pol, authn, *identities, limiter, tokens.get(), c.service};
   api::registry_api api(*blobs, *meta, pool, options, auth);
 
   boost::asio::io_context ioc(io_threads);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "auth/base64url.h"
 #include "auth/secret.h"
 
 namespace berth::auth {

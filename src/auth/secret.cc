@@ -1,5 +1,7 @@
 #include "auth/secret.h"
 
+#include "auth/base64url.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -46,29 +48,6 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::string base64url_encode(std::string_view data) {
-  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(data[i]) << 16) | (static_cast<unsigned char>(data[i + 1]) << 8) |
-                       static_cast<unsigned char>(data[i + 2]);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
-  }
-  if (i < data.size()) {
-    unsigned v = static_cast<unsigned char>(data[i]) << 16;
-    if (i + 1 < data.size()) v |= static_cast<unsigned char>(data[i + 1]) << 8;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    if (i + 1 < data.size()) out += alphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
 std::string base64_encode(std::string_view data) {
   std::string out = base64url_encode(data);
   for (char& c : out) {
@@ -111,16 +90,6 @@ bool base64_decode(std::string_view text, std::string& out) {
     }
   }
   return padding <= 2;
-}
-
-bool base64url_decode(std::string_view text, std::string& out) {
-  std::string standard(text);
-  for (char& c : standard) {
-    if (c == '+' || c == '/') return false;
-    if (c == '-') c = '+';
-    if (c == '_') c = '/';
-  }
-  return base64_decode(standard, out);
 }
 
 }  // namespace berth::auth

@@ -26,9 +26,7 @@ bool constant_time_equal(std::string_view a, std::string_view b);
 
 // base64 (standard alphabet, padded), as in Basic credentials.
 std::string base64_encode(std::string_view data);
-// base64url without padding, and back (nullopt-like empty + false on bad input).
-std::string base64url_encode(std::string_view data);
-bool base64_decode(std::string_view text, std::string& out);  // standard alphabet, padding allowed
-bool base64url_decode(std::string_view text, std::string& out);  // URL alphabet, padding optional
+// Standard base64 back to bytes (padding allowed); false on bad input. For base64url, see base64url.h.
+bool base64_decode(std::string_view text, std::string& out);
 
 }  // namespace berth::auth

@@ -7,8 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "auth/base64url.h"
 #include "auth/jwt.h"
-#include "auth/secret.h"
 
 namespace berth::policy {
 namespace {
@@ -27,9 +27,9 @@ std::string unverified_issuer(std::string_view token) {
   if (first == std::string_view::npos) return {};
   const auto second = token.find('.', first + 1);
   if (second == std::string_view::npos) return {};
-  std::string payload;
-  if (!auth::base64url_decode(token.substr(first + 1, second - first - 1), payload)) return {};
-  auto claims = nlohmann::json::parse(payload, nullptr, false);
+  const auto payload = auth::base64url_decode(token.substr(first + 1, second - first - 1));
+  if (!payload) return {};
+  auto claims = nlohmann::json::parse(*payload, nullptr, false);
   if (!claims.is_object()) return {};
   const auto iss = claims.find("iss");
   return iss != claims.end() && iss->is_string() ? iss->get<std::string>() : std::string();
