@@ -16,6 +16,8 @@ import urllib.parse
 
 import pytest
 
+from e2eauth import basic
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -125,9 +127,13 @@ def assert_error(response, status, *codes):
 
 
 class Client:
-    def __init__(self, registry, timeout=15):
+    """`auth` is the Authorization header sent with every request unless a request gives its own
+    (None: anonymous). The default is the fixture registry's admin."""
+
+    def __init__(self, registry, timeout=15, auth=basic()):
         self.host = registry.host
         self.timeout = timeout
+        self.auth = auth
 
     # ---- raw HTTP -------------------------------------------------------------------------------
 
@@ -169,6 +175,8 @@ class Client:
         body (if any) with conn.send, reads conn.getresponse() and closes the connection."""
         conn = http.client.HTTPConnection(self.host, timeout=self.timeout)
         conn.putrequest(method, path_of(url), skip_accept_encoding=True)
+        if self.auth and "authorization" not in {k.lower() for k in headers}:
+            headers = {**headers, "Authorization": self.auth}
         for k, v in headers.items():
             conn.putheader(k, v)
         conn.endheaders()
