@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from e2eauth import basic
 from ociclient import OCTET, Client, digest_of, random_bytes, with_query
 
 NAME = "server/test"
@@ -95,7 +96,7 @@ def test_tls_from_the_config_file_serves_https(make_registry, tls_files, tmp_pat
     host, port = registry.host.rsplit(":", 1)
     import http.client
     conn = http.client.HTTPSConnection(host, int(port), context=context, timeout=10)
-    conn.request("GET", "/v2/")
+    conn.request("GET", "/v2/", headers={"Authorization": basic()})
     response = conn.getresponse()
     assert response.status == 200
     assert response.getheader("Docker-Distribution-API-Version") == "registry/2.0"
