@@ -60,10 +60,13 @@ awaitable<result<policy::principal>> admin_caller(context& ctx, request& req) {
   co_return co_await login(ctx, req, creds->username, creds->password);
 }
 
-result<json> parse_body(const std::string& text) {
-  auto doc = json::parse(text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return fail(errc::unsupported, "the body must be a JSON object", 400);
-  return doc;
+// The request body as a JSON object.
+awaitable<result<json>> read_json(request& req) {
+  auto body = co_await req.read_body(body_limit);
+  if (!body) co_return std::unexpected(body.error());
+  auto doc = json::parse(*body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) co_return fail(errc::unsupported, "the body must be a JSON object", 400);
+  co_return doc;
 }
 
 std::string string_field(const json& doc, const char* key) {
@@ -105,6 +108,14 @@ result<json> store_grants(context& ctx, std::string_view subject, const std::vec
   return ids;
 }
 
+// The grants a create request carries ("actions" on "repositories"), stored for `subject`; an empty
+// array when it carries none.
+result<json> grants_in(context& ctx, const std::string& subject, const json& doc) {
+  const auto repositories = strings_field(doc, "repositories");
+  if (repositories.empty()) return json::array();
+  return store_grants(ctx, subject, strings_field(doc, "actions"), repositories);
+}
+
 awaitable<result<response>> repositories(context& ctx, request& req, const policy::principal& who,
                                          std::string_view rest) {
   if (rest.empty() && req.method() == verb::get) {
@@ -117,9 +128,7 @@ awaitable<result<response>> repositories(context& ctx, request& req, const polic
     co_return json_response(200, json{{"repositories", out}}.dump());
   }
   if (rest.empty() && req.method() == verb::post) {
-    auto body = co_await req.read_body(body_limit);
-    if (!body) co_return std::unexpected(body.error());
-    auto doc = parse_body(*body);
+    auto doc = co_await read_json(req);
     if (!doc) co_return std::unexpected(doc.error());
     const std::string name = string_field(*doc, "name");
     if (!valid_name(name)) co_return fail(errc::name_invalid, "repository name must match the OCI name grammar");
@@ -149,9 +158,7 @@ awaitable<result<response>> users(context& ctx, request& req, std::string_view r
     co_return json_response(200, json{{"users", out}}.dump());
   }
   if (rest.empty() && req.method() == verb::post) {
-    auto body = co_await req.read_body(body_limit);
-    if (!body) co_return std::unexpected(body.error());
-    auto doc = parse_body(*body);
+    auto doc = co_await read_json(req);
     if (!doc) co_return std::unexpected(doc.error());
     const std::string name = string_field(*doc, "name");
     const std::string password = string_field(*doc, "password");
@@ -162,14 +169,9 @@ awaitable<result<response>> users(context& ctx, request& req, std::string_view r
       return ctx.auth.identities.put_user(name, auth::hash_password(password));
     });
     if (!stored) co_return std::unexpected(stored.error());
-    auto grants = strings_field(*doc, "repositories");
-    json ids = json::array();
-    if (!grants.empty()) {
-      auto added = store_grants(ctx, fmt::format("user:{}", name), strings_field(*doc, "actions"), grants);
-      if (!added) co_return std::unexpected(added.error());
-      ids = *added;
-    }
-    co_return json_response(201, json{{"name", name}, {"subject", "user:" + name}, {"grants", ids}}.dump());
+    auto ids = co_await ctx.pool.run([&] { return grants_in(ctx, "user:" + name, *doc); });
+    if (!ids) co_return std::unexpected(ids.error());
+    co_return json_response(201, json{{"name", name}, {"subject", "user:" + name}, {"grants", *ids}}.dump());
   }
   if (!rest.empty() && req.method() == verb::delete_) {
     const std::string name(rest);
@@ -199,9 +201,7 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
     co_return json_response(200, json{{"robots", out}}.dump());
   }
   if (rest.empty() && req.method() == verb::post) {
-    auto body = co_await req.read_body(body_limit);
-    if (!body) co_return std::unexpected(body.error());
-    auto doc = parse_body(*body);
+    auto doc = co_await read_json(req);
     if (!doc) co_return std::unexpected(doc.error());
     const std::string name = string_field(*doc, "name");
     if (!auth::valid_account_name(name))
@@ -218,19 +218,14 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
     auto token = co_await ctx.pool.run([&] { return ctx.auth.identities.create_robot(name, description, expires_at); });
     if (!token && token.error().code == errc::denied) co_return fail(errc::denied, token.error().detail, 409);
     if (!token) co_return std::unexpected(token.error());
-    json ids = json::array();
-    auto grants = strings_field(*doc, "repositories");
-    if (!grants.empty()) {
-      auto added = store_grants(ctx, fmt::format("robot:{}", name), strings_field(*doc, "actions"), grants);
-      if (!added) co_return std::unexpected(added.error());
-      ids = *added;
-    }
+    auto ids = co_await ctx.pool.run([&] { return grants_in(ctx, "robot:" + name, *doc); });
+    if (!ids) co_return std::unexpected(ids.error());
     co_return json_response(201, json{{"name", name},
                                       {"subject", "robot:" + name},
                                       {"username", name},
                                       {"token", *token},
                                       {"expires_at", expires_at ? json(*expires_at) : json()},
-                                      {"grants", ids}}
+                                      {"grants", *ids}}
                                      .dump());
   }
   if (!rest.empty() && req.method() == verb::delete_) {
@@ -256,9 +251,7 @@ awaitable<result<response>> grants(context& ctx, request& req, std::string_view 
     co_return json_response(200, json{{"grants", out}}.dump());
   }
   if (rest.empty() && req.method() == verb::post) {
-    auto body = co_await req.read_body(body_limit);
-    if (!body) co_return std::unexpected(body.error());
-    auto doc = parse_body(*body);
+    auto doc = co_await read_json(req);
     if (!doc) co_return std::unexpected(doc.error());
     const std::string subject = string_field(*doc, "subject");
     if (subject.empty()) co_return fail(errc::unsupported, "a grant needs a subject (user:NAME, robot:NAME, ...)", 400);
