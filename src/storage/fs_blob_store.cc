@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -283,6 +284,8 @@ class fs_upload final : public upload {
     struct stat st {};
     if (::fstat(fd_.get(), &st) != 0) return backend_failure("stat", data, errno);
     size_ = static_cast<std::uint64_t>(st.st_size);
+    // Best effort: a file system without O_DIRECT (tmpfs) gets buffered writes only.
+    direct_fd_ = unique_fd(::open(data.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC));
     // A cached hash that does not cover exactly the file (restart, failed write) is useless.
     if (claim_.hash() && claim_.hash()->size != size_) claim_.hash().reset();
     return ensure_hash();
@@ -291,16 +294,44 @@ class fs_upload final : public upload {
   const std::string& id() const override { return claim_.id(); }
   std::uint64_t size() const override { return size_; }
 
+  // Aligned runs of whole blocks go through O_DIRECT: the bytes go from our buffer to the device
+  // without a copy into the page cache, which on a VM costs more CPU than hashing them (2.7 CPU-s
+  // per GB against 0.6) and throttles the writer as dirty pages pile up; the commit's fsync then has
+  // little left to flush. Anything unaligned (a chunk's tail) is written buffered, so the file
+  // always holds exactly the bytes received.
   result<void> write(std::string_view bytes) override {
     if (gone_) return fail(errc::blob_upload_unknown);
     if (auto r = ensure_hash(); !r) return r;
     running_hash& hash = *claim_.hash();
-    const int err = write_fully(fd_.get(), bytes, [&hash](std::string_view piece) {
+    const auto written = [&hash](std::string_view piece) {
       hash.h.update(piece);
       hash.size += piece.size();
-    });
+    };
+    while (!bytes.empty()) {
+      const std::size_t direct = direct_fd_ && hash.size % kDirectAlignment == 0 &&
+                                         reinterpret_cast<std::uintptr_t>(bytes.data()) % kDirectAlignment == 0
+                                     ? bytes.size() / kDirectAlignment * kDirectAlignment
+                                     : 0;
+      if (direct == 0) {
+        const int err = write_fully(fd_.get(), bytes, written);
+        size_ = hash.size;
+        if (err != 0) return backend_failure("write", layout_.upload_data(id()), err);
+        return {};
+      }
+      const ssize_t n = ::pwrite(direct_fd_.get(), bytes.data(), direct, static_cast<off_t>(hash.size));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL) {  // the device wants a larger alignment: buffered from now on
+        direct_fd_ = unique_fd();
+        continue;
+      }
+      if (n <= 0) {
+        size_ = hash.size;
+        return backend_failure("write", layout_.upload_data(id()), n < 0 ? errno : EIO);
+      }
+      written(bytes.substr(0, static_cast<std::size_t>(n)));
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
     size_ = hash.size;
-    if (err != 0) return backend_failure("write", layout_.upload_data(id()), err);
     return {};
   }
 
@@ -357,9 +388,13 @@ class fs_upload final : public upload {
     if (ec) log_failure("remove", layout_.upload_dir(id()), ec.value());
   }
 
+  // O_DIRECT's alignment of buffer address, file offset and length; 4096 satisfies every common device.
+  static constexpr std::size_t kDirectAlignment = 4096;
+
   layout layout_;
   upload_claim claim_;
-  unique_fd fd_;
+  unique_fd fd_;         // O_APPEND: buffered writes, hashing, fsync
+  unique_fd direct_fd_;  // O_DIRECT on the same file, or none
   std::uint64_t size_ = 0;
   bool gone_ = false;  // committed, discarded or removed by someone else
 };
