@@ -37,7 +37,18 @@ awaitable<result<response>> get_referrers(context& ctx, request& req, const rout
 awaitable<result<response>> list_tags(context& ctx, request& req, const route& r);
 awaitable<result<response>> list_catalog(context& ctx, request& req);
 
+// token.cc: GET/POST /token (Docker token authentication, OAuth2 password and refresh grants).
+awaitable<result<response>> token_endpoint(context& ctx, request& req);
+// admin.cc: /api/v1/... (JSON).
+awaitable<result<response>> admin_endpoint(context& ctx, request& req);
+
 // Shared helpers (registry_api.cc).
+// Verifies a username and password (or robot token, or OIDC token as the password of `oidc`):
+// failed attempts count against the source address; past the limit, TOOMANYREQUESTS (429).
+awaitable<result<policy::principal>> login(context& ctx, const request& req, std::string_view username,
+                                           std::string_view password);
+// A 200 JSON response.
+response json_response(unsigned status, const std::string& body);
 // The repository name, or NAME_INVALID.
 result<std::string_view> checked_name(std::string_view name);
 // The digest, or DIGEST_INVALID.

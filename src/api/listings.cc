@@ -61,9 +61,22 @@ awaitable<result<response>> list_tags(context& ctx, request& req, const route& r
 awaitable<result<response>> list_catalog(context& ctx, request& req) {
   auto p = page_of(ctx, req);
   if (!p) co_return std::unexpected(p.error());
-  auto repos = ctx.meta.list_repositories(p->last, p->n + 1);
-  if (!repos) co_return std::unexpected(repos.error());
-  co_return listing("/v2/_catalog", nlohmann::json::object(), "repositories", std::move(*repos), *p);
+  // Only the repositories the caller may list, paged over the filtered sequence: read batches until
+  // the page (plus one, to know whether more follow) is full or the store is exhausted.
+  std::vector<std::string> visible;
+  std::string last = p->last;
+  const std::size_t batch = std::max<std::size_t>(p->n + 1, 100);
+  while (visible.size() < p->n + 1) {
+    auto repos = ctx.meta.list_repositories(last, batch);
+    if (!repos) co_return std::unexpected(repos.error());
+    for (auto& repo : *repos) {
+      if (visible.size() < p->n + 1 && ctx.who->allowed(ctx.auth.pol, policy::action::list, repo))
+        visible.push_back(repo);
+    }
+    if (repos->size() < batch) break;
+    last = repos->back();
+  }
+  co_return listing("/v2/_catalog", nlohmann::json::object(), "repositories", std::move(visible), *p);
 }
 
 }  // namespace berth::api

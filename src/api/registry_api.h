@@ -1,12 +1,15 @@
-// The OCI Distribution v1.1 API (/v2/...) over a blob store and a metadata store. One handler
-// function per resource lives in its own file (blobs.cc, uploads.cc, manifests.cc, listings.cc);
-// this class routes to them and renders every error in one place (errors.cc).
+// The OCI Distribution v1.1 API (/v2/...) over a blob store and a metadata store, the token endpoint
+// (/token, token.cc) and the admin API (/api/v1/..., admin.cc). One handler function per resource
+// lives in its own file (blobs.cc, uploads.cc, manifests.cc, listings.cc); this class authenticates
+// the caller and enforces the policy before dispatching (access.cc), routes to the handlers, and
+// renders every error in one place (errors.cc).
 // Thread-safety: handle() runs concurrently on the io_context's threads; the stores are thread-safe.
 #pragma once
 
 #include <cstddef>
 #include <string>
 
+#include "api/access.h"
 #include "core/offload.h"
 #include "http/message.h"
 #include "meta/metadata_store.h"
@@ -24,18 +27,22 @@ struct api_options {
   std::string scheme = "http";
 };
 
-// What every handler gets.
+// What every handler gets. `who` is the authenticated caller of the request being handled (set per
+// request; the rest is shared).
 struct context {
   storage::blob_store& blobs;
   meta::metadata_store& meta;
   blocking_pool& pool;
   const api_options& options;
+  auth_services& auth;
+  const caller* who = nullptr;
 };
 
 class registry_api {
  public:
-  registry_api(storage::blob_store& blobs, meta::metadata_store& meta, blocking_pool& pool, api_options options)
-      : options_(std::move(options)), ctx_{blobs, meta, pool, options_} {}
+  registry_api(storage::blob_store& blobs, meta::metadata_store& meta, blocking_pool& pool, api_options options,
+               auth_services& auth)
+      : options_(std::move(options)), ctx_{blobs, meta, pool, options_, auth} {}
 
   // Answers one request. Never throws for expected failures: they become OCI error responses.
   http::asio::awaitable<http::response> handle(http::request& req);

@@ -65,7 +65,9 @@ awaitable<result<void>> commit_and_link(context& ctx, std::shared_ptr<storage::u
 }
 
 // POST ?mount=<digest>[&from=<repo>]: links an existing blob instead of uploading it. Returns the 201,
-// or nullopt when the blob cannot be mounted (the caller then opens a normal upload session).
+// or nullopt when the blob cannot be mounted (the caller then opens a normal upload session). The
+// caller must be allowed to pull the source: `from` when given (else no mount), or, for an automatic
+// mount, one of the repositories that hold the blob.
 awaitable<result<std::optional<response>>> try_mount(context& ctx, request& req, std::string_view name,
                                                      std::string_view mount) {
   auto d = checked_digest(mount);
@@ -73,9 +75,17 @@ awaitable<result<std::optional<response>>> try_mount(context& ctx, request& req,
   result<std::optional<std::uint64_t>> size;
   if (auto from = req.query("from")) {
     if (!checked_name(*from)) co_return std::optional<response>{};
+    if (!ctx.who->allowed(ctx.auth.pol, policy::action::pull, *from)) co_return std::optional<response>{};
     size = ctx.meta.linked_blob_size(*from, *d);
   } else {
-    size = ctx.meta.any_blob_size(*d);
+    auto holders = ctx.meta.repositories_with_blob(*d, 100);
+    if (!holders) co_return std::unexpected(holders.error());
+    size = std::optional<std::uint64_t>{};
+    for (const auto& repo : *holders) {
+      if (repo != name && !ctx.who->allowed(ctx.auth.pol, policy::action::pull, repo)) continue;
+      size = ctx.meta.linked_blob_size(repo, *d);
+      if (!size || *size) break;
+    }
   }
   if (!size) co_return std::unexpected(size.error());
   if (!*size) co_return std::optional<response>{};

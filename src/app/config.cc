@@ -3,7 +3,11 @@
 #include <fmt/core.h>
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
 #include <set>
+
+#include "auth/identity_store.h"
+#include "core/reference.h"
 #include <stdexcept>
 
 namespace berth::app {
@@ -28,6 +32,167 @@ void reject_unknown(const YAML::Node& node, const std::set<std::string>& known, 
   }
 }
 
+std::vector<std::string> strings(const YAML::Node& node, const std::string& key, const std::string& path) {
+  if (!node) return {};
+  try {
+    if (node.IsScalar()) return {node.as<std::string>()};
+    return node.as<std::vector<std::string>>();
+  } catch (const YAML::Exception&) {
+    throw std::runtime_error(fmt::format("{}: `{}` must be a string or a list of strings", path, key));
+  }
+}
+
+policy::visibility parse_visibility(const YAML::Node& node, const std::string& key, const std::string& path) {
+  const auto text = node.as<std::string>();
+  if (text == "private") return policy::visibility::private_;
+  if (text == "public-pull") return policy::visibility::public_pull;
+  throw std::runtime_error(fmt::format("{}: `{}` must be private or public-pull", path, key));
+}
+
+policy::creation parse_creation(const YAML::Node& node, const std::string& key, const std::string& path) {
+  const auto text = node.as<std::string>();
+  if (text == "on-push") return policy::creation::on_push;
+  if (text == "explicit") return policy::creation::explicit_;
+  throw std::runtime_error(fmt::format("{}: `{}` must be on-push or explicit", path, key));
+}
+
+void read_namespace_rule(const YAML::Node& node, policy::namespace_rule& ns, const std::string& where,
+                         const std::string& path) {
+  if (const auto v = node["visibility"]) ns.vis = parse_visibility(v, where + "visibility", path);
+  if (const auto c = node["creation"]) ns.create = parse_creation(c, where + "creation", path);
+}
+
+policy::action_set actions_of(const YAML::Node& node, const std::string& key, const std::string& path) {
+  auto set = policy::action_set::parse(strings(node, key, path));
+  if (!set) throw std::runtime_error(fmt::format("{}: `{}`: {}", path, key, set.error().detail));
+  if (set->empty()) throw std::runtime_error(fmt::format("{}: `{}` needs at least one action", path, key));
+  return *set;
+}
+
+policy::grant read_grant(const YAML::Node& node, const std::string& where, const std::string& path,
+                         std::optional<std::string> namespace_pattern) {
+  if (!node.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
+  reject_unknown(node, namespace_pattern ? std::set<std::string>{"subject", "actions"}
+                                         : std::set<std::string>{"subject", "actions", "repositories"},
+                 where + ".", path);
+  policy::grant g;
+  read(node, "subject", g.subject, path);
+  if (g.subject.empty()) throw std::runtime_error(fmt::format("{}: `{}.subject` is required", path, where));
+  g.actions = actions_of(node["actions"], where + ".actions", path);
+  if (namespace_pattern) {
+    g.repositories = {*namespace_pattern};
+  } else {
+    g.repositories = strings(node["repositories"], where + ".repositories", path);
+    if (g.repositories.empty())
+      throw std::runtime_error(fmt::format("{}: `{}.repositories` needs at least one pattern", path, where));
+  }
+  g.source = where;
+  return g;
+}
+
+void read_auth_sections(const YAML::Node& root, config& c, const std::string& path) {
+  if (const auto a = root["auth"]) {
+    reject_unknown(a, {"service", "token_lifetime_seconds", "refresh_token_lifetime_seconds", "failed_login_limit",
+                       "failed_login_window_seconds"},
+                   "auth.", path);
+    read(a, "service", c.service, path);
+    read(a, "token_lifetime_seconds", c.token_lifetime_seconds, path);
+    read(a, "refresh_token_lifetime_seconds", c.refresh_token_lifetime_seconds, path);
+    read(a, "failed_login_limit", c.failed_login_limit, path);
+    read(a, "failed_login_window_seconds", c.failed_login_window_seconds, path);
+    if (c.token_lifetime_seconds <= 0 || c.refresh_token_lifetime_seconds <= 0 || c.failed_login_window_seconds <= 0)
+      throw std::runtime_error(fmt::format("{}: auth lifetimes and windows must be positive", path));
+  }
+  if (const auto d = root["default_namespace"]) {
+    reject_unknown(d, {"visibility", "creation"}, "default_namespace.", path);
+    read_namespace_rule(d, c.policy.default_namespace, "default_namespace.", path);
+  }
+  if (const auto nss = root["namespaces"]) {
+    if (!nss.IsMap()) throw std::runtime_error(fmt::format("{}: `namespaces` must be a mapping of names", path));
+    for (const auto& kv : nss) {
+      policy::namespace_rule ns;
+      ns.name = kv.first.as<std::string>();
+      const std::string where = "namespaces." + ns.name + ".";
+      if (ns.name.empty() || ns.name.find('/') != std::string::npos || !valid_name(ns.name))
+        throw std::runtime_error(fmt::format("{}: `namespaces.{}`: a namespace is one name component", path, ns.name));
+      const auto body = kv.second;
+      if (body && !body.IsNull()) {
+        if (!body.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
+        reject_unknown(body, {"visibility", "creation", "grants"}, where, path);
+        read_namespace_rule(body, ns, where, path);
+        if (const auto grants = body["grants"]) {
+          for (std::size_t i = 0; i < grants.size(); ++i) {
+            c.policy.grants.push_back(
+                read_grant(grants[i], fmt::format("{}grants[{}]", where, i), path, ns.name + "/*"));
+          }
+        }
+      }
+      c.policy.namespaces.push_back(std::move(ns));
+    }
+  }
+  if (const auto grants = root["grants"]) {
+    for (std::size_t i = 0; i < grants.size(); ++i) {
+      c.policy.grants.push_back(read_grant(grants[i], fmt::format("grants[{}]", i), path, std::nullopt));
+    }
+  }
+  if (const auto users = root["users"]) {
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      const auto u = users[i];
+      const std::string where = fmt::format("users[{}].", i);
+      if (!u.IsMap()) throw std::runtime_error(fmt::format("{}: `users[{}]` must be a mapping", path, i));
+      reject_unknown(u, {"name", "password_hash"}, where, path);
+      policy::config_user user;
+      read(u, "name", user.name, path);
+      read(u, "password_hash", user.password_hash, path);
+      if (!auth::valid_account_name(user.name) || user.name == "oidc")
+        throw std::runtime_error(fmt::format("{}: `{}name` must match [a-z0-9][a-z0-9._-]{{0,63}} (not oidc)", path, where));
+      if (!user.password_hash.starts_with("$argon2id$"))
+        throw std::runtime_error(fmt::format(
+            "{}: `{}password_hash` must be an argon2id hash (make one with `berth hash-password`)", path, where));
+      c.users.push_back(std::move(user));
+    }
+  }
+  if (const auto fed = root["federation"]) {
+    for (std::size_t i = 0; i < fed.size(); ++i) {
+      const auto f = fed[i];
+      const std::string where = fmt::format("federation[{}].", i);
+      if (!f.IsMap()) throw std::runtime_error(fmt::format("{}: `federation[{}]` must be a mapping", path, i));
+      reject_unknown(f, {"name", "issuer", "audience", "jwks_file", "jwks_uri", "subject_claim", "rules"}, where, path);
+      policy::federation_issuer issuer;
+      read(f, "name", issuer.name, path);
+      read(f, "issuer", issuer.issuer, path);
+      issuer.audiences = strings(f["audience"], where + "audience", path);
+      read(f, "jwks_file", issuer.jwks_file, path);
+      read(f, "jwks_uri", issuer.jwks_uri, path);
+      read(f, "subject_claim", issuer.subject_claim, path);
+      if (issuer.name.empty()) issuer.name = fmt::format("federation[{}]", i);
+      if (issuer.issuer.empty()) throw std::runtime_error(fmt::format("{}: `{}issuer` is required", path, where));
+      if (issuer.audiences.empty()) throw std::runtime_error(fmt::format("{}: `{}audience` is required", path, where));
+      if (issuer.jwks_file.empty() == issuer.jwks_uri.empty())
+        throw std::runtime_error(fmt::format("{}: `{}` needs exactly one of jwks_file and jwks_uri", path, where));
+      if (const auto rules = f["rules"]) {
+        for (std::size_t j = 0; j < rules.size(); ++j) {
+          const auto r = rules[j];
+          const std::string rw = fmt::format("{}rules[{}].", where, j);
+          if (!r.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, rw));
+          reject_unknown(r, {"name", "when", "actions", "repositories"}, rw, path);
+          policy::federation_rule rule;
+          read(r, "name", rule.name, path);
+          read(r, "when", rule.when, path);
+          rule.actions = strings(r["actions"], rw + "actions", path);
+          rule.repositories = strings(r["repositories"], rw + "repositories", path);
+          if (rule.name.empty()) rule.name = fmt::format("rules[{}]", j);
+          if (rule.when.empty() || rule.actions.empty() || rule.repositories.empty())
+            throw std::runtime_error(fmt::format("{}: `{}` needs when, actions and repositories", path, rw));
+          (void)actions_of(r["actions"], rw + "actions", path);
+          issuer.rules.push_back(std::move(rule));
+        }
+      }
+      c.federation.push_back(std::move(issuer));
+    }
+  }
+}
+
 }  // namespace
 
 config load_config(const std::string& path) {
@@ -40,8 +205,10 @@ config load_config(const std::string& path) {
   config c;
   if (root.IsNull()) return c;
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: expected a mapping at the top level", path));
-  reject_unknown(root, {"listen", "data", "log_level", "tls", "limits", "trust_forwarded_headers", "threads"}, "",
-                 path);
+  reject_unknown(root,
+                 {"listen", "data", "log_level", "tls", "limits", "trust_forwarded_headers", "threads", "auth",
+                  "namespaces", "default_namespace", "grants", "users", "federation"},
+                 "", path);
   read(root, "listen", c.listen, path);
   read(root, "data", c.data, path);
   read(root, "log_level", c.log_level, path);
@@ -57,10 +224,18 @@ config load_config(const std::string& path) {
     c.tls = std::move(files);
   }
   if (const auto limits = root["limits"]) {
-    reject_unknown(limits, {"manifest_max_bytes", "max_page", "shutdown_grace_seconds"}, "limits.", path);
+    reject_unknown(limits, {"manifest_max_bytes", "max_page", "shutdown_grace_seconds", "upload_idle_hours"},
+                   "limits.", path);
     read(limits, "manifest_max_bytes", c.manifest_max_bytes, path);
     read(limits, "max_page", c.max_page, path);
     read(limits, "shutdown_grace_seconds", c.shutdown_grace_seconds, path);
+    read(limits, "upload_idle_hours", c.upload_idle_hours, path);
+    if (c.upload_idle_hours < 1) throw std::runtime_error(fmt::format("{}: `upload_idle_hours` must be at least 1", path));
+  }
+  try {
+    read_auth_sections(root, c, path);
+  } catch (const YAML::Exception& e) {
+    throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
   }
   return c;
 }

@@ -7,6 +7,9 @@
 #include <string>
 
 #include "http/server.h"
+#include "policy/authenticator.h"
+#include "policy/federation_config.h"
+#include "policy/policy.h"
 
 namespace berth::app {
 
@@ -20,6 +23,21 @@ struct config {
   std::size_t max_page = 10000;
   int threads = 0;  // I/O threads; 0: one per core
   int shutdown_grace_seconds = 30;
+  int upload_idle_hours = 24;  // an upload session that received nothing for this long is discarded
+
+  // auth:
+  std::string service = "berth";        // the token service name
+  int token_lifetime_seconds = 300;     // access tokens
+  int refresh_token_lifetime_seconds = 7 * 86400;
+  int failed_login_limit = 10;          // per source address and window; 0 disables
+  int failed_login_window_seconds = 60;
+
+  // namespaces:, default_namespace:, grants: (namespace grants are folded into policy.grants)
+  policy::policy_config policy;
+  // users: (config users; their password hashes are argon2id PHC strings)
+  std::vector<policy::config_user> users;
+  // federation:
+  std::vector<policy::federation_issuer> federation;
 };
 
 // Reads the YAML file at `path` over the defaults. Throws std::runtime_error naming the file and the

@@ -39,6 +39,7 @@ limits:
   manifest_max_bytes: 1048576
   max_page: 500
   shutdown_grace_seconds: 5
+  upload_idle_hours: 48
 )"));
   EXPECT_EQ(c.listen, "0.0.0.0:5443");
   EXPECT_EQ(c.data, "/srv/berth");
@@ -50,14 +51,79 @@ limits:
   EXPECT_EQ(c.manifest_max_bytes, 1048576u);
   EXPECT_EQ(c.max_page, 500u);
   EXPECT_EQ(c.shutdown_grace_seconds, 5);
+  EXPECT_EQ(c.upload_idle_hours, 48);
 }
 
 TEST(Config, RejectsUnknownKeysAndWrongTypes) {
   EXPECT_THROW(load_config(write_temp("listne: x\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("limits:\n  manifest_max_bytes: lots\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("tls:\n  certificate: a.pem\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("limits:\n  upload_idle_hours: 0\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("- a\n- b\n")), std::runtime_error);
   EXPECT_THROW(load_config("/nonexistent/berth.yaml"), std::runtime_error);
+}
+
+TEST(Config, AuthNamespacesGrantsUsersFederation) {
+  const auto c = load_config(write_temp(R"(
+auth:
+  service: registry.example.com
+  token_lifetime_seconds: 60
+  failed_login_limit: 3
+namespaces:
+  production:
+    creation: explicit
+    grants:
+      - subject: robot:deploy
+        actions: [pull]
+  public:
+    visibility: public-pull
+default_namespace:
+  creation: explicit
+grants:
+  - subject: robot:ci
+    actions: pull,push
+    repositories: ["staging/*", "development/*"]
+users:
+  - name: alice
+    password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+federation:
+  - name: github
+    issuer: https://token.actions.githubusercontent.com
+    audience: registry.example.com
+    jwks_file: /etc/berth/jwks.json
+    rules:
+      - when: 'ref == "refs/heads/main"'
+        actions: [push]
+        repositories: production/*
+)"));
+  EXPECT_EQ(c.service, "registry.example.com");
+  EXPECT_EQ(c.token_lifetime_seconds, 60);
+  EXPECT_EQ(c.failed_login_limit, 3);
+  ASSERT_EQ(c.policy.namespaces.size(), 2u);
+  EXPECT_EQ(c.policy.namespaces[0].name, "production");
+  EXPECT_EQ(c.policy.namespaces[0].create, policy::creation::explicit_);
+  EXPECT_EQ(c.policy.namespaces[1].vis, policy::visibility::public_pull);
+  EXPECT_EQ(c.policy.default_namespace.create, policy::creation::explicit_);
+  ASSERT_EQ(c.policy.grants.size(), 2u);
+  EXPECT_EQ(c.policy.grants[0].repositories, std::vector<std::string>{"production/*"});
+  EXPECT_EQ(c.policy.grants[0].source, "namespaces.production.grants[0]");
+  EXPECT_EQ(c.policy.grants[1].actions.str(), "pull,push");
+  ASSERT_EQ(c.users.size(), 1u);
+  ASSERT_EQ(c.federation.size(), 1u);
+  EXPECT_EQ(c.federation[0].audiences, std::vector<std::string>{"registry.example.com"});
+  EXPECT_EQ(c.federation[0].rules[0].name, "rules[0]");
+}
+
+TEST(Config, RejectsBadAuthSections) {
+  EXPECT_THROW(load_config(write_temp("auth:\n  servce: x\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  prod:\n    visibility: open\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  prod:\n    creation: lazy\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  a/b: {}\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("grants:\n  - subject: x\n    actions: [write]\n    repositories: [a]\n")),
+               std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("grants:\n  - subject: x\n    actions: [pull]\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("users:\n  - name: bob\n    password_hash: plain\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("federation:\n  - issuer: x\n    audience: y\n")), std::runtime_error);
 }
 
 }  // namespace

@@ -4,18 +4,79 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <filesystem>
+#include <functional>
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "api/registry_api.h"
+#include "app/federation_factory.h"
+#include "auth/token_service.h"
+#include "auth/identity_store.h"
+#include "auth/password.h"
+#include "auth/rate_limiter.h"
+#include "auth/secret.h"
 #include "core/offload.h"
+#include "policy/authenticator.h"
+#include "policy/policy.h"
 #include "http/server.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
 
 namespace berth::app {
+namespace {
+
+void purge_uploads(storage::blob_store& blobs, std::chrono::hours idle) {
+  if (const auto n = blobs.purge_uploads(idle)) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
+}
+
+// Writes `text` to a new file `path` readable by its owner only.
+void write_private_file(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error(fmt::format("cannot create {}", path));
+  (void)::fchmod(fd, 0600);
+  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok) throw std::runtime_error(fmt::format("cannot write {}", path));
+}
+
+// First start with no identities: the user `admin`, with every action everywhere. The password is
+// BERTH_ADMIN_PASSWORD, or a random one printed once and kept in DATA/admin-password (0600).
+void bootstrap_admin(const config& c, auth::identity_store& identities) {
+  if (!c.users.empty()) return;
+  auto has = identities.has_users();
+  if (!has) throw std::runtime_error("identity store: cannot read users (see log)");
+  if (*has) return;
+  std::string password;
+  bool generated = false;
+  if (const char* env = std::getenv("BERTH_ADMIN_PASSWORD"); env != nullptr && *env != '\0') {
+    password = env;
+  } else {
+    password = auth::random_password();
+    generated = true;
+  }
+  if (!identities.put_user("admin", auth::hash_password(password)) || !identities.add_grant("user:admin", "admin", "*"))
+    throw std::runtime_error("identity store: cannot create the admin user (see log)");
+  if (generated) {
+    const auto file = (std::filesystem::path(c.data) / "admin-password").string();
+    write_private_file(file, password + "\n");
+    fmt::print("berth: first start: created user admin with password {} (also in {}, mode 0600; shown once)\n",
+               password, file);
+  } else {
+    fmt::print("berth: first start: created user admin with the password from BERTH_ADMIN_PASSWORD\n");
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
 
 int serve(const config& c) {
   spdlog::set_level(spdlog::level::from_str(c.log_level));
@@ -23,6 +84,15 @@ int serve(const config& c) {
 
   auto blobs = storage::make_fs_blob_store(c.data);
   auto meta = meta::make_sqlite_metadata_store((std::filesystem::path(c.data) / "berth.db").string());
+  auto identities = auth::identity_store::open((std::filesystem::path(c.data) / "auth.db").string());
+  bootstrap_admin(c, *identities);
+  const policy::policy pol(c.policy);
+  policy::authenticator authn(*identities, c.users, make_federation_verifier(c));
+  auto tokens = auth::make_jwt_token_service((std::filesystem::path(c.data) / "token-signing-key.pem").string(),
+                                             c.service, std::chrono::seconds(c.token_lifetime_seconds),
+                                             std::chrono::seconds(c.refresh_token_lifetime_seconds));
+  auth::rate_limiter limiter(static_cast<std::size_t>(std::max(0, c.failed_login_limit)),
+                             std::chrono::seconds(c.failed_login_window_seconds));
 
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int io_threads = c.threads > 0 ? c.threads : cores;
@@ -34,7 +104,8 @@ int serve(const config& c) {
   options.max_page = c.max_page;
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
-  api::registry_api api(*blobs, *meta, pool, options);
+  api::auth_services auth{pol, authn, *identities, limiter, tokens.get(), c.service};
+  api::registry_api api(*blobs, *meta, pool, options, auth);
 
   boost::asio::io_context ioc(io_threads);
   http::server_options server_options;
@@ -44,10 +115,24 @@ int serve(const config& c) {
   const auto endpoint = server.listen();
   server.start();
 
+  // Abandoned uploads go at start-up, then every hour.
+  const std::chrono::hours upload_idle(c.upload_idle_hours);
+  purge_uploads(*blobs, upload_idle);
+  boost::asio::steady_timer purge_timer(ioc);
+  std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    boost::asio::post(pool.executor(), [&] { purge_uploads(*blobs, upload_idle); });
+    purge_timer.expires_after(std::chrono::hours(1));
+    purge_timer.async_wait(purge_later);
+  };
+  purge_timer.expires_after(std::chrono::hours(1));
+  purge_timer.async_wait(purge_later);
+
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
+    purge_timer.cancel();
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 

@@ -48,9 +48,11 @@ class key_set {
 class signing_key {
  public:
   // Loads the PEM private key at `path`, or creates a new P-256 key there (mode 0600) when the file
-  // does not exist. Throws std::runtime_error when the file exists but is not a usable EC key.
+  // does not exist. Throws std::runtime_error when the file exists but is not a usable EC key, and
+  // std::system_error (a runtime_error) when it cannot be read or created.
   static signing_key load_or_create(const std::string& path);
-  // A compact JWS of `claims`, header {"alg":"ES256","typ":"JWT","kid":key_id()}.
+  // A compact JWS of `claims`, header {"alg":"ES256","typ":"JWT","kid":key_id()}. Throws
+  // nlohmann::json::type_error when a string in `claims` is not valid UTF-8.
   std::string sign(const nlohmann::json& claims) const;
   // The public half, as a key_set holding one key (also served as JSON by public_jwks()).
   const key_set& public_keys() const { return public_; }
@@ -72,20 +74,24 @@ struct verified_jwt {
 // Verifies a compact JWS against `keys`: well-formed, alg RS256 or ES256, a key with the header's
 // kid and alg, a valid signature. Does not look at the claims. Fails with errc::unauthorized and a
 // short detail ("malformed token", "unsupported algorithm none", "unknown signing key",
-// "bad signature"). Never throws.
+// "bad signature"). Tokens over 64 KiB and JSON nested deeper than 32 levels are malformed. The
+// payload is parsed only after the signature checks out. Never throws.
 result<verified_jwt> verify_jws(std::string_view token, const key_set& keys);
 
 // What the claims of a verified token must satisfy.
 struct claim_checks {
-  std::string issuer;                         // "iss" must equal it (skipped when empty)
-  std::vector<std::string> audiences;         // "aud" (string or array) must contain one (skipped when empty)
-  std::chrono::system_clock::time_point now;  // "exp" must be after it, "nbf"/"iat" not after it
-  std::chrono::seconds leeway{60};            // clock skew allowed on exp/nbf
+  std::string issuer;                  // "iss" must equal it (skipped when empty)
+  std::vector<std::string> audiences;  // "aud" (string or array) must contain one (skipped when empty)
+  // "exp" must be after it, "nbf"/"iat" not after it. The default (the epoch) means the clock at the
+  // call, so that a forgotten `now` cannot switch the expiry check off.
+  std::chrono::system_clock::time_point now;
+  std::chrono::seconds leeway{60};  // clock skew allowed on exp/nbf/iat
   bool require_exp = true;
 };
 
-// Checks iss, aud, exp, nbf. Fails with errc::unauthorized and a detail naming the claim
-// ("token expired", "wrong audience", "wrong issuer", "token not yet valid").
+// Checks iss, aud, exp, nbf, iat. Fails with errc::unauthorized and a detail naming the claim
+// ("token expired", "wrong audience", "wrong issuer", "token not yet valid", "token has no exp
+// claim", "token issued in the future", "malformed exp claim" for a date that is not a number).
 result<void> check_claims(const nlohmann::json& claims, const claim_checks& checks);
 
 // A rule over token claims, as written in the config:
@@ -94,11 +100,14 @@ result<void> check_claims(const nlohmann::json& claims, const claim_checks& chec
 //   !(actor == "dependabot[bot]")
 // Grammar: or := and ('||' and)* ; and := unary ('&&' unary)* ; unary := '!' unary | '(' or ')' | cmp ;
 // cmp := claim ('==' | '!=' | 'starts with' | 'ends with' | 'matches') string ; claim := [A-Za-z_][A-Za-z0-9_.]*
-// (a dotted claim walks into objects). Strings are double-quoted with \" and \\ escapes. `matches`
-// takes a glob (* and ?). A claim that is absent or not a string makes its comparison false.
+// (a dotted claim walks into objects; no step may be empty). Strings are double-quoted with \" and
+// \\ escapes. `matches` takes a glob: * any run of characters ('/' too), ? one UTF-8 character; the
+// whole value must match. Everything is case-sensitive. A claim that is absent or not a string makes
+// its comparison false (so `x != "a"` is false when x is absent, and `!(x == "a")` is true).
 class claim_rule {
  public:
-  // Fails with errc::unsupported and a detail giving the position and what was expected.
+  // Fails with errc::unsupported and a detail giving the position (1-based byte offset) and what
+  // was expected: "at 17: expected a string after 'starts with'". '!' and '(' nest at most 32 deep.
   static result<claim_rule> parse(std::string_view text);
   bool matches(const nlohmann::json& claims) const;
   const std::string& text() const { return text_; }

@@ -1,11 +1,167 @@
 // berth: the registry server and its command line.
+//   berth serve ...                      run the registry
+//   berth login URL [-u USER]            check credentials and keep them (0600) for the commands below
+//   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
+//   berth check --as WHO --action A --repo R   the policy's answer, offline (--config/--data) or via the API
+//   berth hash-password                  an argon2id hash for the config's users:
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
 #include <exception>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "app/config.h"
 #include "app/serve.h"
+#include "app/offline_check.h"
+#include "auth/password.h"
+#include "auth/secret.h"
+#include "cli/http_client.h"
+
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+// Exit codes: 0 success (or allowed), 1 error, 3 denied (berth check).
+constexpr int exit_error = 1;
+constexpr int exit_denied = 3;
+
+struct cli_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+fs::path credentials_path() {
+  if (const char* xdg = std::getenv("XDG_CONFIG_HOME"); xdg != nullptr && *xdg != '\0')
+    return fs::path(xdg) / "berth" / "credentials.json";
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') throw cli_error("neither XDG_CONFIG_HOME nor HOME is set");
+  return fs::path(home) / ".config" / "berth" / "credentials.json";
+}
+
+json load_credentials() {
+  const auto path = credentials_path();
+  std::ifstream in(path);
+  if (!in) return json{{"registries", json::object()}};
+  auto doc = json::parse(in, nullptr, false);
+  if (!doc.is_object()) throw cli_error(fmt::format("{} is not valid JSON", path.string()));
+  if (!doc.contains("registries")) doc["registries"] = json::object();
+  return doc;
+}
+
+void save_credentials(const json& doc) {
+  const auto path = credentials_path();
+  fs::create_directories(path.parent_path());
+  ::chmod(path.parent_path().c_str(), 0700);
+  const auto tmp = path.string() + ".tmp";
+  {
+    const mode_t old = ::umask(077);
+    std::ofstream out(tmp, std::ios::trunc);
+    ::umask(old);
+    if (!out) throw cli_error(fmt::format("cannot write {}", tmp));
+    out << doc.dump(2) << "\n";
+  }
+  ::chmod(tmp.c_str(), 0600);
+  fs::rename(tmp, path);
+}
+
+std::string normalize_url(std::string url) {
+  if (!url.starts_with("http://") && !url.starts_with("https://")) url = "https://" + url;
+  while (url.ends_with("/")) url.pop_back();
+  return url;
+}
+
+std::string read_secret(const std::string& prompt) {
+  std::string line;
+  if (::isatty(STDIN_FILENO)) {
+    fmt::print(stderr, "{}", prompt);
+    termios old{};
+    ::tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    std::getline(std::cin, line);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    fmt::print(stderr, "\n");
+  } else {
+    std::getline(std::cin, line);
+  }
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+  return line;
+}
+
+// The registry to talk to and its credentials: --registry, else the last one logged in to.
+struct session {
+  std::string url;
+  std::string username;
+  std::string password;
+
+  std::map<std::string, std::string> headers() const {
+    return {{"Authorization", "Basic " + berth::auth::base64_encode(username + ":" + password)},
+            {"Accept", "application/json"}};
+  }
+};
+
+session open_session(const std::string& registry) {
+  const auto doc = load_credentials();
+  std::string url = registry.empty() ? doc.value("default", std::string()) : normalize_url(registry);
+  if (url.empty()) throw cli_error("not logged in: run `berth login URL` first (or pass --registry)");
+  const auto& regs = doc["registries"];
+  if (!regs.contains(url)) throw cli_error(fmt::format("not logged in to {}: run `berth login {}`", url, url));
+  return session{url, regs[url].value("username", ""), regs[url].value("password", "")};
+}
+
+// The admin API's answer as JSON, or a short error from its OCI error envelope.
+json call(const session& s, const std::string& method, const std::string& target, const json& body = nullptr) {
+  auto headers = s.headers();
+  std::string text;
+  if (!body.is_null()) {
+    headers["Content-Type"] = "application/json";
+    text = body.dump();
+  }
+  const auto reply = berth::cli::http_call(method, s.url, target, headers, text);
+  auto doc = json::parse(reply.body, nullptr, false);
+  if (reply.status >= 200 && reply.status < 300) return doc.is_discarded() ? json::object() : doc;
+  std::string message = fmt::format("HTTP {}", reply.status);
+  if (doc.is_object() && doc.contains("errors") && doc["errors"].is_array() && !doc["errors"].empty()) {
+    const auto& e = doc["errors"][0];
+    message = e.value("detail", e.value("message", message));
+    if (e.value("code", "") == "UNAUTHORIZED") message += " (run `berth login` again?)";
+  }
+  throw cli_error(message);
+}
+
+std::string percent_encode(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+std::string time_text(const json& v) {
+  if (!v.is_number_integer()) return "-";
+  const std::time_t t = v.get<std::int64_t>();
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App cli{"Berth: an OCI container registry"};
@@ -20,6 +176,60 @@ int main(int argc, char** argv) {
   serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
+  std::string registry;
+  auto* login = cli.add_subcommand("login", "Check credentials against a registry and keep them for later commands");
+  std::string login_url, username, password_arg;
+  bool password_stdin = false;
+  login->add_option("url", login_url, "Registry URL, e.g. https://registry.example.com or http://127.0.0.1:5000")
+      ->required();
+  login->add_option("-u,--username", username, "User name, or a robot's name (default: admin)");
+  login->add_flag("--password-stdin", password_stdin, "Read the password (or robot token) from stdin");
+
+  auto* whoami = cli.add_subcommand("whoami", "Show who the stored credentials are and what they may do");
+  whoami->add_option("--registry", registry, "Registry URL (default: the last `berth login`)");
+
+  auto* repo = cli.add_subcommand("repo", "Create, list and delete repositories");
+  repo->require_subcommand(1);
+  std::string repo_name;
+  auto* repo_create = repo->add_subcommand("create", "Create a repository (needed in `creation: explicit` namespaces)");
+  repo_create->add_option("name", repo_name, "Repository, e.g. production/app")->required();
+  auto* repo_list = repo->add_subcommand("list", "List the repositories you may see");
+  auto* repo_delete = repo->add_subcommand("delete", "Delete a repository with its manifests and tags");
+  repo_delete->add_option("name", repo_name, "Repository")->required();
+  for (auto* c : {repo_create, repo_list, repo_delete}) c->add_option("--registry", registry, "Registry URL");
+
+  auto* robot = cli.add_subcommand("robot", "Robot accounts: long random tokens for CI and deployments");
+  robot->require_subcommand(1);
+  std::string robot_name, robot_description;
+  int robot_days = 0;
+  std::vector<std::string> robot_pull, robot_push, robot_delete;
+  auto* robot_create = robot->add_subcommand("create", "Create a robot; its token is printed once");
+  robot_create->add_option("name", robot_name, "Robot name, e.g. ci")->required();
+  robot_create->add_option("--description", robot_description, "What it is for");
+  robot_create->add_option("--expires-in-days", robot_days, "Expire after this many days (default: never)");
+  robot_create->add_option("--pull", robot_pull, "Repository patterns it may pull, e.g. production/*");
+  robot_create->add_option("--push", robot_push, "Repository patterns it may push (and pull)");
+  robot_create->add_option("--delete", robot_delete, "Repository patterns it may delete in");
+  auto* robot_list = robot->add_subcommand("list", "List robots");
+  auto* robot_revoke = robot->add_subcommand("revoke", "Revoke a robot's token for good");
+  robot_revoke->add_option("name", robot_name, "Robot name")->required();
+  for (auto* c : {robot_create, robot_list, robot_revoke}) c->add_option("--registry", registry, "Registry URL");
+
+  auto* check = cli.add_subcommand("check", "Would this identity be allowed? Prints the deciding grant or rule");
+  std::string check_as, check_action, check_repo, check_config, check_data;
+  check->add_option("--as", check_as,
+                    "user:NAME, robot:NAME, anonymous, a robot token, or an OIDC token (offline, with --config)")
+      ->required();
+  check->add_option("--action", check_action, "pull, push, delete, list or admin")
+      ->required()
+      ->check(CLI::IsMember({"pull", "push", "delete", "list", "admin"}));
+  check->add_option("--repo", check_repo, "Repository, e.g. production/app")->required();
+  check->add_option("--config", check_config, "Decide offline from this config file")->check(CLI::ExistingFile);
+  check->add_option("--data", check_data, "Decide offline with this data directory's identities");
+  check->add_option("--registry", registry, "Ask this registry's API (default: the last `berth login`)");
+
+  auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
+
   CLI11_PARSE(cli, argc, argv);
 
   try {
@@ -30,9 +240,116 @@ int main(int argc, char** argv) {
       if (!log_level.empty()) c.log_level = log_level;
       return berth::app::serve(c);
     }
+    if (login->parsed()) {
+      const std::string url = normalize_url(login_url);
+      if (username.empty()) username = "admin";
+      const std::string password =
+          password_stdin ? read_secret("") : read_secret(fmt::format("Password for {} at {}: ", username, url));
+      if (password.empty()) throw cli_error("empty password");
+      session s{url, username, password};
+      const auto who = call(s, "GET", "/api/v1/whoami");
+      auto doc = load_credentials();
+      doc["registries"][url] = {{"username", username}, {"password", password}};
+      doc["default"] = url;
+      save_credentials(doc);
+      fmt::print("Logged in to {} as {} (credentials in {})\n", url, who.value("subject", username),
+                 credentials_path().string());
+      return 0;
+    }
+    if (whoami->parsed()) {
+      const auto s = open_session(registry);
+      const auto who = call(s, "GET", "/api/v1/whoami");
+      fmt::print("{}{} at {}\n", who.value("subject", "?"), who.value("admin", false) ? " (administrator)" : "", s.url);
+      for (const auto& g : who["grants"]) {
+        std::vector<std::string> repos = g["repositories"].get<std::vector<std::string>>();
+        fmt::print("  {} on {}  ({})\n", g.value("actions", ""), fmt::join(repos, ", "), g.value("source", ""));
+      }
+      return 0;
+    }
+    if (repo_create->parsed()) {
+      const auto r = call(open_session(registry), "POST", "/api/v1/repositories", json{{"name", repo_name}});
+      fmt::print("{} {}\n", repo_name, r.value("created", false) ? "created" : "already exists");
+      return 0;
+    }
+    if (repo_list->parsed()) {
+      const auto r = call(open_session(registry), "GET", "/api/v1/repositories");
+      for (const auto& name : r["repositories"]) fmt::print("{}\n", name.get<std::string>());
+      return 0;
+    }
+    if (repo_delete->parsed()) {
+      call(open_session(registry), "DELETE", "/api/v1/repositories/" + percent_encode(repo_name));
+      fmt::print("{} deleted\n", repo_name);
+      return 0;
+    }
+    if (robot_create->parsed()) {
+      const auto s = open_session(registry);
+      json body{{"name", robot_name}, {"description", robot_description}};
+      if (robot_days > 0) body["expires_in_days"] = robot_days;
+      auto r = call(s, "POST", "/api/v1/robots", body);
+      auto add = [&](const std::vector<std::string>& patterns, const char* action) {
+        if (patterns.empty()) return;
+        call(s, "POST", "/api/v1/grants",
+             json{{"subject", "robot:" + robot_name}, {"actions", {action}}, {"repositories", patterns}});
+      };
+      add(robot_pull, "pull");
+      add(robot_push, "push");
+      add(robot_delete, "delete");
+      fmt::print("Robot {} created. Log in with username {} and this token (shown once):\n{}\n",
+                 r.value("subject", ""), robot_name, r.value("token", ""));
+      return 0;
+    }
+    if (robot_list->parsed()) {
+      const auto r = call(open_session(registry), "GET", "/api/v1/robots");
+      for (const auto& x : r["robots"]) {
+        fmt::print("{:<24} {:<8} expires {:<16} {}\n", x.value("name", ""),
+                   x["revoked_at"].is_null() ? (x.value("active", false) ? "active" : "expired") : "revoked",
+                   time_text(x["expires_at"]), x.value("description", ""));
+      }
+      return 0;
+    }
+    if (robot_revoke->parsed()) {
+      call(open_session(registry), "DELETE", "/api/v1/robots/" + percent_encode(robot_name));
+      fmt::print("robot:{} revoked\n", robot_name);
+      return 0;
+    }
+    if (check->parsed()) {
+      bool allowed = false;
+      std::string subject, reason;
+      if (!check_config.empty() || !check_data.empty()) {
+        const auto answer = berth::app::offline_check(check_config, check_data, check_as, check_action, check_repo);
+        allowed = answer.allowed;
+        subject = answer.subject;
+        reason = answer.reason;
+      } else {
+        const auto s = open_session(registry);
+        std::string target = fmt::format("/api/v1/check?action={}&repository={}", percent_encode(check_action),
+                                         percent_encode(check_repo));
+        session as = s;
+        if (check_as.starts_with("user:") || check_as.starts_with("robot:") || check_as == "anonymous") {
+          target += "&subject=" + percent_encode(check_as);
+        } else if (std::count(check_as.begin(), check_as.end(), '.') == 2) {
+          as = session{s.url, "oidc", check_as};  // an OIDC token: ask as that identity
+        } else {
+          throw cli_error("--as takes user:NAME, robot:NAME, anonymous or an OIDC token (robot tokens: use --data)");
+        }
+        const auto r = call(as, "GET", target);
+        allowed = r.value("allowed", false);
+        subject = r.value("subject", check_as);
+        reason = r.value("reason", "");
+      }
+      fmt::print("{}: {} may {}{} {}\n  {}\n", allowed ? "allowed" : "denied", subject, allowed ? "" : "not ",
+                 check_action, check_repo, reason);
+      return allowed ? 0 : exit_denied;
+    }
+    if (hash->parsed()) {
+      const std::string password = read_secret("Password: ");
+      if (password.empty()) throw cli_error("empty password");
+      fmt::print("{}\n", berth::auth::hash_password(password));
+      return 0;
+    }
   } catch (const std::exception& e) {
     fmt::print(stderr, "berth: {}\n", e.what());
-    return 1;
+    return exit_error;
   }
   return 0;
 }

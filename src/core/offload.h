@@ -36,6 +36,9 @@ class blocking_pool {
         boost::asio::use_awaitable);
   }
 
+  // For fire-and-forget work (asio::post) that nobody awaits.
+  boost::asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
+
   void join() { pool_.join(); }
 
  private:

@@ -88,6 +88,13 @@ std::optional<std::string> request::query(std::string_view key) const {
   return found;
 }
 
+std::vector<std::string> form_values(std::string_view form, std::string_view key) {
+  std::vector<std::string> values;
+  const std::string target = "?" + std::string(form);
+  for_each_value(target, key, [&](std::string_view v) { values.push_back(percent_decode(v)); });
+  return values;
+}
+
 std::vector<std::string> request::query_all(std::string_view key) const {
   std::vector<std::string> values;
   for_each_value(target_, key, [&](std::string_view v) { values.push_back(percent_decode(v)); });

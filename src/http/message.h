@@ -110,6 +110,10 @@ struct response {
   std::optional<std::uint64_t> head_length;
 };
 
+// All values of `key` in an application/x-www-form-urlencoded string (a query without its '?'),
+// percent-decoded, in order.
+std::vector<std::string> form_values(std::string_view form, std::string_view key);
+
 using handler = std::function<asio::awaitable<response>(request&)>;
 
 }  // namespace berth::http

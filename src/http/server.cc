@@ -217,7 +217,7 @@ class connection final : public live_connection {
 
   void stop(bool force) override {
     stop_requested_ = true;
-    if (force || idle_) tcp().close();
+    if (force || (idle_ && !request_arriving())) tcp().close();
   }
 
   asio::any_io_executor executor() override { return stream_.get_executor(); }
@@ -226,6 +226,14 @@ class connection final : public live_connection {
   static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+
+  // A request that has reached us, even in part, is served before the connection closes: a client
+  // cannot tell "closed while idle" from "closed after I sent my request". A new connection counts
+  // as arriving (clients connect, then write); the grace timer bounds both.
+  bool request_arriving() {
+    error_code ec;
+    return served_ == 0 || buffer_.size() > 0 || tcp().socket().available(ec) > 0;
+  }
 
   // TLS: the handshake. Plain: looks at the first byte, and turns a TLS ClientHello away at once
   // (clients probing with verification off would otherwise wait for a timeout).
@@ -265,6 +273,7 @@ class connection final : public live_connection {
       co_return false;
     }
     tcp().expires_never();  // a handler may take long: a 5 GiB upload
+    ++served_;
 
     auto& msg = parser.get();
     bool keep = parser.keep_alive() && msg.version() >= 11;
@@ -428,6 +437,7 @@ class connection final : public live_connection {
   parser_source<Stream> source_;
   std::string remote_;
   bool idle_ = true;  // waiting for a request: shutdown() may close at once
+  std::uint64_t served_ = 0;  // requests whose header was read
   bool stop_requested_ = false;
   bool drain_on_close_ = false;
 };

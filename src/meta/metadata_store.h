@@ -75,6 +75,16 @@ class metadata_store {
   virtual result<std::optional<std::vector<std::string>>> list_tags(std::string_view repo, std::string_view last,
                                                                     std::size_t n) = 0;
   virtual result<std::vector<std::string>> list_repositories(std::string_view last, std::size_t n) = 0;
+
+  // Repositories themselves. Whether `repo` exists (pushed to, or created).
+  virtual result<bool> repository_exists(std::string_view repo) = 0;
+  // Creates an empty repository; false when it already existed.
+  virtual result<bool> create_repository(std::string_view repo) = 0;
+  // Deletes the repository with its manifests, tags and blob links (the blobs stay in the blob
+  // store for garbage collection); false when it did not exist.
+  virtual result<bool> delete_repository(std::string_view repo) = 0;
+  // Up to `n` repositories that link `d`, in lexical order (for automatic cross-repository mount).
+  virtual result<std::vector<std::string>> repositories_with_blob(const digest& d, std::size_t n) = 0;
   // Manifests in `repo` whose subject is `subject`, optionally only those of `artifact_type`.
   virtual result<std::vector<referrer>> referrers(std::string_view repo, const digest& subject,
                                                   std::optional<std::string_view> artifact_type) = 0;

@@ -111,6 +111,9 @@ constexpr std::string_view delete_tag_sql =
 constexpr std::string_view list_tags_sql =
     "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3";
 constexpr std::string_view list_repos_sql = "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2";
+constexpr std::string_view repos_with_blob_sql =
+    "SELECT r.name FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = ?1 "
+    "ORDER BY r.name LIMIT ?2";
 constexpr std::string_view referrers_sql =
     "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repositories r "
     "JOIN manifests m ON m.repo_id = r.id WHERE r.name = ?1 AND m.subject = ?2 "
@@ -366,6 +369,45 @@ class sqlite_metadata_store final : public metadata_store {
     return read([&](connection& db) {
       auto st = db.prepare(list_repos_sql);
       return column_strings(st.bind(last, std::uint64_t{n}));
+    });
+  }
+
+  result<bool> repository_exists(std::string_view repo) override {
+    return read([&](connection& db) -> result<bool> {
+      auto id = find_repo(db, repo);
+      if (!id) return std::unexpected(id.error());
+      return id->has_value();
+    });
+  }
+
+  result<bool> create_repository(std::string_view repo) override {
+    return write([&](connection& db) -> result<bool> {
+      auto found = find_repo(db, repo);
+      if (!found) return std::unexpected(found.error());
+      if (*found) return false;
+      if (auto r = db.prepare(insert_repo_sql).bind(repo).run(); !r) return std::unexpected(r.error());
+      return true;
+    });
+  }
+
+  result<bool> delete_repository(std::string_view repo) override {
+    return write([&](connection& db) -> result<bool> {
+      auto found = find_repo(db, repo);
+      if (!found) return std::unexpected(found.error());
+      if (!*found) return false;
+      // Manifests first: their tags and references cascade.
+      for (const char* sql : {"DELETE FROM manifests WHERE repo_id = ?1", "DELETE FROM blob_links WHERE repo_id = ?1",
+                              "DELETE FROM repositories WHERE id = ?1"}) {
+        if (auto r = db.prepare(sql).bind(**found).run(); !r) return std::unexpected(r.error());
+      }
+      return true;
+    });
+  }
+
+  result<std::vector<std::string>> repositories_with_blob(const digest& d, std::size_t n) override {
+    return read([&](connection& db) {
+      auto st = db.prepare(repos_with_blob_sql);
+      return column_strings(st.bind(d.str(), std::uint64_t{n}));
     });
   }
 

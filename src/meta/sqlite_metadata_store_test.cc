@@ -197,6 +197,28 @@ TEST_F(sqlite_metadata_store_test, list_repositories_pagination) {
   EXPECT_EQ(store_->list_repositories("c", 10).value(), strings{});
 }
 
+TEST_F(sqlite_metadata_store_test, create_and_delete_repository) {
+  EXPECT_FALSE(store_->repository_exists("prod/app").value());
+  EXPECT_TRUE(store_->create_repository("prod/app").value());
+  EXPECT_FALSE(store_->create_repository("prod/app").value());
+  EXPECT_TRUE(store_->repository_exists("prod/app").value());
+  EXPECT_EQ(store_->list_repositories("", 10).value(), strings{"prod/app"});
+  EXPECT_EQ(store_->list_tags("prod/app", "", 10).value(), strings{});
+
+  const auto m = manifest("{}");
+  ASSERT_TRUE(store_->link_blob("prod/app", d("layer"), 5).has_value());
+  ASSERT_TRUE(store_->put_manifest("prod/app", m, "v1").has_value());
+  ASSERT_TRUE(store_->link_blob("other", d("layer"), 5).has_value());
+  EXPECT_EQ(store_->repositories_with_blob(d("layer"), 10).value(), (strings{"other", "prod/app"}));
+  EXPECT_EQ(store_->repositories_with_blob(d("layer"), 1).value(), strings{"other"});
+
+  EXPECT_TRUE(store_->delete_repository("prod/app").value());
+  EXPECT_FALSE(store_->delete_repository("prod/app").value());
+  EXPECT_FALSE(store_->repository_exists("prod/app").value());
+  EXPECT_FALSE(store_->manifest_by_tag("prod/app", "v1").value());
+  EXPECT_EQ(store_->repositories_with_blob(d("layer"), 10).value(), strings{"other"});
+}
+
 TEST_F(sqlite_metadata_store_test, referrers) {
   const digest subject = d("subject");
   const auto sig = manifest("sig", {}, subject, "application/sig");

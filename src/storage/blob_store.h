@@ -9,6 +9,8 @@
 // Thread-safety: every method may be called concurrently. One upload accepts one writer at a time.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -84,6 +86,9 @@ class blob_store {
   // Discards the upload; BLOB_UPLOAD_UNKNOWN as above; BLOB_UPLOAD_INVALID (409) while a request
   // is writing to it.
   virtual result<void> cancel_upload(std::string_view repo, std::string_view id) = 0;
+  // Discards every upload that received no byte for longer than `idle` (abandoned by its client),
+  // except those a request is writing to. Returns how many went. Failures are logged and skipped.
+  virtual std::size_t purge_uploads(std::chrono::seconds idle) = 0;
 };
 
 // The filesystem store rooted at `root` (created when missing). Layout in docs/storage-layout.md.

@@ -614,6 +614,31 @@ class fs_blob_store final : public blob_store {
     return {};
   }
 
+  std::size_t purge_uploads(std::chrono::seconds idle) override {
+    const auto cutoff = fs::file_time_type::clock::now() - idle;
+    std::size_t purged = 0;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(layout_.uploads(), ec)) {
+      const std::string id = entry.path().filename().string();
+      if (!is_upload_id(id)) continue;
+      std::error_code stat_ec;
+      const auto written = fs::last_write_time(layout_.upload_data(id), stat_ec);
+      if (stat_ec || written > cutoff) continue;
+      auto claim = registry_->try_claim(id);
+      if (!claim) continue;  // a request is writing to it: not abandoned
+      claim->hash().reset();
+      std::error_code remove_ec;
+      fs::remove_all(layout_.upload_dir(id), remove_ec);
+      if (remove_ec) {
+        log_failure("remove", layout_.upload_dir(id), remove_ec.value());
+      } else {
+        ++purged;
+      }
+    }
+    if (ec) log_failure("list", layout_.uploads(), ec.value());
+    return purged;
+  }
+
  private:
   // BLOB_UPLOAD_UNKNOWN unless `id` is well-formed and names an upload of `repo`.
   result<void> check_owner(std::string_view repo, std::string_view id) const {

@@ -334,6 +334,25 @@ TEST_F(FsBlobStoreTest, CancelRemovesTheData) {
   EXPECT_EQ(store_->cancel_upload("library/alpine", id).error().code, errc::blob_upload_unknown);
 }
 
+TEST_F(FsBlobStoreTest, PurgeRemovesOnlyIdleUploadsNobodyWrites) {
+  const auto old_idle = create();
+  const auto old_busy = create();
+  const auto fresh = create();
+  const auto an_hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const auto& id : {old_idle, old_busy}) fs::last_write_time(root_ / "uploads" / id / "data", an_hour_ago);
+
+  auto writer = open(old_busy);
+  ASSERT_TRUE(writer);
+  EXPECT_EQ(store_->purge_uploads(std::chrono::minutes(30)), 1u);
+  EXPECT_FALSE(fs::exists(root_ / "uploads" / old_idle));
+  EXPECT_EQ(store_->upload_size("library/alpine", old_idle).error().code, errc::blob_upload_unknown);
+  EXPECT_TRUE(writer->write("still here"));
+  EXPECT_TRUE(store_->upload_size("library/alpine", fresh).has_value());
+  writer.reset();
+  EXPECT_EQ(*store_->upload_size("library/alpine", old_busy), 10u);  // its write made it recent
+  EXPECT_EQ(store_->purge_uploads(std::chrono::minutes(30)), 0u);
+}
+
 TEST_F(FsBlobStoreTest, LargeUploadInPieces) {
   constexpr std::size_t kPiece = 1 << 20;
   constexpr int kPieces = 64;

@@ -13,12 +13,14 @@ The raw-HTTP helpers open one connection per call, so they are safe to use from 
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 from urllib.parse import urlsplit
 
 import pytest
 
+from e2eauth import ADMIN_PASSWORD, ADMIN_USER, auth_json, basic
 from images import sha256
 
 MANIFEST_ACCEPT = ", ".join([
@@ -35,12 +37,38 @@ class ClientError(AssertionError):
     pass
 
 
-class Clients:
-    """skopeo/podman/buildah runners confined to `root` (a fresh temp dir)."""
+LOCAL_REGISTRY_RE = re.compile(r"(?:^|docker://|//)(127\.0\.0\.1:\d+)")
 
-    def __init__(self, root: str):
+
+class Clients:
+    """skopeo/podman/buildah runners confined to `root` (a fresh temp dir).
+
+    With `credentials` (user, password) — the fixture admin by default — every 127.0.0.1:PORT registry
+    named in a command's arguments gets those credentials in the auth file (REGISTRY_AUTH_FILE) before
+    the command runs, so the tools authenticate exactly as they would after `login`. None: anonymous."""
+
+    def __init__(self, root: str, credentials=(ADMIN_USER, ADMIN_PASSWORD)):
         self.root = root
         self.env = self._isolated_env(root)
+        self.credentials = credentials
+        self.auth_file = self.env["REGISTRY_AUTH_FILE"]
+
+    def _grant_hosts(self, args):
+        if not self.credentials:
+            return
+        hosts = set()
+        for a in args:
+            hosts.update(LOCAL_REGISTRY_RE.findall(str(a)))
+        if not hosts:
+            return
+        with open(self.auth_file) as f:
+            doc = json.load(f)
+        auths = doc.setdefault("auths", {})
+        missing = [h for h in hosts if h not in auths]
+        if missing:
+            auths.update(auth_json(missing, *self.credentials)["auths"])
+            with open(self.auth_file, "w") as f:
+                json.dump(doc, f)
 
     @staticmethod
     def _isolated_env(root: str) -> dict:
@@ -80,6 +108,7 @@ class Clients:
 
     def run(self, *cmd, check=True) -> subprocess.CompletedProcess:
         """Run a client; with check=True a non-zero exit fails the test with the client's stderr."""
+        self._grant_hosts(cmd)
         proc = subprocess.run(list(cmd), env=self.env, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
         if check and proc.returncode != 0:
             raise ClientError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
@@ -120,13 +149,17 @@ class Response:
         return self.headers.get(name.lower())
 
 
-def request(url: str, method="GET", path="/", body=None, headers=None, timeout=30) -> Response:
-    """One HTTP exchange on a fresh connection. `url` is the registry base URL; `path` may be absolute."""
+def request(url: str, method="GET", path="/", body=None, headers=None, timeout=30, auth=basic()) -> Response:
+    """One HTTP exchange on a fresh connection. `url` is the registry base URL; `path` may be absolute.
+    `auth` is the Authorization header (the fixture admin by default; None: anonymous)."""
     parts = urlsplit(path if path.startswith("http") else url + path)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
         target = parts.path + ("?" + parts.query if parts.query else "")
-        conn.request(method, target, body=body, headers=headers or {})
+        headers = dict(headers or {})
+        if auth and not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = auth
+        conn.request(method, target, body=body, headers=headers)
         resp = conn.getresponse()
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:

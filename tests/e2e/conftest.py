@@ -12,11 +12,19 @@ import tempfile
 
 import pytest
 
+from e2eauth import ADMIN_PASSWORD, ADMIN_USER
+
 LISTEN_RE = re.compile(r"listening on (?:https?://)?(\[[0-9a-f:]+\]|[0-9.]+):(\d+)")
 
 
 class Registry:
-    """A running registry process. `url` is http://127.0.0.1:PORT, `host` is 127.0.0.1:PORT."""
+    """A running registry process. `url` is http://127.0.0.1:PORT, `host` is 127.0.0.1:PORT.
+
+    Berth starts with BERTH_ADMIN_PASSWORD set, so `user`/`password` (the first-start admin) can do
+    everything; `env` may override it."""
+
+    user = ADMIN_USER
+    password = ADMIN_PASSWORD
 
     def __init__(self, data_dir, extra_args=(), env=None):
         self.data_dir = data_dir
@@ -41,7 +49,7 @@ class Registry:
             pytest.fail("BERTH_BIN is not set: run through ctest, or export BERTH_BIN=build/src/cli/berth")
         cmd = [binary, "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *self.extra_args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env={**os.environ, **(self.env or {})})
+                                     env={**os.environ, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD, **(self.env or {})})
         self.log = open(self.log_path, "a")
         for line in self.proc.stdout:
             self.log.write(line)

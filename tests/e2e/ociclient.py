@@ -16,6 +16,8 @@ import urllib.parse
 
 import pytest
 
+from e2eauth import basic
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -125,9 +127,13 @@ def assert_error(response, status, *codes):
 
 
 class Client:
-    def __init__(self, registry, timeout=15):
+    """`auth` is the Authorization header sent with every request unless a request gives its own
+    (None: anonymous). The default is the fixture registry's admin."""
+
+    def __init__(self, registry, timeout=15, auth=basic()):
         self.host = registry.host
         self.timeout = timeout
+        self.auth = auth
 
     # ---- raw HTTP -------------------------------------------------------------------------------
 
@@ -138,18 +144,14 @@ class Client:
         content_length is False). chunks: an iterable of bytes sent with Transfer-Encoding: chunked
         instead. Headers are sent exactly as given otherwise.
         """
-        conn = http.client.HTTPConnection(self.host, timeout=self.timeout)
+        headers = dict(headers or {})
+        names = {k.lower() for k in headers}
+        if chunks is not None:
+            headers["Transfer-Encoding"] = "chunked"
+        elif body is not None and content_length and "content-length" not in names:
+            headers["Content-Length"] = str(len(body))
+        conn = self.begin(method, url, headers)
         try:
-            conn.putrequest(method, path_of(url), skip_accept_encoding=True)
-            headers = dict(headers or {})
-            names = {k.lower() for k in headers}
-            if chunks is not None:
-                headers["Transfer-Encoding"] = "chunked"
-            elif body is not None and content_length and "content-length" not in names:
-                headers["Content-Length"] = str(len(body))
-            for k, v in headers.items():
-                conn.putheader(k, v)
-            conn.endheaders()
             if chunks is not None:
                 for chunk in chunks:
                     if chunk:
@@ -167,6 +169,18 @@ class Client:
             return Response(resp.status, resp.headers, body)
         finally:
             conn.close()
+
+    def begin(self, method, url, headers):
+        """Opens a fresh connection and sends the request line and `headers`; the caller sends the
+        body (if any) with conn.send, reads conn.getresponse() and closes the connection."""
+        conn = http.client.HTTPConnection(self.host, timeout=self.timeout)
+        conn.putrequest(method, path_of(url), skip_accept_encoding=True)
+        if self.auth and "authorization" not in {k.lower() for k in headers}:
+            headers = {**headers, "Authorization": self.auth}
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        return conn
 
     def get(self, url, **kw):
         return self.request("GET", url, **kw)

@@ -2,6 +2,7 @@
 import re
 import socket
 
+from e2eauth import basic
 from ociclient import (OCTET, assert_error, digest_of, oci, path_of, random_bytes,  # noqa: F401
                        with_query)
 
@@ -177,6 +178,7 @@ def test_body_shorter_than_content_length_creates_nothing(oci, registry):
     host, port = registry.host.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as s:
         s.sendall(f"PUT {target} HTTP/1.1\r\nHost: {registry.host}\r\nContent-Type: {OCTET}\r\n"
+                  f"Authorization: {basic()}\r\n"
                   f"Content-Length: {len(data)}\r\n\r\n".encode() + data[:10])
         s.shutdown(socket.SHUT_WR)
         reply = b""

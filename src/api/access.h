@@ -1,0 +1,75 @@
+// Authentication and authorization of API requests: who the caller is (anonymous, Basic credentials,
+// or one of Berth's bearer tokens), what a route needs (pull for GET/HEAD, push for POST/PATCH/PUT,
+// delete for DELETE, list for listings), and the refusal when the caller may not: 401 UNAUTHORIZED
+// with a WWW-Authenticate challenge (no or bad credentials, or a token that lacks a scope the caller
+// could get), or 403 DENIED naming the identity and the repository.
+// Thread-safety: a caller is used by one request; auth_services members are thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/identity_store.h"
+#include "auth/rate_limiter.h"
+#include "auth/tokens.h"
+#include "http/message.h"
+#include "policy/authenticator.h"
+#include "policy/policy.h"
+
+namespace berth::api {
+
+struct auth_services {
+  const policy::policy& pol;
+  policy::authenticator& authn;
+  auth::identity_store& identities;
+  auth::rate_limiter& limiter;
+  const auth::token_service* tokens = nullptr;  // null: Basic challenges, no /token endpoint
+  std::string service = "berth";                // the token service name ("service" in challenges)
+  bool refresh_tokens = true;
+};
+
+// The authenticated party of one request.
+class caller {
+ public:
+  // Anonymous, or a principal proven by Basic credentials.
+  explicit caller(policy::principal who) : who_(std::move(who)) {}
+  // The bearer of one of Berth's access tokens.
+  explicit caller(auth::access_claims token) : token_(std::move(token)) { who_.subject = token_->subject; }
+
+  const std::string& subject() const { return who_.subject; }
+  bool anonymous() const { return who_.anonymous(); }
+  // The principal (Basic or anonymous); for a bearer only the subject is filled in.
+  const policy::principal& principal() const { return who_; }
+  const auth::access_claims* token() const { return token_ ? &*token_ : nullptr; }
+
+  enum class verdict { allowed, denied, challenge };
+  struct outcome {
+    verdict v;
+    std::string reason;
+  };
+  // Whether the caller may do `a` on `repository`. A bearer is limited to its token's scopes; a
+  // missing scope the token endpoint did not refuse gives `challenge` (fetch a new token).
+  outcome may(const policy::policy& pol, policy::action a, std::string_view repository) const;
+  bool allowed(const policy::policy& pol, policy::action a, std::string_view repository) const {
+    return may(pol, a, repository).v == verdict::allowed;
+  }
+
+ private:
+  policy::principal who_;
+  std::optional<auth::access_claims> token_;
+};
+
+// The value of WWW-Authenticate: `Bearer realm="<url>/token",service="...",scope="...",error="..."`
+// when a token service exists, else `Basic realm="<service>"`. `scope` and `err` are left out when empty.
+std::string challenge(const auth_services& auth, std::string_view realm, std::string_view scope,
+                      std::string_view err = {});
+
+// Basic credentials from an Authorization header value ("Basic base64(user:password)").
+struct basic_credentials {
+  std::string username;
+  std::string password;
+};
+std::optional<basic_credentials> parse_basic(std::string_view header);
+
+}  // namespace berth::api

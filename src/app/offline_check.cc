@@ -1,0 +1,51 @@
+#include "app/offline_check.h"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "app/config.h"
+#include "app/federation_factory.h"
+#include "auth/identity_store.h"
+#include "core/reference.h"
+#include "policy/authenticator.h"
+#include "policy/policy.h"
+
+namespace berth::app {
+
+check_answer offline_check(const std::string& config_path, const std::string& data_dir, const std::string& as,
+                           const std::string& action, const std::string& repository) {
+  const config c = config_path.empty() ? config{} : load_config(config_path);
+  const std::string data = data_dir.empty() ? c.data : data_dir;
+  const auto a = policy::parse_action(action);
+  if (!a) throw std::runtime_error("action must be pull, push, delete, list or admin");
+  if (!valid_name(repository)) throw std::runtime_error(fmt::format("{} is not a valid repository name", repository));
+  const auto db = std::filesystem::path(data) / "auth.db";
+  if (!std::filesystem::exists(db))
+    throw std::runtime_error(fmt::format("{} does not exist: pass the registry's --data directory", db.string()));
+  auto store = auth::identity_store::open(db.string());
+  const policy::policy pol(c.policy);
+  policy::authenticator authn(*store, c.users, make_federation_verifier(c));
+
+  result<policy::principal> who = policy::principal{};
+  if (as == "anonymous") {
+    who = policy::principal{};
+  } else if (as.starts_with("user:") || as.starts_with("robot:")) {
+    who = authn.by_subject(as);
+  } else if (as.starts_with(auth::robot_token_prefix)) {
+    auto robot = store->robot_by_token(as);
+    if (!robot || !*robot) throw std::runtime_error("no robot has this token");
+    who = authn.basic((*robot)->name, as);
+  } else if (std::count(as.begin(), as.end(), '.') == 2) {
+    if (!authn.has_federation()) throw std::runtime_error("an OIDC token needs a config with `federation:`");
+    who = authn.basic("oidc", as);
+  } else {
+    throw std::runtime_error("--as takes anonymous, user:NAME, robot:NAME, a robot token or an OIDC token");
+  }
+  if (!who) throw std::runtime_error(fmt::format("{}: {}", as.size() > 40 ? as.substr(0, 12) + "..." : as, who.error().detail));
+  const auto d = pol.decide(*who, *a, repository);
+  return check_answer{d.allowed, who->subject, d.reason};
+}
+
+}  // namespace berth::app

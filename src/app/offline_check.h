@@ -1,0 +1,21 @@
+// `berth check` without a running registry: the policy of a config file and the identities of a
+// data directory decide, exactly as the server would.
+#pragma once
+
+#include <string>
+
+namespace berth::app {
+
+struct check_answer {
+  bool allowed = false;
+  std::string subject;
+  std::string reason;  // the deciding grant or rule, or why not
+};
+
+// `as`: "anonymous", "user:NAME", "robot:NAME", a robot token, or an OIDC token (needs the config's
+// federation). `config_path` may be empty (defaults); `data_dir` empty means the config's data
+// directory. Throws std::runtime_error with a short message when `as` cannot be resolved.
+check_answer offline_check(const std::string& config_path, const std::string& data_dir, const std::string& as,
+                           const std::string& action, const std::string& repository);
+
+}  // namespace berth::app

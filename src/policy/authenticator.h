@@ -1,0 +1,70 @@
+// Turns credentials into a principal: a user's name and password (argon2id), a robot's name and
+// token, or (username `oidc`) a CI system's OIDC token checked by the federation. Adds the grants the
+// identity store keeps for the subject. Successful results are cached for a minute under an HMAC of
+// the credentials (keyed by a per-process random secret), so clients that send Basic credentials on
+// every request do not pay for argon2 each time; any write to the identity store empties the cache.
+// Thread-safety: every method is thread-safe. basic() blocks (argon2, SQLite): run it on the
+// blocking pool; cached() never blocks.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "auth/identity_store.h"
+#include "policy/policy.h"
+
+namespace berth::policy {
+
+// A user declared in the config file (its password hash is in the file).
+struct config_user {
+  std::string name;
+  std::string password_hash;  // PHC argon2id
+};
+
+// Verifies a federated token and returns its principal; set when federation is configured.
+using federation_verifier = std::function<result<principal>(std::string_view token)>;
+
+class authenticator {
+ public:
+  authenticator(auth::identity_store& store, std::vector<config_user> users, federation_verifier federation = {});
+
+  // The principal for the credentials if they were verified within the last minute (and the
+  // identity store has not changed since), else nullopt. Never blocks.
+  std::optional<principal> cached(std::string_view username, std::string_view password);
+  // Verifies the credentials. Fails with errc::unauthorized ("invalid username or password", "robot
+  // ci is revoked", the federation's reason) or errc::internal.
+  result<principal> basic(std::string_view username, std::string_view password);
+  // The principal of a user or robot subject ("user:alice", "robot:ci") as it stands now: fails
+  // with errc::unauthorized when it no longer exists or is revoked. Used for refresh tokens.
+  result<principal> by_subject(std::string_view subject);
+
+  bool has_federation() const { return static_cast<bool>(federation_); }
+
+ private:
+  result<principal> with_stored_grants(principal p);
+  std::string cache_key(std::string_view username, std::string_view password) const;
+
+  struct cache_entry {
+    principal who;
+    std::uint64_t generation;
+    std::chrono::steady_clock::time_point expires;
+  };
+
+  auth::identity_store& store_;
+  std::vector<config_user> users_;
+  federation_verifier federation_;
+  std::string cache_secret_;
+  std::mutex mutex_;
+  std::unordered_map<std::string, cache_entry> cache_;  // guarded by mutex_
+};
+
+// The policy grant for a stored one (its source is "grant #ID").
+result<grant> to_grant(const auth::stored_grant& g);
+
+}  // namespace berth::policy

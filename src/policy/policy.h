@@ -1,0 +1,116 @@
+// Who may do what: namespaces (the first component of a repository name, one per environment),
+// grants (a subject gets actions on repository patterns), and the one function that decides
+// (principal, action, repository) -> allowed or not, with the grant or rule that decided. Used by
+// request enforcement, by the token endpoint to cut requested scopes down, and by `berth check`.
+// Nothing here authenticates: a principal arrives already proven (see authenticator.h).
+// Thread-safety: a policy is immutable after construction; decide() is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace berth::policy {
+
+enum class action : std::uint8_t { pull, push, delete_, list, admin };
+
+// "pull", "push", "delete", "list", "admin".
+std::string_view to_string(action a);
+std::optional<action> parse_action(std::string_view text);
+
+// A set of actions. Implications: admin gives every action; push gives pull (a pusher must see which
+// layers exist); pull gives list.
+class action_set {
+ public:
+  action_set() = default;
+  action_set(std::initializer_list<action> actions) {
+    for (action a : actions) add(a);
+  }
+  void add(action a) { bits_ |= bit(a); }
+  // True when the set holds `a` directly or through an implication.
+  bool allows(action a) const;
+  // True when `a` was added directly.
+  bool has(action a) const { return (bits_ & bit(a)) != 0; }
+  bool empty() const { return bits_ == 0; }
+  // "pull,push" (the actions held directly, in enum order).
+  std::string str() const;
+  // Parses "pull,push" or a list of names. Fails with errc::unsupported naming the bad action.
+  static result<action_set> parse(const std::vector<std::string>& names);
+
+ private:
+  static std::uint8_t bit(action a) { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(a)); }
+  std::uint8_t bits_ = 0;
+};
+
+// `*` matches any run of characters, '/' included; every other character matches itself.
+// "production/*" matches "production/app" and "production/team/app"; "staging/web-*" matches
+// "staging/web-shop"; "*" matches everything.
+bool pattern_matches(std::string_view pattern, std::string_view name);
+
+struct grant {
+  std::string subject;  // "user:alice", "robot:ci", "anonymous", or "*" (every authenticated caller)
+  action_set actions;
+  std::vector<std::string> repositories;  // patterns
+  std::string source;  // where it was declared, for messages: "grants[2]", "namespaces.production.grants[0]"
+};
+
+enum class visibility : std::uint8_t { private_, public_pull };
+enum class creation : std::uint8_t { on_push, explicit_ };
+
+struct namespace_rule {
+  std::string name;  // "" for the default (names outside every declared namespace)
+  visibility vis = visibility::private_;
+  creation create = creation::on_push;
+};
+
+// Someone proven to be `subject`: "user:NAME", "robot:NAME", "oidc:..." or "anonymous".
+struct principal {
+  std::string subject = "anonymous";
+  // Grants that come with the identity itself: stored grants of a user or robot, grants from
+  // matching federation rules. Config grants are added by the policy by subject.
+  std::vector<grant> grants;
+  // For a denial message when nothing matched, e.g. `federation "github": rules tried: main, tags`.
+  std::string denial_hint;
+
+  bool anonymous() const { return subject == "anonymous"; }
+};
+
+struct decision {
+  bool allowed = false;
+  // Allowed: the grant or rule that allowed it ("grant grants[1]: robot:ci push on production/*").
+  // Denied: why, naming the subject and the repository.
+  std::string reason;
+};
+
+struct policy_config {
+  std::vector<namespace_rule> namespaces;
+  namespace_rule default_namespace;
+  std::vector<grant> grants;  // config grants, namespace grants included (as "<ns>/*" patterns)
+};
+
+class policy {
+ public:
+  explicit policy(policy_config config);
+
+  // The namespace `repository` belongs to (its first path component), or the default.
+  const namespace_rule& namespace_of(std::string_view repository) const;
+  const std::vector<namespace_rule>& namespaces() const { return config_.namespaces; }
+  const namespace_rule& default_namespace() const { return config_.default_namespace; }
+  const std::vector<grant>& grants() const { return config_.grants; }
+
+  // Whether `who` may do `a` on `repository`. REQUIRES: `repository` is a valid name, or "*" with
+  // a == admin (a global admin check: only grants on the pattern "*" count).
+  decision decide(const principal& who, action a, std::string_view repository) const;
+
+  // The actions of `wanted` that `who` may do on `repository` (the token endpoint's cut).
+  action_set allowed_actions(const principal& who, const action_set& wanted, std::string_view repository) const;
+
+ private:
+  policy_config config_;
+};
+
+}  // namespace berth::policy
