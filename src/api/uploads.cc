@@ -45,7 +45,12 @@ result<void> check_chunk_order(const request& req, std::uint64_t received) {
 
 // Writes the request body into the upload, hashing in the same pass.
 awaitable<result<std::uint64_t>> receive(request& req, storage::upload& up) {
-  co_return co_await req.stream_body([&up](std::string_view piece) { return up.write(piece); });
+  auto received = co_await req.stream_body([&up](std::string_view piece) { return up.write(piece); });
+  // The last piece may still be on its way to the disk: the response must not run ahead of it.
+  auto flushed = up.flush();
+  if (!received) co_return received;
+  if (!flushed) co_return std::unexpected(flushed.error());
+  co_return received;
 }
 
 // Verifies and stores the upload as blob `d`, then links it into `name`: durable before the 201.

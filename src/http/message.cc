@@ -58,7 +58,9 @@ void for_each_value(std::string_view target, std::string_view key, F f) {
 }  // namespace
 
 std::span<char> body_source::scratch() {
-  if (!scratch_) scratch_ = std::make_unique_for_overwrite<char[]>(scratch_size);
+  if (!scratch_) {
+    scratch_.reset(static_cast<char*>(::operator new[](scratch_size, std::align_val_t{scratch_alignment})));
+  }
   return {scratch_.get(), scratch_size};
 }
 

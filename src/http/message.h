@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -36,11 +37,16 @@ class body_source {
   // A buffer of scratch_size bytes owned by the source, allocated on first use and then reused:
   // the server keeps one source per connection, so a connection allocates it at most once however
   // many bodies it streams. Used by request::stream_body (and by the server for TLS file bodies).
+  // Aligned to scratch_alignment, so that a sink may hand whole pieces to O_DIRECT writes.
   static constexpr std::size_t scratch_size = 1024 * 1024;
+  static constexpr std::size_t scratch_alignment = 4096;
   std::span<char> scratch();
 
  private:
-  std::unique_ptr<char[]> scratch_;
+  struct aligned_delete {
+    void operator()(char* p) const { ::operator delete[](p, std::align_val_t{scratch_alignment}); }
+  };
+  std::unique_ptr<char[], aligned_delete> scratch_;
 };
 
 class request {
@@ -69,7 +75,8 @@ class request {
   // Reads the whole body into memory. Fails with manifest_too_large (413) past `limit` bytes
   // (without reading the rest), or as body_source::read_some does.
   asio::awaitable<result<std::string>> read_body(std::size_t limit);
-  // Passes the body to `sink` piece by piece as it arrives (pieces of up to 1 MiB). Returns the
+  // Passes the body to `sink` piece by piece as it arrives (pieces of up to 1 MiB; every piece but
+  // the last is exactly 1 MiB and each starts at a 4096-byte aligned address). Returns the
   // number of bytes passed; stops at and returns the first error of `sink` or of the source.
   asio::awaitable<result<std::uint64_t>> stream_body(const std::function<result<void>(std::string_view)>& sink);
 

@@ -111,8 +111,11 @@ error body_error(const error_code& ec) {
   return error{errc::blob_upload_invalid, "the connection failed while reading the body"};
 }
 
-// The body of the request being served, read through its parser from the connection's stream.
-// One per connection (so its scratch buffer is reused); bound to each request's parser in turn.
+// The body of the request being served, read from the connection's stream. One per connection (so
+// its scratch buffer is reused); bound to each request in turn. A Content-Length body bypasses the
+// parser: after the bytes already buffered with the header, it is read straight into the caller's
+// buffer, one system call per piece of up to 1 MiB, instead of through the parser's small buffer
+// (4 KiB reads and a copy each: a 1 GiB upload cost 260,000 reads). Chunked bodies need the parser.
 template <class Stream>
 class parser_source final : public body_source {
  public:
@@ -122,10 +125,15 @@ class parser_source final : public body_source {
   void bind(parser_type* parser, bool expect_continue) {
     parser_ = parser;
     continue_pending_ = expect_continue;
+    remaining_.reset();
+    if (parser != nullptr && !parser->chunked() && parser->content_length()) remaining_ = *parser->content_length();
   }
 
+  // Whether the whole body has been read (the connection may then serve another request).
+  bool done() const { return remaining_ ? *remaining_ == 0 : parser_ == nullptr || parser_->is_done(); }
+
   asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
-    if (parser_ == nullptr || parser_->is_done()) co_return 0;
+    if (parser_ == nullptr || done() || buf.empty()) co_return 0;
     error_code ec;
     if (continue_pending_) {
       continue_pending_ = false;
@@ -133,7 +141,22 @@ class parser_source final : public body_source {
       co_await asio::async_write(stream_, asio::buffer(line.data(), line.size()), with(ec));
       if (ec) co_return std::unexpected(body_error(ec));
     }
-    // A read can parse only framing (a chunk header); go on until body bytes or the end arrive.
+    if (remaining_) {
+      const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), *remaining_));
+      std::size_t n = 0;
+      if (buffer_.size() > 0) {  // body bytes that arrived with the header
+        n = asio::buffer_copy(asio::buffer(buf.data(), want), buffer_.data());
+        buffer_.consume(n);
+      } else {
+        n = co_await stream_.async_read_some(asio::buffer(buf.data(), want), with(ec));
+        if (ec == asio::error::eof) ec = bhttp::error::partial_message;
+        if (ec) co_return std::unexpected(body_error(ec));
+      }
+      *remaining_ -= n;
+      co_return n;
+    }
+    // Chunked: a read can parse only framing (a chunk header); go on until body bytes or the end arrive.
+    if (buffer_.capacity() < chunked_read_size) buffer_.reserve(chunked_read_size);
     for (;;) {
       auto& body = parser_->get().body();
       body.data = buf.data();
@@ -147,9 +170,13 @@ class parser_source final : public body_source {
   }
 
  private:
+  // Beast reads as much as the buffer's free capacity (up to 64 KiB): give chunked bodies that much.
+  static constexpr std::size_t chunked_read_size = 64 * 1024;
+
   Stream& stream_;
   beast::flat_buffer& buffer_;
   parser_type* parser_ = nullptr;
+  std::optional<std::uint64_t> remaining_;  // Content-Length bodies: bytes still to read
   bool continue_pending_ = false;
 };
 
@@ -258,7 +285,7 @@ class connection final : public live_connection {
                 &source_);
 
     response res = co_await call_handler(req, keep);
-    if (!parser.is_done()) {
+    if (!source_.done()) {
       keep = false;
       drain_on_close_ = true;  // the client may still be sending the body
     }

@@ -51,7 +51,11 @@ class upload {
   virtual std::uint64_t size() const = 0;
   // Appends and hashes `bytes` in one pass. Fails with internal when the disk write fails (the
   // upload keeps the bytes written before).
+  // A write may finish in the background: flush() (or the next write or commit) reports its failure.
   virtual result<void> write(std::string_view bytes) = 0;
+  // Waits until every byte accepted by write() is in the file. Fails with internal when a deferred
+  // disk write failed; size() then counts only the bytes the file holds.
+  virtual result<void> flush() { return {}; }
   // Makes the bytes durable, checks them against `expected` (DIGEST_INVALID on mismatch, the upload
   // is then discarded), and stores them as that blob (dedup: an existing blob is kept). Removes the
   // upload. Returns the blob's size.
