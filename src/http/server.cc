@@ -63,7 +63,8 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   tcp::endpoint listen();
   void start();
   void shutdown(std::chrono::milliseconds grace);
-  // Registers a new connection; false when the server is stopping (the caller drops it).
+  // Registers a new connection; returns whether the server is stopping (the caller then asks it
+  // to stop after the request it may already have sent).
   bool enroll(const std::shared_ptr<live_connection>& c);
   void withdraw(const live_connection* c);
 
@@ -76,6 +77,8 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   asio::steady_timer grace_timer;
   std::mutex mutex;
   bool stopping = false;
+  std::chrono::milliseconds grace{0};
+  bool grace_armed = false;
   std::unordered_map<const live_connection*, std::weak_ptr<live_connection>> live;
 
  private:
@@ -84,6 +87,7 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   template <class Connection, class... StreamArgs>
   void spawn(std::string remote, StreamArgs&&... stream_args);
   void stop_all(bool force);
+  void arm_grace_timer();  // REQUIRES: `mutex` held, `stopping`
 };
 
 // A connection as the registry sees it, so that shutdown() can reach it.
@@ -209,7 +213,7 @@ class connection final : public live_connection {
   static asio::awaitable<void> run(std::shared_ptr<connection> self) {
     // GCC 12 miscompiles co_await inside conditions: every await here is a plain statement.
     bool open = co_await self->open();
-    while (open && !self->stop_requested_) {
+    while (open && (!self->stop_requested_ || self->request_arriving())) {
       open = co_await self->serve_one();
     }
     co_await self->close();
@@ -534,11 +538,10 @@ asio::awaitable<void> shared_state::accept_loop(std::shared_ptr<shared_state> se
   for (;;) {
     error_code ec;
     tcp::socket socket = co_await self->acceptor.async_accept(asio::make_strand(self->ioc), with(ec));
+    // A connection accepted just before shutdown closed the acceptor is still served.
+    if (!ec) self->serve(std::move(socket));
     if (!self->acceptor.is_open()) co_return;
-    if (!ec) {
-      self->serve(std::move(socket));
-      continue;
-    }
+    if (!ec) continue;
     // Out of descriptors and the like: pause rather than spin on the same error.
     spdlog::warn("http: accept failed: {}", ec.message());
     backoff.expires_after(std::chrono::milliseconds(50));
@@ -561,16 +564,28 @@ void shared_state::serve(tcp::socket socket) {
 template <class Connection, class... StreamArgs>
 void shared_state::spawn(std::string remote, StreamArgs&&... stream_args) {
   auto c = std::make_shared<Connection>(shared_from_this(), std::move(remote), std::forward<StreamArgs>(stream_args)...);
-  if (!enroll(c)) return;
+  bool stop = enroll(c);
   auto ex = c->executor();
-  asio::co_spawn(ex, Connection::run(std::move(c)), log_failure);
+  asio::co_spawn(ex, Connection::run(c), log_failure);
+  if (stop) asio::post(ex, [c] { c->stop(false); });
 }
 
 bool shared_state::enroll(const std::shared_ptr<live_connection>& c) {
   std::lock_guard lock(mutex);
-  if (stopping) return false;
   live.emplace(c.get(), c);
-  return true;
+  if (stopping) arm_grace_timer();
+  return stopping;
+}
+
+void shared_state::arm_grace_timer() {
+  if (grace_armed) return;
+  grace_armed = true;
+  asio::post(control, [self = shared_from_this()] {
+    self->grace_timer.expires_after(self->grace);
+    self->grace_timer.async_wait([self](error_code ec) {
+      if (!ec) self->stop_all(true);
+    });
+  });
 }
 
 void shared_state::withdraw(const live_connection* c) {
@@ -583,25 +598,27 @@ void shared_state::withdraw(const live_connection* c) {
   }
 }
 
-void shared_state::shutdown(std::chrono::milliseconds grace) {
-  {
-    std::lock_guard lock(mutex);
-    if (stopping) return;
-    stopping = true;
-    if (!live.empty()) {
-      asio::post(control, [self = shared_from_this(), grace] {
-        self->grace_timer.expires_after(grace);
-        self->grace_timer.async_wait([self](error_code ec) {
-          if (!ec) self->stop_all(true);
-        });
-      });
-    }
-  }
-  asio::post(acceptor.get_executor(), [self = shared_from_this()] {
+// Connections the kernel has already completed wait in the listen backlog, and their clients may
+// have sent a request: they are accepted and served like the others before the acceptor closes
+// (closing it would reset them). Runs on the acceptor's strand, so the accept loop is not in a step.
+void shared_state::shutdown(std::chrono::milliseconds grace_period) {
+  asio::post(acceptor.get_executor(), [self = shared_from_this(), grace_period] {
     error_code ec;
+    self->acceptor.non_blocking(true, ec);
+    while (!ec) {
+      tcp::socket socket = self->acceptor.accept(asio::make_strand(self->ioc), ec);
+      if (!ec) self->serve(std::move(socket));
+    }
     self->acceptor.close(ec);
+    {
+      std::lock_guard lock(self->mutex);
+      if (self->stopping) return;
+      self->stopping = true;
+      self->grace = grace_period;
+      if (!self->live.empty()) self->arm_grace_timer();
+    }
+    self->stop_all(false);
   });
-  stop_all(false);
 }
 
 void shared_state::stop_all(bool force) {
