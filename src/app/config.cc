@@ -157,19 +157,26 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       const auto f = fed[i];
       const std::string where = fmt::format("federation[{}].", i);
       if (!f.IsMap()) throw std::runtime_error(fmt::format("{}: `federation[{}]` must be a mapping", path, i));
-      reject_unknown(f, {"name", "issuer", "audience", "jwks_file", "jwks_uri", "subject_claim", "rules"}, where, path);
+      reject_unknown(f, {"name", "issuer", "audience", "jwks_file", "jwks_uri", "ca_file", "subject_claim", "rules"}, where,
+                     path);
       policy::federation_issuer issuer;
       read(f, "name", issuer.name, path);
       read(f, "issuer", issuer.issuer, path);
       issuer.audiences = strings(f["audience"], where + "audience", path);
       read(f, "jwks_file", issuer.jwks_file, path);
       read(f, "jwks_uri", issuer.jwks_uri, path);
+      read(f, "ca_file", issuer.ca_file, path);
       read(f, "subject_claim", issuer.subject_claim, path);
       if (issuer.name.empty()) issuer.name = fmt::format("federation[{}]", i);
       if (issuer.issuer.empty()) throw std::runtime_error(fmt::format("{}: `{}issuer` is required", path, where));
       if (issuer.audiences.empty()) throw std::runtime_error(fmt::format("{}: `{}audience` is required", path, where));
-      if (issuer.jwks_file.empty() == issuer.jwks_uri.empty())
-        throw std::runtime_error(fmt::format("{}: `{}` needs exactly one of jwks_file and jwks_uri", path, where));
+      if (!issuer.jwks_file.empty() && !issuer.jwks_uri.empty())
+        throw std::runtime_error(fmt::format("{}: `{}` takes jwks_file or jwks_uri, not both", path, where));
+      // Without a file the keys are fetched: from jwks_uri, or found through the issuer's discovery document.
+      const std::string& fetched_from = issuer.jwks_uri.empty() ? issuer.issuer : issuer.jwks_uri;
+      if (issuer.jwks_file.empty() && !fetched_from.starts_with("https://"))
+        throw std::runtime_error(fmt::format("{}: `{}{}` must be an https:// URL (or give jwks_file)", path, where,
+                                             issuer.jwks_uri.empty() ? "issuer" : "jwks_uri"));
       if (const auto rules = f["rules"]) {
         for (std::size_t j = 0; j < rules.size(); ++j) {
           const auto r = rules[j];

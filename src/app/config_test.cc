@@ -123,7 +123,18 @@ TEST(Config, RejectsBadAuthSections) {
                std::runtime_error);
   EXPECT_THROW(load_config(write_temp("grants:\n  - subject: x\n    actions: [pull]\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("users:\n  - name: bob\n    password_hash: plain\n")), std::runtime_error);
+  // Keys fetched from a plain-HTTP issuer, or from two sources, are refused.
   EXPECT_THROW(load_config(write_temp("federation:\n  - issuer: x\n    audience: y\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("federation:\n  - issuer: https://x\n    audience: y\n"
+                                      "    jwks_uri: http://x/keys\n")),
+               std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("federation:\n  - issuer: https://x\n    audience: y\n"
+                                      "    jwks_uri: https://x/keys\n    jwks_file: k.json\n")),
+               std::runtime_error);
+  auto discovered = load_config(write_temp("federation:\n  - issuer: https://x\n    audience: y\n    ca_file: ca.pem\n"));
+  ASSERT_EQ(discovered.federation.size(), 1u);
+  EXPECT_EQ(discovered.federation[0].ca_file, "ca.pem");
+  EXPECT_TRUE(discovered.federation[0].jwks_file.empty());
 }
 
 }  // namespace

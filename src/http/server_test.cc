@@ -1,12 +1,14 @@
 // The server through real sockets: a server on 127.0.0.1:0 whose io_context runs on two background
 // threads, and small blocking Beast clients. Also request's own helpers, with a fake body source.
 #include "http/server.h"
+#include "http/fetch.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -119,12 +121,17 @@ class ServerTest : public ::testing::Test {
  protected:
   void TearDown() override { stop(1s); }
 
-  void start(server_options options = {}) {
+  // `run`: false leaves the io_context idle until run_threads(), so connections wait in the backlog.
+  void start(server_options options = {}, bool run = true) {
     options.listen = "127.0.0.1:0";
     server_ = std::make_unique<server>(ioc_, std::move(options),
                                        [this](request& req) { return handle(req); });
     endpoint_ = server_->listen();
     server_->start();
+    if (run) run_threads();
+  }
+
+  void run_threads() {
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { ioc_.run(); });
   }
 
@@ -412,6 +419,20 @@ TEST_F(ServerTest, ShutdownLetsARequestInFlightFinishAndClosesIdleConnections) {
   EXPECT_THROW(client late(endpoint_), boost::system::system_error);
 }
 
+TEST_F(ServerTest, ShutdownServesRequestsWaitingInTheListenBacklog) {
+  start({}, false);
+  client waiting(endpoint_);  // connected by the kernel, not yet accepted
+  waiting.send("GET /hello?name=backlog HTTP/1.1\r\nHost: t\r\n\r\n");
+  server_->shutdown(30s);
+  run_threads();
+  auto res = waiting.read();
+  EXPECT_EQ(res.body(), "hello backlog");
+  EXPECT_FALSE(res.keep_alive());
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  EXPECT_THROW(client late(endpoint_), boost::system::system_error);
+}
+
 TEST_F(ServerTest, ShutdownForcesStuckConnectionsAfterTheGrace) {
   start();
   client stuck(endpoint_);
@@ -466,6 +487,9 @@ struct self_signed {
     X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
     X509_set_issuer_name(cert, X509_get_subject_name(cert));
+    X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, const_cast<char*>("IP:127.0.0.1"));
+    X509_add_ext(cert, san, -1);
+    X509_EXTENSION_free(san);
     X509_set_pubkey(cert, key);
     X509_sign(cert, key, EVP_sha256());
     write(cert_file.path(), [&](FILE* f) { PEM_write_X509(f, cert); });
@@ -510,6 +534,37 @@ TEST_F(ServerTest, TlsServesRequestsAndFileSlices) {
   EXPECT_EQ(get("/hello?name=tls").body(), "hello tls");
   auto res = get("/file?path=" + file.path() + "&offset=5&length=" + std::to_string(contents.size() - 10));
   EXPECT_TRUE(res.body() == contents.substr(5, contents.size() - 10));
+}
+
+TEST_F(ServerTest, HttpsGetTrustsOnlyTheGivenCertificatesAndChecksTheAnswer) {
+  self_signed pem;
+  server_options options;
+  options.tls = tls_files{pem.cert_file.path(), pem.key_file.path()};
+  start(options);
+  const std::string base = "https://127.0.0.1:" + std::to_string(endpoint_.port());
+  const fetch_options trusted{.ca_file = pem.cert_file.path()};
+
+  auto ok = https_get(base + "/hello?name=fetch", trusted);
+  ASSERT_TRUE(ok) << ok.error().detail;
+  EXPECT_EQ(*ok, "hello fetch");
+
+  auto untrusted = https_get(base + "/hello");  // the system store does not know this certificate
+  ASSERT_FALSE(untrusted);
+  EXPECT_NE(untrusted.error().detail.find("TLS handshake failed"), std::string::npos) << untrusted.error().detail;
+
+  auto status = https_get(base + "/reject", trusted);
+  ASSERT_FALSE(status);
+  EXPECT_EQ(status.error().detail, "GET " + base + "/reject: HTTP status 401");
+
+  auto large = https_get(base + "/hello?name=" + std::string(100, 'x'), {.ca_file = pem.cert_file.path(), .max_bytes = 50});
+  ASSERT_FALSE(large) << *large;
+  EXPECT_NE(large.error().detail.find("larger than 50 bytes"), std::string::npos) << large.error().detail;
+
+  for (const char* bad : {"http://127.0.0.1/", "https://", "https://host:99999/", "https://user@host/"}) {
+    auto refused = https_get(bad, trusted);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().code, errc::unavailable);
+  }
 }
 
 // A body source that hands out fixed pieces, for request's own helpers.

@@ -1,9 +1,11 @@
 #include "policy/federation.h"
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 
@@ -21,37 +23,61 @@ std::string read_file(const std::string& path) {
   return out.str();
 }
 
-// The unverified "iss" of a compact JWS, to pick the issuer whose keys verify it.
-std::string unverified_issuer(std::string_view token) {
-  const auto first = token.find('.');
-  if (first == std::string_view::npos) return {};
-  const auto second = token.find('.', first + 1);
-  if (second == std::string_view::npos) return {};
-  const auto payload = auth::base64url_decode(token.substr(first + 1, second - first - 1));
-  if (!payload) return {};
-  auto claims = nlohmann::json::parse(*payload, nullptr, false);
-  if (!claims.is_object()) return {};
-  const auto iss = claims.find("iss");
-  return iss != claims.end() && iss->is_string() ? iss->get<std::string>() : std::string();
+using clock = std::chrono::steady_clock;
+constexpr auto refresh_interval = std::chrono::hours(1);
+constexpr auto retry_interval = std::chrono::minutes(1);           // after a failed fetch
+constexpr auto unknown_key_interval = std::chrono::seconds(30);    // refetches forced by unknown key ids
+
+// Part `index` (0 header, 1 payload) of a compact JWS, decoded but not verified: to pick the issuer
+// and key that verify it. A null json when malformed.
+nlohmann::json unverified_part(std::string_view token, int index) {
+  for (int i = 0; i < index; ++i) {
+    const auto dot = token.find('.');
+    if (dot == std::string_view::npos) return {};
+    token.remove_prefix(dot + 1);
+  }
+  const auto dot = token.find('.');
+  if (dot == std::string_view::npos) return {};
+  const auto decoded = auth::base64url_decode(token.substr(0, dot));
+  if (!decoded) return {};
+  auto part = nlohmann::json::parse(*decoded, nullptr, false);
+  return part.is_object() ? part : nlohmann::json();
+}
+
+std::string string_member(const nlohmann::json& object, std::string_view key) {
+  if (!object.is_object()) return {};
+  const auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 }  // namespace
 
 struct federation::issuer_state {
   federation_issuer config;
-  auth::key_set keys;
   std::vector<std::pair<auth::claim_rule, grant>> rules;
+  bool fetched = false;  // keys come from a URL (else from jwks_file, once)
+  std::mutex fetching;   // one fetch at a time; held while the keys are fetched
+
+  std::mutex mutex;  // guards the members below
+  std::shared_ptr<const auth::key_set> keys;
+  std::string jwks_uri;  // configured, or read from the discovery document
+  clock::time_point next_fetch{};
+  clock::time_point last_unknown_key_fetch{};
 };
 
-federation::federation(const std::vector<federation_issuer>& issuers) {
+federation::federation(const std::vector<federation_issuer>& issuers, jwks_fetcher fetch) : fetch_(std::move(fetch)) {
   for (const auto& cfg : issuers) {
     auto state = std::make_unique<issuer_state>();
     state->config = cfg;
-    if (cfg.jwks_file.empty())
-      throw std::runtime_error(fmt::format("federation \"{}\": jwks_uri is not supported yet; use jwks_file", cfg.name));
-    auto keys = auth::key_set::parse(read_file(cfg.jwks_file));
-    if (!keys) throw std::runtime_error(fmt::format("federation \"{}\": {}: {}", cfg.name, cfg.jwks_file, keys.error().detail));
-    state->keys = std::move(*keys);
+    if (!cfg.jwks_file.empty()) {
+      auto keys = auth::key_set::parse(read_file(cfg.jwks_file));
+      if (!keys) throw std::runtime_error(fmt::format("federation \"{}\": {}: {}", cfg.name, cfg.jwks_file, keys.error().detail));
+      state->keys = std::make_shared<const auth::key_set>(std::move(*keys));
+    } else {
+      state->fetched = true;
+      state->jwks_uri = cfg.jwks_uri;
+      refresh(*state);
+    }
     for (const auto& r : cfg.rules) {
       auto rule = auth::claim_rule::parse(r.when);
       if (!rule) throw std::runtime_error(fmt::format("federation \"{}\" rule {}: {}", cfg.name, r.name, rule.error().detail));
@@ -69,14 +95,76 @@ federation::federation(federation&&) noexcept = default;
 
 bool federation::empty() const { return issuers_.empty(); }
 
+// Fetches the issuer's keys (through its discovery document when no jwks_uri is configured). On
+// failure the keys in hand stay, and the next attempt waits retry_interval. Failures are logged,
+// never sent to clients.
+void federation::refresh(issuer_state& s) const {
+  std::lock_guard one_fetch(s.fetching);
+  const auto started = clock::now();
+  std::string uri;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.next_fetch > started) return;  // another caller refreshed while this one waited
+    uri = s.jwks_uri;
+  }
+  auto fail_fetch = [&](std::string_view what) {
+    spdlog::warn("federation \"{}\": cannot fetch the issuer's keys: {}", s.config.name, what);
+    std::lock_guard lock(s.mutex);
+    s.next_fetch = clock::now() + retry_interval;
+  };
+  if (uri.empty()) {
+    std::string issuer = s.config.issuer;
+    while (issuer.ends_with('/')) issuer.pop_back();
+    auto doc = fetch_(issuer + "/.well-known/openid-configuration", s.config.ca_file);
+    if (!doc) return fail_fetch(doc.error().detail);
+    const auto discovery = nlohmann::json::parse(*doc, nullptr, false);
+    if (string_member(discovery, "issuer") != s.config.issuer)
+      return fail_fetch("the discovery document does not name this issuer");
+    uri = string_member(discovery, "jwks_uri");
+    if (!uri.starts_with("https://")) return fail_fetch("the discovery document has no https jwks_uri");
+  }
+  auto jwks = fetch_(uri, s.config.ca_file);
+  if (!jwks) return fail_fetch(jwks.error().detail);
+  auto keys = auth::key_set::parse(*jwks);
+  if (!keys) return fail_fetch(fmt::format("{}: {}", uri, keys.error().detail));
+  spdlog::info("federation \"{}\": keys fetched from {}", s.config.name, uri);
+  std::lock_guard lock(s.mutex);
+  s.keys = std::make_shared<const auth::key_set>(std::move(*keys));
+  if (s.config.jwks_uri.empty()) s.jwks_uri = uri;
+  s.next_fetch = clock::now() + refresh_interval;
+}
+
+// The keys that verify a token with `header`: fetched ones are refreshed when due, or when the
+// token's key id is unknown (a rotation), at most once per unknown_key_interval.
+std::shared_ptr<const auth::key_set> federation::keys_for(issuer_state& s, const nlohmann::json& header) const {
+  const auto now = clock::now();
+  bool due = false;
+  {
+    std::lock_guard lock(s.mutex);
+    if (!s.fetched) return s.keys;
+    due = now >= s.next_fetch;
+    const bool known = s.keys && s.keys->find(string_member(header, "kid"), string_member(header, "alg")) != nullptr;
+    if (!due && !known && now - s.last_unknown_key_fetch >= unknown_key_interval) {
+      s.last_unknown_key_fetch = now;
+      s.next_fetch = now;
+      due = true;
+    }
+  }
+  if (due) refresh(s);
+  std::lock_guard lock(s.mutex);
+  return s.keys;
+}
+
 result<principal> federation::verify(std::string_view token) const {
-  const std::string iss = unverified_issuer(token);
-  const issuer_state* state = nullptr;
+  const std::string iss = string_member(unverified_part(token, 1), "iss");
+  issuer_state* state = nullptr;
   for (const auto& s : issuers_) {
     if (s->config.issuer == iss) state = s.get();
   }
   if (state == nullptr) return fail(errc::unauthorized, "token from an unknown issuer");
-  auto jws = auth::verify_jws(token, state->keys);
+  const auto keys = keys_for(*state, unverified_part(token, 0));
+  if (!keys) return fail(errc::unauthorized, fmt::format("the keys of federation \"{}\" are not available", state->config.name));
+  auto jws = auth::verify_jws(token, *keys);
   if (!jws) return std::unexpected(jws.error());
   auth::claim_checks checks;
   checks.issuer = state->config.issuer;

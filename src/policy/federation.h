@@ -6,31 +6,44 @@
 // Thread-safety: immutable after construction; verify() is thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
+#include "auth/jwt.h"
 #include "policy/federation_config.h"
 #include "policy/policy.h"
 
 namespace berth::policy {
 
+// Fetches a URL (an issuer's discovery document or JWKS), trusting `ca_file` ("" = system store).
+// Blocks; http::https_get in the server.
+using jwks_fetcher = std::function<result<std::string>(const std::string& url, const std::string& ca_file)>;
+
 class federation {
  public:
-  // Loads every issuer's JWKS file and parses every rule. Throws std::runtime_error naming the
-  // issuer and rule when one cannot be used.
-  explicit federation(const std::vector<federation_issuer>& issuers);
+  // Loads every issuer's JWKS file, fetches the keys of the others (a failed fetch is logged and
+  // retried when a token arrives: the registry starts without the issuer), and parses every rule.
+  // Throws std::runtime_error naming the issuer and rule when a file or a rule cannot be used.
+  federation(const std::vector<federation_issuer>& issuers, jwks_fetcher fetch);
   ~federation();
   federation(federation&&) noexcept;
 
   // The principal of an OIDC token. Fails with errc::unauthorized and a detail ("unknown issuer",
-  // "token expired", "wrong audience", "bad signature", ...).
+  // "token expired", "wrong audience", "bad signature", ...). May block on a key fetch: an hourly
+  // refresh, or a token whose key id is unknown (at most one such fetch per issuer per 30 s).
   result<principal> verify(std::string_view token) const;
 
   bool empty() const;
 
  private:
   struct issuer_state;
+  std::shared_ptr<const auth::key_set> keys_for(issuer_state& s, const nlohmann::json& header) const;
+  void refresh(issuer_state& s) const;
+
+  jwks_fetcher fetch_;
   std::vector<std::unique_ptr<issuer_state>> issuers_;
 };
 

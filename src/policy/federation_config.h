@@ -18,8 +18,12 @@ struct federation_issuer {
   std::string name;                    // for messages: `federation "github"`
   std::string issuer;                  // "iss" must equal it
   std::vector<std::string> audiences;  // "aud" must contain one
-  std::string jwks_file;               // a local JWKS (offline setups)
-  std::string jwks_uri;                // or fetched over HTTPS
+  // Where the keys come from: a local JWKS (offline setups), or a JWKS URL, or (neither given) the
+  // issuer's discovery document at <issuer>/.well-known/openid-configuration. Fetched keys are
+  // refreshed hourly and when a token names a key id the set does not hold.
+  std::string jwks_file;
+  std::string jwks_uri;
+  std::string ca_file;                 // PEM bundle trusted for the fetches ("" = system store)
   std::string subject_claim = "sub";   // the identity is "oidc:" + this claim
   std::vector<federation_rule> rules;
 };

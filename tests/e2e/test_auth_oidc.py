@@ -1,17 +1,25 @@
-"""CI federation: the test runs its own OIDC issuer (RSA and EC keys made here, a JWKS file, tokens signed
-with python3-jwt) and the registry maps claims to grants with rules. A main-branch token may push to
+"""CI federation: the test runs its own OIDC issuer (RSA and EC keys made here, a JWKS file or an HTTPS
+server with a discovery document, tokens signed with python3-jwt) and the registry maps claims to grants
+with rules. A main-branch token may push to
 production, a develop-branch token is DENIED there with its identity and the rule set named; forged,
 expired, wrong-audience, `alg: none` and HMAC-confused tokens are refused."""
 import base64
+import datetime
 import hashlib
 import hmac
+import http.server
+import ipaddress
 import json
+import ssl
+import threading
 import time
 import urllib.parse
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from authenv import MULTI_ENV, Admin, as_user, start, storage_snapshot
@@ -30,35 +38,99 @@ def int_b64(n):
 
 
 class Issuer:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, url=ISSUER):
+        self.url = url
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec = ec.generate_private_key(ec.SECP256R1())
         rn = self.rsa.public_key().public_numbers()
         en = self.ec.public_key().public_numbers()
-        jwks = {"keys": [
+        self.jwks = {"keys": [
             {"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": int_b64(rn.n), "e": int_b64(rn.e)},
             {"kty": "EC", "kid": "ec-1", "alg": "ES256", "use": "sig", "crv": "P-256",
              "x": b64(en.x.to_bytes(32, "big")), "y": b64(en.y.to_bytes(32, "big"))},
         ]}
         self.jwks_path = tmp_path / "jwks.json"
-        self.jwks_path.write_text(json.dumps(jwks))
+        self.jwks_path.write_text(json.dumps(self.jwks))
 
     def token(self, ref, repository="acme/shop", alg="RS256", **overrides):
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": f"repo:{repository}:ref:{ref}", "ref": ref,
+        claims = {"iss": self.url, "aud": AUDIENCE, "sub": f"repo:{repository}:ref:{ref}", "ref": ref,
                   "repository": repository, "iat": now, "nbf": now, "exp": now + 300}
         claims.update(overrides)
         key, kid = (self.rsa, "rsa-1") if alg == "RS256" else (self.ec, "ec-1")
         return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
 
 
-def federation_config(issuer):
+class HttpsIssuer(Issuer):
+    """The issuer as GitHub Actions runs it: a discovery document and a JWKS served over HTTPS (with a
+    certificate for 127.0.0.1 made here). `published` is the list of key ids the JWKS holds now;
+    `requests` the paths fetched."""
+
+    def __init__(self, tmp_path):
+        self.published = ["rsa-1"]
+        self.requests = []
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                issuer.requests.append(self.path)
+                if self.path == "/.well-known/openid-configuration":
+                    doc = {"issuer": issuer.url, "jwks_uri": issuer.url + "/keys"}
+                elif self.path == "/keys":
+                    doc = {"keys": [k for k in issuer.jwks["keys"] if k["kid"] in issuer.published]}
+                else:
+                    self.send_error(404)
+                    return
+                body = json.dumps(doc).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.cert_path = self.make_certificate(tmp_path)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_path, tmp_path / "issuer-key.pem")
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        super().__init__(tmp_path, url=f"https://127.0.0.1:{self.server.server_address[1]}")
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def make_certificate(tmp_path):
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "e2e issuer")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(hours=1))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        (tmp_path / "issuer-key.pem").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        path = tmp_path / "issuer-cert.pem"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+def federation_config(issuer, keys=None):
+    keys = keys or f"jwks_file: {issuer.jwks_path}"
     return f"""
 federation:
   - name: github
-    issuer: {ISSUER}
+    issuer: {issuer.url}
     audience: [{AUDIENCE}]
-    jwks_file: {issuer.jwks_path}
+    {keys}
     rules:
       - name: main
         when: 'repository == "acme/shop" && (ref == "refs/heads/main" || ref starts with "refs/tags/v")'
@@ -178,3 +250,44 @@ def test_berth_check_offline_with_an_oidc_token(reg, issuer, tmp_path):
     assert proc.returncode == 3, proc
     assert "denied: oidc:repo:acme/shop:ref:refs/heads/develop may not push production/shop" in proc.stdout
     assert 'federation "github"' in proc.stdout
+
+
+def test_keys_are_discovered_over_https_and_a_rotated_key_is_fetched(make_registry, tmp_path):
+    issuer = HttpsIssuer(tmp_path)
+    try:
+        reg = start(make_registry, tmp_path, extra=federation_config(issuer, keys=f"ca_file: {issuer.cert_path}"))
+        Admin(reg).create_repo("production/shop")
+        assert issuer.requests == ["/.well-known/openid-configuration", "/keys"]  # at start-up
+        oidc(reg, issuer.token("refs/heads/main")).push_image("production/shop", "rsa")
+
+        # Before the rotation the EC key is unknown; the issuer then publishes it and Berth fetches it.
+        issuer.published = ["rsa-1", "ec-1"]
+        ci = oidc(reg, issuer.token("refs/heads/main", alg="ES256"))
+        ci.push_image("production/shop", "ec")
+        assert issuer.requests[2:] == ["/keys"]  # one fetch for the new key id, the discovered URL kept
+        assert Client(reg).get("/v2/production/shop/tags/list").json()["tags"] == ["ec", "rsa"]
+
+        # A key id the issuer does not publish is refused without a fetch per request.
+        forged = issuer.token("refs/heads/main", alg="ES256")
+        header = json.loads(base64.urlsafe_b64decode(forged.split(".")[0] + "=="))
+        forged = jwt.encode(jwt.decode(forged, options={"verify_signature": False}), issuer.ec,
+                            algorithm="ES256", headers={**header, "kid": "ec-2"})
+        for _ in range(3):
+            assert_error(oidc(reg, forged).post("/v2/production/shop/blobs/uploads/", b""), 401, "UNAUTHORIZED")
+        assert issuer.requests[3:] == []  # the last forced fetch was under 30 s ago
+    finally:
+        issuer.stop()
+
+
+def test_an_untrusted_issuer_certificate_refuses_its_tokens(make_registry, tmp_path):
+    issuer = HttpsIssuer(tmp_path)
+    try:
+        reg = start(make_registry, tmp_path, extra=federation_config(issuer, keys="subject_claim: sub"))
+        assert issuer.requests == []  # the TLS handshake failed: nothing was asked
+        r = oidc(reg, issuer.token("refs/heads/main")).post("/v2/production/shop/blobs/uploads/", b"")
+        assert_error(r, 401, "UNAUTHORIZED")
+        assert "not available" in r.json()["errors"][0]["detail"]
+        with open(reg.log_path) as log:
+            assert "cannot fetch the issuer's keys" in log.read()
+    finally:
+        issuer.stop()
