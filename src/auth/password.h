@@ -1,7 +1,8 @@
 // Password hashing with argon2id (libargon2), in the PHC string format
 // ($argon2id$v=19$m=...,t=...,p=...$salt$hash), so parameters can change without a migration.
 // Hashing is deliberately slow (tens of milliseconds): call it through blocking_pool, never on an
-// I/O thread. Thread-safety: both functions are thread-safe.
+// I/O thread. Thread-safety: both functions are thread-safe; at most two hash at once (19 MiB each),
+// the other callers wait.
 #pragma once
 
 #include <string>
