@@ -26,7 +26,7 @@
 #include "app/offline_check.h"
 #include "auth/password.h"
 #include "auth/secret.h"
-#include "cli/http_client.h"
+#include "http/client.h"
 
 namespace {
 
@@ -129,7 +129,10 @@ json call(const session& s, const std::string& method, const std::string& target
     headers["Content-Type"] = "application/json";
     text = body.dump();
   }
-  const auto reply = berth::cli::http_call(method, s.url, target, headers, text);
+  const auto sent = berth::http::send_request(method, s.url + target, headers, text,
+                                              {.timeout = std::chrono::seconds(60), .max_bytes = 64 << 20});
+  if (!sent) throw cli_error(sent.error().detail);
+  const auto& reply = *sent;
   auto doc = json::parse(reply.body, nullptr, false);
   if (reply.status >= 200 && reply.status < 300) return doc.is_discarded() ? json::object() : doc;
   std::string message = fmt::format("HTTP {}", reply.status);

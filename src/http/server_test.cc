@@ -1,7 +1,7 @@
 // The server through real sockets: a server on 127.0.0.1:0 whose io_context runs on two background
 // threads, and small blocking Beast clients. Also request's own helpers, with a fake body source.
 #include "http/server.h"
-#include "http/fetch.h"
+#include "http/client.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -542,7 +542,7 @@ TEST_F(ServerTest, HttpsGetTrustsOnlyTheGivenCertificatesAndChecksTheAnswer) {
   options.tls = tls_files{pem.cert_file.path(), pem.key_file.path()};
   start(options);
   const std::string base = "https://127.0.0.1:" + std::to_string(endpoint_.port());
-  const fetch_options trusted{.ca_file = pem.cert_file.path()};
+  const client_options trusted{.ca_file = pem.cert_file.path()};
 
   auto ok = https_get(base + "/hello?name=fetch", trusted);
   ASSERT_TRUE(ok) << ok.error().detail;
