@@ -55,7 +55,6 @@ std::string string_member(const nlohmann::json& object, std::string_view key) {
 struct federation::issuer_state {
   federation_issuer config;
   std::vector<std::pair<auth::claim_rule, grant>> rules;
-  bool fetched = false;  // keys come from a URL (else from jwks_file, once)
   std::mutex fetching;   // one fetch at a time; held while the keys are fetched
 
   std::mutex mutex;  // guards the members below
@@ -74,7 +73,6 @@ federation::federation(const std::vector<federation_issuer>& issuers, jwks_fetch
       if (!keys) throw std::runtime_error(fmt::format("federation \"{}\": {}: {}", cfg.name, cfg.jwks_file, keys.error().detail));
       state->keys = std::make_shared<const auth::key_set>(std::move(*keys));
     } else {
-      state->fetched = true;
       state->jwks_uri = cfg.jwks_uri;
       refresh(*state);
     }
@@ -137,11 +135,11 @@ void federation::refresh(issuer_state& s) const {
 // The keys that verify a token with `header`: fetched ones are refreshed when due, or when the
 // token's key id is unknown (a rotation), at most once per unknown_key_interval.
 std::shared_ptr<const auth::key_set> federation::keys_for(issuer_state& s, const nlohmann::json& header) const {
+  if (!s.config.jwks_file.empty()) return s.keys;  // read once at start-up, never written again
   const auto now = clock::now();
   bool due = false;
   {
     std::lock_guard lock(s.mutex);
-    if (!s.fetched) return s.keys;
     due = now >= s.next_fetch;
     const bool known = s.keys && s.keys->find(string_member(header, "kid"), string_member(header, "alg")) != nullptr;
     if (!due && !known && now - s.last_unknown_key_fetch >= unknown_key_interval) {
