@@ -19,6 +19,7 @@
 #include "api/handlers.h"
 #include "auth/password.h"
 #include "core/reference.h"
+#include "core/unix_time.h"
 
 namespace berth::api {
 namespace {
@@ -36,11 +37,6 @@ std::string_view creation_name(policy::creation c) { return c == policy::creatio
 
 json grant_json(const policy::grant& g) {
   return {{"subject", g.subject}, {"actions", g.actions.str()}, {"repositories", g.repositories}, {"source", g.source}};
-}
-
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // The caller as a principal with its grants (a bearer is resolved by subject).
@@ -188,7 +184,7 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
     auto list = ctx.auth.identities.list_robots();
     if (!list) co_return std::unexpected(list.error());
     json out = json::array();
-    const auto now = now_seconds();
+    const auto now = unix_seconds();
     for (const auto& r : *list) {
       out.push_back({{"name", r.name},
                      {"subject", "robot:" + r.name},
@@ -209,7 +205,7 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
     std::optional<std::int64_t> expires_at;
     if (const auto it = doc->find("expires_in_days"); it != doc->end() && it->is_number_integer()) {
       if (it->get<std::int64_t>() <= 0) co_return fail(errc::unsupported, "expires_in_days must be positive", 400);
-      expires_at = now_seconds() + it->get<std::int64_t>() * 86400;
+      expires_at = unix_seconds() + it->get<std::int64_t>() * 86400;
     }
     if (const auto it = doc->find("expires_at"); it != doc->end() && it->is_number_integer()) {
       expires_at = it->get<std::int64_t>();

@@ -122,7 +122,8 @@ awaitable<result<response>> start_upload(context& ctx, request& req, const route
   if (!up) co_return std::unexpected(up.error());
   // GCC 12 mis-compiles co_await inside a conditional expression: plain statements only.
   result<void> done;
-  if (auto received = co_await receive(req, **up); !received) {
+  auto received = co_await receive(req, **up);
+  if (!received) {
     done = std::unexpected(received.error());
   } else {
     done = co_await commit_and_link(ctx, std::move(*up), *name, *single);

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "auth/secret.h"
+#include "core/unix_time.h"
 
 namespace berth::auth {
 namespace {
@@ -76,11 +77,6 @@ result<std::optional<robot_record>> one_robot(statement& st) {
   return read_robot(st);
 }
 
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 bool valid_account_name(std::string_view name) {
@@ -117,7 +113,7 @@ result<void> identity_store::put_user(std::string_view name, std::string_view pa
   return db_
       .prepare("INSERT INTO users(name, password_hash, created_at) VALUES (?1, ?2, ?3) "
                "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash")
-      .bind(name, password_hash, now_seconds())
+      .bind(name, password_hash, unix_seconds())
       .run();
 }
 
@@ -167,7 +163,7 @@ result<std::string> identity_store::create_robot(std::string_view name, std::str
   auto r = db_
                .prepare("INSERT INTO robots(name, token_hash, description, expires_at, revoked_at, created_at) "
                         "VALUES (?1, ?2, ?3, ?4, NULL, ?5)")
-               .bind(name, hash, description, expires_at, now_seconds())
+               .bind(name, hash, description, expires_at, unix_seconds())
                .run();
   if (!r) return std::unexpected(r.error());
   return token;
@@ -203,7 +199,7 @@ result<bool> identity_store::revoke_robot(std::string_view name) {
   std::lock_guard lock(mutex_);
   ++generation_;
   auto r = db_.prepare("UPDATE robots SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL")
-               .bind(name, now_seconds())
+               .bind(name, unix_seconds())
                .run();
   if (!r) return std::unexpected(r.error());
   return db_.changes() > 0;
@@ -214,7 +210,7 @@ result<std::int64_t> identity_store::add_grant(std::string_view subject, std::st
   std::lock_guard lock(mutex_);
   ++generation_;
   auto r = db_.prepare("INSERT INTO grants(subject, actions, repository, created_at) VALUES (?1, ?2, ?3, ?4)")
-               .bind(subject, actions, repository, now_seconds())
+               .bind(subject, actions, repository, unix_seconds())
                .run();
   if (!r) return std::unexpected(r.error());
   return db_.last_insert_rowid();

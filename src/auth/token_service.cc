@@ -2,16 +2,12 @@
 
 #include "auth/jwt.h"
 #include "auth/secret.h"
+#include "core/unix_time.h"
 
 namespace berth::auth {
 namespace {
 
 using json = nlohmann::json;
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 class jwt_token_service final : public token_service {
  public:
@@ -20,7 +16,7 @@ class jwt_token_service final : public token_service {
       : key_(std::move(key)), service_(std::move(service)), access_(access_lifetime), refresh_(refresh_lifetime) {}
 
   std::string issue_access(access_claims& claims) const override {
-    claims.issued_at = unix_now();
+    claims.issued_at = unix_seconds();
     claims.expires_at = claims.issued_at + access_.count();
     json body = base(claims.subject, claims.issued_at, claims.expires_at, "access");
     body["access"] = to_json(claims.access);
@@ -29,7 +25,7 @@ class jwt_token_service final : public token_service {
   }
 
   std::string issue_refresh(std::string_view subject) const override {
-    const auto now = unix_now();
+    const auto now = unix_seconds();
     return key_.sign(base(std::string(subject), now, now + refresh_.count(), "refresh"));
   }
 

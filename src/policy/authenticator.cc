@@ -4,17 +4,13 @@
 
 #include "auth/password.h"
 #include "auth/secret.h"
+#include "core/unix_time.h"
 
 namespace berth::policy {
 namespace {
 
 constexpr auto cache_lifetime = std::chrono::seconds(60);
 constexpr std::size_t cache_max_entries = 4096;
-
-std::int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::unexpected<error> bad_credentials() { return fail(errc::unauthorized, "invalid username or password"); }
 
@@ -76,7 +72,7 @@ result<principal> authenticator::basic(std::string_view username, std::string_vi
     // The name must match too: a token is not accepted under someone else's name.
     if (!*robot || !auth::constant_time_equal((*robot)->name, username)) return bad_credentials();
     if ((*robot)->revoked_at) return fail(errc::unauthorized, fmt::format("robot {} is revoked", username));
-    if (!(*robot)->active(now_seconds())) return fail(errc::unauthorized, fmt::format("robot {} has expired", username));
+    if (!(*robot)->active(unix_seconds())) return fail(errc::unauthorized, fmt::format("robot {} has expired", username));
     who = with_stored_grants(principal{fmt::format("robot:{}", username), {}, {}});
   } else {
     std::optional<std::string> hash;
@@ -120,7 +116,7 @@ result<principal> authenticator::by_subject(std::string_view subject) {
   if (subject.starts_with("robot:")) {
     auto robot = store_.find_robot(subject.substr(6));
     if (!robot) return std::unexpected(robot.error());
-    if (!*robot || !(*robot)->active(now_seconds()))
+    if (!*robot || !(*robot)->active(unix_seconds()))
       return fail(errc::unauthorized, fmt::format("{} is revoked, expired or unknown", subject));
     return with_stored_grants(principal{std::string(subject), {}, {}});
   }
