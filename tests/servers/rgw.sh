@@ -63,6 +63,8 @@ osd memory target = 1073741824
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$s3_port
 rgw data = $d/rgw
+# Virtual-hosted addressing: bucket.localhost (curl resolves *.localhost to the loopback itself).
+rgw dns name = localhost
 EOC
   export CEPH_CONF=$d/ceph.conf
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon_port]" "$d/monmap" >/dev/null
