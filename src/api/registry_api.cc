@@ -197,15 +197,19 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
 awaitable<result<policy::principal>> login(context& ctx, const request& req, std::string_view username,
                                            std::string_view password) {
   if (auto hit = ctx.auth.authn.cached(username, password)) co_return std::move(*hit);
-  const std::string& address = req.remote_address();
-  if (!ctx.auth.limiter.allowed(address)) {
-    co_return fail(errc::too_many_requests,
-                   fmt::format("too many failed logins from {}; retry in {} s", address,
-                               ctx.auth.limiter.retry_after(address).count()));
+  const std::string address = client_address(ctx, req);
+  const auto attempt = ctx.auth.limiter.make_attempt(address, username, password);
+  if (const auto wait = ctx.auth.limiter.wait(attempt); wait.count() > 0) {
+    error held_off{errc::too_many_requests,
+                   fmt::format("too many failed logins for this account from {}; retry in {} s", address, wait.count())};
+    held_off.retry_after = wait;
+    co_return std::unexpected(std::move(held_off));
   }
   auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.basic(username, password); });
-  if (!who && who.error().code == errc::unauthorized) {
-    ctx.auth.limiter.failed(address);
+  if (who) {
+    ctx.auth.limiter.succeeded(attempt);
+  } else if (who.error().code == errc::unauthorized) {
+    ctx.auth.limiter.failed(attempt);
     // The username only when it is a plausible name: a password typed into the wrong field is not logged.
     spdlog::info("failed login from {} as {}: {}", address,
                  auth::valid_account_name(username) ? username : std::string_view("(invalid name)"),
@@ -214,12 +218,25 @@ awaitable<result<policy::principal>> login(context& ctx, const request& req, std
   co_return who;
 }
 
+std::string client_address(const context& ctx, const request& req) {
+  if (ctx.options.trust_forwarded_headers) {
+    if (auto forwarded = req.header("X-Forwarded-For")) {
+      // The last entry is the one the trusted proxy appended; earlier ones are the client's to write.
+      auto last = forwarded->substr(forwarded->rfind(',') + 1);
+      while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
+      while (!last.empty() && last.back() == ' ') last.remove_suffix(1);
+      if (!last.empty()) return std::string(last);
+    }
+  }
+  return req.remote_address();
+}
+
 namespace {
 
 // Every response leaves through here: error logging, Retry-After, HEAD bodies, the API version header.
 response finalize(const request& req, const result<response>& res, response out) {
-  if (!res && res.error().code == errc::too_many_requests) {
-    out.headers.set(http::beast::http::field::retry_after, "60");
+  if (!res && res.error().retry_after.count() > 0) {
+    out.headers.set(http::beast::http::field::retry_after, std::to_string(res.error().retry_after.count()));
   }
   if (!res && res.error().http_status() >= 500) {
     spdlog::warn("{} {} -> {} {}", http::beast::http::to_string(req.method()), req.target(),
