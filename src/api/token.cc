@@ -105,7 +105,7 @@ std::vector<auth::scope> scopes_of(const std::vector<std::string>& params) {
 // A token-endpoint refusal: 401 with a Basic challenge, so clients prompt for credentials.
 result<response> unauthorized(const context& ctx, const error& e) {
   response res = error_response(e);
-  res.headers.set(http::beast::http::field::www_authenticate, fmt::format("Basic realm=\"{}\"", ctx.auth.service));
+  res.headers.set(http::beast::http::field::www_authenticate, basic_challenge(ctx.auth));
   return res;
 }
 
