@@ -1,6 +1,7 @@
 // The admin API, /api/v1/... (JSON in and out; Basic credentials or a bearer token):
 //   GET    whoami                         the caller and its grants
-//   GET    check?action=A&repository=R[&subject=S]   the policy's answer (another subject: admins only)
+//   GET    check?action=A&repository=R[&subject=S]   the policy's answer, and for a push whether the
+//                                         repository exists or may be created (another subject: admins only)
 //   GET    namespaces                     declared namespaces and the default
 //   GET    repositories                   repositories the caller may list
 //   POST   repositories {"name"}          create (admin on the repository)
@@ -290,7 +291,10 @@ awaitable<result<response>> check(context& ctx, request& req, const policy::prin
       subject = std::move(*resolved);
     }
   }
-  const auto d = ctx.auth.pol.decide(subject, *a, repository);
+  // A push to a repository that does not exist in an explicit namespace would fail: say so.
+  auto exists = ctx.meta.repository_exists(repository);
+  if (!exists) co_return std::unexpected(exists.error());
+  const auto d = ctx.auth.pol.preflight(subject, *a, repository, *exists);
   const auto& ns = ctx.auth.pol.namespace_of(repository);
   co_return json_response(200, json{{"subject", subject.subject},
                                     {"action", action_text},

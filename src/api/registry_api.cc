@@ -177,15 +177,11 @@ result<void> check_creation(const context& ctx, const route& r, verb m) {
   const bool creates = (r.kind == route_kind::uploads && m == verb::post) ||
                        (r.kind == route_kind::manifest && m == verb::put);
   if (!creates) return {};
-  const auto& ns = ctx.auth.pol.namespace_of(r.name);
-  if (ns.create != policy::creation::explicit_) return {};
+  if (ctx.auth.pol.namespace_of(r.name).create != policy::creation::explicit_) return {};
   auto exists = ctx.meta.repository_exists(r.name);
   if (!exists) return std::unexpected(exists.error());
   if (*exists) return {};
-  return fail(errc::name_unknown,
-              fmt::format("repository {} does not exist and namespace {} creates repositories explicitly; "
-                          "create it with: berth repo create {}",
-                          r.name, ns.name.empty() ? std::string("(default)") : ns.name, r.name));
+  return fail(errc::name_unknown, ctx.auth.pol.may_create(r.name).reason);
 }
 
 // The catalog and automatic mounts are decided by what the subject behind a bearer token may see
