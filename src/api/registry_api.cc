@@ -172,6 +172,15 @@ result<void> authorize(const context& ctx, const caller& who, const requirement&
   return {};
 }
 
+// A refused HEAD has no body, and a push begins with a HEAD on each blob: podman, skopeo and docker
+// would print only "403 Forbidden" and stop. Answered "blob unknown" (which reveals no more than the
+// refusal: it is the answer whether the blob exists or not), the push goes on to the upload's POST,
+// whose refusal they print with the policy's reason. GET keeps the 403 and its message.
+error head_refusal(const route& r, const request& req, error e) {
+  if (e.code == errc::denied && r.kind == route_kind::blob && req.method() == verb::head) e.code = errc::blob_unknown;
+  return e;
+}
+
 // In an explicit-creation namespace, pushing into a repository that does not exist is NAME_UNKNOWN.
 result<void> check_creation(const context& ctx, const route& r, verb m) {
   const bool creates = (r.kind == route_kind::uploads && m == verb::post) ||
@@ -208,7 +217,9 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
   if (!authenticated) co_return std::unexpected(authenticated.error());
   who.emplace(std::move(*authenticated));
   const requirement need = required(r, req);
-  if (auto ok = authorize(ctx, *who, need, challenge_error); !ok) co_return std::unexpected(ok.error());
+  if (auto ok = authorize(ctx, *who, need, challenge_error); !ok) {
+    co_return std::unexpected(head_refusal(r, req, ok.error()));
+  }
   if (who->token() != nullptr && (need.k == requirement::kind::catalog || automatic_mount(r, req))) {
     co_await widen_to_identity(ctx, who);
   }
