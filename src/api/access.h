@@ -69,7 +69,10 @@ std::string challenge(const auth_services& auth, std::string_view realm, std::st
 // `Basic realm="<service>"`: where only credentials will do (the admin API, a refused /token).
 std::string basic_challenge(const auth_services& auth);
 
-// Whether `token` holds `registry:<name>:...` ("catalog").
+// The scope that lets a bearer token use the admin API (with the rights of its subject), requested
+// explicitly at /token like `registry:catalog:*`.
+inline constexpr std::string_view admin_scope = "registry:admin:*";
+// Whether `token` holds `registry:<name>:...` ("catalog", "admin").
 bool grants_registry(const auth::access_claims& token, std::string_view name);
 
 // Basic credentials from an Authorization header value ("Basic base64(user:password)").
