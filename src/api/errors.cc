@@ -6,7 +6,10 @@ namespace berth::api {
 
 http::response error_response(const error& e) {
   const auto& row = info(e.code);
-  nlohmann::json entry = {{"code", row.wire}, {"message", row.message}};
+  // podman, skopeo, buildah and docker print `code: message` and never `detail`: what the user must
+  // know (the repository, the rule, the command that fixes it) goes in the message. `detail` keeps
+  // the same text for clients that read it.
+  nlohmann::json entry = {{"code", row.wire}, {"message", e.detail.empty() ? row.message : e.detail}};
   if (!e.detail.empty()) entry["detail"] = e.detail;
   http::response res;
   res.status = static_cast<unsigned>(e.http_status());
