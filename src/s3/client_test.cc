@@ -129,7 +129,8 @@ TEST(S3Client, SourceAndSinkCanStopATransfer) {
 
 TEST(S3Client, AnErrorInsideA200IsAnErrorAndRetried) {
   const std::string done = "<CompleteMultipartUploadResult><ETag>\"abc-2\"</ETag></CompleteMultipartUploadResult>";
-  fake_s3_server server({{200, "", "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code></Error>"}, {200, "", done}});
+  const std::string failed = "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code></Error>";
+  fake_s3_server server({{200, "", failed}, {200, "", done}});
   client c(config_for(server));
   const auto r = c.complete_multipart("k", "up1", {{1, "e1"}, {2, "\"e2\""}});
   ASSERT_TRUE(r.has_value()) << r.error().message;

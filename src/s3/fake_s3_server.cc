@@ -69,7 +69,8 @@ asio::awaitable<void> fake_s3_server::serve(tcp::socket socket) {
       }
       const std::size_t body_size = content_length(head);
       if (buffer.size() < body_size) {
-        co_await asio::async_read(socket, asio::dynamic_buffer(buffer), asio::transfer_exactly(body_size - buffer.size()),
+        const std::size_t missing = body_size - buffer.size();
+        co_await asio::async_read(socket, asio::dynamic_buffer(buffer), asio::transfer_exactly(missing),
                                   asio::use_awaitable);
       }
       buffer.erase(0, body_size);

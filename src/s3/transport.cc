@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include "s3/xml.h"
@@ -166,7 +167,9 @@ result<http_response> transport::perform(const http_request& request) {
 
 result<http_response> transport::once(const http_request& request, clock::time_point deadline, bool& body_touched) {
   const auto remaining = std::chrono::duration_cast<milliseconds>(deadline - clock::now());
-  if (remaining.count() <= 0) return std::unexpected(error{errc::unavailable, 0, "", request.what + ": deadline exceeded"});
+  if (remaining.count() <= 0) {
+    return std::unexpected(error{errc::unavailable, 0, "", request.what + ": deadline exceeded"});
+  }
 
   std::unique_ptr<CURL, easy_deleter> handle(curl_easy_init());
   if (!handle) return std::unexpected(error{errc::unavailable, 0, "", request.what + ": curl_easy_init failed"});
