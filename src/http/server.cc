@@ -58,8 +58,10 @@ constexpr std::string_view retry_after = "Retry-After: 5\r\n";
 constexpr std::size_t reserved_descriptors = 32;
 constexpr std::size_t max_default_connections = 4096;
 
-// Why a new connection is turned away.
-enum class refusal { none, server_full, address_full };
+// Why a new connection is turned away. Past max_refusing such answers in flight (each holds a
+// descriptor for up to refusal_time), it is closed without one: a flood must not exhaust the
+// descriptors that the caps protect.
+enum class refusal { none, server_full, address_full, dropped };
 
 class live_connection;
 
@@ -74,6 +76,7 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
         max_connections(options.max_connections != 0 ? options.max_connections : default_max_connections()),
         max_per_address(options.max_connections_per_address != 0 ? options.max_connections_per_address
                                                                   : std::max<std::size_t>(1, max_connections / 4)),
+        max_refusing(std::max<std::size_t>(1, max_connections / 4)),
         acceptor(asio::make_strand(io)),
         control(asio::make_strand(io)),
         grace_timer(control) {}
@@ -95,6 +98,7 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   const handler handle;
   const std::size_t max_connections;
   const std::size_t max_per_address;
+  const std::size_t max_refusing;
   tcp::acceptor acceptor;
   std::optional<asio::ssl::context> tls;
   asio::strand<asio::io_context::executor_type> control;
@@ -106,6 +110,7 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   std::unordered_map<const live_connection*, std::weak_ptr<live_connection>> live;
   std::size_t admitted = 0;  // live connections counted against the caps (not the ones turned away)
   std::unordered_map<std::string, std::size_t> admitted_from;  // by source address
+  std::size_t refusing = 0;  // connections being answered 503 or 429
 
  private:
   static asio::awaitable<void> accept_loop(std::shared_ptr<shared_state> self);
@@ -138,7 +143,8 @@ class live_connection {
   // clock ticks), 0 when it is not: the connections the caps may close. Set by the connection,
   // read and cleared by enroll() under the registry's mutex.
   std::atomic<steady_clock::rep> idle_since{0};
-  bool admitted = false;  // counted against the caps; guarded by shared_state::mutex
+  enum class tally { none, admitted, refusing };
+  tally counted = tally::none;  // where shared_state counts it; guarded by shared_state::mutex
 
  protected:
   std::shared_ptr<shared_state> state_;
@@ -329,6 +335,10 @@ class connection final : public live_connection {
 
   static asio::awaitable<void> run(std::shared_ptr<connection> self, refusal refused) {
     // GCC 12 miscompiles co_await inside conditions: every await here is a plain statement.
+    if (refused == refusal::dropped) {
+      self->tcp().close();
+      co_return;
+    }
     if (refused != refusal::none) {
       co_await self->refuse(refused);
       co_return;
@@ -808,13 +818,19 @@ shared_state::admission shared_state::enroll(const std::shared_ptr<live_connecti
     refused = refusal::server_full;
   }
   if (refused == refusal::none) {
-    c->admitted = true;
+    c->counted = live_connection::tally::admitted;
     ++admitted;
     ++mine;
+    return {stopping, refused};
+  }
+  if (mine == 0) admitted_from.erase(c->remote());
+  spdlog::debug("http: turned a connection from {} away: {}", c->remote(),
+                refused == refusal::address_full ? "max_connections_per_address" : "max_connections");
+  if (refusing < max_refusing) {
+    c->counted = live_connection::tally::refusing;
+    ++refusing;
   } else {
-    if (mine == 0) admitted_from.erase(c->remote());
-    spdlog::debug("http: turned a connection from {} away: {}", c->remote(),
-                  refused == refusal::address_full ? "max_connections_per_address" : "max_connections");
+    refused = refusal::dropped;
   }
   return {stopping, refused};
 }
@@ -858,10 +874,12 @@ void shared_state::arm_grace_timer() {
 void shared_state::withdraw(const live_connection* c) {
   std::lock_guard lock(mutex);
   live.erase(c);
-  if (c->admitted) {
+  if (c->counted == live_connection::tally::admitted) {
     --admitted;
     auto it = admitted_from.find(c->remote());
     if (--it->second == 0) admitted_from.erase(it);
+  } else if (c->counted == live_connection::tally::refusing) {
+    --refusing;
   }
   // The last connection is gone: nothing is left for the grace timer to force, and a pending
   // timer would keep run() from returning. Posted under the mutex, so after shutdown()'s arming.

@@ -7,7 +7,8 @@
 // the request (408 when it was the body) and the connection. Past `max_connections`, or
 // `max_connections_per_address` from one address, the least recently used idle keep-alive
 // connection is closed to make room (of that address, for the second cap); when there is none, the
-// new connection's request is answered 503 (429 for the address cap) with Retry-After, and closed.
+// new connection's request is answered 503 (429 for the address cap) with Retry-After, and closed;
+// with a quarter of max_connections such answers already in flight, it is closed at once.
 // Thread-safety: construct, listen(), start() and shutdown() from one thread; the handler is called
 // concurrently from the io_context's threads.
 #pragma once
