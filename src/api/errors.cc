@@ -14,7 +14,10 @@ http::response error_response(const error& e) {
   http::response res;
   res.status = static_cast<unsigned>(e.http_status());
   res.headers.set(http::beast::http::field::content_type, "application/json");
-  res.body = nlohmann::json{{"errors", nlohmann::json::array({std::move(entry)})}}.dump();
+  // A detail may quote the request (a reference, a name), whose bytes need not be UTF-8: they are
+  // replaced (U+FFFD) rather than let dump() throw, which turned a 4xx into a bare 500.
+  res.body = nlohmann::json{{"errors", nlohmann::json::array({std::move(entry)})}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
   return res;
 }
 

@@ -34,6 +34,8 @@ enum class errc {
   manifest_too_large,    // 413 with MANIFEST_INVALID... kept apart for the status
   pagination_invalid,
   method_not_allowed,
+  // HTTP: the request body stopped arriving (the server's deadline, then the connection closes).
+  request_timeout,
   // Internal: the client sees UNKNOWN / UNAVAILABLE, never the cause.
   internal,
   unavailable,
