@@ -173,11 +173,16 @@ result<void> authorize(const context& ctx, const caller& who, const requirement&
 }
 
 // A refused HEAD has no body, and a push begins with a HEAD on each blob: podman, skopeo and docker
-// would print only "403 Forbidden" and stop. Answered "blob unknown" (which reveals no more than the
-// refusal: it is the answer whether the blob exists or not), the push goes on to the upload's POST,
-// whose refusal they print with the policy's reason. GET keeps the 403 and its message.
-error head_refusal(const route& r, const request& req, error e) {
-  if (e.code == errc::denied && r.kind == route_kind::blob && req.method() == verb::head) e.code = errc::blob_unknown;
+// print only "403 (Forbidden)", or for a 401 with insufficient_scope a body they cannot parse. So a
+// HEAD on a blob that is denied (to credentials, or to a token whose subject may not), or refused to
+// an anonymous token (a new token would not help it), answers "blob unknown", as it does whether the
+// blob exists or not, and the push goes on to the upload's POST, whose refusal they print with its
+// message. A request without credentials keeps its 401 (the challenge is how a client learns to log
+// in), and so does a token that only lacks a scope it could get. GET keeps its refusal.
+error head_refusal(const route& r, const request& req, const caller& who, error e) {
+  const bool hopeless =
+      e.code == errc::denied || (e.code == errc::unauthorized && who.token() != nullptr && who.anonymous());
+  if (hopeless && r.kind == route_kind::blob && req.method() == verb::head) e.code = errc::blob_unknown;
   return e;
 }
 
@@ -218,7 +223,7 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
   who.emplace(std::move(*authenticated));
   const requirement need = required(r, req);
   if (auto ok = authorize(ctx, *who, need, challenge_error); !ok) {
-    co_return std::unexpected(head_refusal(r, req, ok.error()));
+    co_return std::unexpected(head_refusal(r, req, *who, ok.error()));
   }
   if (who->token() != nullptr && (need.k == requirement::kind::catalog || automatic_mount(r, req))) {
     co_await widen_to_identity(ctx, who);

@@ -144,6 +144,13 @@ def test_a_token_without_the_scope_gets_insufficient_scope_anonymous_or_not(reg)
         _, params = parse_challenge(r.header("WWW-Authenticate"))
         assert params.get("error") == "insufficient_scope", params
         assert params["scope"] == "repository:staging/app:pull", params
+    # A HEAD on a blob, which a new token would not help, answers as not found; the upload's POST that
+    # follows in a push says why (test_auth_refusals.py).
+    blob = f"/v2/staging/app/blobs/sha256:{'0' * 64}"
+    assert bearer(reg, anon).request("HEAD", blob).status == 404
+    r = bearer(reg, anon).post("/v2/staging/app/blobs/uploads/", b"")
+    assert_error(r, 401, "UNAUTHORIZED")
+    assert parse_challenge(r.header("WWW-Authenticate"))[1].get("error") == "insufficient_scope"
     r = bearer(reg, anon).get("/v2/_catalog")
     assert parse_challenge(r.header("WWW-Authenticate"))[1].get("error") == "insufficient_scope"
     # The same for an authenticated token without the scope, as before.

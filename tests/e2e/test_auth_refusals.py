@@ -91,6 +91,25 @@ def test_a_push_refused_by_the_policy_names_identity_repository_and_rules(reg, t
     assert "denied: robot:deploy may not push production/shop: no grant allows it" in text, text
 
 
+@pytest.mark.parametrize("client", ["podman", "skopeo"])
+def test_an_anonymous_push_says_authentication_required(reg, tmp_path, client):
+    c = anonymous_clients(tmp_path)
+    if client == "podman":
+        tar = tmp_path / "rootfs.tar"
+        tar.write_bytes(images.tar_rootfs({"etc/motd": b"anonymous\n"}))
+        c.podman("import", "-q", str(tar), "localhost/anonymous:v1")
+        out = c.podman("push", "--tls-verify=false", "localhost/anonymous:v1",
+                       f"docker://{reg.host}/staging/anonymous:v1", check=False)
+    else:
+        src = images.write_oci_layout(str(tmp_path / "layout"), images.make_image({"a.txt": b"anon\n"}), "v1")
+        out = c.skopeo("copy", "--retry-times=0", "--dest-tls-verify=false", src,
+                       f"docker://{reg.host}/staging/anonymous:v1", check=False)
+    assert out.returncode != 0
+    text = printed(out)
+    assert "unauthorized: authentication required" in text, text
+    assert "error parsing HTTP 401 response body" not in text, text
+
+
 def test_a_pull_only_identity_still_pulls_with_the_clients(reg, tmp_path):
     Clients(str(tmp_path / "admin")).copy_to(
         images.write_oci_layout(str(tmp_path / "src"), images.make_image({"b.txt": b"pull\n"}), "v1"),
