@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "auth/secret.h"
 
@@ -52,32 +53,51 @@ std::string param(std::string_view name, std::string_view value) {
 
 }  // namespace
 
-std::string challenge(const auth_services& auth, std::string_view realm, std::string_view scope,
+std::string challenge(const auth_services& auth, api_area area, std::string_view token_url, std::string_view scope,
                       std::string_view err) {
-  if (auth.tokens == nullptr) return basic_challenge(auth);
-  std::string out = "Bearer " + param("realm", realm) + "," + param("service", auth.service);
+  if (area == api_area::token || (area == api_area::admin && err.empty())) return "Basic " + param("realm", auth.service);
+  std::string out = "Bearer " + param("realm", token_url) + "," + param("service", auth.service);
   if (!scope.empty()) out += "," + param("scope", scope);
   if (!err.empty()) out += "," + param("error", err);
   return out;
 }
-
-std::string basic_challenge(const auth_services& auth) { return "Basic " + param("realm", auth.service); }
 
 bool grants_registry(const auth::access_claims& token, std::string_view name) {
   return std::any_of(token.access.begin(), token.access.end(),
                      [&](const auth::scope& s) { return s.type == "registry" && s.name == name; });
 }
 
-std::optional<basic_credentials> parse_basic(std::string_view header) {
-  if (header.size() < 6 || !(header.substr(0, 6) == "Basic " || header.substr(0, 6) == "basic ")) return std::nullopt;
-  std::string_view encoded = header.substr(6);
-  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
-  while (!encoded.empty() && encoded.back() == ' ') encoded.remove_suffix(1);
-  std::string decoded;
-  if (!auth::base64_decode(encoded, decoded)) return std::nullopt;
-  const auto colon = decoded.find(':');
-  if (colon == std::string::npos) return std::nullopt;
-  return basic_credentials{decoded.substr(0, colon), decoded.substr(colon + 1)};
+namespace {
+
+// The credentials after "<scheme> ", when `header` starts with that scheme (any case).
+std::optional<std::string_view> after_scheme(std::string_view header, std::string_view scheme) {
+  if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return std::nullopt;
+  for (std::size_t i = 0; i < scheme.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return std::nullopt;
+  }
+  std::string_view rest = header.substr(scheme.size() + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  while (!rest.empty() && rest.back() == ' ') rest.remove_suffix(1);
+  return rest;
+}
+
+}  // namespace
+
+result<credentials> parse_authorization(const http::request& req) {
+  const auto header = req.header("Authorization");
+  if (!header) return credentials{};
+  if (auto token = after_scheme(*header, "bearer"); token && !token->empty()) {
+    return credentials{credentials::scheme::bearer, {}, {}, std::string(*token)};
+  }
+  if (auto encoded = after_scheme(*header, "basic")) {
+    std::string decoded;
+    if (auth::base64_decode(*encoded, decoded)) {
+      if (const auto colon = decoded.find(':'); colon != std::string::npos) {
+        return credentials{credentials::scheme::basic, decoded.substr(0, colon), decoded.substr(colon + 1), {}};
+      }
+    }
+  }
+  return fail(errc::unauthorized, "malformed Authorization header (Basic or Bearer credentials expected)");
 }
 
 }  // namespace berth::api

@@ -15,6 +15,8 @@
 #include "auth/tokens.h"
 #include "http/message.h"
 #include "policy/authenticator.h"
+#include "api/router.h"
+#include "core/error.h"
 #include "policy/policy.h"
 
 namespace berth::api {
@@ -24,8 +26,8 @@ struct auth_services {
   policy::authenticator& authn;
   auth::identity_store& identities;
   auth::rate_limiter& limiter;
-  const auth::token_service* tokens = nullptr;  // null: Basic challenges, no /token endpoint
-  std::string service = "berth";                // the token service name ("service" in challenges)
+  const auth::token_service& tokens;
+  std::string service = "berth";  // the token service name ("service" in challenges)
   bool refresh_tokens = true;
 };
 
@@ -60,14 +62,16 @@ class caller {
   std::optional<auth::access_claims> token_;
 };
 
-// The value of WWW-Authenticate: `Bearer realm="<url>/token",service="...",scope="...",error="..."`
-// when a token service exists, else basic_challenge(). `scope` and `err` are left out when empty;
-// `scope` may list several scopes separated by spaces. Every value is a quoted-string with `"` and
-// `\` escaped; callers still pass only validated names and hosts.
-std::string challenge(const auth_services& auth, std::string_view realm, std::string_view scope,
-                      std::string_view err = {});
-// `Basic realm="<service>"`: where only credentials will do (the admin API, a refused /token).
-std::string basic_challenge(const auth_services& auth);
+// The value of WWW-Authenticate for a refusal in `area`, the one place challenges are rendered:
+//   registry  `Bearer realm="<token_url>",service="...",scope="...",error="..."`;
+//   admin     `Basic realm="<service>"`, or when a bearer token was refused (`err` set) the Bearer
+//             challenge for `scope` (the admin scope), so clients fetch a token that holds it;
+//   token     `Basic realm="<service>"`: only credentials will do.
+// `scope` and `err` are left out when empty; `scope` may list several scopes separated by spaces.
+// Every value is a quoted-string with `"` and `\` escaped; callers still pass only validated names
+// and hosts.
+std::string challenge(const auth_services& auth, api_area area, std::string_view token_url, std::string_view scope,
+                      std::string_view err);
 
 // The scope that lets a bearer token use the admin API (with the rights of its subject), requested
 // explicitly at /token like `registry:catalog:*`.
@@ -75,11 +79,15 @@ inline constexpr std::string_view admin_scope = "registry:admin:*";
 // Whether `token` holds `registry:<name>:...` ("catalog", "admin").
 bool grants_registry(const auth::access_claims& token, std::string_view name);
 
-// Basic credentials from an Authorization header value ("Basic base64(user:password)").
-struct basic_credentials {
-  std::string username;
-  std::string password;
+// The Authorization header, parsed in one place. Scheme names are case-insensitive (RFC 9110).
+struct credentials {
+  enum class scheme { none, basic, bearer };
+  scheme kind = scheme::none;
+  std::string username;  // basic
+  std::string password;  // basic
+  std::string token;     // bearer
 };
-std::optional<basic_credentials> parse_basic(std::string_view header);
+// `none` without the header; UNAUTHORIZED when it is neither well-formed Basic nor Bearer.
+result<credentials> parse_authorization(const http::request& req);
 
 }  // namespace berth::api

@@ -37,10 +37,28 @@ awaitable<result<response>> get_referrers(context& ctx, request& req, const rout
 awaitable<result<response>> list_tags(context& ctx, request& req, const route& r);
 awaitable<result<response>> list_catalog(context& ctx, request& req);
 
-// token.cc: GET/POST /token (Docker token authentication, OAuth2 password and refresh grants).
-awaitable<result<response>> token_endpoint(context& ctx, request& req);
-// admin.cc: /api/v1/... (JSON).
-awaitable<result<response>> admin_endpoint(context& ctx, request& req);
+// token.cc: GET/POST /token (Docker token authentication, OAuth2 password and refresh grants) and
+// the public keys that verify the tokens.
+awaitable<result<response>> token_get(context& ctx, request& req, const route& r);
+awaitable<result<response>> token_post(context& ctx, request& req, const route& r);
+awaitable<result<response>> token_keys(context& ctx, request& req, const route& r);
+
+// admin.cc: /api/v1/... (JSON). `ctx.who` holds the caller's principal with its grants.
+awaitable<result<response>> admin_whoami(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_check(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_namespaces(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_repositories(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_create_repository(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_delete_repository(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_users(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_create_user(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_delete_user(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_robots(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_create_robot(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_revoke_robot(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_grants(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_create_grant(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_delete_grant(context& ctx, request& req, const route& r);
 
 // Shared helpers (registry_api.cc).
 // Verifies a username and password (or robot token, or OIDC token as the password of `oidc`):
@@ -51,7 +69,7 @@ awaitable<result<policy::principal>> login(context& ctx, const request& req, std
 // The client's address: behind a trusted proxy (trust_forwarded_headers) the last X-Forwarded-For
 // entry, the one the proxy appended; else the peer's address.
 std::string client_address(const context& ctx, const request& req);
-// A 200 JSON response.
+// A JSON response with `status`.
 response json_response(unsigned status, const std::string& body);
 // The repository name, or NAME_INVALID.
 result<std::string_view> checked_name(std::string_view name);

@@ -8,158 +8,118 @@
 
 #include "api/errors.h"
 #include "api/handlers.h"
+#include "api/route_table.h"
 #include "core/reference.h"
 
 namespace berth::api {
 namespace {
 
-using verb = http::beast::http::verb;
-
-awaitable<result<response>> method_not_allowed() {
-  co_return fail(errc::method_not_allowed);
-}
-
-awaitable<result<response>> base() {
-  response res = empty_response(200);
-  res.headers.set(http::beast::http::field::content_type, "application/json");
-  res.body = "{}";
-  co_return res;
-}
-
-awaitable<result<response>> dispatch(context& ctx, request& req, const route& r) {
-  const verb m = req.method();
-  switch (r.kind) {
-    case route_kind::not_found:
-      co_return fail(errc::unsupported, "no such endpoint", 404);
-    case route_kind::base:
-      if (m == verb::get || m == verb::head) co_return co_await base();
-      break;
-    case route_kind::catalog:
-      if (m == verb::get) co_return co_await list_catalog(ctx, req);
-      break;
-    case route_kind::tags:
-      if (m == verb::get) co_return co_await list_tags(ctx, req, r);
-      break;
-    case route_kind::manifest:
-      if (m == verb::get || m == verb::head) co_return co_await get_manifest(ctx, req, r, m == verb::head);
-      if (m == verb::put) co_return co_await put_manifest(ctx, req, r);
-      if (m == verb::delete_) co_return co_await delete_manifest(ctx, req, r);
-      break;
-    case route_kind::blob:
-      if (m == verb::get || m == verb::head) co_return co_await get_blob(ctx, req, r, m == verb::head);
-      if (m == verb::delete_) co_return co_await delete_blob(ctx, req, r);
-      break;
-    case route_kind::uploads:
-      if (m == verb::post) co_return co_await start_upload(ctx, req, r);
-      break;
-    case route_kind::upload:
-      if (m == verb::patch) co_return co_await patch_upload(ctx, req, r);
-      if (m == verb::put) co_return co_await finish_upload(ctx, req, r);
-      if (m == verb::get) co_return co_await upload_status(ctx, req, r);
-      if (m == verb::delete_) co_return co_await cancel_upload(ctx, req, r);
-      break;
-    case route_kind::referrers:
-      if (m == verb::get) co_return co_await get_referrers(ctx, req, r);
-      break;
-  }
-  co_return co_await method_not_allowed();
-}
-
-// What a route needs from the caller.
-struct requirement {
-  enum class kind { authenticated, catalog, repository } k = kind::authenticated;
-  policy::action a = policy::action::pull;
-  std::string_view repository;
-  // For the challenge, every scope the request needs, space-separated: "repository:NAME:pull,push",
-  // "registry:catalog:*", and for a cross-repository mount also "repository:FROM:pull". Names are
-  // echoed only when they are valid by the grammar.
-  std::string scope;
-};
-
-requirement required(const route& r, const request& req) {
-  using policy::action;
-  const verb m = req.method();
-  auto repo = [&](action a, std::string_view actions) {
-    requirement need{requirement::kind::repository, a, r.name, {}};
-    if (valid_name(r.name)) need.scope = fmt::format("repository:{}:{}", r.name, actions);
-    return need;
-  };
-  const bool read = m == verb::get || m == verb::head;
-  switch (r.kind) {
-    case route_kind::not_found:
-    case route_kind::base:
-      break;
-    case route_kind::catalog:
-      return {requirement::kind::catalog, action::list, {}, "registry:catalog:*"};
-    case route_kind::tags:
-      if (read) return repo(action::list, "pull");
-      break;
-    case route_kind::referrers:
-      if (read) return repo(action::pull, "pull");
-      break;
-    case route_kind::manifest:
-    case route_kind::blob:
-      if (read) return repo(action::pull, "pull");
-      if (m == verb::delete_) return repo(action::delete_, "delete");
-      if (m == verb::put && r.kind == route_kind::manifest) return repo(action::push, "pull,push");
-      break;
-    case route_kind::uploads:
-      if (m == verb::post) {
-        auto need = repo(action::push, "pull,push");
-        // A mount also reads the source: a token without pull on it would only get a plain upload.
-        const auto from = req.query("from");
-        if (from && req.query("mount") && valid_name(*from) && !need.scope.empty())
-          need.scope += fmt::format(" repository:{}:pull", *from);
-        return need;
-      }
-      break;
-    case route_kind::upload:
-      if (m == verb::patch || m == verb::put || m == verb::get || m == verb::delete_)
-        return repo(action::push, "pull,push");
-      break;
-  }
-  return {};  // base, unknown routes and methods: any authenticated caller gets the 404/405
-}
-
+// The caller of a /v2 request: anonymous, a bearer token, or Basic credentials.
 awaitable<result<caller>> authenticate(context& ctx, request& req, std::string& challenge_error) {
-  const auto header = req.header("Authorization");
-  if (!header) co_return caller(policy::principal{});
-  if (header->starts_with("Bearer ") || header->starts_with("bearer ")) {
-    if (ctx.auth.tokens == nullptr) co_return fail(errc::unauthorized, "bearer tokens are not enabled");
-    auto claims = ctx.auth.tokens->verify_access(header->substr(7));
+  auto creds = parse_authorization(req);
+  if (!creds) co_return std::unexpected(creds.error());
+  if (creds->kind == credentials::scheme::none) co_return caller(policy::principal{});
+  if (creds->kind == credentials::scheme::bearer) {
+    auto claims = ctx.auth.tokens.verify_access(creds->token);
     if (!claims) {
       challenge_error = "invalid_token";
       co_return std::unexpected(claims.error());
     }
     co_return caller(std::move(*claims));
   }
-  auto creds = parse_basic(*header);
-  if (!creds) co_return fail(errc::unauthorized, "malformed Authorization header (Basic or Bearer expected)");
   auto who = co_await login(ctx, req, creds->username, creds->password);
   if (!who) co_return std::unexpected(who.error());
   co_return caller(std::move(*who));
 }
 
-// Whether the caller may use the route; the error (401/403/400) when not. A valid bearer token that
-// lacks what the route needs gets error="insufficient_scope" in its challenge, whoever it was issued
-// to: without it containerd repeats the request with the same token.
-result<void> authorize(const context& ctx, const caller& who, const requirement& need, std::string& challenge_error) {
-  using kind = requirement::kind;
+// The caller of an admin request, as a principal with its grants. Basic credentials act with the
+// identity's full rights; a bearer token only when its scope includes the admin API
+// (registry:admin:*, asked for at /token), and then it is resolved by subject. A token without it is
+// refused with `insufficient_scope` (set in `challenge_error`): a token cut down to pulling one
+// repository cannot create users.
+awaitable<result<caller>> authenticate_admin(context& ctx, request& req, std::string& challenge_error) {
+  auto creds = parse_authorization(req);
+  if (!creds) co_return std::unexpected(creds.error());
+  if (creds->kind == credentials::scheme::none) co_return fail(errc::unauthorized, "authentication required");
+  if (creds->kind == credentials::scheme::basic) {
+    auto who = co_await login(ctx, req, creds->username, creds->password);
+    if (!who) co_return std::unexpected(who.error());
+    co_return caller(std::move(*who));
+  }
+  auto claims = ctx.auth.tokens.verify_access(creds->token);
+  if (!claims) co_return std::unexpected(claims.error());
+  if (!grants_registry(*claims, "admin")) {
+    challenge_error = "insufficient_scope";
+    co_return fail(errc::unauthorized, fmt::format("the token does not grant the admin API: ask /token for scope {}, "
+                                                   "or use Basic credentials",
+                                                   admin_scope));
+  }
+  const std::string subject = claims->subject;
+  auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
+  if (!who) co_return std::unexpected(who.error());
+  co_return caller(std::move(*who));
+}
+
+bool is_mount(const route& r, const request& req) {
+  return r.kind == route_kind::uploads && req.method() == verb::post && req.query("mount");
+}
+
+// What a request needs: its endpoint's access; for an unknown route or method, any authenticated
+// caller gets the 404 or 405 (anyone, on /token).
+access required(const route& r, const endpoint* e) {
+  if (e != nullptr) return e->need;
+  return {r.area == api_area::token ? access::kind::anyone : access::kind::authenticated};
+}
+
+// For the challenge, every scope the request needs, space-separated: "repository:NAME:pull,push",
+// "registry:catalog:*", "registry:admin:*", and for a cross-repository mount also
+// "repository:FROM:pull". Names are echoed only when they are valid by the grammar.
+std::string challenge_scope(const route& r, const request& req, const access& need) {
+  if (r.area == api_area::admin) return std::string(admin_scope);
+  if (need.k == access::kind::catalog) return "registry:catalog:*";
+  if (need.k != access::kind::repository || need.scope.empty() || !valid_name(r.name)) return {};
+  std::string scope = fmt::format("repository:{}:{}", r.name, need.scope);
+  // A mount also reads the source: a token without pull on it would only get a plain upload.
+  if (const auto from = req.query("from"); from && is_mount(r, req) && valid_name(*from))
+    scope += fmt::format(" repository:{}:pull", *from);
+  return scope;
+}
+
+// Whether the caller may use the endpoint; the error (401/403/400) when not. A valid bearer token
+// that lacks what the route needs gets error="insufficient_scope" in its challenge, whoever it was
+// issued to: without it containerd repeats the request with the same token.
+result<void> authorize(const context& ctx, const caller& who, const access& need, const route& r,
+                       std::string& challenge_error) {
+  using kind = access::kind;
   auto unauthorized = [&](std::string detail) {
     if (who.token() != nullptr) challenge_error = "insufficient_scope";
     return fail(errc::unauthorized, std::move(detail));
   };
-  if (need.k == kind::authenticated || need.k == kind::catalog) {
+  switch (need.k) {
+    case kind::anyone:
+      return {};
+    case kind::authenticated:
+    case kind::catalog:
+    case kind::administrator:
+      if (who.anonymous()) return unauthorized("authentication required");
+      if (need.k == kind::catalog && who.token() != nullptr && !grants_registry(*who.token(), "catalog"))
+        return unauthorized("the token does not grant the catalog");
+      if (need.k == kind::administrator && !ctx.auth.pol.decide(who.principal(), policy::action::admin, "*").allowed)
+        return fail(errc::denied, fmt::format("{} is not an administrator", who.subject()));
+      return {};
+    case kind::repository:
+      break;
+  }
+  if (need.from == access::source::body) {  // the handler checks the name (authorize_named)
     if (who.anonymous()) return unauthorized("authentication required");
-    if (need.k == kind::catalog && who.token() != nullptr && !grants_registry(*who.token(), "catalog"))
-      return unauthorized("the token does not grant the catalog");
     return {};
   }
-  if (!valid_name(need.repository)) {
+  // Anonymous callers may pull from public namespaces; refused, they are asked to log in.
+  if (!valid_name(r.name)) {
     if (who.anonymous()) return unauthorized("authentication required");
     return fail(errc::name_invalid, "repository name must match the OCI name grammar");
   }
-  auto o = who.may(ctx.auth.pol, need.a, need.repository);
+  auto o = who.may(ctx.auth.pol, need.act, r.name);
   switch (o.v) {
     case caller::verdict::allowed:
       return {};
@@ -187,10 +147,7 @@ error head_refusal(const route& r, const request& req, const caller& who, error 
 }
 
 // In an explicit-creation namespace, pushing into a repository that does not exist is NAME_UNKNOWN.
-result<void> check_creation(const context& ctx, const route& r, verb m) {
-  const bool creates = (r.kind == route_kind::uploads && m == verb::post) ||
-                       (r.kind == route_kind::manifest && m == verb::put);
-  if (!creates) return {};
+result<void> check_creation(const context& ctx, const route& r) {
   if (ctx.auth.pol.namespace_of(r.name).create != policy::creation::explicit_) return {};
   auto exists = ctx.meta.repository_exists(r.name);
   if (!exists) return std::unexpected(exists.error());
@@ -212,26 +169,41 @@ awaitable<void> widen_to_identity(context& ctx, std::optional<caller>& who) {
   if (resolved) who.emplace(std::move(*resolved));
 }
 
-bool automatic_mount(const route& r, const request& req) {
-  return r.kind == route_kind::uploads && req.method() == verb::post && req.query("mount") && !req.query("from");
-}
-
-awaitable<result<response>> guarded(context& ctx, request& req, const route& r, std::string& challenge_error,
-                                    std::optional<caller>& who) {
-  auto authenticated = co_await authenticate(ctx, req, challenge_error);
-  if (!authenticated) co_return std::unexpected(authenticated.error());
-  who.emplace(std::move(*authenticated));
-  const requirement need = required(r, req);
-  if (auto ok = authorize(ctx, *who, need, challenge_error); !ok) {
+awaitable<result<response>> guarded(context& ctx, request& req, const route& r, const endpoint* e,
+                                    std::string& challenge_error) {
+  std::optional<caller> who;
+  if (r.area == api_area::token) {
+    who.emplace(policy::principal{});  // the token endpoint reads the credentials itself
+  } else {
+    // GCC 12 miscompiles co_await inside a conditional expression: one statement each.
+    result<caller> authenticated = fail(errc::internal);
+    if (r.area == api_area::admin) {
+      authenticated = co_await authenticate_admin(ctx, req, challenge_error);
+    } else {
+      authenticated = co_await authenticate(ctx, req, challenge_error);
+    }
+    if (!authenticated) co_return std::unexpected(authenticated.error());
+    who.emplace(std::move(*authenticated));
+  }
+  const access need = required(r, e);
+  if (auto ok = authorize(ctx, *who, need, r, challenge_error); !ok) {
     co_return std::unexpected(head_refusal(r, req, *who, ok.error()));
   }
-  if (who->token() != nullptr && (need.k == requirement::kind::catalog || automatic_mount(r, req))) {
+  if (e == nullptr) {
+    if (r.kind == route_kind::not_found) co_return fail(errc::not_found, "no such endpoint");
+    co_return fail(errc::method_not_allowed);
+  }
+  const bool automatic_mount = is_mount(r, req) && !req.query("from");
+  if (who->token() != nullptr && (need.k == access::kind::catalog || automatic_mount)) {
     co_await widen_to_identity(ctx, who);
   }
-  if (auto ok = check_creation(ctx, r, req.method()); !ok) co_return std::unexpected(ok.error());
+  if (e->creates_repository) {
+    if (auto ok = check_creation(ctx, r); !ok) co_return std::unexpected(ok.error());
+  }
   context per_request = ctx;
   per_request.who = &*who;
-  co_return co_await dispatch(per_request, req, r);
+  per_request.current = e;
+  co_return co_await e->handle(per_request, req, r);
 }
 
 }  // namespace
@@ -331,13 +303,13 @@ bool valid_authority(std::string_view text) {
 // http/https) is refused rather than echoed.
 result<void> check_origin(const context& ctx, const request& req) {
   auto bad = [](std::string_view header) {
-    return fail(errc::unsupported, fmt::format("the {} header must be host[:port]", header), 400);
+    return fail(errc::invalid_argument, fmt::format("the {} header must be host[:port]", header));
   };
   if (auto host = req.header("Host"); host && !host->empty() && !valid_authority(*host)) return bad("Host");
   if (!ctx.options.trust_forwarded_headers) return {};
   if (auto host = req.header("X-Forwarded-Host"); host && !valid_authority(*host)) return bad("X-Forwarded-Host");
   if (auto proto = req.header("X-Forwarded-Proto"); proto && *proto != "http" && *proto != "https")
-    return fail(errc::unsupported, "the X-Forwarded-Proto header must be http or https", 400);
+    return fail(errc::invalid_argument, "the X-Forwarded-Proto header must be http or https");
   return {};
 }
 
@@ -345,25 +317,15 @@ result<void> check_origin(const context& ctx, const request& req) {
 
 awaitable<response> registry_api::handle(request& req) {
   if (auto ok = check_origin(ctx_, req); !ok) co_return finalize(req, std::unexpected(ok.error()));
-  const std::string_view path = req.path();
-  if (path == "/token" || path.starts_with("/token/")) {
-    auto res = co_await token_endpoint(ctx_, req);
-    co_return finalize(req, std::move(res));
-  }
-  if (path.starts_with("/api/v1/")) {
-    auto res = co_await admin_endpoint(ctx_, req);
-    co_return finalize(req, std::move(res));
-  }
-
-  const route r = match_route(path);
+  const route r = match_route(req.path());
+  const endpoint* e = find_endpoint(r.kind, req.method());
   std::string challenge_error;
-  std::optional<caller> who;
-  auto res = co_await guarded(ctx_, req, r, challenge_error, who);
+  auto res = co_await guarded(ctx_, req, r, e, challenge_error);
   response out = res ? std::move(*res) : error_response(res.error());
   if (!res && res.error().code == errc::unauthorized) {
-    const auto need = required(r, req);
     out.headers.set(http::beast::http::field::www_authenticate,
-                    challenge(ctx_.auth, absolute_url(ctx_, req, "/token"), need.scope, challenge_error));
+                    challenge(ctx_.auth, r.area, absolute_url(ctx_, req, "/token"),
+                              challenge_scope(r, req, required(r, e)), challenge_error));
   }
   co_return finalize(req, res, std::move(out));
 }

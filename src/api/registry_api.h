@@ -1,8 +1,9 @@
 // The OCI Distribution v1.1 API (/v2/...) over a blob store and a metadata store, the token endpoint
-// (/token, token.cc) and the admin API (/api/v1/..., admin.cc). One handler function per resource
-// lives in its own file (blobs.cc, uploads.cc, manifests.cc, listings.cc); this class authenticates
-// the caller and enforces the policy before dispatching (access.cc), routes to the handlers, and
-// renders every error in one place (errors.cc).
+// (/token, token.cc) and the admin API (/api/v1/..., admin.cc). Every endpoint, with its handler
+// and the access it requires, is a row of one table (route_table.h); handlers live one group per
+// file (blobs.cc, uploads.cc, manifests.cc, listings.cc). handle() matches the route, authenticates
+// the caller as the route's area requires, checks the row's access (access.cc), calls the handler,
+// and renders every error and challenge in one place (errors.cc, access.cc).
 // Thread-safety: handle() runs concurrently on the io_context's threads; the stores are thread-safe.
 #pragma once
 
@@ -27,8 +28,10 @@ struct api_options {
   std::string scheme = "http";
 };
 
-// What every handler gets. `who` is the authenticated caller of the request being handled (set per
-// request; the rest is shared).
+struct endpoint;
+
+// What every handler gets. `who` is the authenticated caller of the request being handled and
+// `current` its endpoint in the route table (both set per request; the rest is shared).
 struct context {
   storage::blob_store& blobs;
   meta::metadata_store& meta;
@@ -36,6 +39,7 @@ struct context {
   const api_options& options;
   auth_services& auth;
   const caller* who = nullptr;
+  const endpoint* current = nullptr;
 };
 
 class registry_api {

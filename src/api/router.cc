@@ -1,9 +1,12 @@
 #include "api/router.h"
 
+#include <utility>
+
 namespace berth::api {
 namespace {
 
 constexpr std::string_view kPrefix = "/v2/";
+constexpr std::string_view kAdminPrefix = "/api/v1/";
 
 // Splits "a/b/c" into ("a/b", "c"); the head is empty when there is no slash.
 std::pair<std::string_view, std::string_view> split_last(std::string_view s) {
@@ -12,9 +15,7 @@ std::pair<std::string_view, std::string_view> split_last(std::string_view s) {
   return {s.substr(0, slash), s.substr(slash + 1)};
 }
 
-}  // namespace
-
-route match_route(std::string_view path) {
+route match_registry(std::string_view path) {
   if (path == "/v2" || path == kPrefix) return {route_kind::base};
   if (!path.starts_with(kPrefix)) return {};
   const auto rest = path.substr(kPrefix.size());
@@ -38,6 +39,51 @@ route match_route(std::string_view path) {
     return {route_kind::upload, repo, last};
   }
   return {};
+}
+
+// /api/v1/<collection>[/<item>]: the item is a name (repositories: with slashes) or a grant id.
+route match_admin(std::string_view rest) {
+  route r{.area = api_area::admin};
+  const auto slash = rest.find('/');
+  const std::string_view collection = rest.substr(0, slash);
+  const bool item = slash != std::string_view::npos;
+  const std::string_view key = item ? rest.substr(slash + 1) : std::string_view();
+  if (item && key.empty()) return r;
+  struct entry {
+    std::string_view collection;
+    route_kind all;
+    route_kind one;  // not_found: the collection has no items
+  };
+  static constexpr entry kEntries[] = {
+      {"whoami", route_kind::whoami, route_kind::not_found},
+      {"check", route_kind::check, route_kind::not_found},
+      {"namespaces", route_kind::namespaces, route_kind::not_found},
+      {"repositories", route_kind::repositories, route_kind::repository},
+      {"users", route_kind::users, route_kind::user},
+      {"robots", route_kind::robots, route_kind::robot},
+      {"grants", route_kind::grants, route_kind::grant},
+  };
+  for (const auto& e : kEntries) {
+    if (e.collection != collection) continue;
+    r.kind = item ? e.one : e.all;
+    if (r.kind == route_kind::grant) {
+      r.reference = key;
+    } else {
+      r.name = key;
+    }
+    return r;
+  }
+  return r;
+}
+
+}  // namespace
+
+route match_route(std::string_view path) {
+  if (path == "/token") return {route_kind::token, {}, {}, api_area::token};
+  if (path == "/token/jwks.json") return {route_kind::token_keys, {}, {}, api_area::token};
+  if (path.starts_with("/token/")) return {route_kind::not_found, {}, {}, api_area::token};
+  if (path.starts_with(kAdminPrefix)) return match_admin(path.substr(kAdminPrefix.size()));
+  return match_registry(path);
 }
 
 }  // namespace berth::api

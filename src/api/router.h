@@ -1,6 +1,8 @@
-// Maps a request path onto an OCI Distribution route. Repository names contain slashes, so a path is
-// read from its end: the last segments say which resource it is, the rest is the name. Nothing here
-// validates the name or reference; the handlers do, before they touch storage.
+// Maps a request path onto a route of the HTTP API: the OCI Distribution routes under /v2/, the
+// token endpoint and the admin API under /api/v1/. Repository names contain slashes, so an OCI path
+// is read from its end: the last segments say which resource it is, the rest is the name. Nothing
+// here validates the name or reference; the handlers do, before they touch storage. What each route
+// answers, and the access it needs, is in route_table.h.
 #pragma once
 
 #include <string_view>
@@ -9,6 +11,7 @@ namespace berth::api {
 
 enum class route_kind {
   not_found,
+  // OCI Distribution.
   base,         // /v2/
   catalog,      // /v2/_catalog
   tags,         // /v2/<name>/tags/list
@@ -17,12 +20,32 @@ enum class route_kind {
   uploads,      // /v2/<name>/blobs/uploads/
   upload,       // /v2/<name>/blobs/uploads/<id>
   referrers,    // /v2/<name>/referrers/<digest>
+  // Token authentication.
+  token,        // /token
+  token_keys,   // /token/jwks.json
+  // The admin API.
+  whoami,        // /api/v1/whoami
+  check,         // /api/v1/check
+  namespaces,    // /api/v1/namespaces
+  repositories,  // /api/v1/repositories
+  repository,    // /api/v1/repositories/<name>
+  users,         // /api/v1/users
+  user,          // /api/v1/users/<name>
+  robots,        // /api/v1/robots
+  robot,         // /api/v1/robots/<name>
+  grants,        // /api/v1/grants
+  grant,         // /api/v1/grants/<id>
 };
+
+// Which part of the API a path belongs to: it decides which credentials are accepted and how a
+// refusal is challenged (access.h).
+enum class api_area { registry, token, admin };
 
 struct route {
   route_kind kind = route_kind::not_found;
-  std::string_view name;       // repository name (not validated)
-  std::string_view reference;  // tag, digest or upload id (not validated)
+  std::string_view name;       // repository, user or robot name (not validated)
+  std::string_view reference;  // tag, digest, upload id or grant id (not validated)
+  api_area area = api_area::registry;
 };
 
 // `path` is the request target up to '?'. The views point into `path`.

@@ -65,5 +65,35 @@ TEST(Router, Malformed) {
   EXPECT_EQ(match_route("/v2/tags/list").kind, route_kind::not_found);
 }
 
+TEST(Router, TokenEndpoint) {
+  EXPECT_EQ(match_route("/token").kind, route_kind::token);
+  EXPECT_EQ(match_route("/token").area, api_area::token);
+  EXPECT_EQ(match_route("/token/jwks.json").kind, route_kind::token_keys);
+  const auto r = match_route("/token/other");
+  EXPECT_EQ(r.kind, route_kind::not_found);
+  EXPECT_EQ(r.area, api_area::token);
+}
+
+TEST(Router, AdminApi) {
+  auto r = match_route("/api/v1/repositories/production/app");
+  EXPECT_EQ(r.kind, route_kind::repository);
+  EXPECT_EQ(r.area, api_area::admin);
+  EXPECT_EQ(r.name, "production/app");
+
+  r = match_route("/api/v1/grants/12");
+  EXPECT_EQ(r.kind, route_kind::grant);
+  EXPECT_EQ(r.reference, "12");
+
+  EXPECT_EQ(match_route("/api/v1/robots").kind, route_kind::robots);
+  EXPECT_EQ(match_route("/api/v1/robots/ci").name, "ci");
+  EXPECT_EQ(match_route("/api/v1/whoami").kind, route_kind::whoami);
+  // Unknown resources, items of a resource that has none, empty items: not found, still admin.
+  for (const char* path : {"/api/v1/", "/api/v1/nope", "/api/v1/whoami/x", "/api/v1/users/"}) {
+    r = match_route(path);
+    EXPECT_EQ(r.kind, route_kind::not_found) << path;
+    EXPECT_EQ(r.area, api_area::admin) << path;
+  }
+}
+
 }  // namespace
 }  // namespace berth::api

@@ -24,7 +24,6 @@
 namespace berth::api {
 namespace {
 
-using verb = http::beast::http::verb;
 using policy::action;
 
 constexpr std::size_t form_limit = 64 * 1024;
@@ -84,15 +83,15 @@ response issue(const context& ctx, const policy::principal& who, const std::vect
   }
   for (const auto& name : registry) claims.access.push_back(auth::scope{"registry", name, {"*"}});
 
-  const std::string token = ctx.auth.tokens->issue_access(claims);
+  const std::string token = ctx.auth.tokens.issue_access(claims);
   nlohmann::json body = {{"token", token},
                          {"access_token", token},
-                         {"expires_in", ctx.auth.tokens->access_lifetime().count()},
+                         {"expires_in", ctx.auth.tokens.access_lifetime().count()},
                          {"issued_at", rfc3339(claims.issued_at)}};
   // Federated identities cannot be re-resolved without their OIDC token: no refresh for them.
   const bool refreshable = who.subject.starts_with("user:") || who.subject.starts_with("robot:");
   if (with_refresh && refreshable && ctx.auth.refresh_tokens) {
-    body["refresh_token"] = ctx.auth.tokens->issue_refresh(who.subject);
+    body["refresh_token"] = ctx.auth.tokens.issue_refresh(who.subject);
   }
   return json_response(200, body.dump());
 }
@@ -106,20 +105,15 @@ std::vector<auth::scope> scopes_of(const std::vector<std::string>& params) {
   return out;
 }
 
-// A token-endpoint refusal: 401 with a Basic challenge, so clients prompt for credentials.
-result<response> unauthorized(const context& ctx, const error& e) {
-  response res = error_response(e);
-  res.headers.set(http::beast::http::field::www_authenticate, basic_challenge(ctx.auth));
-  return res;
-}
+}  // namespace
 
-awaitable<result<response>> token_get(context& ctx, request& req) {
+awaitable<result<response>> token_get(context& ctx, request& req, const route&) {
+  auto creds = parse_authorization(req);
+  if (!creds) co_return std::unexpected(creds.error());
+  if (creds->kind == credentials::scheme::bearer) co_return fail(errc::unauthorized, "Basic credentials expected");
   policy::principal who;
-  if (const auto header = req.header("Authorization")) {
-    auto creds = parse_basic(*header);
-    if (!creds) co_return unauthorized(ctx, error{errc::unauthorized, "Basic credentials expected"});
+  if (creds->kind == credentials::scheme::basic) {
     auto logged_in = co_await login(ctx, req, creds->username, creds->password);
-    if (!logged_in && logged_in.error().code == errc::unauthorized) co_return unauthorized(ctx, logged_in.error());
     if (!logged_in) co_return std::unexpected(logged_in.error());
     who = std::move(*logged_in);
   }
@@ -127,7 +121,7 @@ awaitable<result<response>> token_get(context& ctx, request& req) {
   co_return issue(ctx, who, scopes_of(req.query_all("scope")), offline);
 }
 
-awaitable<result<response>> token_post(context& ctx, request& req) {
+awaitable<result<response>> token_post(context& ctx, request& req, const route&) {
   auto body = co_await req.read_body(form_limit);
   if (!body) co_return std::unexpected(body.error());
   auto field = [&](std::string_view key) {
@@ -140,36 +134,23 @@ awaitable<result<response>> token_post(context& ctx, request& req) {
     const std::string username = field("username");
     const std::string password = field("password");
     auto logged_in = co_await login(ctx, req, username, password);
-    if (!logged_in && logged_in.error().code == errc::unauthorized) co_return unauthorized(ctx, logged_in.error());
     if (!logged_in) co_return std::unexpected(logged_in.error());
     who = std::move(*logged_in);
   } else if (grant_type == "refresh_token") {
-    auto subject = ctx.auth.tokens->verify_refresh(field("refresh_token"));
-    if (!subject) co_return unauthorized(ctx, subject.error());
+    auto subject = ctx.auth.tokens.verify_refresh(field("refresh_token"));
+    if (!subject) co_return std::unexpected(subject.error());
     const std::string s = *subject;
     auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(s); });
-    if (!resolved && resolved.error().code == errc::unauthorized) co_return unauthorized(ctx, resolved.error());
     if (!resolved) co_return std::unexpected(resolved.error());
     who = std::move(*resolved);
   } else {
-    co_return fail(errc::unsupported, "grant_type must be password or refresh_token", 400);
+    co_return fail(errc::invalid_argument, "grant_type must be password or refresh_token");
   }
   co_return issue(ctx, who, scopes_of(http::form_values(*body, "scope")), true);
 }
 
-}  // namespace
-
-awaitable<result<response>> token_endpoint(context& ctx, request& req) {
-  if (ctx.auth.tokens == nullptr) co_return fail(errc::unsupported, "token authentication is not enabled", 404);
-  const auto path = req.path();
-  if (path == "/token/jwks.json") {
-    if (req.method() != verb::get && req.method() != verb::head) co_return fail(errc::method_not_allowed);
-    co_return json_response(200, ctx.auth.tokens->public_jwks());
-  }
-  if (path != "/token") co_return fail(errc::unsupported, "no such endpoint", 404);
-  if (req.method() == verb::get) co_return co_await token_get(ctx, req);
-  if (req.method() == verb::post) co_return co_await token_post(ctx, req);
-  co_return fail(errc::method_not_allowed);
+awaitable<result<response>> token_keys(context& ctx, request&, const route&) {
+  co_return json_response(200, ctx.auth.tokens.public_jwks());
 }
 
 }  // namespace berth::api

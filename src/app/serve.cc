@@ -20,6 +20,7 @@
 #include <cstdlib>
 
 #include "api/registry_api.h"
+#include "app/router.h"
 #include "app/federation_factory.h"
 #include "auth/token_service.h"
 #include "auth/identity_store.h"
@@ -120,7 +121,7 @@ int serve(const config& c) {
   options.max_page = c.max_page;
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
-  api::auth_services auth{pol, authn, *identities, limiter, tokens.get(), c.service};
+  api::auth_services auth{pol, authn, *identities, limiter, *tokens, c.service};
   api::registry_api api(*blobs, *meta, pool, options, auth);
 
   boost::asio::io_context ioc(io_threads);
@@ -130,7 +131,10 @@ int serve(const config& c) {
   server_options.body_idle_timeout = std::chrono::seconds(c.body_idle_seconds);
   server_options.max_connections = c.max_connections;
   server_options.max_connections_per_address = c.max_connections_per_address;
-  http::server server(ioc, server_options, [&api](http::request& req) { return api.handle(req); });
+  router routes;
+  const http::handler registry = [&api](http::request& req) { return api.handle(req); };
+  for (const char* prefix : {"/v2", "/token", "/api/v1"}) routes.mount(prefix, registry);
+  http::server server(ioc, server_options, [&routes](http::request& req) { return routes(req); });
   const auto endpoint = server.listen();
   server.start();
 

@@ -155,7 +155,7 @@ result<std::string> identity_store::create_robot(std::string_view name, std::str
     auto st = db_.prepare("SELECT 1 FROM robots WHERE name = ?1");
     auto row = st.bind(name).step();
     if (!row) return std::unexpected(row.error());
-    if (*row) return fail(errc::denied, fmt::format("robot {} already exists", name));
+    if (*row) return fail(errc::already_exists, fmt::format("robot {} already exists", name));
   }
   ++generation_;
   std::string token = std::string(robot_token_prefix) + random_urlsafe(32);

@@ -4,7 +4,7 @@
 //
 // Names of users and robots: [a-z0-9][a-z0-9._-]{0,63} (checked by valid_account_name).
 // Errors: a backend failure is logged and returned as errc::internal; a conflict (the name exists)
-// is errc::denied with a detail naming it. Calls block on disk and on argon2: from a coroutine, run
+// is errc::already_exists with a detail naming it. Calls block on disk and on argon2: from a coroutine, run
 // them through blocking_pool.
 // Thread-safety: every method is thread-safe (one connection behind a mutex: identity writes are rare).
 #pragma once
@@ -65,7 +65,7 @@ class identity_store {
   result<bool> delete_user(std::string_view name);
 
   // Creates robot `name` and returns its token (the only time it exists in clear). Fails with
-  // errc::denied when a robot of that name exists (revoked ones included: names are not reused).
+  // errc::already_exists when a robot of that name exists (revoked ones included: names are not reused).
   result<std::string> create_robot(std::string_view name, std::string_view description,
                                    std::optional<std::int64_t> expires_at);
   // The robot whose token is `token` (revoked or expired ones too: the caller checks active()).

@@ -45,7 +45,7 @@ TEST_F(IdentityStore, RobotTokensAreStoredHashedAndRevocable) {
   EXPECT_GE(token->size(), 40u);
   auto again = store_->create_robot("ci", "", std::nullopt);
   ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code, errc::denied);
+  EXPECT_EQ(again.error().code, errc::already_exists);
 
   auto robot = store_->robot_by_token(*token);
   ASSERT_TRUE(robot && *robot);

@@ -26,7 +26,13 @@ constexpr std::array kTable = {
     error_info{"MANIFEST_INVALID", "manifest too large", 413},
     error_info{"PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400},
     error_info{"UNSUPPORTED", "the method is not allowed for this resource", 405},
+    error_info{"BLOB_UPLOAD_INVALID", "another request is writing to this upload", 409},
     error_info{"REQUEST_TIMEOUT", "the request body stopped arriving", 408},
+    error_info{"NOT_FOUND", "not found", 404},
+    error_info{"ALREADY_EXISTS", "already exists", 409},
+    error_info{"INVALID_ARGUMENT", "invalid argument", 400},
+    error_info{"PAYLOAD_TOO_LARGE", "the request body is too large", 413},
+    error_info{"CONFLICT", "the request conflicts with the current state", 409},
     error_info{"UNKNOWN", "unknown error", 500},
     error_info{"UNAVAILABLE", "service unavailable", 503},
 };

@@ -34,8 +34,15 @@ enum class errc {
   manifest_too_large,    // 413 with MANIFEST_INVALID... kept apart for the status
   pagination_invalid,
   method_not_allowed,
+  upload_busy,           // 409 BLOB_UPLOAD_INVALID: another request is writing to the upload
   // HTTP: the request body stopped arriving (the server's deadline, then the connection closes).
   request_timeout,
+  // The admin API, /token and the HTTP layer: not OCI codes, rendered in the same envelope.
+  not_found,          // no such endpoint, user, robot, grant
+  already_exists,     // a robot, user or repository of that name exists
+  invalid_argument,   // a malformed body, query or path parameter
+  payload_too_large,  // a body past its limit (a manifest's is MANIFEST_INVALID, manifest_too_large)
+  conflict,           // the request contradicts the current state
   // Internal: the client sees UNKNOWN / UNAVAILABLE, never the cause.
   internal,
   unavailable,
@@ -50,20 +57,21 @@ struct error_info {
 // Returns the table row for `code`. Never fails.
 const error_info& info(errc code);
 
+// The HTTP status is always the table's for `code`: an error that needs another status needs its
+// own code.
 struct error {
   errc code = errc::internal;
   std::string detail;  // sent to the client: never a backend message, never a secret
-  int status = 0;      // 0: the table's status for `code`
   std::chrono::seconds retry_after{0};  // when the client may try again (Retry-After); 0: not said
 
-  int http_status() const { return status != 0 ? status : info(code).status; }
+  int http_status() const { return info(code).status; }
 };
 
 template <class T>
 using result = std::expected<T, error>;
 
-inline std::unexpected<error> fail(errc code, std::string detail = {}, int status = 0) {
-  return std::unexpected(error{code, std::move(detail), status});
+inline std::unexpected<error> fail(errc code, std::string detail = {}) {
+  return std::unexpected(error{code, std::move(detail)});
 }
 
 }  // namespace berth

@@ -73,21 +73,26 @@ TEST(ErrorTable, ExtraCodesKeepTheirStatus) {
   EXPECT_EQ(info(errc::pagination_invalid).status, 400);
   EXPECT_EQ(info(errc::method_not_allowed).wire, "UNSUPPORTED");
   EXPECT_EQ(info(errc::method_not_allowed).status, 405);
+  EXPECT_EQ(info(errc::upload_busy).wire, "BLOB_UPLOAD_INVALID");
+  EXPECT_EQ(info(errc::upload_busy).status, 409);
   EXPECT_EQ(info(errc::request_timeout).status, 408);
+  EXPECT_EQ(info(errc::not_found).status, 404);
+  EXPECT_EQ(info(errc::already_exists).status, 409);
+  EXPECT_EQ(info(errc::invalid_argument).status, 400);
+  EXPECT_EQ(info(errc::payload_too_large).wire, "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(info(errc::payload_too_large).status, 413);
+  EXPECT_EQ(info(errc::conflict).status, 409);
   EXPECT_EQ(info(errc::internal).wire, "UNKNOWN");
   EXPECT_EQ(info(errc::internal).status, 500);
   EXPECT_EQ(info(errc::unavailable).wire, "UNAVAILABLE");
   EXPECT_EQ(info(errc::unavailable).status, 503);
 }
 
-TEST(Error, StatusDefaultsToTheTable) {
-  const error e{errc::name_unknown, "repository x"};
-  EXPECT_EQ(e.http_status(), 404);
-}
-
-TEST(Error, ExplicitStatusOverridesTheTable) {
-  const error e{errc::denied, "", 429};
-  EXPECT_EQ(e.http_status(), 429);
+TEST(Error, StatusIsAlwaysTheTables) {
+  for (int i = 0; i < kCodeCount; ++i) {
+    const error e{static_cast<errc>(i), "detail"};
+    EXPECT_EQ(e.http_status(), info(e.code).status) << i;
+  }
 }
 
 TEST(Error, DefaultIsInternal) {
@@ -97,11 +102,11 @@ TEST(Error, DefaultIsInternal) {
 }
 
 TEST(Fail, BuildsAnUnexpectedResult) {
-  result<int> r = fail(errc::blob_unknown, "sha256:abc", 410);
+  result<int> r = fail(errc::blob_unknown, "sha256:abc");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, errc::blob_unknown);
   EXPECT_EQ(r.error().detail, "sha256:abc");
-  EXPECT_EQ(r.error().http_status(), 410);
+  EXPECT_EQ(r.error().http_status(), 404);
 }
 
 }  // namespace

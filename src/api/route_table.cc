@@ -1,0 +1,95 @@
+#include "api/route_table.h"
+
+#include <array>
+
+#include "core/reference.h"
+
+namespace berth::api {
+namespace {
+
+using policy::action;
+using k = access::kind;
+using rk = route_kind;
+
+constexpr access anyone{k::anyone};
+constexpr access authenticated{k::authenticated};
+constexpr access administrator{k::administrator, action::admin};
+constexpr access pull{k::repository, action::pull, access::source::path, "pull"};
+constexpr access list{k::repository, action::list, access::source::path, "pull"};
+constexpr access push{k::repository, action::push, access::source::path, "pull,push"};
+constexpr access remove{k::repository, action::delete_, access::source::path, "delete"};
+
+// The handlers whose signature differs from `handler`.
+awaitable<result<response>> base(context&, request&, const route&) {
+  response res = json_response(200, "{}");
+  co_return res;
+}
+awaitable<result<response>> get_manifest_(context& c, request& r, const route& rt) { return get_manifest(c, r, rt, false); }
+awaitable<result<response>> head_manifest(context& c, request& r, const route& rt) { return get_manifest(c, r, rt, true); }
+awaitable<result<response>> get_blob_(context& c, request& r, const route& rt) { return get_blob(c, r, rt, false); }
+awaitable<result<response>> head_blob(context& c, request& r, const route& rt) { return get_blob(c, r, rt, true); }
+awaitable<result<response>> catalog(context& c, request& r, const route&) { return list_catalog(c, r); }
+
+const std::array kTable = {
+    // OCI Distribution.
+    endpoint{rk::base, verb::get, "base", authenticated, base},
+    endpoint{rk::base, verb::head, "base", authenticated, base},
+    endpoint{rk::catalog, verb::get, "catalog_get", {k::catalog, action::list}, catalog},
+    endpoint{rk::tags, verb::get, "tags_get", list, list_tags},
+    endpoint{rk::manifest, verb::get, "manifest_get", pull, get_manifest_},
+    endpoint{rk::manifest, verb::head, "manifest_head", pull, head_manifest},
+    endpoint{rk::manifest, verb::put, "manifest_put", push, put_manifest, true},
+    endpoint{rk::manifest, verb::delete_, "manifest_delete", remove, delete_manifest},
+    endpoint{rk::blob, verb::get, "blob_get", pull, get_blob_},
+    endpoint{rk::blob, verb::head, "blob_head", pull, head_blob},
+    endpoint{rk::blob, verb::delete_, "blob_delete", remove, delete_blob},
+    endpoint{rk::uploads, verb::post, "upload_start", push, start_upload, true},
+    endpoint{rk::upload, verb::patch, "upload_patch", push, patch_upload},
+    endpoint{rk::upload, verb::put, "upload_finish", push, finish_upload},
+    endpoint{rk::upload, verb::get, "upload_status", push, upload_status},
+    endpoint{rk::upload, verb::delete_, "upload_cancel", push, cancel_upload},
+    endpoint{rk::referrers, verb::get, "referrers_get", pull, get_referrers},
+    // Token authentication: the handlers read the credentials (Basic, or the OAuth2 form).
+    endpoint{rk::token, verb::get, "token_get", anyone, token_get},
+    endpoint{rk::token, verb::post, "token_post", anyone, token_post},
+    endpoint{rk::token_keys, verb::get, "token_keys", anyone, token_keys},
+    endpoint{rk::token_keys, verb::head, "token_keys", anyone, token_keys},
+    // The admin API.
+    endpoint{rk::whoami, verb::get, "admin_whoami", authenticated, admin_whoami},
+    endpoint{rk::check, verb::get, "admin_check", authenticated, admin_check},
+    endpoint{rk::namespaces, verb::get, "admin_namespaces", authenticated, admin_namespaces},
+    endpoint{rk::repositories, verb::get, "admin_repositories", authenticated, admin_repositories},
+    endpoint{rk::repositories, verb::post, "admin_repository_create",
+             {k::repository, action::admin, access::source::body}, admin_create_repository},
+    endpoint{rk::repository, verb::delete_, "admin_repository_delete", {k::repository, action::admin},
+             admin_delete_repository},
+    endpoint{rk::users, verb::get, "admin_users", administrator, admin_users},
+    endpoint{rk::users, verb::post, "admin_user_create", administrator, admin_create_user},
+    endpoint{rk::user, verb::delete_, "admin_user_delete", administrator, admin_delete_user},
+    endpoint{rk::robots, verb::get, "admin_robots", administrator, admin_robots},
+    endpoint{rk::robots, verb::post, "admin_robot_create", administrator, admin_create_robot},
+    endpoint{rk::robot, verb::delete_, "admin_robot_revoke", administrator, admin_revoke_robot},
+    endpoint{rk::grants, verb::get, "admin_grants", administrator, admin_grants},
+    endpoint{rk::grants, verb::post, "admin_grant_create", administrator, admin_create_grant},
+    endpoint{rk::grant, verb::delete_, "admin_grant_delete", administrator, admin_delete_grant},
+};
+
+}  // namespace
+
+std::span<const endpoint> route_table() { return kTable; }
+
+const endpoint* find_endpoint(route_kind kind, verb method) {
+  for (const auto& e : kTable) {
+    if (e.kind == kind && e.method == method) return &e;
+  }
+  return nullptr;
+}
+
+result<void> authorize_named(const context& ctx, std::string_view name) {
+  if (!valid_name(name)) return fail(errc::name_invalid, "repository name must match the OCI name grammar");
+  auto d = ctx.auth.pol.decide(ctx.who->principal(), ctx.current->need.act, name);
+  if (!d.allowed) return fail(errc::denied, std::move(d.reason));
+  return {};
+}
+
+}  // namespace berth::api
