@@ -48,7 +48,7 @@ awaitable<result<policy::principal>> admin_caller(context& ctx, request& req) {
     auto claims = ctx.auth.tokens->verify_access(header->substr(7));
     if (!claims) co_return std::unexpected(claims.error());
     const std::string subject = claims->subject;
-    auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
+    auto who = co_await ctx.auth.authn.by_subject(subject);
     co_return who;
   }
   auto creds = parse_basic(*header);
@@ -90,26 +90,29 @@ result<void> require(const context& ctx, const policy::principal& who, action a,
 }
 
 // Stores one grant per repository pattern; returns their ids.
-result<json> store_grants(context& ctx, std::string_view subject, const std::vector<std::string>& actions,
-                          const std::vector<std::string>& repositories) {
+awaitable<result<json>> store_grants(context& ctx, std::string_view subject, const std::vector<std::string>& actions,
+                                     const std::vector<std::string>& repositories) {
   auto set = policy::action_set::parse(actions);
-  if (!set) return fail(errc::unsupported, set.error().detail, 400);
-  if (set->empty() || repositories.empty()) return fail(errc::unsupported, "a grant needs actions and repositories", 400);
+  if (!set) co_return fail(errc::unsupported, set.error().detail, 400);
+  if (set->empty() || repositories.empty())
+    co_return fail(errc::unsupported, "a grant needs actions and repositories", 400);
+  const std::string action_text = set->str();
   json ids = json::array();
   for (const auto& pattern : repositories) {
-    auto id = ctx.auth.identities.add_grant(subject, set->str(), pattern);
-    if (!id) return std::unexpected(id.error());
+    auto id = co_await ctx.auth.identities.add_grant(subject, action_text, pattern);
+    if (!id) co_return std::unexpected(id.error());
     ids.push_back(*id);
   }
-  return ids;
+  co_return ids;
 }
 
 // The grants a create request carries ("actions" on "repositories"), stored for `subject`; an empty
 // array when it carries none.
-result<json> grants_in(context& ctx, const std::string& subject, const json& doc) {
+awaitable<result<json>> grants_in(context& ctx, const std::string& subject, const json& doc) {
   const auto repositories = strings_field(doc, "repositories");
-  if (repositories.empty()) return json::array();
-  return store_grants(ctx, subject, strings_field(doc, "actions"), repositories);
+  if (repositories.empty()) co_return json::array();
+  const auto actions = strings_field(doc, "actions");
+  co_return co_await store_grants(ctx, subject, actions, repositories);
 }
 
 awaitable<result<response>> repositories(context& ctx, request& req, const policy::principal& who,
@@ -147,7 +150,7 @@ awaitable<result<response>> repositories(context& ctx, request& req, const polic
 
 awaitable<result<response>> users(context& ctx, request& req, std::string_view rest) {
   if (rest.empty() && req.method() == verb::get) {
-    auto list = ctx.auth.identities.list_users();
+    auto list = co_await ctx.auth.identities.list_users();
     if (!list) co_return std::unexpected(list.error());
     json out = json::array();
     for (const auto& u : *list) out.push_back({{"name", u.name}, {"created_at", u.created_at}});
@@ -161,17 +164,17 @@ awaitable<result<response>> users(context& ctx, request& req, std::string_view r
     if (!auth::valid_account_name(name) || name == "oidc")
       co_return fail(errc::unsupported, "user names match [a-z0-9][a-z0-9._-]{0,63} (and `oidc` is reserved)", 400);
     if (password.size() < 8) co_return fail(errc::unsupported, "a password has at least 8 characters", 400);
-    auto stored = co_await ctx.pool.run([&] {
-      return ctx.auth.identities.put_user(name, auth::hash_password(password));
-    });
+    const auto hash = co_await ctx.pool.run([&] { return auth::hash_password(password); });
+    auto stored = co_await ctx.auth.identities.put_user(name, hash);
     if (!stored) co_return std::unexpected(stored.error());
-    auto ids = co_await ctx.pool.run([&] { return grants_in(ctx, "user:" + name, *doc); });
+    const std::string subject = "user:" + name;
+    auto ids = co_await grants_in(ctx, subject, *doc);
     if (!ids) co_return std::unexpected(ids.error());
-    co_return json_response(201, json{{"name", name}, {"subject", "user:" + name}, {"grants", *ids}}.dump());
+    co_return json_response(201, json{{"name", name}, {"subject", subject}, {"grants", *ids}}.dump());
   }
   if (!rest.empty() && req.method() == verb::delete_) {
     const std::string name(rest);
-    auto deleted = co_await ctx.pool.run([&] { return ctx.auth.identities.delete_user(name); });
+    auto deleted = co_await ctx.auth.identities.delete_user(name);
     if (!deleted) co_return std::unexpected(deleted.error());
     if (!*deleted) co_return fail(errc::unsupported, fmt::format("no user {}", name), 404);
     co_return json_response(200, json{{"name", name}, {"deleted", true}}.dump());
@@ -181,7 +184,7 @@ awaitable<result<response>> users(context& ctx, request& req, std::string_view r
 
 awaitable<result<response>> robots(context& ctx, request& req, std::string_view rest) {
   if (rest.empty() && req.method() == verb::get) {
-    auto list = ctx.auth.identities.list_robots();
+    auto list = co_await ctx.auth.identities.list_robots();
     if (!list) co_return std::unexpected(list.error());
     json out = json::array();
     const auto now = unix_seconds();
@@ -211,13 +214,14 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
       expires_at = it->get<std::int64_t>();
     }
     const std::string description = string_field(*doc, "description");
-    auto token = co_await ctx.pool.run([&] { return ctx.auth.identities.create_robot(name, description, expires_at); });
+    auto token = co_await ctx.auth.identities.create_robot(name, description, expires_at);
     if (!token && token.error().code == errc::denied) co_return fail(errc::denied, token.error().detail, 409);
     if (!token) co_return std::unexpected(token.error());
-    auto ids = co_await ctx.pool.run([&] { return grants_in(ctx, "robot:" + name, *doc); });
+    const std::string subject = "robot:" + name;
+    auto ids = co_await grants_in(ctx, subject, *doc);
     if (!ids) co_return std::unexpected(ids.error());
     co_return json_response(201, json{{"name", name},
-                                      {"subject", "robot:" + name},
+                                      {"subject", subject},
                                       {"username", name},
                                       {"token", *token},
                                       {"expires_at", expires_at ? json(*expires_at) : json()},
@@ -226,7 +230,7 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
   }
   if (!rest.empty() && req.method() == verb::delete_) {
     const std::string name(rest);
-    auto revoked = co_await ctx.pool.run([&] { return ctx.auth.identities.revoke_robot(name); });
+    auto revoked = co_await ctx.auth.identities.revoke_robot(name);
     if (!revoked) co_return std::unexpected(revoked.error());
     if (!*revoked) co_return fail(errc::unsupported, fmt::format("no active robot {}", name), 404);
     co_return json_response(200, json{{"name", name}, {"revoked", true}}.dump());
@@ -236,7 +240,7 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
 
 awaitable<result<response>> grants(context& ctx, request& req, std::string_view rest) {
   if (rest.empty() && req.method() == verb::get) {
-    auto stored = ctx.auth.identities.grants();
+    auto stored = co_await ctx.auth.identities.grants(std::nullopt);
     if (!stored) co_return std::unexpected(stored.error());
     json out = json::array();
     for (const auto& g : ctx.auth.pol.grants()) out.push_back(grant_json(g));
@@ -251,9 +255,9 @@ awaitable<result<response>> grants(context& ctx, request& req, std::string_view 
     if (!doc) co_return std::unexpected(doc.error());
     const std::string subject = string_field(*doc, "subject");
     if (subject.empty()) co_return fail(errc::unsupported, "a grant needs a subject (user:NAME, robot:NAME, ...)", 400);
-    auto ids = co_await ctx.pool.run([&] {
-      return store_grants(ctx, subject, strings_field(*doc, "actions"), strings_field(*doc, "repositories"));
-    });
+    const auto actions = strings_field(*doc, "actions");
+    const auto repositories = strings_field(*doc, "repositories");
+    auto ids = co_await store_grants(ctx, subject, actions, repositories);
     if (!ids) co_return std::unexpected(ids.error());
     co_return json_response(201, json{{"ids", *ids}}.dump());
   }
@@ -264,7 +268,7 @@ awaitable<result<response>> grants(context& ctx, request& req, std::string_view 
     } catch (const std::exception&) {
       co_return fail(errc::unsupported, "grant ids are numbers", 400);
     }
-    auto deleted = co_await ctx.pool.run([&] { return ctx.auth.identities.delete_grant(id); });
+    auto deleted = co_await ctx.auth.identities.delete_grant(id);
     if (!deleted) co_return std::unexpected(deleted.error());
     if (!*deleted) co_return fail(errc::unsupported, fmt::format("no stored grant #{}", id), 404);
     co_return json_response(200, json{{"id", id}, {"deleted", true}}.dump());
@@ -285,7 +289,7 @@ awaitable<result<response>> check(context& ctx, request& req, const policy::prin
     if (s == "anonymous") {
       subject = policy::principal{};
     } else {
-      auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(s); });
+      auto resolved = co_await ctx.auth.authn.by_subject(s);
       if (!resolved) co_return fail(errc::unsupported, resolved.error().detail, 404);
       subject = std::move(*resolved);
     }

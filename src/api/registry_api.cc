@@ -183,7 +183,7 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
   if (need.k == requirement::kind::catalog && who->token() != nullptr) {
     // Filter the catalog by what the subject may see now, not by the token's few scopes.
     const std::string subject = who->subject();
-    auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
+    auto resolved = co_await ctx.auth.authn.by_subject(subject);
     if (resolved) who.emplace(std::move(*resolved));
   }
   if (auto ok = check_creation(ctx, r, req.method()); !ok) co_return std::unexpected(ok.error());
@@ -203,7 +203,7 @@ awaitable<result<policy::principal>> login(context& ctx, const request& req, std
                    fmt::format("too many failed logins from {}; retry in {} s", address,
                                ctx.auth.limiter.retry_after(address).count()));
   }
-  auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.basic(username, password); });
+  auto who = co_await ctx.auth.authn.basic(username, password);
   if (!who && who.error().code == errc::unauthorized) {
     ctx.auth.limiter.failed(address);
     // The username only when it is a plausible name: a password typed into the wrong field is not logged.

@@ -143,7 +143,7 @@ awaitable<result<response>> token_post(context& ctx, request& req) {
     auto subject = ctx.auth.tokens->verify_refresh(field("refresh_token"));
     if (!subject) co_return unauthorized(ctx, subject.error());
     const std::string s = *subject;
-    auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(s); });
+    auto resolved = co_await ctx.auth.authn.by_subject(s);
     if (!resolved && resolved.error().code == errc::unauthorized) co_return unauthorized(ctx, resolved.error());
     if (!resolved) co_return std::unexpected(resolved.error());
     who = std::move(*resolved);
