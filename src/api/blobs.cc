@@ -32,15 +32,18 @@ awaitable<result<response>> get_blob(context& ctx, request& req, const route& r,
 
   http::byte_range range{0, size == 0 ? 0 : size - 1};
   if (auto header = req.header("Range"); header && !head) {
-    auto parsed = http::parse_range(*header, size);
-    if (!parsed) {
+    using kind = http::range_request::kind;
+    auto asked = http::parse_range(*header, size);
+    if (asked.k == kind::unsatisfiable) {
       response bad = empty_response(416);
       bad.headers.set(field::field::content_range, fmt::format("bytes */{}", size));
       co_return bad;
     }
-    range = *parsed;
-    res.status = 206;
-    res.headers.set(field::field::content_range, fmt::format("bytes {}-{}/{}", range.first, range.last, size));
+    if (asked.k == kind::satisfiable) {
+      range = asked.range;
+      res.status = 206;
+      res.headers.set(field::field::content_range, fmt::format("bytes {}-{}/{}", range.first, range.last, size));
+    }
   }
   if (head) {
     res.head_length = size;

@@ -5,6 +5,7 @@
 // are logged where they happen.
 #pragma once
 
+#include <chrono>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -33,6 +34,8 @@ enum class errc {
   manifest_too_large,    // 413 with MANIFEST_INVALID... kept apart for the status
   pagination_invalid,
   method_not_allowed,
+  // HTTP: the request body stopped arriving (the server's deadline, then the connection closes).
+  request_timeout,
   // Internal: the client sees UNKNOWN / UNAVAILABLE, never the cause.
   internal,
   unavailable,
@@ -51,6 +54,7 @@ struct error {
   errc code = errc::internal;
   std::string detail;  // sent to the client: never a backend message, never a secret
   int status = 0;      // 0: the table's status for `code`
+  std::chrono::seconds retry_after{0};  // when the client may try again (Retry-After); 0: not said
 
   int http_status() const { return status != 0 ? status : info(code).status; }
 };
