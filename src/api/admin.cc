@@ -20,6 +20,7 @@
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "auth/password.h"
+#include "core/decimal.h"
 #include "core/reference.h"
 #include "core/unix_time.h"
 
@@ -74,7 +75,7 @@ awaitable<result<json>> read_json(request& req) {
   auto body = co_await req.read_body(body_limit);
   if (!body) co_return std::unexpected(body.error());
   auto doc = json::parse(*body, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) co_return fail(errc::unsupported, "the body must be a JSON object", 400);
+  if (doc.is_discarded() || !doc.is_object()) co_return fail(errc::invalid_argument, "the body must be a JSON object");
   co_return doc;
 }
 
@@ -106,9 +107,9 @@ result<void> require(const context& ctx, const policy::principal& who, action a,
 awaitable<result<json>> store_grants(context& ctx, std::string_view subject, const std::vector<std::string>& actions,
                                      const std::vector<std::string>& repositories) {
   auto set = policy::action_set::parse(actions);
-  if (!set) co_return fail(errc::unsupported, set.error().detail, 400);
+  if (!set) co_return fail(errc::invalid_argument, set.error().detail);
   if (set->empty() || repositories.empty())
-    co_return fail(errc::unsupported, "a grant needs actions and repositories", 400);
+    co_return fail(errc::invalid_argument, "a grant needs actions and repositories");
   const std::string action_text = set->str();
   json ids = json::array();
   for (const auto& pattern : repositories) {
@@ -175,8 +176,8 @@ awaitable<result<response>> users(context& ctx, request& req, std::string_view r
     const std::string name = string_field(*doc, "name");
     const std::string password = string_field(*doc, "password");
     if (!auth::valid_account_name(name) || name == "oidc")
-      co_return fail(errc::unsupported, "user names match [a-z0-9][a-z0-9._-]{0,63} (and `oidc` is reserved)", 400);
-    if (password.size() < 8) co_return fail(errc::unsupported, "a password has at least 8 characters", 400);
+      co_return fail(errc::invalid_argument, "user names match [a-z0-9][a-z0-9._-]{0,63} (and `oidc` is reserved)");
+    if (password.size() < 8) co_return fail(errc::invalid_argument, "a password has at least 8 characters");
     const auto hash = co_await ctx.pool.run([&] { return auth::hash_password(password); });
     auto stored = co_await ctx.auth.identities.put_user(name, hash);
     if (!stored) co_return std::unexpected(stored.error());
@@ -189,7 +190,7 @@ awaitable<result<response>> users(context& ctx, request& req, std::string_view r
     const std::string name(rest);
     auto deleted = co_await ctx.auth.identities.delete_user(name);
     if (!deleted) co_return std::unexpected(deleted.error());
-    if (!*deleted) co_return fail(errc::unsupported, fmt::format("no user {}", name), 404);
+    if (!*deleted) co_return fail(errc::not_found, fmt::format("no user {}", name));
     co_return json_response(200, json{{"name", name}, {"deleted", true}}.dump());
   }
   co_return fail(errc::method_not_allowed);
@@ -217,10 +218,10 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
     if (!doc) co_return std::unexpected(doc.error());
     const std::string name = string_field(*doc, "name");
     if (!auth::valid_account_name(name))
-      co_return fail(errc::unsupported, "robot names match [a-z0-9][a-z0-9._-]{0,63}", 400);
+      co_return fail(errc::invalid_argument, "robot names match [a-z0-9][a-z0-9._-]{0,63}");
     std::optional<std::int64_t> expires_at;
     if (const auto it = doc->find("expires_in_days"); it != doc->end() && it->is_number_integer()) {
-      if (it->get<std::int64_t>() <= 0) co_return fail(errc::unsupported, "expires_in_days must be positive", 400);
+      if (it->get<std::int64_t>() <= 0) co_return fail(errc::invalid_argument, "expires_in_days must be positive");
       expires_at = unix_seconds() + it->get<std::int64_t>() * 86400;
     }
     if (const auto it = doc->find("expires_at"); it != doc->end() && it->is_number_integer()) {
@@ -228,7 +229,6 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
     }
     const std::string description = string_field(*doc, "description");
     auto token = co_await ctx.auth.identities.create_robot(name, description, expires_at);
-    if (!token && token.error().code == errc::denied) co_return fail(errc::denied, token.error().detail, 409);
     if (!token) co_return std::unexpected(token.error());
     const std::string subject = "robot:" + name;
     auto ids = co_await grants_in(ctx, subject, *doc);
@@ -245,7 +245,7 @@ awaitable<result<response>> robots(context& ctx, request& req, std::string_view 
     const std::string name(rest);
     auto revoked = co_await ctx.auth.identities.revoke_robot(name);
     if (!revoked) co_return std::unexpected(revoked.error());
-    if (!*revoked) co_return fail(errc::unsupported, fmt::format("no active robot {}", name), 404);
+    if (!*revoked) co_return fail(errc::not_found, fmt::format("no active robot {}", name));
     co_return json_response(200, json{{"name", name}, {"revoked", true}}.dump());
   }
   co_return fail(errc::method_not_allowed);
@@ -267,7 +267,7 @@ awaitable<result<response>> grants(context& ctx, request& req, std::string_view 
     auto doc = co_await read_json(req);
     if (!doc) co_return std::unexpected(doc.error());
     const std::string subject = string_field(*doc, "subject");
-    if (subject.empty()) co_return fail(errc::unsupported, "a grant needs a subject (user:NAME, robot:NAME, ...)", 400);
+    if (subject.empty()) co_return fail(errc::invalid_argument, "a grant needs a subject (user:NAME, robot:NAME, ...)");
     const auto actions = strings_field(*doc, "actions");
     const auto repositories = strings_field(*doc, "repositories");
     auto ids = co_await store_grants(ctx, subject, actions, repositories);
@@ -275,15 +275,13 @@ awaitable<result<response>> grants(context& ctx, request& req, std::string_view 
     co_return json_response(201, json{{"ids", *ids}}.dump());
   }
   if (!rest.empty() && req.method() == verb::delete_) {
-    std::int64_t id = 0;
-    try {
-      id = std::stoll(std::string(rest));
-    } catch (const std::exception&) {
-      co_return fail(errc::unsupported, "grant ids are numbers", 400);
-    }
+    const auto parsed = parse_decimal(rest);
+    if (!parsed || *parsed > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      co_return fail(errc::invalid_argument, "a grant id is a number: digits only");
+    const auto id = static_cast<std::int64_t>(*parsed);
     auto deleted = co_await ctx.auth.identities.delete_grant(id);
     if (!deleted) co_return std::unexpected(deleted.error());
-    if (!*deleted) co_return fail(errc::unsupported, fmt::format("no stored grant #{}", id), 404);
+    if (!*deleted) co_return fail(errc::not_found, fmt::format("no stored grant #{}", id));
     co_return json_response(200, json{{"id", id}, {"deleted", true}}.dump());
   }
   co_return fail(errc::method_not_allowed);
@@ -293,7 +291,7 @@ awaitable<result<response>> check(context& ctx, request& req, const policy::prin
   const auto action_text = req.query("action").value_or("");
   const auto repository = req.query("repository").value_or("");
   const auto a = policy::parse_action(action_text);
-  if (!a) co_return fail(errc::unsupported, "action must be pull, push, delete, list or admin", 400);
+  if (!a) co_return fail(errc::invalid_argument, "action must be pull, push, delete, list or admin");
   if (!valid_name(repository)) co_return fail(errc::name_invalid, "repository name must match the OCI name grammar");
   policy::principal subject = who;
   if (auto other = req.query("subject"); other && *other != who.subject) {
@@ -303,7 +301,9 @@ awaitable<result<response>> check(context& ctx, request& req, const policy::prin
       subject = policy::principal{};
     } else {
       auto resolved = co_await ctx.auth.authn.by_subject(s);
-      if (!resolved) co_return fail(errc::unsupported, resolved.error().detail, 404);
+      if (!resolved && resolved.error().code == errc::unauthorized)
+        co_return fail(errc::not_found, resolved.error().detail);
+      if (!resolved) co_return std::unexpected(resolved.error());
       subject = std::move(*resolved);
     }
   }
@@ -356,7 +356,7 @@ awaitable<result<response>> route_admin(context& ctx, request& req, const policy
     if (resource == "robots") co_return co_await robots(ctx, req, rest);
     co_return co_await grants(ctx, req, rest);
   }
-  co_return fail(errc::unsupported, "no such endpoint", 404);
+  co_return fail(errc::not_found, "no such endpoint");
 }
 
 }  // namespace

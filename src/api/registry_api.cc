@@ -30,7 +30,7 @@ awaitable<result<response>> dispatch(context& ctx, request& req, const route& r)
   const verb m = req.method();
   switch (r.kind) {
     case route_kind::not_found:
-      co_return fail(errc::unsupported, "no such endpoint", 404);
+      co_return fail(errc::not_found, "no such endpoint");
     case route_kind::base:
       if (m == verb::get || m == verb::head) co_return co_await base();
       break;
@@ -326,13 +326,13 @@ bool valid_authority(std::string_view text) {
 // http/https) is refused rather than echoed.
 result<void> check_origin(const context& ctx, const request& req) {
   auto bad = [](std::string_view header) {
-    return fail(errc::unsupported, fmt::format("the {} header must be host[:port]", header), 400);
+    return fail(errc::invalid_argument, fmt::format("the {} header must be host[:port]", header));
   };
   if (auto host = req.header("Host"); host && !host->empty() && !valid_authority(*host)) return bad("Host");
   if (!ctx.options.trust_forwarded_headers) return {};
   if (auto host = req.header("X-Forwarded-Host"); host && !valid_authority(*host)) return bad("X-Forwarded-Host");
   if (auto proto = req.header("X-Forwarded-Proto"); proto && *proto != "http" && *proto != "https")
-    return fail(errc::unsupported, "the X-Forwarded-Proto header must be http or https", 400);
+    return fail(errc::invalid_argument, "the X-Forwarded-Proto header must be http or https");
   return {};
 }
 

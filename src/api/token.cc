@@ -152,7 +152,7 @@ awaitable<result<response>> token_post(context& ctx, request& req) {
     if (!resolved) co_return std::unexpected(resolved.error());
     who = std::move(*resolved);
   } else {
-    co_return fail(errc::unsupported, "grant_type must be password or refresh_token", 400);
+    co_return fail(errc::invalid_argument, "grant_type must be password or refresh_token");
   }
   co_return issue(ctx, who, scopes_of(http::form_values(*body, "scope")), true);
 }
@@ -160,13 +160,13 @@ awaitable<result<response>> token_post(context& ctx, request& req) {
 }  // namespace
 
 awaitable<result<response>> token_endpoint(context& ctx, request& req) {
-  if (ctx.auth.tokens == nullptr) co_return fail(errc::unsupported, "token authentication is not enabled", 404);
+  if (ctx.auth.tokens == nullptr) co_return fail(errc::not_found, "token authentication is not enabled");
   const auto path = req.path();
   if (path == "/token/jwks.json") {
     if (req.method() != verb::get && req.method() != verb::head) co_return fail(errc::method_not_allowed);
     co_return json_response(200, ctx.auth.tokens->public_jwks());
   }
-  if (path != "/token") co_return fail(errc::unsupported, "no such endpoint", 404);
+  if (path != "/token") co_return fail(errc::not_found, "no such endpoint");
   if (req.method() == verb::get) co_return co_await token_get(ctx, req);
   if (req.method() == verb::post) co_return co_await token_post(ctx, req);
   co_return fail(errc::method_not_allowed);

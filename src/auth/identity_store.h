@@ -8,7 +8,7 @@
 // Durability: a write completes once committed; a completed write survives a crash and is seen by
 // every later read (through any object on the same store).
 // Errors: a backend failure is logged by the implementation and returned as errc::internal with no
-// detail about the machine; a conflict (the name exists) is errc::denied with a detail naming it.
+// detail about the machine; a name that is taken is errc::already_exists with a detail naming it.
 // Asynchrony: every call except generation() returns an awaitable. An implementation may finish it
 // inline (a local read) or suspend (a local write on the blocking pool, a network round trip); it
 // never blocks the awaiting thread on disk or network. REQUIRES: string arguments stay valid until
@@ -84,7 +84,7 @@ class identity_store {
   virtual awaitable<result<bool>> delete_user(std::string_view name) = 0;
 
   // Robots. Creates robot `name` and returns its token (the only time it exists in clear; the store
-  // keeps robot_token_hash of it). Fails with errc::denied when a robot of that name exists (revoked
+  // keeps robot_token_hash of it). Fails with errc::already_exists when a robot of that name exists (revoked
   // ones included: names are not reused).
   virtual awaitable<result<std::string>> create_robot(std::string_view name, std::string_view description,
                                                       std::optional<std::int64_t> expires_at) = 0;

@@ -162,13 +162,13 @@ TEST_P(IdentityStoreContract, ARobotNameIsNeverReused) {
   const auto token = ok(store_->create_robot("ci", "first", std::nullopt));
   auto again = sync_wait(store_->create_robot("ci", "second", std::nullopt));
   ASSERT_FALSE(again);
-  EXPECT_EQ(again.error().code, errc::denied);
+  EXPECT_EQ(again.error().code, errc::already_exists);
   EXPECT_NE(again.error().detail.find("ci"), std::string::npos) << again.error().detail;
 
   EXPECT_TRUE(ok(store_->revoke_robot("ci")));
   auto after_revoke = sync_wait(store_->create_robot("ci", "third", std::nullopt));
   ASSERT_FALSE(after_revoke);
-  EXPECT_EQ(after_revoke.error().code, errc::denied);
+  EXPECT_EQ(after_revoke.error().code, errc::already_exists);
   EXPECT_EQ(ok(store_->find_robot("ci"))->description, "first");  // the refused creations changed nothing
   EXPECT_EQ(ok(store_->robot_by_token(token))->name, "ci");
 }
@@ -365,19 +365,19 @@ TEST_P(IdentityStoreContract, ParallelCreatesAllLand) {
 
 TEST_P(IdentityStoreContract, ParallelCreatesOfOneRobotNameHaveOneWinner) {
   constexpr int threads = 8;
-  std::atomic<int> created{0}, denied{0};
+  std::atomic<int> created{0}, refused{0};
   {
     std::vector<std::jthread> workers;
     for (int t = 0; t < threads; ++t) {
       workers.emplace_back([&, t] {
         auto r = sync_wait(store_->create_robot("ci", fmt::format("by {}", t), std::nullopt));
         if (r) ++created;
-        if (!r && r.error().code == errc::denied) ++denied;
+        if (!r && r.error().code == errc::already_exists) ++refused;
       });
     }
   }
   EXPECT_EQ(created.load(), 1);
-  EXPECT_EQ(denied.load(), threads - 1);
+  EXPECT_EQ(refused.load(), threads - 1);
   EXPECT_EQ(robot_names(*store_), names{"ci"});
 }
 

@@ -195,7 +195,7 @@ class sqlite_identity_store final : public identity_store {
     };
     auto created = co_await write(op);
     if (!created) co_return std::unexpected(created.error());
-    if (!*created) co_return fail(errc::denied, fmt::format("robot {} already exists", name));
+    if (!*created) co_return fail(errc::already_exists, fmt::format("robot {} already exists", name));
     co_return token;
   }
 

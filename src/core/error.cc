@@ -27,6 +27,11 @@ constexpr std::array kTable = {
     error_info{"PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400},
     error_info{"UNSUPPORTED", "the method is not allowed for this resource", 405},
     error_info{"REQUEST_TIMEOUT", "the request body stopped arriving", 408},
+    error_info{"NOT_FOUND", "no such resource", 404},
+    error_info{"ALREADY_EXISTS", "the resource already exists", 409},
+    error_info{"INVALID_ARGUMENT", "the request is malformed", 400},
+    error_info{"PAYLOAD_TOO_LARGE", "the request body is too large", 413},
+    error_info{"CONFLICT", "the resource is in use by another request", 409},
     error_info{"UNKNOWN", "unknown error", 500},
     error_info{"UNAVAILABLE", "service unavailable", 503},
 };

@@ -36,6 +36,12 @@ enum class errc {
   method_not_allowed,
   // HTTP: the request body stopped arriving (the server's deadline, then the connection closes).
   request_timeout,
+  // Berth's own API (/api/v1, /token) and HTTP in general: what OCI has no code for.
+  not_found,          // 404: no such endpoint, user, robot or grant
+  already_exists,     // 409: a name that is taken (robots are never renamed or reused)
+  invalid_argument,   // 400: a malformed body, field, query or path parameter
+  payload_too_large,  // 413: a request body past its limit (a manifest's is manifest_too_large)
+  conflict,           // 409: the resource is in use by another request (an upload being written)
   // Internal: the client sees UNKNOWN / UNAVAILABLE, never the cause.
   internal,
   unavailable,
@@ -50,20 +56,20 @@ struct error_info {
 // Returns the table row for `code`. Never fails.
 const error_info& info(errc code);
 
+// The status is the table's for `code`, always: a failure that needs another status needs another code.
 struct error {
   errc code = errc::internal;
   std::string detail;  // sent to the client: never a backend message, never a secret
-  int status = 0;      // 0: the table's status for `code`
   std::chrono::seconds retry_after{0};  // when the client may try again (Retry-After); 0: not said
 
-  int http_status() const { return status != 0 ? status : info(code).status; }
+  int http_status() const { return info(code).status; }
 };
 
 template <class T>
 using result = std::expected<T, error>;
 
-inline std::unexpected<error> fail(errc code, std::string detail = {}, int status = 0) {
-  return std::unexpected(error{code, std::move(detail), status});
+inline std::unexpected<error> fail(errc code, std::string detail = {}) {
+  return std::unexpected(error{code, std::move(detail)});
 }
 
 }  // namespace berth

@@ -1,5 +1,6 @@
 #include "http/message.h"
 
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -112,7 +113,7 @@ std::optional<std::string_view> request::header(std::string_view name) const {
 
 asio::awaitable<result<std::string>> request::read_body(std::size_t limit) {
   if (content_length_ && *content_length_ > limit) {
-    co_return fail(errc::manifest_too_large, "the body is larger than the limit");
+    co_return fail(errc::payload_too_large, fmt::format("the body is larger than {} bytes", limit));
   }
   std::string out;
   if (!has_body() || body_ == nullptr) co_return out;
@@ -134,7 +135,7 @@ asio::awaitable<result<std::string>> request::read_body(std::size_t limit) {
     if (*n == 0) break;
     used += *n;
   }
-  if (used > limit) co_return fail(errc::manifest_too_large, "the body is larger than the limit");
+  if (used > limit) co_return fail(errc::payload_too_large, fmt::format("the body is larger than {} bytes", limit));
   if (content_length_ && used < *content_length_) co_return fail(errc::size_invalid, "the body is shorter than announced");
   out.resize(used);
   co_return out;

@@ -73,7 +73,7 @@ class request {
   const std::string& remote_address() const { return remote_address_; }
 
   // Reads the whole body into memory, allocating as the bytes arrive (never the announced size
-  // ahead of them). Fails with manifest_too_large (413) past `limit` bytes (without reading the
+  // ahead of them). Fails with payload_too_large (413) past `limit` bytes (without reading the
   // rest), or as body_source::read_some does.
   asio::awaitable<result<std::string>> read_body(std::size_t limit);
   // Passes the body to `sink` piece by piece as it arrives (pieces of up to 1 MiB; every piece but

@@ -766,7 +766,7 @@ TEST(Request, ReadBodyRefusesAnAnnouncedSizePastTheLimitWithoutReading) {
   auto req = make_request("/", 10, &source);
   auto body = run_sync(req.read_body(9));
   ASSERT_FALSE(body);
-  EXPECT_EQ(body.error().code, errc::manifest_too_large);
+  EXPECT_EQ(body.error().code, errc::payload_too_large);
   EXPECT_EQ(run_sync(source.read_some(source.scratch())).value(), 10u);  // untouched
 }
 
@@ -779,7 +779,7 @@ TEST(Request, ReadBodyOfAChunkedBodyStopsJustPastTheLimit) {
   auto too_big = make_request("/", std::nullopt, &big);
   auto body = run_sync(too_big.read_body(50000));
   ASSERT_FALSE(body);
-  EXPECT_EQ(body.error().code, errc::manifest_too_large);
+  EXPECT_EQ(body.error().code, errc::payload_too_large);
 }
 
 TEST(Request, ShortBodyIsSizeInvalid) {

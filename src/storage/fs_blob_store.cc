@@ -655,7 +655,7 @@ class fs_blob_store final : public blob_store {
 
   result<upload_claim> claim_upload(std::string_view id) {
     auto claim = registry_->try_claim(std::string(id));
-    if (!claim) return fail(errc::blob_upload_invalid, "another request is writing to this upload", 409);
+    if (!claim) return fail(errc::conflict, "another request is writing to this upload");
     return std::move(*claim);
   }
 

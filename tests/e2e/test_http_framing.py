@@ -318,7 +318,7 @@ def assert_envelope(answer, status, code):
     ("GET", b"/v2/probe/names/blobs/sha256:\xff\xfe", 400, "DIGEST_INVALID"),
     ("GET", b"/v2/probe/names/blobs/uploads/\xff\xfe", 404, "BLOB_UPLOAD_UNKNOWN"),
     ("GET", b"/v2/probe/names/tags/list?last=\xff\xfe", 404, "NAME_UNKNOWN"),
-    ("DELETE", b"/api/v1/users/\xff\xfe", 404, "UNSUPPORTED"),
+    ("DELETE", b"/api/v1/users/\xff\xfe", 404, "NOT_FOUND"),
 ])
 def test_bytes_that_are_not_utf8_get_the_right_4xx_and_keep_the_connection(registry, method, target, status, code):
     head = method.encode() + b" " + target + b" HTTP/1.1\r\nHost: registry\r\nAuthorization: " + AUTH.encode() + \
