@@ -13,7 +13,6 @@
 // Errors use the OCI error envelope.
 #include <fmt/core.h>
 
-#include <charconv>
 #include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -22,6 +21,7 @@
 #include "api/handlers.h"
 #include "api/route_table.h"
 #include "auth/password.h"
+#include "core/decimal.h"
 #include "core/reference.h"
 #include "core/unix_time.h"
 
@@ -70,26 +70,29 @@ std::vector<std::string> strings_field(const json& doc, const char* key) {
 }
 
 // Stores one grant per repository pattern; returns their ids.
-result<json> store_grants(context& ctx, std::string_view subject, const std::vector<std::string>& actions,
-                          const std::vector<std::string>& repositories) {
+awaitable<result<json>> store_grants(context& ctx, std::string_view subject, const std::vector<std::string>& actions,
+                                     const std::vector<std::string>& repositories) {
   auto set = policy::action_set::parse(actions);
-  if (!set) return fail(errc::invalid_argument, set.error().detail);
-  if (set->empty() || repositories.empty()) return fail(errc::invalid_argument, "a grant needs actions and repositories");
+  if (!set) co_return fail(errc::invalid_argument, set.error().detail);
+  if (set->empty() || repositories.empty())
+    co_return fail(errc::invalid_argument, "a grant needs actions and repositories");
+  const std::string action_text = set->str();
   json ids = json::array();
   for (const auto& pattern : repositories) {
-    auto id = ctx.auth.identities.add_grant(subject, set->str(), pattern);
-    if (!id) return std::unexpected(id.error());
+    auto id = co_await ctx.auth.identities.add_grant(subject, action_text, pattern);
+    if (!id) co_return std::unexpected(id.error());
     ids.push_back(*id);
   }
-  return ids;
+  co_return ids;
 }
 
 // The grants a create request carries ("actions" on "repositories"), stored for `subject`; an empty
 // array when it carries none.
-result<json> grants_in(context& ctx, const std::string& subject, const json& doc) {
+awaitable<result<json>> grants_in(context& ctx, const std::string& subject, const json& doc) {
   const auto repositories = strings_field(doc, "repositories");
-  if (repositories.empty()) return json::array();
-  return store_grants(ctx, subject, strings_field(doc, "actions"), repositories);
+  if (repositories.empty()) co_return json::array();
+  const auto actions = strings_field(doc, "actions");
+  co_return co_await store_grants(ctx, subject, actions, repositories);
 }
 
 
@@ -156,7 +159,7 @@ awaitable<result<response>> admin_delete_repository(context& ctx, request&, cons
 }
 
 awaitable<result<response>> admin_users(context& ctx, request&, const route&) {
-  auto list = ctx.auth.identities.list_users();
+  auto list = co_await ctx.auth.identities.list_users();
   if (!list) co_return std::unexpected(list.error());
   json out = json::array();
   for (const auto& u : *list) out.push_back({{"name", u.name}, {"created_at", u.created_at}});
@@ -171,26 +174,26 @@ awaitable<result<response>> admin_create_user(context& ctx, request& req, const 
   if (!auth::valid_account_name(name) || name == "oidc")
     co_return fail(errc::invalid_argument, "user names match [a-z0-9][a-z0-9._-]{0,63} (and `oidc` is reserved)");
   if (password.size() < 8) co_return fail(errc::invalid_argument, "a password has at least 8 characters");
-  auto stored = co_await ctx.pool.run([&] {
-    return ctx.auth.identities.put_user(name, auth::hash_password(password));
-  });
+  const auto hash = co_await ctx.pool.run([&] { return auth::hash_password(password); });
+  auto stored = co_await ctx.auth.identities.put_user(name, hash);
   if (!stored) co_return std::unexpected(stored.error());
-  auto ids = co_await ctx.pool.run([&] { return grants_in(ctx, "user:" + name, *doc); });
+  const std::string subject = "user:" + name;
+  auto ids = co_await grants_in(ctx, subject, *doc);
   if (!ids) co_return std::unexpected(ids.error());
-  co_return json_response(201, json{{"name", name}, {"subject", "user:" + name}, {"grants", *ids}}.dump());
+  co_return json_response(201, json{{"name", name}, {"subject", subject}, {"grants", *ids}}.dump());
 }
 
 awaitable<result<response>> admin_delete_user(context& ctx, request&, const route& r) {
   auto name = account_name(r);
   if (!name) co_return std::unexpected(name.error());
-  auto deleted = co_await ctx.pool.run([&] { return ctx.auth.identities.delete_user(*name); });
+  auto deleted = co_await ctx.auth.identities.delete_user(*name);
   if (!deleted) co_return std::unexpected(deleted.error());
   if (!*deleted) co_return fail(errc::not_found, fmt::format("no user {}", *name));
   co_return json_response(200, json{{"name", *name}, {"deleted", true}}.dump());
 }
 
 awaitable<result<response>> admin_robots(context& ctx, request&, const route&) {
-  auto list = ctx.auth.identities.list_robots();
+  auto list = co_await ctx.auth.identities.list_robots();
   if (!list) co_return std::unexpected(list.error());
   json out = json::array();
   const auto now = unix_seconds();
@@ -221,12 +224,13 @@ awaitable<result<response>> admin_create_robot(context& ctx, request& req, const
     expires_at = it->get<std::int64_t>();
   }
   const std::string description = string_field(*doc, "description");
-  auto token = co_await ctx.pool.run([&] { return ctx.auth.identities.create_robot(name, description, expires_at); });
+  auto token = co_await ctx.auth.identities.create_robot(name, description, expires_at);
   if (!token) co_return std::unexpected(token.error());
-  auto ids = co_await ctx.pool.run([&] { return grants_in(ctx, "robot:" + name, *doc); });
+  const std::string subject = "robot:" + name;
+  auto ids = co_await grants_in(ctx, subject, *doc);
   if (!ids) co_return std::unexpected(ids.error());
   co_return json_response(201, json{{"name", name},
-                                    {"subject", "robot:" + name},
+                                    {"subject", subject},
                                     {"username", name},
                                     {"token", *token},
                                     {"expires_at", expires_at ? json(*expires_at) : json()},
@@ -237,14 +241,14 @@ awaitable<result<response>> admin_create_robot(context& ctx, request& req, const
 awaitable<result<response>> admin_revoke_robot(context& ctx, request&, const route& r) {
   auto name = account_name(r);
   if (!name) co_return std::unexpected(name.error());
-  auto revoked = co_await ctx.pool.run([&] { return ctx.auth.identities.revoke_robot(*name); });
+  auto revoked = co_await ctx.auth.identities.revoke_robot(*name);
   if (!revoked) co_return std::unexpected(revoked.error());
   if (!*revoked) co_return fail(errc::not_found, fmt::format("no active robot {}", *name));
   co_return json_response(200, json{{"name", *name}, {"revoked", true}}.dump());
 }
 
 awaitable<result<response>> admin_grants(context& ctx, request&, const route&) {
-  auto stored = ctx.auth.identities.grants();
+  auto stored = co_await ctx.auth.identities.grants(std::nullopt);
   if (!stored) co_return std::unexpected(stored.error());
   json out = json::array();
   for (const auto& g : ctx.auth.pol.grants()) out.push_back(grant_json(g));
@@ -260,20 +264,20 @@ awaitable<result<response>> admin_create_grant(context& ctx, request& req, const
   if (!doc) co_return std::unexpected(doc.error());
   const std::string subject = string_field(*doc, "subject");
   if (subject.empty()) co_return fail(errc::invalid_argument, "a grant needs a subject (user:NAME, robot:NAME, ...)");
-  auto ids = co_await ctx.pool.run([&] {
-    return store_grants(ctx, subject, strings_field(*doc, "actions"), strings_field(*doc, "repositories"));
-  });
+  const auto actions = strings_field(*doc, "actions");
+  const auto repositories = strings_field(*doc, "repositories");
+  auto ids = co_await store_grants(ctx, subject, actions, repositories);
   if (!ids) co_return std::unexpected(ids.error());
   co_return json_response(201, json{{"ids", *ids}}.dump());
 }
 
 awaitable<result<response>> admin_delete_grant(context& ctx, request&, const route& r) {
   // The whole segment is the number: "12abc" or "+12" is not grant 12.
-  std::int64_t id = 0;
-  const auto [end, ec] = std::from_chars(r.reference.data(), r.reference.data() + r.reference.size(), id);
-  if (ec != std::errc() || end != r.reference.data() + r.reference.size() || id <= 0)
-    co_return fail(errc::invalid_argument, "a grant id is a positive decimal number");
-  auto deleted = co_await ctx.pool.run([&] { return ctx.auth.identities.delete_grant(id); });
+  const auto parsed = parse_decimal(r.reference);
+  if (!parsed || *parsed == 0 || *parsed > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    co_return fail(errc::invalid_argument, "a grant id is a positive number: digits only");
+  const auto id = static_cast<std::int64_t>(*parsed);
+  auto deleted = co_await ctx.auth.identities.delete_grant(id);
   if (!deleted) co_return std::unexpected(deleted.error());
   if (!*deleted) co_return fail(errc::not_found, fmt::format("no stored grant #{}", id));
   co_return json_response(200, json{{"id", id}, {"deleted", true}}.dump());
@@ -293,8 +297,10 @@ awaitable<result<response>> admin_check(context& ctx, request& req, const route&
     if (s == "anonymous") {
       subject = policy::principal{};
     } else {
-      auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(s); });
-      if (!resolved) co_return fail(errc::not_found, resolved.error().detail);
+      auto resolved = co_await ctx.auth.authn.by_subject(s);
+      if (!resolved && resolved.error().code == errc::unauthorized)
+        co_return fail(errc::not_found, resolved.error().detail);
+      if (!resolved) co_return std::unexpected(resolved.error());
       subject = std::move(*resolved);
     }
   }

@@ -2,10 +2,11 @@
 // `last`, and a Link header to the next page when one may follow.
 #include <fmt/core.h>
 
-#include <charconv>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "api/handlers.h"
+#include "core/decimal.h"
 
 namespace berth::api {
 namespace {
@@ -20,11 +21,9 @@ struct page {
 result<page> page_of(const context& ctx, const request& req) {
   page p{ctx.options.max_page, req.query("last").value_or("")};
   if (auto text = req.query("n")) {
-    std::size_t n = 0;
-    const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
-    if (ec != std::errc{} || end != text->data() + text->size())
-      return fail(errc::pagination_invalid, "n must be a non-negative integer");
-    p.n = std::min(n, ctx.options.max_page);
+    const auto n = parse_decimal(*text);
+    if (!n) return fail(errc::pagination_invalid, "n must be a non-negative integer");
+    p.n = static_cast<std::size_t>(std::min<std::uint64_t>(*n, ctx.options.max_page));
   }
   return p;
 }

@@ -98,8 +98,10 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   }
 
   auto body = co_await req.read_body(ctx.options.manifest_max_bytes);
-  if (!body && body.error().code == errc::payload_too_large)
-    co_return fail(errc::manifest_too_large, fmt::format("a manifest is at most {} bytes", ctx.options.manifest_max_bytes));
+  if (!body && body.error().code == errc::payload_too_large) {
+    co_return fail(errc::manifest_too_large,
+                   fmt::format("a manifest is at most {} bytes", ctx.options.manifest_max_bytes));
+  }
   if (!body) co_return std::unexpected(body.error());
   digest d = digest_of(*body, by_digest ? by_digest->algorithm() : digest_algorithm::sha256);
   if (by_digest && d != *by_digest) co_return fail(errc::digest_invalid, "the body's digest is " + d.str());

@@ -55,7 +55,7 @@ awaitable<result<caller>> authenticate_admin(context& ctx, request& req, std::st
                                                    admin_scope));
   }
   const std::string subject = claims->subject;
-  auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
+  auto who = co_await ctx.auth.authn.by_subject(subject);
   if (!who) co_return std::unexpected(who.error());
   co_return caller(std::move(*who));
 }
@@ -165,7 +165,7 @@ awaitable<void> widen_to_identity(context& ctx, std::optional<caller>& who) {
     co_return;
   }
   const std::string subject = who->subject();
-  auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
+  auto resolved = co_await ctx.auth.authn.by_subject(subject);
   if (resolved) who.emplace(std::move(*resolved));
 }
 
@@ -219,7 +219,7 @@ awaitable<result<policy::principal>> login(context& ctx, const request& req, std
     held_off.retry_after = wait;
     co_return std::unexpected(std::move(held_off));
   }
-  auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.basic(username, password); });
+  auto who = co_await ctx.auth.authn.basic(username, password);
   if (who) {
     ctx.auth.limiter.succeeded(attempt);
   } else if (who.error().code == errc::unauthorized) {

@@ -140,7 +140,7 @@ awaitable<result<response>> token_post(context& ctx, request& req, const route&)
     auto subject = ctx.auth.tokens.verify_refresh(field("refresh_token"));
     if (!subject) co_return std::unexpected(subject.error());
     const std::string s = *subject;
-    auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(s); });
+    auto resolved = co_await ctx.auth.authn.by_subject(s);
     if (!resolved) co_return std::unexpected(resolved.error());
     who = std::move(*resolved);
   } else {

@@ -8,7 +8,9 @@
 #include "app/config.h"
 #include "app/federation_factory.h"
 #include "auth/identity_store.h"
+#include "core/offload.h"
 #include "core/reference.h"
+#include "core/sync_wait.h"
 #include "meta/metadata_store.h"
 #include "policy/authenticator.h"
 #include "policy/policy.h"
@@ -25,22 +27,24 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   const auto db = std::filesystem::path(data) / "auth.db";
   if (!std::filesystem::exists(db))
     throw std::runtime_error(fmt::format("{} does not exist: pass the registry's --data directory", db.string()));
-  auto store = auth::identity_store::open(db.string());
+  // Reads only, so no data_lock: it may ask about the data directory of a running server.
+  blocking_pool pool(1);
+  auto store = auth::make_sqlite_identity_store(db.string(), pool);
   const policy::policy pol(c.policy);
-  policy::authenticator authn(*store, c.users, make_federation_verifier(c));
+  policy::authenticator authn(*store, pool, c.users, make_federation_verifier(c));
 
   result<policy::principal> who = policy::principal{};
   if (as == "anonymous") {
     who = policy::principal{};
   } else if (as.starts_with("user:") || as.starts_with("robot:")) {
-    who = authn.by_subject(as);
+    who = sync_wait(authn.by_subject(as));
   } else if (as.starts_with(auth::robot_token_prefix)) {
-    auto robot = store->robot_by_token(as);
+    auto robot = sync_wait(store->robot_by_token(as));
     if (!robot || !*robot) throw std::runtime_error("no robot has this token");
-    who = authn.basic((*robot)->name, as);
+    who = sync_wait(authn.basic((*robot)->name, as));
   } else if (std::count(as.begin(), as.end(), '.') == 2) {
     if (!authn.has_federation()) throw std::runtime_error("an OIDC token needs a config with `federation:`");
-    who = authn.basic("oidc", as);
+    who = sync_wait(authn.basic("oidc", as));
   } else {
     throw std::runtime_error("--as takes anonymous, user:NAME, robot:NAME, a robot token or an OIDC token");
   }

@@ -20,6 +20,7 @@
 #include <cstdlib>
 
 #include "api/registry_api.h"
+#include "app/data_lock.h"
 #include "app/router.h"
 #include "app/federation_factory.h"
 #include "auth/token_service.h"
@@ -28,6 +29,7 @@
 #include "auth/rate_limiter.h"
 #include "auth/secret.h"
 #include "core/offload.h"
+#include "core/sync_wait.h"
 #include "policy/authenticator.h"
 #include "policy/policy.h"
 #include "http/server.h"
@@ -53,9 +55,10 @@ void write_private_file(const std::string& path, const std::string& text) {
 
 // First start with no identities: the user `admin`, with every action everywhere. The password is
 // BERTH_ADMIN_PASSWORD, or a random one printed once and kept in DATA/admin-password (0600).
+// Runs before the server starts, so it waits for the store here.
 void bootstrap_admin(const config& c, auth::identity_store& identities) {
   if (!c.users.empty()) return;
-  auto has = identities.has_users();
+  auto has = sync_wait(identities.has_users());
   if (!has) throw std::runtime_error("identity store: cannot read users (see log)");
   if (*has) return;
   std::string password;
@@ -66,7 +69,8 @@ void bootstrap_admin(const config& c, auth::identity_store& identities) {
     password = auth::random_password();
     generated = true;
   }
-  if (!identities.put_user("admin", auth::hash_password(password)) || !identities.add_grant("user:admin", "admin", "*"))
+  const auto hash = auth::hash_password(password);
+  if (!sync_wait(identities.put_user("admin", hash)) || !sync_wait(identities.add_grant("user:admin", "admin", "*")))
     throw std::runtime_error("identity store: cannot create the admin user (see log)");
   if (generated) {
     const auto file = (std::filesystem::path(c.data) / "admin-password").string();
@@ -98,23 +102,24 @@ int serve(const config& c) {
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   std::filesystem::create_directories(c.data);
   raise_descriptor_limit();
-
-  auto blobs = storage::make_fs_blob_store(c.data);
-  auto meta = meta::make_sqlite_metadata_store((std::filesystem::path(c.data) / "berth.db").string());
-  auto identities = auth::identity_store::open((std::filesystem::path(c.data) / "auth.db").string());
-  bootstrap_admin(c, *identities);
-  const policy::policy pol(c.policy);
-  policy::authenticator authn(*identities, c.users, make_federation_verifier(c));
-  auto tokens = auth::make_jwt_token_service((std::filesystem::path(c.data) / "token-signing-key.pem").string(),
-                                             c.service, std::chrono::seconds(c.token_lifetime_seconds),
-                                             std::chrono::seconds(c.refresh_token_lifetime_seconds));
-  auth::rate_limiter limiter(static_cast<std::size_t>(std::max(0, c.failed_login_limit)),
-                             std::chrono::seconds(c.failed_login_window_seconds));
+  const data_lock lock(c.data);  // before anything in the directory is opened
 
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int io_threads = c.threads > 0 ? c.threads : cores;
   // fsync-bound work: enough threads that concurrent commits overlap.
   blocking_pool pool(static_cast<std::size_t>(std::max(4, 2 * cores)));
+
+  auto blobs = storage::make_fs_blob_store(c.data);
+  auto meta = meta::make_sqlite_metadata_store((std::filesystem::path(c.data) / "berth.db").string());
+  auto identities = auth::make_sqlite_identity_store((std::filesystem::path(c.data) / "auth.db").string(), pool);
+  bootstrap_admin(c, *identities);
+  const policy::policy pol(c.policy);
+  policy::authenticator authn(*identities, pool, c.users, make_federation_verifier(c));
+  auto tokens = auth::make_jwt_token_service((std::filesystem::path(c.data) / "token-signing-key.pem").string(),
+                                             c.service, std::chrono::seconds(c.token_lifetime_seconds),
+                                             std::chrono::seconds(c.refresh_token_lifetime_seconds));
+  auth::rate_limiter limiter(static_cast<std::size_t>(std::max(0, c.failed_login_limit)),
+                             std::chrono::seconds(c.failed_login_window_seconds));
 
   api::api_options options;
   options.manifest_max_bytes = c.manifest_max_bytes;

@@ -1,32 +1,46 @@
-// Identities Berth keeps itself, in the SQLite file auth.db in the data directory: users (argon2id
-// password hashes), robot accounts (SHA-256 of a random token that is shown once), and grants added
-// through the admin API. Config-file users and grants are not stored here; see policy/ and app/.
+// Identities Berth keeps itself: users (argon2id password hashes), robot accounts (the SHA-256 of a
+// random token that is shown once), and grants added through the admin API. Config-file users and
+// grants are not stored here; see policy/ and app/. The SQLite implementation keeps them in auth.db
+// in the data directory (make_sqlite_identity_store); app/ is the only place that names it.
 //
-// Names of users and robots: [a-z0-9][a-z0-9._-]{0,63} (checked by valid_account_name).
-// Errors: a backend failure is logged and returned as errc::internal; a conflict (the name exists)
-// is errc::already_exists with a detail naming it. Calls block on disk and on argon2: from a coroutine, run
-// them through blocking_pool.
-// Thread-safety: every method is thread-safe (one connection behind a mutex: identity writes are rare).
+// Names of users and robots: [a-z0-9][a-z0-9._-]{0,63} (callers check valid_account_name).
+// Ordering: users and robots are listed by name in byte order, grants by id (creation order).
+// Durability: a write completes once committed; a completed write survives a crash and is seen by
+// every later read (through any object on the same store).
+// Errors: a backend failure is logged by the implementation and returned as errc::internal with no
+// detail about the machine; a name that is taken is errc::already_exists with a detail naming it.
+// Asynchrony: every call except generation() returns an awaitable. An implementation may finish it
+// inline (a local read) or suspend (a local write on the blocking pool, a network round trip); it
+// never blocks the awaiting thread on disk or network. REQUIRES: string arguments stay valid until
+// the awaitable completes (await it in the same statement).
+// Thread-safety: every method may be called concurrently from any thread.
 #pragma once
 
+#include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/error.h"
-#include "meta/sqlite_db.h"
+
+namespace berth {
+class blocking_pool;
+}
 
 namespace berth::auth {
+
+using boost::asio::awaitable;
 
 bool valid_account_name(std::string_view name);
 
 struct user_record {
   std::string name;
-  std::string password_hash;  // PHC argon2id
+  std::string password_hash;  // PHC argon2id; empty in list_users()
   std::int64_t created_at = 0;  // unix seconds
 };
 
@@ -50,45 +64,58 @@ struct stored_grant {
 
 // The token of a robot account as shown to its owner once: "berth_" + 43 base64url characters.
 inline constexpr std::string_view robot_token_prefix = "berth_";
+// A fresh robot token (256 random bits).
+std::string new_robot_token();
+// What a store keeps of a robot token and looks it up by: its SHA-256, hex. Every implementation
+// uses this one function, so stored robots can move between backends.
+std::string robot_token_hash(std::string_view token);
 
 class identity_store {
  public:
-  // Opens (creating and migrating) the database at `path`. Throws std::runtime_error when it cannot.
-  static std::unique_ptr<identity_store> open(const std::string& path);
+  virtual ~identity_store() = default;
 
-  result<bool> has_users();
-  // Creates the user or replaces its password hash.
-  result<void> put_user(std::string_view name, std::string_view password_hash);
-  result<std::optional<user_record>> find_user(std::string_view name);
-  result<std::vector<user_record>> list_users();
-  // False when there was no such user. Also deletes the user's stored grants.
-  result<bool> delete_user(std::string_view name);
+  // Users.
+  virtual awaitable<result<bool>> has_users() = 0;
+  // Creates the user or replaces its password hash (keeping created_at).
+  virtual awaitable<result<void>> put_user(std::string_view name, std::string_view password_hash) = 0;
+  virtual awaitable<result<std::optional<user_record>>> find_user(std::string_view name) = 0;
+  virtual awaitable<result<std::vector<user_record>>> list_users() = 0;
+  // False when there was no such user. Also deletes the user's stored grants, in the same transaction.
+  virtual awaitable<result<bool>> delete_user(std::string_view name) = 0;
 
-  // Creates robot `name` and returns its token (the only time it exists in clear). Fails with
-  // errc::already_exists when a robot of that name exists (revoked ones included: names are not reused).
-  result<std::string> create_robot(std::string_view name, std::string_view description,
-                                   std::optional<std::int64_t> expires_at);
+  // Robots. Creates robot `name` and returns its token (the only time it exists in clear; the store
+  // keeps robot_token_hash of it). Fails with errc::already_exists when a robot of that name exists (revoked
+  // ones included: names are not reused).
+  virtual awaitable<result<std::string>> create_robot(std::string_view name, std::string_view description,
+                                                      std::optional<std::int64_t> expires_at) = 0;
   // The robot whose token is `token` (revoked or expired ones too: the caller checks active()).
-  result<std::optional<robot_record>> robot_by_token(std::string_view token);
-  result<std::optional<robot_record>> find_robot(std::string_view name);
-  result<std::vector<robot_record>> list_robots();
+  virtual awaitable<result<std::optional<robot_record>>> robot_by_token(std::string_view token) = 0;
+  virtual awaitable<result<std::optional<robot_record>>> find_robot(std::string_view name) = 0;
+  virtual awaitable<result<std::vector<robot_record>>> list_robots() = 0;
   // False when there is no such robot or it was already revoked.
-  result<bool> revoke_robot(std::string_view name);
+  virtual awaitable<result<bool>> revoke_robot(std::string_view name) = 0;
 
-  result<std::int64_t> add_grant(std::string_view subject, std::string_view actions, std::string_view repository);
-  // All stored grants, or only those of `subject`.
-  result<std::vector<stored_grant>> grants(std::optional<std::string_view> subject = std::nullopt);
-  result<bool> delete_grant(std::int64_t id);
+  // Grants. Returns the new grant's id: positive, larger than every id handed out before.
+  virtual awaitable<result<std::int64_t>> add_grant(std::string_view subject, std::string_view actions,
+                                                    std::string_view repository) = 0;
+  // All stored grants (nullopt), or only those whose subject is exactly `subject`.
+  virtual awaitable<result<std::vector<stored_grant>>> grants(std::optional<std::string_view> subject) = 0;
+  // False when there is no such grant.
+  virtual awaitable<result<bool>> delete_grant(std::int64_t id) = 0;
 
-  // Bumped by every write: caches of resolved identities compare it to notice changes.
-  std::uint64_t generation() const;
-
- private:
-  explicit identity_store(meta::sqlite::connection db) : db_(std::move(db)) {}
-
-  mutable std::mutex mutex_;
-  meta::sqlite::connection db_;  // guarded by mutex_
-  std::uint64_t generation_ = 0;  // guarded by mutex_
+  // A number that advances whenever the stored identities may have changed: after every successful
+  // write through this object, before its awaitable completes, and never before the change is
+  // visible to reads. (A store shared by several servers must also advance it, within a bound it
+  // documents, for the others' writes.) Caches of resolved identities keep the generation they were
+  // filled under and drop entries when it moves on. Read on every authenticated request: it never
+  // blocks, never waits for a write in flight, never fails.
+  virtual std::uint64_t generation() const = 0;
 };
+
+// The SQLite implementation on the database at `path` (created and migrated when needed). Reads run
+// inline on a read-only connection, so they never wait for a write; writes run on `pool` over one
+// writer connection (identity writes are rare). Throws std::runtime_error when the database cannot be
+// opened or migrated. REQUIRES: `pool` outlives the store.
+std::unique_ptr<identity_store> make_sqlite_identity_store(const std::string& path, blocking_pool& pool);
 
 }  // namespace berth::auth

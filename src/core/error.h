@@ -37,12 +37,12 @@ enum class errc {
   upload_busy,           // 409 BLOB_UPLOAD_INVALID: another request is writing to the upload
   // HTTP: the request body stopped arriving (the server's deadline, then the connection closes).
   request_timeout,
-  // The admin API, /token and the HTTP layer: not OCI codes, rendered in the same envelope.
-  not_found,          // no such endpoint, user, robot, grant
-  already_exists,     // a robot, user or repository of that name exists
-  invalid_argument,   // a malformed body, query or path parameter
-  payload_too_large,  // a body past its limit (a manifest's is MANIFEST_INVALID, manifest_too_large)
-  conflict,           // the request contradicts the current state
+  // Berth's own API (/api/v1, /token) and HTTP in general: what OCI has no code for.
+  not_found,          // 404: no such endpoint, user, robot or grant
+  already_exists,     // 409: a name that is taken (robots are never renamed or reused)
+  invalid_argument,   // 400: a malformed body, field, query or path parameter
+  payload_too_large,  // 413: a request body past its limit (a manifest's is manifest_too_large)
+  conflict,           // 409: the request contradicts the resource's current state
   // Internal: the client sees UNKNOWN / UNAVAILABLE, never the cause.
   internal,
   unavailable,
@@ -57,8 +57,7 @@ struct error_info {
 // Returns the table row for `code`. Never fails.
 const error_info& info(errc code);
 
-// The HTTP status is always the table's for `code`: an error that needs another status needs its
-// own code.
+// The status is the table's for `code`, always: a failure that needs another status needs another code.
 struct error {
   errc code = errc::internal;
   std::string detail;  // sent to the client: never a backend message, never a secret

@@ -4,6 +4,7 @@
 
 #include <set>
 #include <string>
+#include <type_traits>
 
 namespace berth {
 namespace {
@@ -73,14 +74,18 @@ TEST(ErrorTable, ExtraCodesKeepTheirStatus) {
   EXPECT_EQ(info(errc::pagination_invalid).status, 400);
   EXPECT_EQ(info(errc::method_not_allowed).wire, "UNSUPPORTED");
   EXPECT_EQ(info(errc::method_not_allowed).status, 405);
-  EXPECT_EQ(info(errc::upload_busy).wire, "BLOB_UPLOAD_INVALID");
-  EXPECT_EQ(info(errc::upload_busy).status, 409);
   EXPECT_EQ(info(errc::request_timeout).status, 408);
+  EXPECT_EQ(info(errc::not_found).wire, "NOT_FOUND");
   EXPECT_EQ(info(errc::not_found).status, 404);
+  EXPECT_EQ(info(errc::already_exists).wire, "ALREADY_EXISTS");
   EXPECT_EQ(info(errc::already_exists).status, 409);
+  EXPECT_EQ(info(errc::invalid_argument).wire, "INVALID_ARGUMENT");
   EXPECT_EQ(info(errc::invalid_argument).status, 400);
   EXPECT_EQ(info(errc::payload_too_large).wire, "PAYLOAD_TOO_LARGE");
   EXPECT_EQ(info(errc::payload_too_large).status, 413);
+  EXPECT_EQ(info(errc::upload_busy).wire, "BLOB_UPLOAD_INVALID");
+  EXPECT_EQ(info(errc::upload_busy).status, 409);
+  EXPECT_EQ(info(errc::conflict).wire, "CONFLICT");
   EXPECT_EQ(info(errc::conflict).status, 409);
   EXPECT_EQ(info(errc::internal).wire, "UNKNOWN");
   EXPECT_EQ(info(errc::internal).status, 500);
@@ -88,10 +93,19 @@ TEST(ErrorTable, ExtraCodesKeepTheirStatus) {
   EXPECT_EQ(info(errc::unavailable).status, 503);
 }
 
-TEST(Error, StatusIsAlwaysTheTables) {
-  for (int i = 0; i < kCodeCount; ++i) {
-    const error e{static_cast<errc>(i), "detail"};
-    EXPECT_EQ(e.http_status(), info(e.code).status) << i;
+TEST(Error, StatusDefaultsToTheTable) {
+  const error e{errc::name_unknown, "repository x"};
+  EXPECT_EQ(e.http_status(), 404);
+}
+
+// Sealed: an error has no status of its own, so no call site can answer another status than its
+// code's (the admin API once sent 404 and 400 under UNSUPPORTED, and 409 under DENIED).
+TEST(Error, TheStatusIsAlwaysTheTables) {
+  static_assert(!std::is_constructible_v<error, errc, std::string, int>, "an error takes no status");
+  static_assert(!std::is_invocable_v<decltype(&fail), errc, std::string, int>, "fail() takes no status");
+  for (int c = 0; c < kCodeCount; ++c) {
+    const error e{static_cast<errc>(c), "detail"};
+    EXPECT_EQ(e.http_status(), info(e.code).status) << info(e.code).wire;
   }
 }
 

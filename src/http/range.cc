@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
+
+#include "core/decimal.h"
 
 namespace berth::http {
 namespace {
@@ -11,15 +12,6 @@ std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
-}
-
-// Digits only: no sign, no spaces (from_chars alone would accept a partial parse).
-std::optional<std::uint64_t> parse_number(std::string_view s) {
-  std::uint64_t v = 0;
-  if (s.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 // Removes a case-insensitive "bytes" unit followed by `separator`; false when it is not there.
@@ -58,14 +50,14 @@ range_request parse_range(std::string_view header, std::uint64_t size) {
   if (!parts) return ignored;
 
   if (parts->first.empty()) {  // suffix form "-n": the last n bytes
-    auto n = parse_number(parts->last);
+    auto n = parse_decimal(parts->last);
     if (!n) return ignored;
     if (*n == 0 || size == 0) return unsatisfiable;
     return {kind::satisfiable, {size - std::min(*n, size), size - 1}};
   }
-  auto first = parse_number(parts->first);
+  auto first = parse_decimal(parts->first);
   std::optional<std::uint64_t> last;
-  if (!parts->last.empty()) last = parse_number(parts->last);
+  if (!parts->last.empty()) last = parse_decimal(parts->last);
   if (!first || (!parts->last.empty() && (!last || *last < *first))) return ignored;
   if (*first >= size) return unsatisfiable;
   return {kind::satisfiable, {*first, std::min(last.value_or(size - 1), size - 1)}};
@@ -81,14 +73,14 @@ std::optional<byte_range> parse_content_range(std::string_view header) {
     std::string_view total = s.substr(slash + 1);
     s = s.substr(0, slash);
     if (total != "*") {
-      complete = parse_number(total);
+      complete = parse_decimal(total);
       if (!complete) return std::nullopt;
     }
   }
   auto parts = split_dash(s);
   if (!parts) return std::nullopt;
-  auto first = parse_number(parts->first);
-  auto last = parse_number(parts->last);
+  auto first = parse_decimal(parts->first);
+  auto last = parse_decimal(parts->last);
   if (!first || !last || *last < *first) return std::nullopt;
   if (complete && *last >= *complete) return std::nullopt;
   return byte_range{*first, *last};

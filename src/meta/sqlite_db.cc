@@ -1,10 +1,12 @@
 #include "meta/sqlite_db.h"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <spdlog/spdlog.h>
 
 #include <limits>
 #include <mutex>
+#include <stdexcept>
 
 namespace berth::meta::sqlite {
 namespace {
@@ -156,5 +158,30 @@ statement connection::prepare(std::string_view sql) {
 bool connection::in_transaction() const { return sqlite3_get_autocommit(db_.get()) == 0; }
 std::int64_t connection::changes() const { return sqlite3_changes64(db_.get()); }
 std::int64_t connection::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_.get()); }
+
+// ---- migrations ----
+
+void migrate(connection& db, std::span<const char* const> migrations, std::string_view name) {
+  std::int64_t version = 0;
+  {
+    auto st = db.prepare("PRAGMA user_version");
+    auto row = st.step();
+    if (!row || !*row) throw std::runtime_error(fmt::format("{}: cannot read the schema version (see log)", name));
+    version = st.int64(0);
+  }
+  const auto latest = static_cast<std::int64_t>(migrations.size());
+  if (version > latest) {
+    throw std::runtime_error(fmt::format("{}: written by a newer Berth (schema version {}, this one knows up to {})",
+                                         name, version, latest));
+  }
+  for (std::int64_t v = version; v < latest; ++v) {
+    const auto step = fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;",
+                                  migrations[static_cast<std::size_t>(v)], v + 1);
+    if (!db.exec(step.c_str())) {
+      if (db.in_transaction()) (void)db.exec("ROLLBACK");
+      throw std::runtime_error(fmt::format("{}: schema migration to version {} failed (see log)", name, v + 1));
+    }
+  }
+}
 
 }  // namespace berth::meta::sqlite

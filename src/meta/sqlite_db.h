@@ -1,6 +1,7 @@
-// A thin RAII layer over the SQLite C API, used by the SQLite metadata store: a `connection` owns a
-// database handle and caches its prepared statements; a `statement` is a borrowed cached statement
-// that is reset when it goes out of scope.
+// A thin RAII layer over the SQLite C API, used by the SQLite metadata store (meta/) and the SQLite
+// identity store (auth/): a `connection` owns a database handle and caches its prepared statements;
+// a `statement` is a borrowed cached statement that is reset when it goes out of scope; migrate()
+// brings a database to its schema version.
 //
 // Errors: every SQLite failure is logged here (with the SQL and SQLite's message) and surfaces as
 // errc::internal with a generic detail, so callers only propagate it.
@@ -12,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -119,5 +121,13 @@ class connection {
   std::unordered_map<std::string, std::unique_ptr<sqlite3_stmt, stmt_finalizer>, sql_hash, std::equal_to<>>
       cache_;
 };
+
+// Brings the database to schema version migrations.size(), recorded in PRAGMA user_version:
+// migrations[v] is the SQL that takes it from version v to v + 1, and each step commits in its own
+// transaction together with the new version, so a failed step leaves the previous version intact.
+// `name` (e.g. the file's path) is used in messages. Throws std::runtime_error, for start-up, when
+// the version cannot be read, when the database was written by a newer Berth (a higher version), or
+// when a step fails (the cause is in the log).
+void migrate(connection& db, std::span<const char* const> migrations, std::string_view name);
 
 }  // namespace berth::meta::sqlite

@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <iterator>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -21,7 +20,7 @@ using sqlite::blob_view;
 using sqlite::connection;
 using sqlite::statement;
 
-// Schema migrations: migrations[v] takes a database from user_version v to v + 1.
+// Schema migrations (sqlite::migrate): migrations[v] takes a database from user_version v to v + 1.
 // Text columns use the default BINARY collation, so ORDER BY and `>` follow byte order.
 // manifests stays a rowid table: its rows carry the manifest bytes, and WITHOUT ROWID suits small
 // rows only. Tags and references cascade from their manifest, so deleting one removes them.
@@ -70,8 +69,6 @@ CREATE TABLE tags (
 CREATE INDEX tags_by_digest ON tags(repo_id, digest);
 )sql",
 };
-constexpr std::int64_t schema_version = std::size(migrations);
-
 // ---- SQL ----
 
 constexpr std::string_view repo_id_sql = "SELECT id FROM repositories WHERE name = ?1";
@@ -203,25 +200,6 @@ result<std::vector<std::string>> column_strings(statement& st) {
     if (!row) return std::unexpected(row.error());
     if (!*row) return out;
     out.emplace_back(st.text(0));
-  }
-}
-
-// Brings the database to schema_version. Throws at start-up when it cannot.
-void migrate(connection& db) {
-  auto st = db.prepare("PRAGMA user_version");
-  auto row = st.step();
-  if (!row || !*row) throw std::runtime_error("metadata store: cannot read the schema version");
-  const std::int64_t version = st.int64(0);
-  if (version > schema_version) {
-    throw std::runtime_error(
-        fmt::format("metadata store: the database was written by a newer Berth (schema version {})", version));
-  }
-  for (std::int64_t v = version; v < schema_version; ++v) {
-    const auto step = fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;", migrations[v], v + 1);
-    if (!db.exec(step.c_str())) {
-      (void)db.exec("ROLLBACK");
-      throw std::runtime_error("metadata store: schema migration failed (see log)");
-    }
   }
 }
 
@@ -432,7 +410,7 @@ class sqlite_metadata_store final : public metadata_store {
  private:
   static connection open_and_migrate(const std::string& path) {
     auto db = open_or_throw(path, connection::mode::read_write);
-    migrate(db);
+    sqlite::migrate(db, migrations, path);
     return db;
   }
 

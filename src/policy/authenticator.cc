@@ -22,9 +22,9 @@ result<grant> to_grant(const auth::stored_grant& g) {
   return grant{g.subject, *actions, {g.repository}, fmt::format("grant #{}", g.id)};
 }
 
-authenticator::authenticator(auth::identity_store& store, std::vector<config_user> users,
+authenticator::authenticator(auth::identity_store& store, blocking_pool& pool, std::vector<config_user> users,
                              federation_verifier federation)
-    : store_(store), users_(std::move(users)), federation_(std::move(federation)),
+    : store_(store), pool_(pool), users_(std::move(users)), federation_(std::move(federation)),
       cache_secret_(auth::random_urlsafe(32)) {}
 
 std::string authenticator::cache_key(std::string_view username, std::string_view password) const {
@@ -47,80 +47,90 @@ std::optional<principal> authenticator::cached(std::string_view username, std::s
   return it->second.who;
 }
 
-result<principal> authenticator::with_stored_grants(principal p) {
-  auto stored = store_.grants(std::string_view(p.subject));
-  if (!stored) return std::unexpected(stored.error());
-  auto everyone = store_.grants(std::string_view("*"));
-  if (!everyone) return std::unexpected(everyone.error());
+auth::awaitable<result<principal>> authenticator::with_stored_grants(std::string_view subject) {
+  auto stored = co_await store_.grants(subject);
+  if (!stored) co_return std::unexpected(stored.error());
+  auto everyone = co_await store_.grants(std::string_view("*"));
+  if (!everyone) co_return std::unexpected(everyone.error());
   stored->insert(stored->end(), everyone->begin(), everyone->end());
+  principal p{std::string(subject), {}, {}};
   for (const auto& g : *stored) {
     auto converted = to_grant(g);
     if (!converted) continue;  // written by a newer Berth: ignore rather than lock everyone out
     p.grants.push_back(std::move(*converted));
   }
-  return p;
+  co_return p;
 }
 
-result<principal> authenticator::basic(std::string_view username, std::string_view password) {
+// Store reads are awaited where they are (inline for SQLite); argon2 and the federation, which
+// block, go to the pool. A robot's token costs a SHA-256, so robots need no pool at all.
+auth::awaitable<result<principal>> authenticator::basic(std::string_view username, std::string_view password) {
   const auto generation = store_.generation();
   result<principal> who = bad_credentials();
   if (username == "oidc" && federation_) {
-    who = federation_(password);
+    auto federated = co_await pool_.run([&] { return federation_(password); });
+    who = std::move(federated);
   } else if (password.starts_with(auth::robot_token_prefix)) {
-    auto robot = store_.robot_by_token(password);
-    if (!robot) return std::unexpected(robot.error());
+    auto robot = co_await store_.robot_by_token(password);
+    if (!robot) co_return std::unexpected(robot.error());
     // The name must match too: a token is not accepted under someone else's name.
-    if (!*robot || !auth::constant_time_equal((*robot)->name, username)) return bad_credentials();
-    if ((*robot)->revoked_at) return fail(errc::unauthorized, fmt::format("robot {} is revoked", username));
-    if (!(*robot)->active(unix_seconds())) return fail(errc::unauthorized, fmt::format("robot {} has expired", username));
-    who = with_stored_grants(principal{fmt::format("robot:{}", username), {}, {}});
+    if (!*robot || !auth::constant_time_equal((*robot)->name, username)) co_return bad_credentials();
+    if ((*robot)->revoked_at) co_return fail(errc::unauthorized, fmt::format("robot {} is revoked", username));
+    if (!(*robot)->active(unix_seconds()))
+      co_return fail(errc::unauthorized, fmt::format("robot {} has expired", username));
+    const std::string subject = fmt::format("robot:{}", username);
+    auto granted = co_await with_stored_grants(subject);
+    who = std::move(granted);
   } else {
     std::optional<std::string> hash;
     for (const auto& u : users_) {
       if (u.name == username) hash = u.password_hash;
     }
     if (!hash) {
-      auto user = store_.find_user(username);
-      if (!user) return std::unexpected(user.error());
+      auto user = co_await store_.find_user(username);
+      if (!user) co_return std::unexpected(user.error());
       if (*user) hash = (*user)->password_hash;
     }
-    if (!hash) {
+    const bool verified = co_await pool_.run([&] {
+      if (hash) return auth::verify_password(*hash, password);
       // Spend the same time as a wrong password, so timing does not reveal which names exist.
       static const std::string dummy = auth::hash_password("berth-dummy-password");
       (void)auth::verify_password(dummy, password);
-      return bad_credentials();
-    }
-    if (!auth::verify_password(*hash, password)) return bad_credentials();
-    who = with_stored_grants(principal{fmt::format("user:{}", username), {}, {}});
+      return false;
+    });
+    if (!verified) co_return bad_credentials();
+    const std::string subject = fmt::format("user:{}", username);
+    auto granted = co_await with_stored_grants(subject);
+    who = std::move(granted);
   }
-  if (!who) return who;
+  if (!who) co_return who;
   std::lock_guard lock(mutex_);
   if (cache_.size() >= cache_max_entries) cache_.clear();
   cache_[cache_key(username, password)] = cache_entry{*who, generation, std::chrono::steady_clock::now() + cache_lifetime};
-  return who;
+  co_return who;
 }
 
-result<principal> authenticator::by_subject(std::string_view subject) {
+auth::awaitable<result<principal>> authenticator::by_subject(std::string_view subject) {
   if (subject.starts_with("user:")) {
     const auto name = subject.substr(5);
     bool found = false;
     for (const auto& u : users_) found = found || u.name == name;
     if (!found) {
-      auto user = store_.find_user(name);
-      if (!user) return std::unexpected(user.error());
+      auto user = co_await store_.find_user(name);
+      if (!user) co_return std::unexpected(user.error());
       found = user->has_value();
     }
-    if (!found) return fail(errc::unauthorized, fmt::format("{} no longer exists", subject));
-    return with_stored_grants(principal{std::string(subject), {}, {}});
+    if (!found) co_return fail(errc::unauthorized, fmt::format("{} no longer exists", subject));
+    co_return co_await with_stored_grants(subject);
   }
   if (subject.starts_with("robot:")) {
-    auto robot = store_.find_robot(subject.substr(6));
-    if (!robot) return std::unexpected(robot.error());
+    auto robot = co_await store_.find_robot(subject.substr(6));
+    if (!robot) co_return std::unexpected(robot.error());
     if (!*robot || !(*robot)->active(unix_seconds()))
-      return fail(errc::unauthorized, fmt::format("{} is revoked, expired or unknown", subject));
-    return with_stored_grants(principal{std::string(subject), {}, {}});
+      co_return fail(errc::unauthorized, fmt::format("{} is revoked, expired or unknown", subject));
+    co_return co_await with_stored_grants(subject);
   }
-  return fail(errc::unauthorized, fmt::format("{} cannot be resolved without its credentials", subject));
+  co_return fail(errc::unauthorized, fmt::format("{} cannot be resolved without its credentials", subject));
 }
 
 }  // namespace berth::policy

@@ -3,8 +3,10 @@
 // identity store keeps for the subject. Successful results are cached for a minute under an HMAC of
 // the credentials (keyed by a per-process random secret), so clients that send Basic credentials on
 // every request do not pay for argon2 each time; any write to the identity store empties the cache.
-// Thread-safety: every method is thread-safe. basic() blocks (argon2, SQLite): run it on the
-// blocking pool; cached() never blocks.
+// Thread-safety: every method is thread-safe. cached() never blocks and never suspends (the hot path:
+// one HMAC, one atomic load, one map lookup). basic() and by_subject() are coroutines for an I/O
+// thread: they await the identity store and send the blocking work (argon2, a federation key fetch)
+// to the blocking pool. REQUIRES: string arguments stay valid until the awaitable completes.
 #pragma once
 
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "auth/identity_store.h"
+#include "core/offload.h"
 #include "policy/policy.h"
 
 namespace berth::policy {
@@ -27,27 +30,31 @@ struct config_user {
   std::string password_hash;  // PHC argon2id
 };
 
-// Verifies a federated token and returns its principal; set when federation is configured.
+// Verifies a federated token and returns its principal; set when federation is configured. May
+// block (a key fetch): the authenticator calls it on the blocking pool.
 using federation_verifier = std::function<result<principal>(std::string_view token)>;
 
 class authenticator {
  public:
-  authenticator(auth::identity_store& store, std::vector<config_user> users, federation_verifier federation = {});
+  // REQUIRES: `store` and `pool` outlive the authenticator.
+  authenticator(auth::identity_store& store, blocking_pool& pool, std::vector<config_user> users,
+                federation_verifier federation = {});
 
   // The principal for the credentials if they were verified within the last minute (and the
   // identity store has not changed since), else nullopt. Never blocks.
   std::optional<principal> cached(std::string_view username, std::string_view password);
   // Verifies the credentials. Fails with errc::unauthorized ("invalid username or password", "robot
   // ci is revoked", the federation's reason) or errc::internal.
-  result<principal> basic(std::string_view username, std::string_view password);
+  auth::awaitable<result<principal>> basic(std::string_view username, std::string_view password);
   // The principal of a user or robot subject ("user:alice", "robot:ci") as it stands now: fails
   // with errc::unauthorized when it no longer exists or is revoked. Used for refresh tokens.
-  result<principal> by_subject(std::string_view subject);
+  auth::awaitable<result<principal>> by_subject(std::string_view subject);
 
   bool has_federation() const { return static_cast<bool>(federation_); }
 
  private:
-  result<principal> with_stored_grants(principal p);
+  // The principal `subject` with the grants stored for it and for everyone ("*").
+  auth::awaitable<result<principal>> with_stored_grants(std::string_view subject);
   std::string cache_key(std::string_view username, std::string_view password) const;
 
   struct cache_entry {
@@ -57,6 +64,7 @@ class authenticator {
   };
 
   auth::identity_store& store_;
+  blocking_pool& pool_;
   std::vector<config_user> users_;
   federation_verifier federation_;
   std::string cache_secret_;

@@ -91,8 +91,6 @@ federation::federation(const std::vector<federation_issuer>& issuers, jwks_fetch
 federation::~federation() = default;
 federation::federation(federation&&) noexcept = default;
 
-bool federation::empty() const { return issuers_.empty(); }
-
 // Fetches the issuer's keys (through its discovery document when no jwks_uri is configured). On
 // failure the keys in hand stay, and the next attempt waits retry_interval. Failures are logged,
 // never sent to clients.

@@ -36,8 +36,6 @@ class federation {
   // refresh, or a token whose key id is unknown (at most one such fetch per issuer per 30 s).
   result<principal> verify(std::string_view token) const;
 
-  bool empty() const;
-
  private:
   struct issuer_state;
   std::shared_ptr<const auth::key_set> keys_for(issuer_state& s, const nlohmann::json& header) const;

@@ -176,7 +176,7 @@ TEST_F(FsBlobStoreTest, BusyUploadIsRefusedUntilTheHandleIsGone) {
   ASSERT_TRUE(first);
   auto second = store_->open_upload("library/alpine", id);
   ASSERT_FALSE(second);
-  EXPECT_EQ(second.error().code, errc::blob_upload_invalid);
+  EXPECT_EQ(second.error().code, errc::upload_busy);
   EXPECT_EQ(second.error().http_status(), 409);
   EXPECT_EQ(store_->cancel_upload("library/alpine", id).error().http_status(), 409);
   // Reading the size does not need the upload.

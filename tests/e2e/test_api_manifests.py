@@ -233,7 +233,7 @@ def test_manifest_over_4_mib_is_413(oci):
     data = to_json({**base, "annotations": {"pad": "x" * filler}})
     assert len(data) == 4 * MiB + 1
     r = oci.put_manifest(NAME, "huge", data)
-    assert r.status == 413, r
+    assert_error(r, 413, "MANIFEST_INVALID")
     assert oci.get_manifest(NAME, "huge").status == 404
 
 

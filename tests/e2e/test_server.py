@@ -205,3 +205,21 @@ def test_uploads_abandoned_longer_than_the_limit_are_discarded_at_start_up(regis
     assert r.status == 404 and "BLOB_UPLOAD_UNKNOWN" in r.error_codes(), r
     assert oci.get(recent).status == 204
     assert not os.path.exists(os.path.join(registry.data_dir, "uploads", uuid))
+
+
+def test_a_second_server_on_the_same_data_directory_refuses_to_start(registry):
+    second = subprocess.run([os.environ["BERTH_BIN"], "serve", "--listen", "127.0.0.1:0", "--data", registry.data_dir],
+                            capture_output=True, text=True, timeout=30,
+                            env={**os.environ, "BERTH_ADMIN_PASSWORD": registry.password})
+    assert second.returncode == 1
+    assert "listening" not in second.stdout
+    assert f"data directory {registry.data_dir} is in use" in second.stderr, second.stderr
+    assert f"pid {registry.proc.pid}" in second.stderr, second.stderr
+
+    # The first one is untouched and keeps serving.
+    assert Client(registry).get("/v2/").status == 200
+
+    # The kernel drops its lock however it ends, kill -9 included: the next server gets the directory.
+    registry.kill()
+    registry.start()
+    assert Client(registry).get("/v2/").status == 200
