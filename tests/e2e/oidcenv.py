@@ -6,7 +6,10 @@ import json
 import time
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from authenv import Admin, start
 
 ISSUER = "https://token.actions.example.test"
 AUDIENCE = "berth-e2e"
@@ -66,3 +69,16 @@ federation:
         actions: [push]
         repositories: ["development/*"]
 """
+
+
+@pytest.fixture
+def issuer(tmp_path):
+    return Issuer(tmp_path)
+
+
+@pytest.fixture
+def reg(make_registry, tmp_path, issuer):
+    """A registry that federates `issuer`, with production/shop created (production is explicit)."""
+    r = start(make_registry, tmp_path, extra=federation_config(issuer))
+    Admin(r).create_repo("production/shop")
+    return r

@@ -16,16 +16,15 @@ import time
 import urllib.parse
 
 import jwt
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from authenv import MULTI_ENV, Admin, as_user, start, storage_snapshot
+from authenv import Admin, as_user, start, storage_snapshot
 from e2eauth import basic
 from ociclient import Client, assert_error
-from oidcenv import Issuer, b64, federation_config
+from oidcenv import Issuer, b64, federation_config, issuer, reg  # noqa: F401 (fixtures)
 
 
 class HttpsIssuer(Issuer):
@@ -88,18 +87,6 @@ class HttpsIssuer(Issuer):
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
-
-
-@pytest.fixture
-def issuer(tmp_path):
-    return Issuer(tmp_path)
-
-
-@pytest.fixture
-def reg(make_registry, tmp_path, issuer):
-    r = start(make_registry, tmp_path, extra=federation_config(issuer))
-    Admin(r).create_repo("production/shop")
-    return r
 
 
 def oidc(reg, token):

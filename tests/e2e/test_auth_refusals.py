@@ -16,25 +16,13 @@ import shutil
 import pytest
 
 import images
-from authenv import MULTI_ENV, Admin, start
+from authenv import Admin
 from clients import Clients, Containerd, require
-from oidcenv import Issuer, federation_config
+from oidcenv import issuer, reg  # noqa: F401 (fixtures)
 
 pytestmark = require("skopeo", "podman")
 
 DEVELOP = "oidc:repo:acme/shop:ref:refs/heads/develop"
-
-
-@pytest.fixture
-def issuer(tmp_path):
-    return Issuer(tmp_path)
-
-
-@pytest.fixture
-def reg(make_registry, tmp_path, issuer):
-    r = start(make_registry, tmp_path, extra=federation_config(issuer))
-    Admin(r).create_repo("production/shop")
-    return r
 
 
 def anonymous_clients(tmp_path):
