@@ -115,7 +115,7 @@ result<json> grants_in(context& ctx, const std::string& subject, const json& doc
 awaitable<result<response>> repositories(context& ctx, request& req, const policy::principal& who,
                                          std::string_view rest) {
   if (rest.empty() && req.method() == verb::get) {
-    auto all = ctx.meta.list_repositories("", std::numeric_limits<std::size_t>::max());
+    auto all = co_await ctx.meta.list_repositories("", std::numeric_limits<std::size_t>::max());
     if (!all) co_return std::unexpected(all.error());
     json out = json::array();
     for (const auto& name : *all) {
@@ -129,7 +129,7 @@ awaitable<result<response>> repositories(context& ctx, request& req, const polic
     const std::string name = string_field(*doc, "name");
     if (!valid_name(name)) co_return fail(errc::name_invalid, "repository name must match the OCI name grammar");
     if (auto ok = require(ctx, who, action::admin, name); !ok) co_return std::unexpected(ok.error());
-    auto created = co_await ctx.pool.run([&] { return ctx.meta.create_repository(name); });
+    auto created = co_await ctx.meta.create_repository(name);
     if (!created) co_return std::unexpected(created.error());
     co_return json_response(*created ? 201 : 200, json{{"name", name}, {"created", *created}}.dump());
   }
@@ -137,7 +137,7 @@ awaitable<result<response>> repositories(context& ctx, request& req, const polic
     const std::string name(rest);
     if (!valid_name(name)) co_return fail(errc::name_invalid, "repository name must match the OCI name grammar");
     if (auto ok = require(ctx, who, action::admin, name); !ok) co_return std::unexpected(ok.error());
-    auto deleted = co_await ctx.pool.run([&] { return ctx.meta.delete_repository(name); });
+    auto deleted = co_await ctx.meta.delete_repository(name);
     if (!deleted) co_return std::unexpected(deleted.error());
     if (!*deleted) co_return fail(errc::name_unknown, fmt::format("repository {} does not exist", name));
     co_return json_response(200, json{{"name", name}, {"deleted", true}}.dump());

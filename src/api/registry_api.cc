@@ -158,16 +158,16 @@ result<void> authorize(const context& ctx, const caller& who, const requirement&
 }
 
 // In an explicit-creation namespace, pushing into a repository that does not exist is NAME_UNKNOWN.
-result<void> check_creation(const context& ctx, const route& r, verb m) {
+awaitable<result<void>> check_creation(const context& ctx, const route& r, verb m) {
   const bool creates = (r.kind == route_kind::uploads && m == verb::post) ||
                        (r.kind == route_kind::manifest && m == verb::put);
-  if (!creates) return {};
+  if (!creates) co_return result<void>{};
   const auto& ns = ctx.auth.pol.namespace_of(r.name);
-  if (ns.create != policy::creation::explicit_) return {};
-  auto exists = ctx.meta.repository_exists(r.name);
-  if (!exists) return std::unexpected(exists.error());
-  if (*exists) return {};
-  return fail(errc::name_unknown,
+  if (ns.create != policy::creation::explicit_) co_return result<void>{};
+  auto exists = co_await ctx.meta.repository_exists(r.name);
+  if (!exists) co_return std::unexpected(exists.error());
+  if (*exists) co_return result<void>{};
+  co_return fail(errc::name_unknown,
               fmt::format("repository {} does not exist and namespace {} creates repositories explicitly; "
                           "create it with: berth repo create {}",
                           r.name, ns.name.empty() ? std::string("(default)") : ns.name, r.name));
@@ -186,7 +186,8 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
     auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
     if (resolved) who.emplace(std::move(*resolved));
   }
-  if (auto ok = check_creation(ctx, r, req.method()); !ok) co_return std::unexpected(ok.error());
+  auto creatable = co_await check_creation(ctx, r, req.method());
+  if (!creatable) co_return std::unexpected(creatable.error());
   context per_request = ctx;
   per_request.who = &*who;
   co_return co_await dispatch(per_request, req, r);

@@ -33,6 +33,7 @@ enum class errc {
   manifest_too_large,    // 413 with MANIFEST_INVALID... kept apart for the status
   pagination_invalid,
   method_not_allowed,
+  upload_busy,           // 409 BLOB_UPLOAD_INVALID: another request is writing to the upload
   // Internal: the client sees UNKNOWN / UNAVAILABLE, never the cause.
   internal,
   unavailable,
