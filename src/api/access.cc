@@ -2,6 +2,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+
 #include "auth/secret.h"
 
 namespace berth::api {
@@ -33,13 +35,37 @@ caller::outcome caller::may(const policy::policy& pol, policy::action a, std::st
   return {verdict::challenge, fmt::format("the token does not grant {} on {}", policy::to_string(a), repository)};
 }
 
+namespace {
+
+// `name="value"` with the value as an RFC 9110 quoted-string (control characters dropped).
+std::string param(std::string_view name, std::string_view value) {
+  std::string out(name);
+  out += "=\"";
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) continue;
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+}  // namespace
+
 std::string challenge(const auth_services& auth, std::string_view realm, std::string_view scope,
                       std::string_view err) {
-  if (auth.tokens == nullptr) return fmt::format("Basic realm=\"{}\"", auth.service);
-  std::string out = fmt::format("Bearer realm=\"{}\",service=\"{}\"", realm, auth.service);
-  if (!scope.empty()) out += fmt::format(",scope=\"{}\"", scope);
-  if (!err.empty()) out += fmt::format(",error=\"{}\"", err);
+  if (auth.tokens == nullptr) return basic_challenge(auth);
+  std::string out = "Bearer " + param("realm", realm) + "," + param("service", auth.service);
+  if (!scope.empty()) out += "," + param("scope", scope);
+  if (!err.empty()) out += "," + param("error", err);
   return out;
+}
+
+std::string basic_challenge(const auth_services& auth) { return "Basic " + param("realm", auth.service); }
+
+bool grants_registry(const auth::access_claims& token, std::string_view name) {
+  return std::any_of(token.access.begin(), token.access.end(),
+                     [&](const auth::scope& s) { return s.type == "registry" && s.name == name; });
 }
 
 std::optional<basic_credentials> parse_basic(std::string_view header) {

@@ -61,9 +61,19 @@ class caller {
 };
 
 // The value of WWW-Authenticate: `Bearer realm="<url>/token",service="...",scope="...",error="..."`
-// when a token service exists, else `Basic realm="<service>"`. `scope` and `err` are left out when empty.
+// when a token service exists, else basic_challenge(). `scope` and `err` are left out when empty;
+// `scope` may list several scopes separated by spaces. Every value is a quoted-string with `"` and
+// `\` escaped; callers still pass only validated names and hosts.
 std::string challenge(const auth_services& auth, std::string_view realm, std::string_view scope,
                       std::string_view err = {});
+// `Basic realm="<service>"`: where only credentials will do (the admin API, a refused /token).
+std::string basic_challenge(const auth_services& auth);
+
+// The scope that lets a bearer token use the admin API (with the rights of its subject), requested
+// explicitly at /token like `registry:catalog:*`.
+inline constexpr std::string_view admin_scope = "registry:admin:*";
+// Whether `token` holds `registry:<name>:...` ("catalog", "admin").
+bool grants_registry(const auth::access_claims& token, std::string_view name);
 
 // Basic credentials from an Authorization header value ("Basic base64(user:password)").
 struct basic_credentials {

@@ -1,6 +1,8 @@
-// The admin API, /api/v1/... (JSON in and out; Basic credentials or a bearer token):
+// The admin API, /api/v1/... (JSON in and out; Basic credentials, or a bearer token whose scope
+// includes registry:admin:*):
 //   GET    whoami                         the caller and its grants
-//   GET    check?action=A&repository=R[&subject=S]   the policy's answer (another subject: admins only)
+//   GET    check?action=A&repository=R[&subject=S]   the policy's answer, and for a push whether the
+//                                         repository exists or may be created (another subject: admins only)
 //   GET    namespaces                     declared namespaces and the default
 //   GET    repositories                   repositories the caller may list
 //   POST   repositories {"name"}          create (admin on the repository)
@@ -39,14 +41,25 @@ json grant_json(const policy::grant& g) {
   return {{"subject", g.subject}, {"actions", g.actions.str()}, {"repositories", g.repositories}, {"source", g.source}};
 }
 
-// The caller as a principal with its grants (a bearer is resolved by subject).
-awaitable<result<policy::principal>> admin_caller(context& ctx, request& req) {
+// The caller as a principal with its grants. Basic credentials act with the identity's full rights;
+// a bearer token only when its scope includes the admin API (registry:admin:*, asked for at
+// /token), and then it is resolved by subject. A token without it is refused with
+// `insufficient_scope` (set in `challenge_error`): a token cut down to pulling one repository
+// cannot create users.
+awaitable<result<policy::principal>> admin_caller(context& ctx, request& req, std::string& challenge_error) {
   const auto header = req.header("Authorization");
   if (!header) co_return fail(errc::unauthorized, "authentication required");
   if (header->starts_with("Bearer ") || header->starts_with("bearer ")) {
     if (ctx.auth.tokens == nullptr) co_return fail(errc::unauthorized, "bearer tokens are not enabled");
     auto claims = ctx.auth.tokens->verify_access(header->substr(7));
     if (!claims) co_return std::unexpected(claims.error());
+    if (!grants_registry(*claims, "admin")) {
+      challenge_error = "insufficient_scope";
+      co_return fail(errc::unauthorized,
+                     fmt::format("the token does not grant the admin API: ask /token for scope {}, or use "
+                                 "Basic credentials",
+                                 admin_scope));
+    }
     const std::string subject = claims->subject;
     auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
     co_return who;
@@ -290,7 +303,10 @@ awaitable<result<response>> check(context& ctx, request& req, const policy::prin
       subject = std::move(*resolved);
     }
   }
-  const auto d = ctx.auth.pol.decide(subject, *a, repository);
+  // A push to a repository that does not exist in an explicit namespace would fail: say so.
+  auto exists = ctx.meta.repository_exists(repository);
+  if (!exists) co_return std::unexpected(exists.error());
+  const auto d = ctx.auth.pol.preflight(subject, *a, repository, *exists);
   const auto& ns = ctx.auth.pol.namespace_of(repository);
   co_return json_response(200, json{{"subject", subject.subject},
                                     {"action", action_text},
@@ -342,10 +358,14 @@ awaitable<result<response>> route_admin(context& ctx, request& req, const policy
 }  // namespace
 
 awaitable<result<response>> admin_endpoint(context& ctx, request& req) {
-  auto who = co_await admin_caller(ctx, req);
+  std::string challenge_error;
+  auto who = co_await admin_caller(ctx, req, challenge_error);
   if (!who && who.error().code == errc::unauthorized) {
     response res = error_response(who.error());
-    res.headers.set(http::beast::http::field::www_authenticate, fmt::format("Basic realm=\"{}\"", ctx.auth.service));
+    res.headers.set(http::beast::http::field::www_authenticate,
+                    challenge_error.empty()
+                        ? basic_challenge(ctx.auth)
+                        : challenge(ctx.auth, absolute_url(ctx, req, "/token"), admin_scope, challenge_error));
     co_return res;
   }
   if (!who) co_return std::unexpected(who.error());

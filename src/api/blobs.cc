@@ -61,15 +61,18 @@ awaitable<result<response>> get_blob(context& ctx, request& req, const route& r,
   const std::uint64_t size = (*reader)->size();
   http::byte_range range{0, size == 0 ? 0 : size - 1};
   if (auto header = req.header("Range")) {
-    auto parsed = http::parse_range(*header, size);
-    if (!parsed) {
+    using kind = http::range_request::kind;
+    auto asked = http::parse_range(*header, size);
+    if (asked.k == kind::unsatisfiable) {
       response bad = empty_response(416);
       bad.headers.set(field::field::content_range, fmt::format("bytes */{}", size));
       co_return bad;
     }
-    range = *parsed;
-    res.status = 206;
-    res.headers.set(field::field::content_range, fmt::format("bytes {}-{}/{}", range.first, range.last, size));
+    if (asked.k == kind::satisfiable) {
+      range = asked.range;
+      res.status = 206;
+      res.headers.set(field::field::content_range, fmt::format("bytes {}-{}/{}", range.first, range.last, size));
+    }
   }
   if (size > 0) {
     res.stream = http::streamed_body{std::make_shared<blob_body>(std::move(*reader)), range.first, range.length()};

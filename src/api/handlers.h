@@ -44,9 +44,13 @@ awaitable<result<response>> admin_endpoint(context& ctx, request& req);
 
 // Shared helpers (registry_api.cc).
 // Verifies a username and password (or robot token, or OIDC token as the password of `oidc`):
-// failed attempts count against the source address; past the limit, TOOMANYREQUESTS (429).
+// failed attempts count against the account from the client's address; past the limit,
+// TOOMANYREQUESTS (429) with the seconds to wait in Retry-After (see auth/rate_limiter.h).
 awaitable<result<policy::principal>> login(context& ctx, const request& req, std::string_view username,
                                            std::string_view password);
+// The client's address: behind a trusted proxy (trust_forwarded_headers) the last X-Forwarded-For
+// entry, the one the proxy appended; else the peer's address.
+std::string client_address(const context& ctx, const request& req);
 // A 200 JSON response.
 response json_response(unsigned status, const std::string& body);
 // The repository name, or NAME_INVALID.

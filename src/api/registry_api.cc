@@ -4,6 +4,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "core/reference.h"
@@ -68,13 +70,19 @@ struct requirement {
   enum class kind { authenticated, catalog, repository } k = kind::authenticated;
   policy::action a = policy::action::pull;
   std::string_view repository;
-  std::string scope;  // for the challenge: "repository:NAME:pull,push", "registry:catalog:*"
+  // For the challenge, every scope the request needs, space-separated: "repository:NAME:pull,push",
+  // "registry:catalog:*", and for a cross-repository mount also "repository:FROM:pull". Names are
+  // echoed only when they are valid by the grammar.
+  std::string scope;
 };
 
-requirement required(const route& r, verb m) {
+requirement required(const route& r, const request& req) {
   using policy::action;
+  const verb m = req.method();
   auto repo = [&](action a, std::string_view actions) {
-    return requirement{requirement::kind::repository, a, r.name, fmt::format("repository:{}:{}", r.name, actions)};
+    requirement need{requirement::kind::repository, a, r.name, {}};
+    if (valid_name(r.name)) need.scope = fmt::format("repository:{}:{}", r.name, actions);
+    return need;
   };
   const bool read = m == verb::get || m == verb::head;
   switch (r.kind) {
@@ -96,7 +104,14 @@ requirement required(const route& r, verb m) {
       if (m == verb::put && r.kind == route_kind::manifest) return repo(action::push, "pull,push");
       break;
     case route_kind::uploads:
-      if (m == verb::post) return repo(action::push, "pull,push");
+      if (m == verb::post) {
+        auto need = repo(action::push, "pull,push");
+        // A mount also reads the source: a token without pull on it would only get a plain upload.
+        const auto from = req.query("from");
+        if (from && req.query("mount") && valid_name(*from) && !need.scope.empty())
+          need.scope += fmt::format(" repository:{}:pull", *from);
+        return need;
+      }
       break;
     case route_kind::upload:
       if (m == verb::patch || m == verb::put || m == verb::get || m == verb::delete_)
@@ -125,22 +140,23 @@ awaitable<result<caller>> authenticate(context& ctx, request& req, std::string& 
   co_return caller(std::move(*who));
 }
 
-// Whether the caller may use the route; the error (401/403/400) when not.
+// Whether the caller may use the route; the error (401/403/400) when not. A valid bearer token that
+// lacks what the route needs gets error="insufficient_scope" in its challenge, whoever it was issued
+// to: without it containerd repeats the request with the same token.
 result<void> authorize(const context& ctx, const caller& who, const requirement& need, std::string& challenge_error) {
   using kind = requirement::kind;
+  auto unauthorized = [&](std::string detail) {
+    if (who.token() != nullptr) challenge_error = "insufficient_scope";
+    return fail(errc::unauthorized, std::move(detail));
+  };
   if (need.k == kind::authenticated || need.k == kind::catalog) {
-    if (who.anonymous()) return fail(errc::unauthorized, "authentication required");
-    if (need.k == kind::catalog && who.token() != nullptr) {
-      for (const auto& s : who.token()->access) {
-        if (s.type == "registry" && s.name == "catalog") return {};
-      }
-      challenge_error = "insufficient_scope";
-      return fail(errc::unauthorized, "the token does not grant the catalog");
-    }
+    if (who.anonymous()) return unauthorized("authentication required");
+    if (need.k == kind::catalog && who.token() != nullptr && !grants_registry(*who.token(), "catalog"))
+      return unauthorized("the token does not grant the catalog");
     return {};
   }
   if (!valid_name(need.repository)) {
-    if (who.anonymous()) return fail(errc::unauthorized, "authentication required");
+    if (who.anonymous()) return unauthorized("authentication required");
     return fail(errc::name_invalid, "repository name must match the OCI name grammar");
   }
   auto o = who.may(ctx.auth.pol, need.a, need.repository);
@@ -148,13 +164,21 @@ result<void> authorize(const context& ctx, const caller& who, const requirement&
     case caller::verdict::allowed:
       return {};
     case caller::verdict::challenge:
-      challenge_error = "insufficient_scope";
-      return fail(errc::unauthorized, std::move(o.reason));
+      return unauthorized(std::move(o.reason));
     case caller::verdict::denied:
-      if (who.anonymous()) return fail(errc::unauthorized, "authentication required");
+      if (who.anonymous()) return unauthorized("authentication required");
       return fail(errc::denied, std::move(o.reason));
   }
   return {};
+}
+
+// A refused HEAD has no body, and a push begins with a HEAD on each blob: podman, skopeo and docker
+// would print only "403 Forbidden" and stop. Answered "blob unknown" (which reveals no more than the
+// refusal: it is the answer whether the blob exists or not), the push goes on to the upload's POST,
+// whose refusal they print with the policy's reason. GET keeps the 403 and its message.
+error head_refusal(const route& r, const request& req, error e) {
+  if (e.code == errc::denied && r.kind == route_kind::blob && req.method() == verb::head) e.code = errc::blob_unknown;
+  return e;
 }
 
 // In an explicit-creation namespace, pushing into a repository that does not exist is NAME_UNKNOWN.
@@ -162,15 +186,29 @@ awaitable<result<void>> check_creation(const context& ctx, const route& r, verb 
   const bool creates = (r.kind == route_kind::uploads && m == verb::post) ||
                        (r.kind == route_kind::manifest && m == verb::put);
   if (!creates) co_return result<void>{};
-  const auto& ns = ctx.auth.pol.namespace_of(r.name);
-  if (ns.create != policy::creation::explicit_) co_return result<void>{};
+  if (ctx.auth.pol.namespace_of(r.name).create != policy::creation::explicit_) co_return result<void>{};
   auto exists = co_await ctx.meta.repository_exists(r.name);
   if (!exists) co_return std::unexpected(exists.error());
   if (*exists) co_return result<void>{};
-  co_return fail(errc::name_unknown,
-              fmt::format("repository {} does not exist and namespace {} creates repositories explicitly; "
-                          "create it with: berth repo create {}",
-                          r.name, ns.name.empty() ? std::string("(default)") : ns.name, r.name));
+  co_return fail(errc::name_unknown, ctx.auth.pol.may_create(r.name).reason);
+}
+
+// The catalog and automatic mounts are decided by what the subject behind a bearer token may see
+// now, not by the token's few scopes: the caller becomes that identity (after the route's own
+// authorization, which the token bounds). A subject that cannot be resolved (a federated one) keeps
+// the token's scopes.
+awaitable<void> widen_to_identity(context& ctx, std::optional<caller>& who) {
+  if (who->anonymous()) {
+    who.emplace(policy::principal{});
+    co_return;
+  }
+  const std::string subject = who->subject();
+  auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
+  if (resolved) who.emplace(std::move(*resolved));
+}
+
+bool automatic_mount(const route& r, const request& req) {
+  return r.kind == route_kind::uploads && req.method() == verb::post && req.query("mount") && !req.query("from");
 }
 
 awaitable<result<response>> guarded(context& ctx, request& req, const route& r, std::string& challenge_error,
@@ -178,13 +216,12 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
   auto authenticated = co_await authenticate(ctx, req, challenge_error);
   if (!authenticated) co_return std::unexpected(authenticated.error());
   who.emplace(std::move(*authenticated));
-  const requirement need = required(r, req.method());
-  if (auto ok = authorize(ctx, *who, need, challenge_error); !ok) co_return std::unexpected(ok.error());
-  if (need.k == requirement::kind::catalog && who->token() != nullptr) {
-    // Filter the catalog by what the subject may see now, not by the token's few scopes.
-    const std::string subject = who->subject();
-    auto resolved = co_await ctx.pool.run([&] { return ctx.auth.authn.by_subject(subject); });
-    if (resolved) who.emplace(std::move(*resolved));
+  const requirement need = required(r, req);
+  if (auto ok = authorize(ctx, *who, need, challenge_error); !ok) {
+    co_return std::unexpected(head_refusal(r, req, ok.error()));
+  }
+  if (who->token() != nullptr && (need.k == requirement::kind::catalog || automatic_mount(r, req))) {
+    co_await widen_to_identity(ctx, who);
   }
   auto creatable = co_await check_creation(ctx, r, req.method());
   if (!creatable) co_return std::unexpected(creatable.error());
@@ -198,15 +235,19 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
 awaitable<result<policy::principal>> login(context& ctx, const request& req, std::string_view username,
                                            std::string_view password) {
   if (auto hit = ctx.auth.authn.cached(username, password)) co_return std::move(*hit);
-  const std::string& address = req.remote_address();
-  if (!ctx.auth.limiter.allowed(address)) {
-    co_return fail(errc::too_many_requests,
-                   fmt::format("too many failed logins from {}; retry in {} s", address,
-                               ctx.auth.limiter.retry_after(address).count()));
+  const std::string address = client_address(ctx, req);
+  const auto attempt = ctx.auth.limiter.make_attempt(address, username, password);
+  if (const auto wait = ctx.auth.limiter.wait(attempt); wait.count() > 0) {
+    error held_off{errc::too_many_requests,
+                   fmt::format("too many failed logins for this account from {}; retry in {} s", address, wait.count())};
+    held_off.retry_after = wait;
+    co_return std::unexpected(std::move(held_off));
   }
   auto who = co_await ctx.pool.run([&] { return ctx.auth.authn.basic(username, password); });
-  if (!who && who.error().code == errc::unauthorized) {
-    ctx.auth.limiter.failed(address);
+  if (who) {
+    ctx.auth.limiter.succeeded(attempt);
+  } else if (who.error().code == errc::unauthorized) {
+    ctx.auth.limiter.failed(attempt);
     // The username only when it is a plausible name: a password typed into the wrong field is not logged.
     spdlog::info("failed login from {} as {}: {}", address,
                  auth::valid_account_name(username) ? username : std::string_view("(invalid name)"),
@@ -215,12 +256,25 @@ awaitable<result<policy::principal>> login(context& ctx, const request& req, std
   co_return who;
 }
 
+std::string client_address(const context& ctx, const request& req) {
+  if (ctx.options.trust_forwarded_headers) {
+    if (auto forwarded = req.header("X-Forwarded-For")) {
+      // The last entry is the one the trusted proxy appended; earlier ones are the client's to write.
+      auto last = forwarded->substr(forwarded->rfind(',') + 1);
+      while (!last.empty() && last.front() == ' ') last.remove_prefix(1);
+      while (!last.empty() && last.back() == ' ') last.remove_suffix(1);
+      if (!last.empty()) return std::string(last);
+    }
+  }
+  return req.remote_address();
+}
+
 namespace {
 
 // Every response leaves through here: error logging, Retry-After, HEAD bodies, the API version header.
 response finalize(const request& req, const result<response>& res, response out) {
-  if (!res && res.error().code == errc::too_many_requests) {
-    out.headers.set(http::beast::http::field::retry_after, "60");
+  if (!res && res.error().retry_after.count() > 0) {
+    out.headers.set(http::beast::http::field::retry_after, std::to_string(res.error().retry_after.count()));
   }
   if (!res && res.error().http_status() >= 500) {
     spdlog::warn("{} {} -> {} {}", http::beast::http::to_string(req.method()), req.target(),
@@ -239,9 +293,54 @@ response finalize(const request& req, result<response> res) {
   return finalize(req, res, std::move(out));
 }
 
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// host[:port] (RFC 3986 authority without userinfo): a registered name or IPv4 address, or an IPv6
+// address in brackets, and at most five digits of port.
+bool valid_authority(std::string_view text) {
+  std::string_view host = text;
+  std::optional<std::string_view> port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return false;
+    host = text.substr(1, close - 1);
+    const auto rest = text.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    if (!rest.empty()) port = rest.substr(1);
+    if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos) return false;
+  } else {
+    if (const auto colon = text.rfind(':'); colon != std::string_view::npos) {
+      host = text.substr(0, colon);
+      port = text.substr(colon + 1);
+    }
+    const bool name_chars = std::all_of(host.begin(), host.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '.' || c == '_' ||
+             c == '~';
+    });
+    if (host.empty() || host.size() > 253 || !name_chars) return false;
+  }
+  return !port || (!port->empty() && port->size() <= 5 && std::all_of(port->begin(), port->end(), is_digit));
+}
+
+// The headers that name this registry in URLs (Location, the challenge's realm): Host, and behind a
+// trusted proxy X-Forwarded-Host and X-Forwarded-Proto. A value that is not host[:port] (or
+// http/https) is refused rather than echoed.
+result<void> check_origin(const context& ctx, const request& req) {
+  auto bad = [](std::string_view header) {
+    return fail(errc::unsupported, fmt::format("the {} header must be host[:port]", header), 400);
+  };
+  if (auto host = req.header("Host"); host && !host->empty() && !valid_authority(*host)) return bad("Host");
+  if (!ctx.options.trust_forwarded_headers) return {};
+  if (auto host = req.header("X-Forwarded-Host"); host && !valid_authority(*host)) return bad("X-Forwarded-Host");
+  if (auto proto = req.header("X-Forwarded-Proto"); proto && *proto != "http" && *proto != "https")
+    return fail(errc::unsupported, "the X-Forwarded-Proto header must be http or https", 400);
+  return {};
+}
+
 }  // namespace
 
 awaitable<response> registry_api::handle(request& req) {
+  if (auto ok = check_origin(ctx_, req); !ok) co_return finalize(req, std::unexpected(ok.error()));
   const std::string_view path = req.path();
   if (path == "/token" || path.starts_with("/token/")) {
     auto res = co_await token_endpoint(ctx_, req);
@@ -258,7 +357,7 @@ awaitable<response> registry_api::handle(request& req) {
   auto res = co_await guarded(ctx_, req, r, challenge_error, who);
   response out = res ? std::move(*res) : error_response(res.error());
   if (!res && res.error().code == errc::unauthorized) {
-    const auto need = required(r, req.method());
+    const auto need = required(r, req);
     out.headers.set(http::beast::http::field::www_authenticate,
                     challenge(ctx_.auth, absolute_url(ctx_, req, "/token"), need.scope, challenge_error));
   }

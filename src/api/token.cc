@@ -5,12 +5,16 @@
 //        (refresh_token), scope (space-separated), service, client_id (containerd, docker).
 // The answer is {"token","access_token","expires_in","issued_at"} plus "refresh_token" for
 // offline_token=true and for the OAuth2 form. Each scope is cut down to what the policy allows;
-// refused actions are recorded in the token's "denied" claim with the policy's reason.
+// refused actions are recorded in the token's "denied" claim with the policy's reason (a request
+// the token does not cover is then refused with it). `registry:catalog:*` and
+// `registry:admin:*` (the admin API) go to any authenticated caller that asks for them: what they
+// show or allow is then decided by the caller's own grants.
 #include <fmt/chrono.h>
 #include <fmt/core.h>
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "api/errors.h"
@@ -52,10 +56,10 @@ response issue(const context& ctx, const policy::principal& who, const std::vect
   auth::access_claims claims;
   claims.subject = who.subject;
   std::map<std::string, policy::action_set> granted;  // repository -> actions, merged over scopes
-  bool catalog = false;
+  std::set<std::string> registry;                     // "admin", "catalog"
   for (const auto& s : wanted) {
-    if (s.type == "registry" && s.name == "catalog") {
-      catalog = catalog || !who.anonymous();
+    if (s.type == "registry" && (s.name == "catalog" || s.name == "admin")) {
+      if (!who.anonymous()) registry.insert(s.name);
       continue;
     }
     if (s.type != "repository" || !valid_name(s.name)) continue;
@@ -78,7 +82,7 @@ response issue(const context& ctx, const policy::principal& who, const std::vect
     }
     claims.access.push_back(std::move(s));
   }
-  if (catalog) claims.access.push_back(auth::scope{"registry", "catalog", {"*"}});
+  for (const auto& name : registry) claims.access.push_back(auth::scope{"registry", name, {"*"}});
 
   const std::string token = ctx.auth.tokens->issue_access(claims);
   nlohmann::json body = {{"token", token},
@@ -105,7 +109,7 @@ std::vector<auth::scope> scopes_of(const std::vector<std::string>& params) {
 // A token-endpoint refusal: 401 with a Basic challenge, so clients prompt for credentials.
 result<response> unauthorized(const context& ctx, const error& e) {
   response res = error_response(e);
-  res.headers.set(http::beast::http::field::www_authenticate, fmt::format("Basic realm=\"{}\"", ctx.auth.service));
+  res.headers.set(http::beast::http::field::www_authenticate, basic_challenge(ctx.auth));
   return res;
 }
 

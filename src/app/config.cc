@@ -231,13 +231,19 @@ config load_config(const std::string& path) {
     c.tls = std::move(files);
   }
   if (const auto limits = root["limits"]) {
-    reject_unknown(limits, {"manifest_max_bytes", "max_page", "shutdown_grace_seconds", "upload_idle_hours"},
+    reject_unknown(limits,
+                   {"manifest_max_bytes", "max_page", "shutdown_grace_seconds", "upload_idle_hours", "body_idle_seconds",
+                    "max_connections", "max_connections_per_address"},
                    "limits.", path);
     read(limits, "manifest_max_bytes", c.manifest_max_bytes, path);
     read(limits, "max_page", c.max_page, path);
     read(limits, "shutdown_grace_seconds", c.shutdown_grace_seconds, path);
     read(limits, "upload_idle_hours", c.upload_idle_hours, path);
+    read(limits, "body_idle_seconds", c.body_idle_seconds, path);
+    read(limits, "max_connections", c.max_connections, path);
+    read(limits, "max_connections_per_address", c.max_connections_per_address, path);
     if (c.upload_idle_hours < 1) throw std::runtime_error(fmt::format("{}: `upload_idle_hours` must be at least 1", path));
+    if (c.body_idle_seconds < 1) throw std::runtime_error(fmt::format("{}: `body_idle_seconds` must be at least 1", path));
   }
   try {
     read_auth_sections(root, c, path);

@@ -24,6 +24,9 @@ struct config {
   int threads = 0;  // I/O threads; 0: one per core
   int shutdown_grace_seconds = 30;
   int upload_idle_hours = 24;  // an upload session that received nothing for this long is discarded
+  int body_idle_seconds = 30;  // a body in or out that makes no progress for this long: the connection closes
+  std::size_t max_connections = 0;              // 0: derived from RLIMIT_NOFILE (http::default_max_connections)
+  std::size_t max_connections_per_address = 0;  // 0: a quarter of max_connections
 
   // auth:
   std::string service = "berth";        // the token service name

@@ -40,6 +40,9 @@ limits:
   max_page: 500
   shutdown_grace_seconds: 5
   upload_idle_hours: 48
+  body_idle_seconds: 7
+  max_connections: 100
+  max_connections_per_address: 10
 )"));
   EXPECT_EQ(c.listen, "0.0.0.0:5443");
   EXPECT_EQ(c.data, "/srv/berth");
@@ -52,6 +55,9 @@ limits:
   EXPECT_EQ(c.max_page, 500u);
   EXPECT_EQ(c.shutdown_grace_seconds, 5);
   EXPECT_EQ(c.upload_idle_hours, 48);
+  EXPECT_EQ(c.body_idle_seconds, 7);
+  EXPECT_EQ(c.max_connections, 100u);
+  EXPECT_EQ(c.max_connections_per_address, 10u);
 }
 
 TEST(Config, RejectsUnknownKeysAndWrongTypes) {
@@ -59,6 +65,8 @@ TEST(Config, RejectsUnknownKeysAndWrongTypes) {
   EXPECT_THROW(load_config(write_temp("limits:\n  manifest_max_bytes: lots\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("tls:\n  certificate: a.pem\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("limits:\n  upload_idle_hours: 0\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("limits:\n  body_idle_seconds: 0\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("limits:\n  max_connections: -1\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("- a\n- b\n")), std::runtime_error);
   EXPECT_THROW(load_config("/nonexistent/berth.yaml"), std::runtime_error);
 }

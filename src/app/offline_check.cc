@@ -9,6 +9,7 @@
 #include "app/federation_factory.h"
 #include "auth/identity_store.h"
 #include "core/reference.h"
+#include "meta/metadata_store.h"
 #include "policy/authenticator.h"
 #include "policy/policy.h"
 
@@ -44,7 +45,14 @@ check_answer offline_check(const std::string& config_path, const std::string& da
     throw std::runtime_error("--as takes anonymous, user:NAME, robot:NAME, a robot token or an OIDC token");
   }
   if (!who) throw std::runtime_error(fmt::format("{}: {}", as.size() > 40 ? as.substr(0, 12) + "..." : as, who.error().detail));
-  const auto d = pol.decide(*who, *a, repository);
+  // A push to a repository that does not exist in an explicit namespace would fail: say so.
+  bool exists = false;
+  if (const auto meta_db = std::filesystem::path(data) / "berth.db"; std::filesystem::exists(meta_db)) {
+    auto found = meta::make_sqlite_metadata_store(meta_db.string())->repository_exists(repository);
+    if (!found) throw std::runtime_error(fmt::format("{}: cannot read the repositories", meta_db.string()));
+    exists = *found;
+  }
+  const auto d = pol.preflight(*who, *a, repository, exists);
   return check_answer{d.allowed, who->subject, d.reason};
 }
 

@@ -1,5 +1,6 @@
-// `berth check` without a running registry: the policy of a config file and the identities of a
-// data directory decide, exactly as the server would.
+// `berth check` without a running registry: the policy of a config file and the identities and
+// repositories of a data directory decide, exactly as the server would (a push to a repository that
+// does not exist in an explicit namespace is denied, naming the command that creates it).
 #pragma once
 
 #include <string>

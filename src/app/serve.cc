@@ -15,6 +15,7 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -80,6 +81,15 @@ void bootstrap_admin(const config& c, auth::identity_store& identities) {
   std::fflush(stdout);
 }
 
+// Every connection is a descriptor: take what the hard limit allows, as Go's runtime does. The soft
+// limit is often 1024 for the sake of select(2), which nothing in Berth uses.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  (void)::setrlimit(RLIMIT_NOFILE, &limit);  // refused above fs.nr_open: the soft limit stays
+}
+
 }  // namespace
 
 int serve(const config& c) {
@@ -89,6 +99,7 @@ int serve(const config& c) {
   // one login, 66 MiB peak). A fixed threshold keeps big blocks mmapped: freed means returned.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   std::filesystem::create_directories(c.data);
+  raise_descriptor_limit();
 
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int io_threads = c.threads > 0 ? c.threads : cores;
@@ -120,6 +131,9 @@ int serve(const config& c) {
   http::server_options server_options;
   server_options.listen = c.listen;
   server_options.tls = c.tls;
+  server_options.body_idle_timeout = std::chrono::seconds(c.body_idle_seconds);
+  server_options.max_connections = c.max_connections;
+  server_options.max_connections_per_address = c.max_connections_per_address;
   http::server server(ioc, server_options, [&api](http::request& req) { return api.handle(req); });
   const auto endpoint = server.listen();
   server.start();

@@ -34,6 +34,7 @@ class digest {
  private:
   digest(digest_algorithm algorithm, std::string text) : algorithm_(algorithm), text_(std::move(text)) {}
   friend class hasher;
+  friend class sha256_state;
 
   digest_algorithm algorithm_;
   std::string text_;

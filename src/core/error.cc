@@ -27,6 +27,7 @@ constexpr std::array kTable = {
     error_info{"PAGINATION_NUMBER_INVALID", "invalid number of results requested", 400},
     error_info{"UNSUPPORTED", "the method is not allowed for this resource", 405},
     error_info{"BLOB_UPLOAD_INVALID", "another request is writing to this upload", 409},
+    error_info{"REQUEST_TIMEOUT", "the request body stopped arriving", 408},
     error_info{"UNKNOWN", "unknown error", 500},
     error_info{"UNAVAILABLE", "service unavailable", 503},
 };

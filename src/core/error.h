@@ -5,6 +5,7 @@
 // are logged where they happen.
 #pragma once
 
+#include <chrono>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -34,6 +35,8 @@ enum class errc {
   pagination_invalid,
   method_not_allowed,
   upload_busy,           // 409 BLOB_UPLOAD_INVALID: another request is writing to the upload
+  // HTTP: the request body stopped arriving (the server's deadline, then the connection closes).
+  request_timeout,
   // Internal: the client sees UNKNOWN / UNAVAILABLE, never the cause.
   internal,
   unavailable,
@@ -52,6 +55,7 @@ struct error {
   errc code = errc::internal;
   std::string detail;  // sent to the client: never a backend message, never a secret
   int status = 0;      // 0: the table's status for `code`
+  std::chrono::seconds retry_after{0};  // when the client may try again (Retry-After); 0: not said
 
   int http_status() const { return status != 0 ? status : info(code).status; }
 };

@@ -75,6 +75,7 @@ TEST(ErrorTable, ExtraCodesKeepTheirStatus) {
   EXPECT_EQ(info(errc::method_not_allowed).status, 405);
   EXPECT_EQ(info(errc::upload_busy).wire, "BLOB_UPLOAD_INVALID");
   EXPECT_EQ(info(errc::upload_busy).status, 409);
+  EXPECT_EQ(info(errc::request_timeout).status, 408);
   EXPECT_EQ(info(errc::internal).wire, "UNKNOWN");
   EXPECT_EQ(info(errc::internal).status, 500);
   EXPECT_EQ(info(errc::unavailable).wire, "UNAVAILABLE");

@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 namespace berth::http {
 namespace {
+
+constexpr std::size_t first_read_body_size = 16 * 1024;
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -114,15 +117,16 @@ asio::awaitable<result<std::string>> request::read_body(std::size_t limit) {
   std::string out;
   if (!has_body() || body_ == nullptr) co_return out;
 
-  // The announced size is allocated at once; a chunked body grows geometrically up to one byte
-  // past the limit, which is enough to tell that it is too large.
-  const std::size_t cap = limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1;
-  out.resize(content_length_ ? *content_length_ : std::min<std::size_t>(cap, 16 * 1024));
+  // The buffer grows with what arrives (doubling from 16 KiB), never ahead of it: a client that
+  // announces 4 MiB and sends one byte costs 16 KiB, not 4 MiB. A chunked body may fill it to one
+  // byte past the limit, which is enough to tell that it is too large.
+  const std::size_t cap =
+      content_length_ ? *content_length_ : (limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1);
+  out.resize(std::min<std::size_t>(cap, first_read_body_size));
   std::size_t used = 0;
   for (;;) {
     if (used == out.size()) {
-      if (content_length_) break;  // everything announced has arrived
-      if (used > limit) co_return fail(errc::manifest_too_large, "the body is larger than the limit");
+      if (used == cap) break;  // everything announced has arrived, or the limit is passed
       out.resize(std::min(cap, used * 2));
     }
     auto n = co_await body_->read_some({out.data() + used, out.size() - used});
@@ -140,23 +144,26 @@ asio::awaitable<result<std::uint64_t>> request::stream_body(const body_sink& sin
   std::uint64_t total = 0;
   if (!has_body() || body_ == nullptr) co_return total;
   std::span<char> buf = body_->scratch();
+  std::optional<error> failed;
   for (bool done = false; !done;) {
     // Fill the buffer before handing it on: the sink (a file write, a hash) works best on large pieces.
     std::size_t filled = 0;
     while (filled < buf.size()) {
       auto n = co_await body_->read_some(buf.subspan(filled));
-      if (!n) co_return std::unexpected(std::move(n.error()));
-      if (*n == 0) {
+      if (!n) failed = std::move(n.error());
+      if (!n || *n == 0) {
         done = true;
         break;
       }
       filled += *n;
     }
+    // Bytes that arrived before a failure are passed on too: an interrupted upload keeps them.
     if (filled == 0) break;
     auto sunk = co_await sink({buf.data(), filled});
     if (!sunk) co_return std::unexpected(std::move(sunk.error()));
     total += filled;
   }
+  if (failed) co_return std::unexpected(std::move(*failed));
   co_return total;
 }
 

@@ -72,13 +72,16 @@ class request {
   bool has_body() const { return chunked_ || content_length_.value_or(0) > 0; }
   const std::string& remote_address() const { return remote_address_; }
 
-  // Reads the whole body into memory. Fails with manifest_too_large (413) past `limit` bytes
-  // (without reading the rest), or as body_source::read_some does.
+  // Reads the whole body into memory, allocating as the bytes arrive (never the announced size
+  // ahead of them). Fails with manifest_too_large (413) past `limit` bytes (without reading the
+  // rest), or as body_source::read_some does.
   asio::awaitable<result<std::string>> read_body(std::size_t limit);
   // Passes the body to `sink` piece by piece as it arrives (pieces of up to 1 MiB; every piece but
   // the last is exactly 1 MiB and each starts at a 4096-byte aligned address), awaiting each before
   // reading the next into the same buffer. Returns the number of bytes passed; stops at and returns
-  // the first error of `sink` or of the source.
+  // the first error of `sink` or of the source. The bytes that arrived before the source failed are
+  // passed to `sink` first, so that an upload interrupted by the client keeps them and can resume
+  // after them.
   using body_sink = std::function<asio::awaitable<result<void>>(std::string_view)>;
   asio::awaitable<result<std::uint64_t>> stream_body(const body_sink& sink);
 

@@ -46,25 +46,29 @@ std::optional<split_spec> split_dash(std::string_view spec) {
 
 }  // namespace
 
-std::optional<byte_range> parse_range(std::string_view header, std::uint64_t size) {
+range_request parse_range(std::string_view header, std::uint64_t size) {
+  using kind = range_request::kind;
+  const range_request ignored{};
+  const range_request unsatisfiable{kind::unsatisfiable, {}};
   std::string_view s = trim(header);
-  if (!consume_unit(s, '=')) return std::nullopt;
+  if (!consume_unit(s, '=')) return ignored;
   s = trim(s);
-  if (s.find(',') != std::string_view::npos || size == 0) return std::nullopt;
+  if (s.find(',') != std::string_view::npos) return ignored;
   auto parts = split_dash(s);
-  if (!parts) return std::nullopt;
+  if (!parts) return ignored;
 
   if (parts->first.empty()) {  // suffix form "-n": the last n bytes
     auto n = parse_number(parts->last);
-    if (!n || *n == 0) return std::nullopt;
-    return byte_range{size - std::min(*n, size), size - 1};
+    if (!n) return ignored;
+    if (*n == 0 || size == 0) return unsatisfiable;
+    return {kind::satisfiable, {size - std::min(*n, size), size - 1}};
   }
   auto first = parse_number(parts->first);
-  if (!first || *first >= size) return std::nullopt;
-  if (parts->last.empty()) return byte_range{*first, size - 1};
-  auto last = parse_number(parts->last);
-  if (!last || *last < *first) return std::nullopt;
-  return byte_range{*first, std::min(*last, size - 1)};
+  std::optional<std::uint64_t> last;
+  if (!parts->last.empty()) last = parse_number(parts->last);
+  if (!first || (!parts->last.empty() && (!last || *last < *first))) return ignored;
+  if (*first >= size) return unsatisfiable;
+  return {kind::satisfiable, {*first, std::min(last.value_or(size - 1), size - 1)}};
 }
 
 std::optional<byte_range> parse_content_range(std::string_view header) {

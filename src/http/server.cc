@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
@@ -22,6 +25,7 @@
 #include <charconv>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <unordered_map>
@@ -34,6 +38,7 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using parser_type = bhttp::request_parser<bhttp::buffer_body>;
+using steady_clock = std::chrono::steady_clock;
 
 // Expected network errors are values, not exceptions.
 auto with(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
@@ -45,6 +50,18 @@ constexpr std::size_t max_sendfile = 1 << 30;
 // destroyed by the RST the kernel sends when a socket is closed with unread data.
 constexpr std::chrono::milliseconds linger_time{500};
 constexpr std::string_view tls_on_plain_body = "this port speaks plain HTTP\n";
+// A connection past a cap: the time for its request header, the answer and the close.
+constexpr std::chrono::seconds refusal_time{2};
+constexpr std::string_view retry_after = "Retry-After: 5\r\n";
+// Descriptors kept for the rest of the process (stores, log, event loop, listener) when the
+// connection cap is derived from RLIMIT_NOFILE; an idle server holds about 20.
+constexpr std::size_t reserved_descriptors = 32;
+constexpr std::size_t max_default_connections = 4096;
+
+// Why a new connection is turned away. Past max_refusing such answers in flight (each holds a
+// descriptor for up to refusal_time), it is closed without one: a flood must not exhaust the
+// descriptors that the caps protect.
+enum class refusal { none, server_full, address_full, dropped };
 
 class live_connection;
 
@@ -56,6 +73,10 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
       : ioc(io),
         options(std::move(o)),
         handle(std::move(h)),
+        max_connections(options.max_connections != 0 ? options.max_connections : default_max_connections()),
+        max_per_address(options.max_connections_per_address != 0 ? options.max_connections_per_address
+                                                                  : std::max<std::size_t>(1, max_connections / 4)),
+        max_refusing(std::max<std::size_t>(1, max_connections / 4)),
         acceptor(asio::make_strand(io)),
         control(asio::make_strand(io)),
         grace_timer(control) {}
@@ -63,14 +84,21 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   tcp::endpoint listen();
   void start();
   void shutdown(std::chrono::milliseconds grace);
-  // Registers a new connection; returns whether the server is stopping (the caller then asks it
-  // to stop after the request it may already have sent).
-  bool enroll(const std::shared_ptr<live_connection>& c);
+  struct admission {
+    bool stopping;  // the caller then asks the connection to stop after the request it may have sent
+    refusal refused;
+  };
+  // Registers a new connection and counts it against the caps, making room by closing an idle
+  // keep-alive connection when one is at its cap; says whether it must be turned away instead.
+  admission enroll(const std::shared_ptr<live_connection>& c);
   void withdraw(const live_connection* c);
 
   asio::io_context& ioc;
   const server_options options;
   const handler handle;
+  const std::size_t max_connections;
+  const std::size_t max_per_address;
+  const std::size_t max_refusing;
   tcp::acceptor acceptor;
   std::optional<asio::ssl::context> tls;
   asio::strand<asio::io_context::executor_type> control;
@@ -80,6 +108,9 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   std::chrono::milliseconds grace{0};
   bool grace_armed = false;
   std::unordered_map<const live_connection*, std::weak_ptr<live_connection>> live;
+  std::size_t admitted = 0;  // live connections counted against the caps (not the ones turned away)
+  std::unordered_map<std::string, std::size_t> admitted_from;  // by source address
+  std::size_t refusing = 0;  // connections being answered 503 or 429
 
  private:
   static asio::awaitable<void> accept_loop(std::shared_ptr<shared_state> self);
@@ -88,12 +119,16 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   void spawn(std::string remote, StreamArgs&&... stream_args);
   void stop_all(bool force);
   void arm_grace_timer();  // REQUIRES: `mutex` held, `stopping`
+  // Asks the least recently used idle keep-alive connection (from `address` if given) to close.
+  // Returns false when there is none. REQUIRES: `mutex` held.
+  bool evict_idle(const std::string* address);
 };
 
-// A connection as the registry sees it, so that shutdown() can reach it.
+// A connection as the registry sees it, so that shutdown() and the caps can reach it.
 class live_connection {
  public:
-  explicit live_connection(std::shared_ptr<shared_state> s) : state_(std::move(s)) {}
+  live_connection(std::shared_ptr<shared_state> s, std::string remote)
+      : state_(std::move(s)), remote_(std::move(remote)) {}
   virtual ~live_connection() { state_->withdraw(this); }
   live_connection(const live_connection&) = delete;
   live_connection& operator=(const live_connection&) = delete;
@@ -102,13 +137,41 @@ class live_connection {
   // response in progress. Force: close now, failing whatever I/O is pending.
   virtual void stop(bool force) = 0;
   virtual asio::any_io_executor executor() = 0;
+  const std::string& remote() const { return remote_; }
+
+  // Since when the connection has been waiting for another request after serving one (steady
+  // clock ticks), 0 when it is not: the connections the caps may close. Set by the connection,
+  // read and cleared by enroll() under the registry's mutex.
+  std::atomic<steady_clock::rep> idle_since{0};
+  enum class tally { none, admitted, refusing };
+  tally counted = tally::none;  // where shared_state counts it; guarded by shared_state::mutex
 
  protected:
   std::shared_ptr<shared_state> state_;
+  const std::string remote_;
+};
+
+// The wait on the peer in the middle of a message (a body read, a response write), which the
+// connection's watchdog ends when it makes no progress for body_idle_timeout. One per connection,
+// used on its strand.
+struct peer_wait {
+  std::optional<steady_clock::time_point> since;  // set while such a wait is pending
+  bool expired = false;                           // the watchdog cancelled it
+
+  void begin() {
+    since = steady_clock::now();
+    expired = false;
+  }
+  // Ends the wait; returns whether it failed because the watchdog cancelled it.
+  bool end(const error_code& ec) {
+    since.reset();
+    return expired && ec == asio::error::operation_aborted;
+  }
 };
 
 error body_error(const error_code& ec) {
   spdlog::debug("http: reading a request body failed: {}", ec.message());
+  if (ec == beast::error::timeout) return error{errc::request_timeout, "no byte of the body arrived in time"};
   if (ec.category() == bhttp::make_error_code(bhttp::error::partial_message).category()) {
     return error{errc::size_invalid, "the request body is shorter than announced or badly framed"};
   }
@@ -123,7 +186,8 @@ error body_error(const error_code& ec) {
 template <class Stream>
 class parser_source final : public body_source {
  public:
-  parser_source(Stream& stream, beast::flat_buffer& buffer) : stream_(stream), buffer_(buffer) {}
+  parser_source(Stream& stream, beast::flat_buffer& buffer, peer_wait& wait)
+      : stream_(stream), buffer_(buffer), wait_(wait) {}
 
   // `expect_continue`: the client waits for "100 Continue" before sending the body.
   void bind(parser_type* parser, bool expect_continue) {
@@ -152,7 +216,9 @@ class parser_source final : public body_source {
         n = asio::buffer_copy(asio::buffer(buf.data(), want), buffer_.data());
         buffer_.consume(n);
       } else {
+        wait_.begin();
         n = co_await stream_.async_read_some(asio::buffer(buf.data(), want), with(ec));
+        if (wait_.end(ec)) ec = beast::error::timeout;
         if (ec == asio::error::eof) ec = bhttp::error::partial_message;
         if (ec) co_return std::unexpected(body_error(ec));
       }
@@ -165,7 +231,9 @@ class parser_source final : public body_source {
       auto& body = parser_->get().body();
       body.data = buf.data();
       body.size = buf.size();
+      wait_.begin();
       co_await bhttp::async_read_some(stream_, buffer_, *parser_, with(ec));
+      if (wait_.end(ec)) ec = beast::error::timeout;
       if (ec == bhttp::error::need_buffer) ec = {};  // `buf` is full
       if (ec) co_return std::unexpected(body_error(ec));
       std::size_t n = buf.size() - body.size;
@@ -179,6 +247,7 @@ class parser_source final : public body_source {
 
   Stream& stream_;
   beast::flat_buffer& buffer_;
+  peer_wait& wait_;
   parser_type* parser_ = nullptr;
   std::optional<std::uint64_t> remaining_;  // Content-Length bodies: bytes still to read
   bool continue_pending_ = false;
@@ -198,20 +267,91 @@ bhttp::response<Body> make_message(response& res, bool keep, std::uint64_t lengt
   return msg;
 }
 
+// A request the server answers itself, before any handler: a status line and a plain-text body.
+struct refused_request {
+  std::string_view status_line;
+  std::string_view body;
+};
+
+// RFC 9112 framing checks that Beast 1.74 leaves to us. It frames a body as chunked when the last
+// Transfer-Encoding is chunked ("gzip, chunked" too), ignores any other coding (the body of
+// "xchunked" or "chunked, identity" then runs as the next request: smuggling, when a proxy in
+// front framed it differently), and checks Host not at all. Conflicts it does see (Content-Length
+// and chunked in either order, two chunked) fail the header read, which is answered 400.
+std::optional<refused_request> framing_error(const bhttp::request_header<>& msg) {
+  // 3.2: exactly one Host on HTTP/1.1, at most one before.
+  const std::size_t hosts = msg.count(bhttp::field::host);
+  if (hosts > 1 || (hosts == 0 && msg.version() >= 11)) {
+    return refused_request{"400 Bad Request", "a request needs exactly one Host header\n"};
+  }
+  auto [first, last] = msg.equal_range(bhttp::field::transfer_encoding);
+  if (first == last) return std::nullopt;
+  // 6.1: a server may refuse both; whoever framed it by Content-Length disagrees with us.
+  if (msg.count(bhttp::field::content_length) > 0 || msg.version() < 11) {
+    return refused_request{"400 Bad Request", "Transfer-Encoding needs HTTP/1.1 and no Content-Length\n"};
+  }
+  std::vector<std::string_view> codings;
+  for (auto it = first; it != last; ++it) {
+    for (auto coding : bhttp::token_list(it->value())) codings.emplace_back(coding.data(), coding.size());
+  }
+  if (codings.size() == 1 && beast::iequals(codings.front(), "chunked")) return std::nullopt;
+  // 6.3: without chunked last the length of the body cannot be known: 400 and a close. A coding
+  // before chunked is one Berth does not decode: 501 (6.1).
+  if (codings.empty() || !beast::iequals(codings.back(), "chunked")) {
+    return refused_request{"400 Bad Request", "Transfer-Encoding must end in chunked\n"};
+  }
+  return refused_request{"501 Not Implemented", "the only transfer coding supported is chunked\n"};
+}
+
+// Whether a header's bytes fold a line (obs-fold: a line that starts with a space or a tab). Beast
+// unfolds it; RFC 9112 5.2 lets a server refuse it instead, which keeps us reading the same fields
+// as a proxy that does not unfold.
+bool folded(asio::const_buffer header) {
+  std::string_view text(static_cast<const char*>(header.data()), header.size());
+  for (auto at = text.find('\n'); at != std::string_view::npos && at + 1 < text.size(); at = text.find('\n', at + 1)) {
+    if (text[at + 1] == ' ' || text[at + 1] == '\t') return true;
+  }
+  return false;
+}
+
+void set_limits(parser_type& parser, std::size_t max_header_bytes) {
+  parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(max_header_bytes, UINT32_MAX)));
+  // The handler decides. Not boost::none: Boost 1.74 compares a Content-Length against an empty
+  // optional as greater, and fails every body.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+}
+
 // One connection: the coroutine run() owns it (through the shared_ptr in its frame) and every
-// step runs on the stream's strand.
+// step runs on the stream's strand. A watchdog coroutine (watch()) times its waits on the peer.
 template <class Stream>
 class connection final : public live_connection {
  public:
   template <class... StreamArgs>
   connection(std::shared_ptr<shared_state> s, std::string remote, StreamArgs&&... stream_args)
-      : live_connection(std::move(s)),
+      : live_connection(std::move(s), std::move(remote)),
         stream_(std::forward<StreamArgs>(stream_args)...),
-        source_(stream_, buffer_),
-        remote_(std::move(remote)) {}
+        watchdog_(stream_.get_executor()),
+        source_(stream_, buffer_, wait_) {}
 
-  static asio::awaitable<void> run(std::shared_ptr<connection> self) {
+  static asio::awaitable<void> run(std::shared_ptr<connection> self, refusal refused) {
     // GCC 12 miscompiles co_await inside conditions: every await here is a plain statement.
+    if (refused == refusal::dropped) {
+      self->tcp().close();
+      co_return;
+    }
+    if (refused != refusal::none) {
+      co_await self->refuse(refused);
+      co_return;
+    }
+    struct end_watch {  // also when a step throws: the watchdog holds the connection until then
+      connection& c;
+      ~end_watch() {
+        c.closed_ = true;
+        c.watchdog_.cancel();
+      }
+    } guard{*self};
+    asio::co_spawn(self->executor(), watch(self), asio::detached);
+    self->tcp().expires_after(self->state_->options.idle_timeout);
     bool open = co_await self->open();
     while (open && (!self->stop_requested_ || self->request_arriving())) {
       open = co_await self->serve_one();
@@ -231,6 +371,31 @@ class connection final : public live_connection {
 
   beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
 
+  // Cancels a wait on the peer (a body read, a response write) that has made no progress for
+  // body_idle_timeout; the waiting code sees peer_wait::end() return true. Wakes at least once per
+  // timeout; ends when run() does.
+  static asio::awaitable<void> watch(std::shared_ptr<connection> self) {
+    const auto limit = self->state_->options.body_idle_timeout;
+    peer_wait& wait = self->wait_;
+    while (!self->closed_) {
+      const bool timing = wait.since && !wait.expired;
+      self->watchdog_.expires_at(timing ? *wait.since + limit : steady_clock::now() + limit);
+      error_code ec;
+      co_await self->watchdog_.async_wait(with(ec));
+      if (self->closed_ || !wait.since || wait.expired || steady_clock::now() - *wait.since < limit) continue;
+      spdlog::info("http: {} sent or took nothing for {} s in the middle of a message; closing", self->remote_,
+                   limit.count());
+      wait.expired = true;
+      self->tcp().socket().cancel(ec);
+    }
+  }
+
+  // Marks the connection as waiting for another request after serving one (or no longer).
+  void set_idle(bool idle) {
+    const auto now = std::max<steady_clock::rep>(1, steady_clock::now().time_since_epoch().count());
+    idle_since.store(idle ? now : 0, std::memory_order_relaxed);
+  }
+
   // A request that has reached us, even in part, is served before the connection closes: a client
   // cannot tell "closed while idle" from "closed after I sent my request". A new connection counts
   // as arriving (clients connect, then write); the grace timer bounds both.
@@ -241,9 +406,9 @@ class connection final : public live_connection {
 
   // TLS: the handshake. Plain: looks at the first byte, and turns a TLS ClientHello away at once
   // (clients probing with verification off would otherwise wait for a timeout).
+  // REQUIRES: a deadline on tcp().
   asio::awaitable<bool> open() {
     error_code ec;
-    tcp().expires_after(state_->options.idle_timeout);
     if constexpr (is_tls) {
       co_await stream_.async_handshake(asio::ssl::stream_base::server, with(ec));
       co_return !ec;
@@ -259,27 +424,71 @@ class connection final : public live_connection {
     }
   }
 
+  // A connection past a cap: its request header is read, so that the answer is a response to it
+  // (503, or 429 for the per-address cap, with Retry-After), then it is closed. No handler runs.
+  asio::awaitable<void> refuse(refusal why) {
+    tcp().expires_after(refusal_time);
+    const bool opened = co_await open();
+    parser_type parser;
+    set_limits(parser, state_->options.max_header_bytes);
+    error_code ec = asio::error::not_connected;
+    if (opened) {
+      ec = co_await read_header(parser);
+    }
+    if (!ec && why == refusal::address_full) {
+      co_await reject("429 Too Many Requests", "too many connections from this address\n", retry_after);
+    } else if (!ec) {
+      co_await reject("503 Service Unavailable", "too many connections\n", retry_after);
+    }
+    co_await close();
+  }
+
+  // Reads a request header into `parser`, from buffer_ and then the stream, as
+  // http::async_read_header does; but refuses obs-fold (see folded()) with bad_value.
+  asio::awaitable<error_code> read_header(parser_type& parser) {
+    error_code ec;
+    for (;;) {
+      if (buffer_.size() > 0) {
+        // The parser takes nothing until the whole header is there, then exactly the header.
+        const std::size_t used = parser.put(buffer_.data(), ec);
+        if (!ec && parser.is_header_done() && folded(asio::buffer(buffer_.data(), used))) ec = bhttp::error::bad_value;
+        buffer_.consume(used);
+        if (ec != bhttp::error::need_more) co_return ec;
+      }
+      ec = {};
+      const std::size_t n = co_await stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)), with(ec));
+      if (ec == asio::error::eof) {
+        co_return parser.got_some() ? bhttp::error::partial_message : bhttp::error::end_of_stream;
+      }
+      if (ec) co_return ec;
+      buffer_.commit(n);
+      set_idle(false);  // a request is arriving
+    }
+  }
+
   // Serves one request. Returns whether the connection stays open for another.
   asio::awaitable<bool> serve_one() {
     parser_type parser;
-    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(state_->options.max_header_bytes, UINT32_MAX)));
-    // The handler decides. Not boost::none: Boost 1.74 compares a Content-Length against an empty
-    // optional as greater, and fails every body.
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    set_limits(parser, state_->options.max_header_bytes);
 
-    error_code ec;
     idle_ = true;
+    if (served_ > 0 && buffer_.size() == 0) set_idle(true);
     tcp().expires_after(state_->options.idle_timeout);
-    co_await bhttp::async_read_header(stream_, buffer_, parser, with(ec));
+    error_code ec = co_await read_header(parser);
+    set_idle(false);
     idle_ = false;
     if (ec) {
       co_await refuse_header(ec);
       co_return false;
     }
-    tcp().expires_never();  // a handler may take long: a 5 GiB upload
+    auto& msg = parser.get();
+    if (auto refused = framing_error(msg)) {
+      co_await reject(refused->status_line, refused->body);
+      co_return false;
+    }
+    tcp().expires_never();  // a handler may take long: a 5 GiB upload (the watchdog times the body)
     ++served_;
 
-    auto& msg = parser.get();
     bool keep = parser.keep_alive() && msg.version() >= 11;
     source_.bind(&parser, msg.version() >= 11 && beast::iequals(msg[bhttp::field::expect], "100-continue"));
     auto length = parser.content_length();
@@ -326,11 +535,13 @@ class connection final : public live_connection {
     }
   }
 
-  // Sends a fixed response and marks the connection for a draining close.
-  asio::awaitable<void> reject(std::string_view status_line, std::string_view body) {
+  // Sends a fixed response and marks the connection for a draining close. `extra_headers`: whole
+  // lines, each ending in CRLF. REQUIRES: a deadline on tcp().
+  asio::awaitable<void> reject(std::string_view status_line, std::string_view body,
+                               std::string_view extra_headers = {}) {
     std::string raw = fmt::format(
-        "HTTP/1.1 {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        status_line, body.size(), body);
+        "HTTP/1.1 {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
+        status_line, body.size(), extra_headers, body);
     error_code ec;
     co_await asio::async_write(stream_, asio::buffer(raw), with(ec));
     drain_on_close_ = true;
@@ -351,11 +562,31 @@ class connection final : public live_connection {
     co_return co_await write(msg);
   }
 
-  template <class Message>
-  asio::awaitable<bool> write(Message& msg) {
+  // Writes piece by piece, so that the watchdog sees progress (a whole-message deadline would cut
+  // a slow but steady client).
+  template <class Body>
+  asio::awaitable<bool> write(bhttp::response<Body>& msg) {
+    bhttp::serializer<false, Body> sr(msg);
     error_code ec;
-    co_await bhttp::async_write(stream_, msg, with(ec));
+    while (!ec && !sr.is_done()) {
+      wait_.begin();
+      co_await bhttp::async_write_some(stream_, sr, with(ec));
+      wait_.end(ec);
+    }
     co_return !ec || ec == bhttp::error::end_of_stream;  // end_of_stream: "now close", not a failure
+  }
+
+  // Writes all of `data`, piece by piece as write() does. Returns false when the connection broke.
+  asio::awaitable<bool> write_all(asio::const_buffer data) {
+    while (data.size() > 0) {
+      error_code ec;
+      wait_.begin();
+      const std::size_t n = co_await stream_.async_write_some(data, with(ec));
+      wait_.end(ec);
+      if (ec) co_return false;
+      data += n;
+    }
+    co_return true;
   }
 
   // sendfile(2) when the reader has a file and the connection is plain TCP; otherwise read into
@@ -382,7 +613,9 @@ class connection final : public live_connection {
       } else if (n < 0 && errno == EINTR) {
         continue;
       } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        wait_.begin();
         co_await sock.async_wait(tcp::socket::wait_write, with(ec));
+        wait_.end(ec);
         if (ec) co_return false;
       } else {
         log_file_failure(n, left);
@@ -403,9 +636,8 @@ class connection final : public live_connection {
         log_file_failure(0, left);
         co_return false;
       }
-      error_code ec;
-      co_await asio::async_write(stream_, asio::buffer(buf.data(), *n), with(ec));
-      if (ec) co_return false;
+      bool written = co_await write_all(asio::buffer(buf.data(), *n));
+      if (!written) co_return false;
       offset += *n;
       left -= *n;
     }
@@ -438,8 +670,10 @@ class connection final : public live_connection {
 
   Stream stream_;
   beast::flat_buffer buffer_;  // kept across requests: it may hold the next pipelined request
+  peer_wait wait_;
+  asio::steady_timer watchdog_;
+  bool closed_ = false;  // run() has ended: so does the watchdog
   parser_source<Stream> source_;
-  std::string remote_;
   bool idle_ = true;  // waiting for a request: shutdown() may close at once
   std::uint64_t served_ = 0;  // requests whose header was read
   bool stop_requested_ = false;
@@ -528,6 +762,7 @@ tcp::endpoint shared_state::listen() {
   check(ec, "listen");
   auto bound = acceptor.local_endpoint(ec);
   check(ec, "local address");
+  spdlog::info("http: at most {} connections, {} from one address", max_connections, max_per_address);
   return bound;
 }
 
@@ -564,17 +799,65 @@ void shared_state::serve(tcp::socket socket) {
 template <class Connection, class... StreamArgs>
 void shared_state::spawn(std::string remote, StreamArgs&&... stream_args) {
   auto c = std::make_shared<Connection>(shared_from_this(), std::move(remote), std::forward<StreamArgs>(stream_args)...);
-  bool stop = enroll(c);
+  const admission a = enroll(c);
   auto ex = c->executor();
-  asio::co_spawn(ex, Connection::run(c), log_failure);
-  if (stop) asio::post(ex, [c] { c->stop(false); });
+  asio::co_spawn(ex, Connection::run(c, a.refused), log_failure);
+  if (a.stopping) asio::post(ex, [c] { c->stop(false); });
 }
 
-bool shared_state::enroll(const std::shared_ptr<live_connection>& c) {
+shared_state::admission shared_state::enroll(const std::shared_ptr<live_connection>& c) {
   std::lock_guard lock(mutex);
   live.emplace(c.get(), c);
   if (stopping) arm_grace_timer();
-  return stopping;
+  std::size_t& mine = admitted_from[c->remote()];
+  refusal refused = refusal::none;
+  // Making room from the same address frees a place under both caps.
+  if (mine >= max_per_address) {
+    if (!evict_idle(&c->remote())) refused = refusal::address_full;
+  } else if (admitted >= max_connections && !evict_idle(nullptr)) {
+    refused = refusal::server_full;
+  }
+  if (refused == refusal::none) {
+    c->counted = live_connection::tally::admitted;
+    ++admitted;
+    ++mine;
+    return {stopping, refused};
+  }
+  if (mine == 0) admitted_from.erase(c->remote());
+  spdlog::debug("http: turned a connection from {} away: {}", c->remote(),
+                refused == refusal::address_full ? "max_connections_per_address" : "max_connections");
+  if (refusing < max_refusing) {
+    c->counted = live_connection::tally::refusing;
+    ++refusing;
+  } else {
+    refused = refusal::dropped;
+  }
+  return {stopping, refused};
+}
+
+bool shared_state::evict_idle(const std::string* address) {
+  // Through the keys, not weak_ptr::lock(): a shared_ptr dropped here could be the last one, and
+  // the destructor's withdraw() would wait for the mutex held here. A connection in `live` has not
+  // yet passed withdraw(), so its base part is still alive.
+  const live_connection* oldest = nullptr;
+  steady_clock::rep oldest_since = 0;
+  for (const auto& [c, weak] : live) {
+    if (address != nullptr && c->remote() != *address) continue;
+    const auto since = c->idle_since.load(std::memory_order_relaxed);
+    if (since != 0 && (oldest == nullptr || since < oldest_since)) {
+      oldest = c;
+      oldest_since = since;
+    }
+  }
+  if (oldest == nullptr) return false;
+  auto victim = live.at(oldest).lock();
+  if (!victim) return true;  // already closing: its place is about to be free
+  // Claimed, so that the next new connection picks another. It closes if still idle, else after
+  // the request that has just arrived (overdrawing the cap by one for that long).
+  victim->idle_since.store(0, std::memory_order_relaxed);
+  auto ex = victim->executor();
+  asio::post(ex, [victim = std::move(victim)] { victim->stop(false); });
+  return true;
 }
 
 void shared_state::arm_grace_timer() {
@@ -591,6 +874,13 @@ void shared_state::arm_grace_timer() {
 void shared_state::withdraw(const live_connection* c) {
   std::lock_guard lock(mutex);
   live.erase(c);
+  if (c->counted == live_connection::tally::admitted) {
+    --admitted;
+    auto it = admitted_from.find(c->remote());
+    if (--it->second == 0) admitted_from.erase(it);
+  } else if (c->counted == live_connection::tally::refusing) {
+    --refusing;
+  }
   // The last connection is gone: nothing is left for the grace timer to force, and a pending
   // timer would keep run() from returning. Posted under the mutex, so after shutdown()'s arming.
   if (stopping && live.empty()) {
@@ -636,6 +926,14 @@ void shared_state::stop_all(bool force) {
 }
 
 }  // namespace
+
+std::size_t default_max_connections() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return max_default_connections;
+  const auto descriptors = static_cast<std::size_t>(limit.rlim_cur);
+  if (descriptors <= reserved_descriptors + 2) return 1;
+  return std::min(max_default_connections, (descriptors - reserved_descriptors) / 2);
+}
 
 struct server::state : shared_state {
   using shared_state::shared_state;

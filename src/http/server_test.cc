@@ -51,6 +51,12 @@ std::string pattern(std::size_t n) {
 class client {
  public:
   explicit client(const tcp::endpoint& ep) { socket_.connect(ep); }
+  // From another loopback address (127.0.0.2, ...), for the per-address cap.
+  client(const tcp::endpoint& ep, const char* source) {
+    socket_.open(tcp::v4());
+    socket_.bind(tcp::endpoint(asio::ip::make_address(source), 0));
+    socket_.connect(ep);
+  }
 
   void send(std::string_view raw) { asio::write(socket_, asio::buffer(raw.data(), raw.size())); }
 
@@ -475,6 +481,141 @@ TEST_F(ServerTest, ShutdownForcesStuckConnectionsAfterTheGrace) {
   EXPECT_EQ(raw.find("200 OK"), std::string::npos);
 }
 
+TEST_F(ServerTest, ABodyThatStopsArrivingIs408AndClosesTheConnection) {
+  server_options options;
+  options.body_idle_timeout = 1s;
+  start(options);
+  client c(endpoint_);
+  c.send("PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly ten b");
+  auto begun = std::chrono::steady_clock::now();
+  std::string raw = c.read_to_end();  // returns when the server closes
+  EXPECT_GE(std::chrono::steady_clock::now() - begun, 900ms);
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 408 ")) << raw;
+  EXPECT_NE(raw.find("REQUEST_TIMEOUT"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("Connection: close"), std::string::npos) << raw;
+}
+
+TEST_F(ServerTest, AChunkedBodyThatStopsArrivingIs408Too) {
+  server_options options;
+  options.body_idle_timeout = 1s;
+  start(options);
+  client c(endpoint_);
+  c.send("PUT /manifest HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+  EXPECT_TRUE(c.read_to_end().starts_with("HTTP/1.1 408 "));
+}
+
+// Each request is answered 400 (or 501) with Connection: close, and nothing after it runs: the bytes
+// that follow are what a proxy framing the message differently would take for the next request.
+TEST_F(ServerTest, FramingTheServerDoesNotUnderstandIsRefusedAndCloses) {
+  start();
+  const std::string next = "GET /hello?name=smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
+  const std::string length = "Content-Length: " + std::to_string(next.size()) + "\r\n";
+  const std::pair<std::string, const char*> cases[] = {
+      {"Transfer-Encoding: xchunked\r\n", "400"},
+      {"Transfer-Encoding: chunked, identity\r\n", "400"},
+      {"Transfer-Encoding: identity\r\n", "400"},
+      {"Transfer-Encoding: identity\r\n" + length, "400"},
+      {"Transfer-Encoding: xchunked\r\n" + length, "400"},
+      {length + "Transfer-Encoding: chunked\r\n", "400"},
+      {"Transfer-Encoding: chunked\r\n" + length, "400"},
+      {"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", "400"},
+      {"Transfer-Encoding: gzip, chunked\r\n", "501"},
+      {"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", "501"},
+  };
+  for (const auto& [headers, status] : cases) {
+    client c(endpoint_);
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\n" + headers + "\r\n" + next);
+    std::string raw = c.read_to_end();
+    EXPECT_TRUE(raw.starts_with(std::string("HTTP/1.1 ") + status + " ")) << headers << raw;
+    EXPECT_NE(raw.find("Connection: close"), std::string::npos) << headers << raw;
+    EXPECT_EQ(raw.find("smuggled"), std::string::npos) << headers << raw;
+  }
+}
+
+TEST_F(ServerTest, HostMustBeThereOnceAndLinesMustNotBeFolded) {
+  start();
+  for (const char* raw : {"GET /hello HTTP/1.1\r\n\r\n", "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                          "GET /hello HTTP/1.1\r\nHost: t\r\nX-Folded: one\r\n two\r\n\r\n",
+                          "GET /hello HTTP/1.1\r\nHost: t\r\nX-Folded: one\r\n\ttwo\r\n\r\n"}) {
+    client c(endpoint_);
+    c.send(raw);
+    std::string answer = c.read_to_end();
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 400 ")) << raw << answer;
+  }
+  client old(endpoint_);  // HTTP/1.0 needs no Host
+  old.send("GET /hello?name=old HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(old.read().body(), "hello old");
+  client spaced(endpoint_);  // spaces inside a value are not folds
+  spaced.send("GET /hello?name=x HTTP/1.1\r\nHost: t\r\nX-Spaced: a  b\t c\r\n\r\n");
+  EXPECT_EQ(spaced.read().body(), "hello x");
+}
+
+TEST_F(ServerTest, PastTheCapANewConnectionIs503WithRetryAfter) {
+  server_options options;
+  options.max_connections = 1;
+  options.max_connections_per_address = 10;
+  start(options);
+  client holder(endpoint_);  // counted from the accept on, though silent
+  client turned(endpoint_);
+  turned.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string raw = turned.read_to_end();
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 503 ")) << raw;
+  EXPECT_NE(raw.find("Retry-After: "), std::string::npos) << raw;
+  holder.send("GET /hello?name=holder HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(holder.read().body(), "hello holder");
+}
+
+TEST_F(ServerTest, PastThePerAddressCapANewConnectionIs429AndOtherAddressesAreServed) {
+  server_options options;
+  options.max_connections = 10;
+  options.max_connections_per_address = 1;
+  start(options);
+  client holder(endpoint_);
+  client turned(endpoint_);
+  turned.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  std::string raw = turned.read_to_end();
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 429 ")) << raw;
+  EXPECT_NE(raw.find("Retry-After: "), std::string::npos) << raw;
+  client other(endpoint_, "127.0.0.2");
+  EXPECT_EQ(other.request(bhttp::verb::get, "/hello?name=other").body(), "hello other");
+}
+
+TEST_F(ServerTest, PastTheRefusalsInFlightANewConnectionIsClosedWithoutAnAnswer) {
+  server_options options;
+  options.max_connections = 4;  // and so one refusal in flight
+  options.max_connections_per_address = 10;
+  start(options);
+  std::vector<std::unique_ptr<client>> holders;
+  for (int i = 0; i < 4; ++i) holders.push_back(std::make_unique<client>(endpoint_));
+  client refused(endpoint_);  // silent: the server waits for its request to answer 503
+  client dropped(endpoint_);
+  dropped.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(dropped.read_to_end(), "");
+  refused.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_TRUE(refused.read_to_end().starts_with("HTTP/1.1 503 "));
+}
+
+TEST_F(ServerTest, AtTheCapTheIdleKeepAliveConnectionMakesRoom) {
+  server_options options;
+  options.max_connections = 1;
+  options.max_connections_per_address = 10;
+  start(options);
+  client idle(endpoint_);
+  EXPECT_EQ(idle.request(bhttp::verb::get, "/hello?name=a").body(), "hello a");
+  // `idle` is marked idle once its coroutine is back waiting for a request, a moment after the
+  // client has the response: until then a new connection is turned away (503, or closed while the
+  // previous 503 is still in flight). Retry until it is not.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  std::string raw;
+  do {
+    client next(endpoint_);
+    next.send("GET /hello?name=b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    raw = next.read_to_end();
+  } while ((raw.empty() || raw.starts_with("HTTP/1.1 503 ")) && std::chrono::steady_clock::now() < deadline);
+  EXPECT_TRUE(raw.ends_with("hello b")) << raw;
+  EXPECT_TRUE(idle.closed_by_server());
+}
+
 TEST(ServerListen, BadAddressesThrow) {
   asio::io_context ioc;
   auto listen = [&](std::string address) {
@@ -599,11 +740,16 @@ TEST_F(ServerTest, HttpsGetTrustsOnlyTheGivenCertificatesAndChecksTheAnswer) {
   }
 }
 
-// A body source that hands out fixed pieces, for request's own helpers.
+// A body source that hands out fixed pieces, then the end or `failure`, for request's own helpers.
 class fake_source final : public body_source {
  public:
-  explicit fake_source(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
+  explicit fake_source(std::vector<std::string> pieces, std::optional<error> failure = std::nullopt)
+      : pieces_(std::move(pieces)), failure_(std::move(failure)) {}
+  std::size_t largest_ask() const { return largest_ask_; }
+
   asio::awaitable<result<std::size_t>> read_some(std::span<char> buf) override {
+    largest_ask_ = std::max(largest_ask_, buf.size());
+    if (next_ == pieces_.size() && failure_) co_return std::unexpected(*failure_);
     if (next_ == pieces_.size()) co_return 0;
     std::string& piece = pieces_[next_];
     std::size_t n = std::min(buf.size(), piece.size());
@@ -615,7 +761,9 @@ class fake_source final : public body_source {
 
  private:
   std::vector<std::string> pieces_;
+  std::optional<error> failure_;
   std::size_t next_ = 0;
+  std::size_t largest_ask_ = 0;
 };
 
 template <class T>
@@ -672,6 +820,32 @@ TEST(Request, ShortBodyIsSizeInvalid) {
   auto body = run_sync(req.read_body(100));
   ASSERT_FALSE(body);
   EXPECT_EQ(body.error().code, errc::size_invalid);
+}
+
+TEST(Request, ReadBodyAllocatesAsTheBytesArriveNotAsAnnounced) {
+  fake_source source({"x"});  // 4 MiB announced, one byte sent
+  auto req = make_request("/", 4 * 1024 * 1024, &source);
+  auto body = run_sync(req.read_body(4 * 1024 * 1024));
+  ASSERT_FALSE(body);
+  EXPECT_EQ(body.error().code, errc::size_invalid);
+  EXPECT_LE(source.largest_ask(), 16u * 1024);
+
+  fake_source whole({std::string(100000, 'a'), std::string(100000, 'b')});
+  auto grown = make_request("/", 200000, &whole);
+  EXPECT_EQ(run_sync(grown.read_body(200000)).value(), std::string(100000, 'a') + std::string(100000, 'b'));
+}
+
+TEST(Request, StreamBodyPassesWhatArrivedBeforeTheSourceFailed) {
+  fake_source source({"0123456789"}, error{errc::request_timeout, "stalled"});
+  auto req = make_request("/", 100, &source);
+  std::string received;
+  auto r = run_sync(req.stream_body([&](std::string_view piece) -> result<void> {
+    received.append(piece);
+    return {};
+  }));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::request_timeout);
+  EXPECT_EQ(received, "0123456789");
 }
 
 TEST(Request, StreamBodyStopsAtTheSinksError) {

@@ -140,6 +140,25 @@ decision policy::decide(const principal& who, action a, std::string_view reposit
   return decision{false, std::move(reason)};
 }
 
+decision policy::may_create(std::string_view repository) const {
+  const auto& ns = namespace_of(repository);
+  if (ns.create != creation::explicit_) {
+    return decision{true, ns.name.empty() ? std::string("the default namespace creates repositories on push")
+                                          : fmt::format("namespace {} creates repositories on push", ns.name)};
+  }
+  return decision{false, fmt::format("repository {} does not exist and namespace {} creates repositories "
+                                     "explicitly; create it with: berth repo create {}",
+                                     repository, ns.name.empty() ? std::string("(default)") : ns.name, repository)};
+}
+
+decision policy::preflight(const principal& who, action a, std::string_view repository, bool exists) const {
+  auto d = decide(who, a, repository);
+  if (!d.allowed || a != action::push || exists) return d;
+  auto created = may_create(repository);
+  if (!created.allowed) return created;
+  return d;
+}
+
 action_set policy::allowed_actions(const principal& who, const action_set& wanted, std::string_view repository) const {
   action_set out;
   for (action a : all_actions) {

@@ -106,6 +106,15 @@ class policy {
   // a == admin (a global admin check: only grants on the pattern "*" count).
   decision decide(const principal& who, action a, std::string_view repository) const;
 
+  // Whether a push may create `repository`, which does not exist: not in an `explicit` namespace,
+  // and then the reason names the repository and the command that creates it.
+  decision may_create(std::string_view repository) const;
+
+  // What a push or any other action would meet, as `berth check` answers: decide(), then for a push
+  // to a repository that does not exist (`exists` false), may_create(): the push would fail with
+  // NAME_UNKNOWN.
+  decision preflight(const principal& who, action a, std::string_view repository, bool exists) const;
+
   // The actions of `wanted` that `who` may do on `repository` (the token endpoint's cut).
   action_set allowed_actions(const principal& who, const action_set& wanted, std::string_view repository) const;
 

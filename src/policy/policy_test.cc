@@ -121,6 +121,22 @@ TEST(Policy, IdentityGrantsAndDenialHint) {
   EXPECT_NE(d.reason.find("rules main, develop"), std::string::npos) << d.reason;
 }
 
+TEST(Policy, PreflightRefusesAPushThatWouldMeetAnExplicitNamespace) {
+  const auto p = sample();
+  principal admin{"user:admin", {}, {}};
+  auto d = p.preflight(admin, action::push, "production/mindmirror", false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_NE(d.reason.find("production/mindmirror does not exist"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("berth repo create production/mindmirror"), std::string::npos) << d.reason;
+  EXPECT_TRUE(p.preflight(admin, action::push, "production/mindmirror", true).allowed);
+  EXPECT_TRUE(p.preflight(admin, action::pull, "production/mindmirror", false).allowed);
+  EXPECT_TRUE(p.preflight(admin, action::push, "staging/new", false).allowed);
+  // A push the policy refuses is refused for that reason first.
+  d = p.preflight(principal{"robot:deploy", {}, {}}, action::push, "production/mindmirror", false);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_NE(d.reason.find("no grant allows it"), std::string::npos) << d.reason;
+}
+
 TEST(Policy, AllowedActionsCutsRequestsDown) {
   const auto p = sample();
   principal deploy{"robot:deploy", {}, {}};

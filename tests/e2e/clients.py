@@ -1,4 +1,5 @@
-"""Real OCI clients (skopeo, podman, buildah) and a tiny raw-HTTP client, isolated from the machine.
+"""Real OCI clients (skopeo, podman, buildah, containerd's ctr) and a tiny raw-HTTP client, isolated from
+the machine.
 
 `Clients(tmp_dir)` gives each test its own world: a private HOME (so the per-user policy.json and
 registries.d win over /etc), its own registries.conf, auth file, storage.conf (vfs driver, graph root and
@@ -16,10 +17,14 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
+import tempfile
+import threading
 from urllib.parse import urlsplit
 
 import pytest
 
+import images
 from e2eauth import ADMIN_PASSWORD, ADMIN_USER, auth_json, basic
 from images import sha256
 
@@ -135,6 +140,56 @@ class Clients:
 
     def inspect(self, ref: str) -> dict:
         return json.loads(self.skopeo("inspect", "--tls-verify=false", ref).stdout)
+
+
+class Containerd:
+    """A containerd daemon of the test's own and its `ctr` (containerd needs root). Its root, state and
+    socket live in a fresh short temp dir (a unix socket path must stay under 108 bytes); the CRI plugin
+    is off. Images come in from OCI archives without unpacking, so no snapshotter is needed. stop()
+    ends the daemon and removes the dir."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="ctr-")
+        self.address = os.path.join(self.dir, "containerd.sock")
+        config = os.path.join(self.dir, "config.toml")
+        with open(config, "w") as f:
+            f.write(f'version = 2\nroot = "{self.dir}/root"\nstate = "{self.dir}/state"\n'
+                    f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+                    f'[grpc]\n  address = "{self.address}"\n[ttrpc]\n  address = "{self.address}.ttrpc"\n')
+        self.proc = subprocess.Popen(["containerd", "--config", config], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.log = []
+        for line in self.proc.stdout:
+            self.log.append(line)
+            if "containerd successfully booted" in line:
+                break
+        else:
+            self.proc.wait()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise ClientError("containerd exited before serving:\n" + "".join(self.log))
+        threading.Thread(target=lambda: self.log.extend(self.proc.stdout), daemon=True).start()
+
+    def ctr(self, *args, check=True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["ctr", "--address", self.address, *args], capture_output=True, text=True,
+                              timeout=CLIENT_TIMEOUT)
+        if check and proc.returncode != 0:
+            raise ClientError(f"ctr {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}")
+        return proc
+
+    def import_image(self, image, name: str, tag: str):
+        """Load an images.Image into containerd's store as `name:tag` (from an OCI archive)."""
+        layout = os.path.join(self.dir, f"layout-{image.manifest.digest[7:19]}")
+        images.write_oci_layout(layout, image, tag)
+        archive = layout + ".tar"
+        with tarfile.open(archive, "w") as tar:
+            for entry in os.listdir(layout):
+                tar.add(os.path.join(layout, entry), arcname=entry)
+        self.ctr("images", "import", "--no-unpack", "--base-name", name, archive)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---- raw HTTP -------------------------------------------------------------------------------------

@@ -14,6 +14,9 @@ import pytest
 
 from e2eauth import ADMIN_PASSWORD, ADMIN_USER
 
+# The `postgres` and `s3` fixtures: real servers for the tests that need them (servers.py).
+pytest_plugins = ["servers"]
+
 LISTEN_RE = re.compile(r"listening on (?:https?://)?(\[[0-9a-f:]+\]|[0-9.]+):(\d+)")
 
 

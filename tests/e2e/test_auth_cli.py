@@ -93,6 +93,30 @@ def test_check_via_api_and_offline(make_registry, tmp_path, cli_env):
     assert offline.returncode == 1 and "robot:ci" in offline.stderr  # no such robot in this data directory
 
 
+def test_check_denies_a_push_to_a_missing_repository_of_an_explicit_namespace(make_registry, tmp_path, cli_env):
+    reg = start(make_registry, tmp_path)
+    berth(cli_env, "login", reg.url, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
+    berth(cli_env, "robot", "create", "ci")
+    config = str(tmp_path / "berth.yaml")
+    online = ["check", "--as", "robot:ci", "--action", "push", "--repo", "production/mindmirror"]
+    offline = online + ["--config", config, "--data", reg.data_dir]
+    for args in (online, offline):
+        no = berth(cli_env, *args, check=False)
+        assert no.returncode == 3, (args, no.stdout, no.stderr)
+        assert no.stdout.startswith("denied: robot:ci may not push production/mindmirror"), no.stdout
+        assert "repository production/mindmirror does not exist" in no.stdout, no.stdout
+        assert "berth repo create production/mindmirror" in no.stdout, no.stdout
+    # Pulling is not pushing; and once the repository exists the push is allowed.
+    assert berth(cli_env, "check", "--as", "robot:ci", "--action", "pull", "--repo",
+                 "production/mindmirror").returncode == 0
+    berth(cli_env, "repo", "create", "production/mindmirror")
+    for args in (online, offline):
+        ok = berth(cli_env, *args)
+        assert ok.stdout.startswith("allowed: robot:ci may push production/mindmirror"), ok.stdout
+    # On-push namespaces never needed it.
+    assert berth(cli_env, "check", "--as", "robot:ci", "--action", "push", "--repo", "staging/new").returncode == 0
+
+
 def test_hash_password_makes_config_users(make_registry, tmp_path, cli_env):
     hashed = berth(cli_env, "hash-password", stdin="config-user-password\n").stdout.strip()
     assert hashed.startswith("$argon2id$")

@@ -23,42 +23,9 @@ from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from authenv import MULTI_ENV, Admin, as_user, start, storage_snapshot
+from e2eauth import basic
 from ociclient import Client, assert_error
-
-ISSUER = "https://token.actions.example.test"
-AUDIENCE = "berth-e2e"
-
-
-def b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def int_b64(n):
-    return b64(n.to_bytes((n.bit_length() + 7) // 8, "big"))
-
-
-class Issuer:
-    def __init__(self, tmp_path, url=ISSUER):
-        self.url = url
-        self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.ec = ec.generate_private_key(ec.SECP256R1())
-        rn = self.rsa.public_key().public_numbers()
-        en = self.ec.public_key().public_numbers()
-        self.jwks = {"keys": [
-            {"kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": int_b64(rn.n), "e": int_b64(rn.e)},
-            {"kty": "EC", "kid": "ec-1", "alg": "ES256", "use": "sig", "crv": "P-256",
-             "x": b64(en.x.to_bytes(32, "big")), "y": b64(en.y.to_bytes(32, "big"))},
-        ]}
-        self.jwks_path = tmp_path / "jwks.json"
-        self.jwks_path.write_text(json.dumps(self.jwks))
-
-    def token(self, ref, repository="acme/shop", alg="RS256", **overrides):
-        now = int(time.time())
-        claims = {"iss": self.url, "aud": AUDIENCE, "sub": f"repo:{repository}:ref:{ref}", "ref": ref,
-                  "repository": repository, "iat": now, "nbf": now, "exp": now + 300}
-        claims.update(overrides)
-        key, kid = (self.rsa, "rsa-1") if alg == "RS256" else (self.ec, "ec-1")
-        return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+from oidcenv import Issuer, b64, federation_config
 
 
 class HttpsIssuer(Issuer):
@@ -123,30 +90,6 @@ class HttpsIssuer(Issuer):
         self.thread.join()
 
 
-def federation_config(issuer, keys=None):
-    keys = keys or f"jwks_file: {issuer.jwks_path}"
-    return f"""
-federation:
-  - name: github
-    issuer: {issuer.url}
-    audience: [{AUDIENCE}]
-    {keys}
-    rules:
-      - name: main
-        when: 'repository == "acme/shop" && (ref == "refs/heads/main" || ref starts with "refs/tags/v")'
-        actions: [push]
-        repositories: ["production/*"]
-      - name: staging
-        when: 'repository == "acme/shop" && ref == "refs/heads/staging"'
-        actions: [push]
-        repositories: ["staging/*"]
-      - name: develop
-        when: 'repository == "acme/shop" && ref == "refs/heads/develop"'
-        actions: [push]
-        repositories: ["development/*"]
-"""
-
-
 @pytest.fixture
 def issuer(tmp_path):
     return Issuer(tmp_path)
@@ -190,24 +133,40 @@ def test_develop_token_is_denied_on_production_naming_identity_and_rules(reg, is
 
 
 def test_token_exchange_at_the_token_endpoint(reg, issuer):
+    def token_request(tok, scope):
+        q = urllib.parse.urlencode([("service", "berth-e2e"), ("scope", scope)])
+        return Client(reg, auth=basic("oidc", tok)).get("/token?" + q)
+
     main = issuer.token("refs/heads/main")
+    r = token_request(main, "repository:production/shop:pull,push")
+    assert r.status == 200, r
+    claims = json.loads(base64.urlsafe_b64decode(r.json()["token"].split(".")[1] + "=="))
+    assert {a["name"]: sorted(a["actions"]) for a in claims["access"]} == {"production/shop": ["pull", "push"]}
+    assert "refresh_token" not in r.json()
+    assert Client(reg, auth="Bearer " + r.json()["token"]).post("/v2/production/shop/blobs/uploads/", b"").status == 202
+
+    # A develop build may neither push nor pull production: its token grants nothing there, and each
+    # request it is shown on is refused with the identity, the repository and the rules — in the
+    # message, which is what clients print.
     develop = issuer.token("refs/heads/develop")
-    for tok, expected in ((main, ["pull", "push"]), (develop, None)):
-        q = urllib.parse.urlencode([("service", "berth-e2e"), ("scope", "repository:production/shop:pull,push")])
-        from e2eauth import basic
-        r = Client(reg, auth=basic("oidc", tok)).get("/token?" + q)
-        assert r.status == 200, r
-        claims = json.loads(base64.urlsafe_b64decode(r.json()["token"].split(".")[1] + "=="))
-        got = {a["name"]: sorted(a["actions"]) for a in claims["access"]}
-        assert got.get("production/shop") == expected, got
-        assert "refresh_token" not in r.json()
-        bearer = Client(reg, auth="Bearer " + r.json()["token"])
-        resp = bearer.post("/v2/production/shop/blobs/uploads/", b"")
-        if expected:
-            assert resp.status == 202, resp
-        else:
-            assert_error(resp, 403, "DENIED")
-            assert "refs/heads/develop" in resp.json()["errors"][0]["detail"]
+    r = token_request(develop, "repository:production/shop:pull,push")
+    assert r.status == 200, r
+    claims = json.loads(base64.urlsafe_b64decode(r.json()["token"].split(".")[1] + "=="))
+    assert claims["access"] == [], claims
+    dev = Client(reg, auth="Bearer " + r.json()["token"])
+    resp = dev.post("/v2/production/shop/blobs/uploads/", b"")
+    assert_error(resp, 403, "DENIED")
+    message = resp.json()["errors"][0]["message"]
+    assert "oidc:repo:acme/shop:ref:refs/heads/develop may not push production/shop" in message, message
+    assert 'federation "github"' in message and "develop" in message, message
+    # A push begins with a HEAD on each blob, and a refused HEAD has no body to print: it answers as
+    # not found, so the client goes on to the POST above. GET keeps its 403 and message.
+    blob = f"/v2/production/shop/blobs/sha256:{'a' * 64}"
+    assert_error(Client(reg).get(blob), 404, "BLOB_UNKNOWN")
+    assert dev.request("HEAD", blob).status == 404
+    resp = dev.get(blob)
+    assert_error(resp, 403, "DENIED")
+    assert "may not pull production/shop" in resp.json()["errors"][0]["message"]
 
 
 def test_bad_oidc_tokens_are_refused(reg, issuer, tmp_path):

@@ -242,3 +242,31 @@ def test_revoked_robot_cannot_get_tokens(reg):
     admin.call("DELETE", "robots/ci", expect=200)
     r = token_for(reg, "repository:staging/app:push", auth=basic("ci", token))
     assert_error(r, 401, "UNAUTHORIZED")
+
+
+def test_a_token_is_bounded_by_its_scope_on_the_admin_api(reg):
+    # An administrator's token cut down to pulling one repository cannot use the admin API.
+    pull_only = token_for(reg, "repository:staging/app:pull", auth=basic()).json()["token"]
+    before = Admin(reg).call("GET", "users", expect=200).json()["users"]
+    for method, path, body in (("POST", "/api/v1/users", b'{"name":"eve","password":"eve-password-1"}'),
+                               ("POST", "/api/v1/robots", b'{"name":"evil"}'),
+                               ("GET", "/api/v1/whoami", None)):
+        r = bearer(reg, pull_only).request(method, path, body=body)
+        assert_error(r, 401, "UNAUTHORIZED")
+        assert r.header("WWW-Authenticate") == (f'Bearer realm="{reg.url}/token",service="berth-e2e",'
+                                                'scope="registry:admin:*",error="insufficient_scope"'), r
+        assert "registry:admin:*" in r.json()["errors"][0]["message"]
+    assert Admin(reg).call("GET", "users", expect=200).json()["users"] == before
+    # Asked for explicitly, the admin scope acts with the subject's own rights.
+    r = token_for(reg, "registry:admin:*", auth=basic())
+    assert access_of(r.json()["token"]) == {("registry", "admin"): ["*"]}
+    admin_token = r.json()["token"]
+    r = bearer(reg, admin_token).post("/api/v1/users", b'{"name":"eve","password":"eve-password-1"}')
+    assert r.status == 201, r
+    ci = Admin(reg).robot("ci")
+    ci_admin = token_for(reg, "registry:admin:*", auth=basic("ci", ci)).json()["token"]
+    assert bearer(reg, ci_admin).get("/api/v1/whoami").json()["subject"] == "robot:ci"
+    assert_error(bearer(reg, ci_admin).post("/api/v1/robots", b'{"name":"evil"}'), 403, "DENIED")
+    # Nobody gets it anonymously; Basic credentials need no token at all.
+    assert access_of(token_for(reg, "registry:admin:*").json()["token"]) == {}
+    assert Admin(reg).call("GET", "whoami", expect=200).json()["admin"] is True
