@@ -304,7 +304,7 @@ awaitable<result<response>> check(context& ctx, request& req, const policy::prin
     }
   }
   // A push to a repository that does not exist in an explicit namespace would fail: say so.
-  auto exists = ctx.meta.repository_exists(repository);
+  auto exists = co_await ctx.meta.repository_exists(repository);
   if (!exists) co_return std::unexpected(exists.error());
   const auto d = ctx.auth.pol.preflight(subject, *a, repository, *exists);
   const auto& ns = ctx.auth.pol.namespace_of(repository);

@@ -2,6 +2,11 @@
 
 #include <fmt/core.h>
 
+#include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <filesystem>
 #include <stdexcept>
 
@@ -48,7 +53,12 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   // A push to a repository that does not exist in an explicit namespace would fail: say so.
   bool exists = false;
   if (const auto meta_db = std::filesystem::path(data) / "berth.db"; std::filesystem::exists(meta_db)) {
-    auto found = meta::make_sqlite_metadata_store(meta_db.string())->repository_exists(repository);
+    auto store = meta::make_sqlite_metadata_store(meta_db.string());
+    // The store is asynchronous; a SQLite read completes inline, so this runs at once.
+    boost::asio::io_context ioc;
+    auto answer = boost::asio::co_spawn(ioc, store->repository_exists(repository), boost::asio::use_future);
+    ioc.run();
+    auto found = answer.get();
     if (!found) throw std::runtime_error(fmt::format("{}: cannot read the repositories", meta_db.string()));
     exists = *found;
   }

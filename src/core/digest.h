@@ -3,15 +3,14 @@
 // Thread-safety: values are immutable; a hasher is used by one thread at a time.
 #pragma once
 
-#include <openssl/sha.h>
-
 #include <cstddef>
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
-#include <variant>
 
 #include "core/error.h"
+
+typedef struct evp_md_ctx_st EVP_MD_CTX;
 
 namespace berth {
 
@@ -40,29 +39,25 @@ class digest {
   std::string text_;
 };
 
-// Incremental hash over a byte stream. A plain value (copying it forks the hash), and resumable:
-// save() gives its state as bytes that resume() turns back into the same hasher in another process
-// or on another machine, which is how an upload continues where its last request stopped.
-// It uses OpenSSL's SHA256_CTX/SHA512_CTX (the same assembly as EVP): EVP offers no way to export a
-// state, and these contexts are plain structs.
+// Incremental hash over a byte stream (OpenSSL EVP). Movable, not copyable.
 class hasher {
  public:
   explicit hasher(digest_algorithm algorithm = digest_algorithm::sha256);
+  hasher(hasher&&) noexcept;
+  hasher& operator=(hasher&&) noexcept;
+  ~hasher();
 
-  digest_algorithm algorithm() const { return algorithm_; }
   void update(const void* data, std::size_t size);
   void update(std::string_view bytes) { update(bytes.data(), bytes.size()); }
-  // The digest of everything passed to update() so far; the hasher may go on.
-  digest finish() const;
-
-  // The state as portable bytes (fixed field order, little-endian).
-  std::string save() const;
-  // The hasher save() described; nullopt when `state` is not such bytes.
-  static std::optional<hasher> resume(std::string_view state);
+  // REQUIRES: called once; the hasher is spent afterwards.
+  digest finish();
 
  private:
+  struct ctx_deleter {
+    void operator()(EVP_MD_CTX* ctx) const;
+  };
   digest_algorithm algorithm_;
-  std::variant<SHA256_CTX, SHA512_CTX> ctx_;
+  std::unique_ptr<EVP_MD_CTX, ctx_deleter> ctx_;
 };
 
 // The sha256 (or other) digest of `bytes`.

@@ -839,9 +839,9 @@ TEST(Request, StreamBodyPassesWhatArrivedBeforeTheSourceFailed) {
   fake_source source({"0123456789"}, error{errc::request_timeout, "stalled"});
   auto req = make_request("/", 100, &source);
   std::string received;
-  auto r = run_sync(req.stream_body([&](std::string_view piece) -> result<void> {
+  auto r = run_sync(req.stream_body([&](std::string_view piece) -> asio::awaitable<result<void>> {
     received.append(piece);
-    return {};
+    co_return result<void>{};
   }));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, errc::request_timeout);

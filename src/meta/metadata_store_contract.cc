@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/sha256_state.h"
 #include "core/test_await.h"
 
 namespace berth::meta {
@@ -407,7 +408,7 @@ constexpr std::int64_t kNow = 1'700'000'000'000;
 constexpr std::int64_t kMinute = 60'000;
 
 upload_record upload(std::string id, std::string repo = "team/app", std::uint64_t size = 0) {
-  hasher h;
+  sha256_state h;
   h.update(std::string(size, 'x'));
   return upload_record{std::move(id), std::move(repo), size, h.save()};
 }

@@ -39,7 +39,7 @@ struct upload_record {
   std::string id;
   std::string repo;         // the repository the upload belongs to
   std::uint64_t size = 0;   // bytes received that `hash_state` covers
-  std::string hash_state;   // hasher::save() after the first `size` bytes; "" when unknown
+  std::string hash_state;   // sha256_state::save() after the first `size` bytes; "" when unknown
   friend bool operator==(const upload_record&, const upload_record&) = default;
 };
 

@@ -8,6 +8,8 @@
 #include <boost/asio/detached.hpp>
 #include <vector>
 
+#include "core/sha256_state.h"
+
 namespace berth::uploads {
 namespace {
 
@@ -44,14 +46,16 @@ std::int64_t system_now_ms() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// Hashes what `data` holds from `from` to its end onto `h`. Runs on the blocking pool.
-awaitable<result<hasher>> hash_from(storage::upload_data& data, hasher h, std::uint64_t from) {
+// Hashes what `data` holds from `from` to its end onto `h` (a sha256_state or a hasher), which the
+// caller keeps alive until this completes. Runs on the blocking pool.
+template <class Hash>
+awaitable<result<void>> hash_from(storage::upload_data& data, Hash& h, std::uint64_t from) {
   constexpr std::size_t kPiece = 1 << 20;
   std::vector<char> buffer(kPiece);
   for (std::uint64_t at = from;;) {
     auto n = co_await data.read(at, buffer);
     if (!n) co_return std::unexpected(n.error());
-    if (*n == 0) co_return h;
+    if (*n == 0) co_return result<void>{};
     h.update(buffer.data(), *n);
     at += *n;
   }
@@ -76,7 +80,7 @@ struct upload_session::state {
   upload_record saved;  // as last stored: what a renewal stores again
   upload_lease lease;
   std::unique_ptr<storage::upload_data> data;
-  hasher hash;  // over every byte written, while hash_valid
+  sha256_state hash;  // over every byte written, while hash_valid
   bool hash_valid = true;
   bool held = true;
 
@@ -100,14 +104,20 @@ struct upload_session::state {
   // The digest of every byte the backend holds, in `algorithm`. The running hash answers sha256;
   // anything else (or a hash a failed write invalidated) is computed from the bytes on the pool.
   awaitable<result<digest>> digest_of_bytes(digest_algorithm algorithm) {
-    if (algorithm == digest_algorithm::sha256 && hash_valid) co_return hash.finish();
-    auto rehashed = co_await service.pool_.run(hash_from(*data, hasher(algorithm), 0));
-    if (!rehashed) co_return std::unexpected(rehashed.error());
     if (algorithm == digest_algorithm::sha256) {
-      hash = *rehashed;
-      hash_valid = true;
+      if (!hash_valid) {
+        sha256_state fresh;
+        auto rehashed = co_await service.pool_.run(hash_from(*data, fresh, 0));
+        if (!rehashed) co_return std::unexpected(rehashed.error());
+        hash = fresh;
+        hash_valid = true;
+      }
+      co_return hash.finish();
     }
-    co_return rehashed->finish();
+    hasher other(algorithm);
+    auto rehashed = co_await service.pool_.run(hash_from(*data, other, 0));
+    if (!rehashed) co_return std::unexpected(rehashed.error());
+    co_return other.finish();
   }
 };
 
@@ -230,7 +240,7 @@ awaitable<result<std::string>> upload_service::create(std::string_view repo) {
   if (!id) co_return std::unexpected(id.error());
   auto made = co_await blobs_.create_upload(*id);
   if (!made) co_return std::unexpected(made.error());
-  const upload_record rec{*id, std::string(repo), 0, hasher().save()};
+  const upload_record rec{*id, std::string(repo), 0, sha256_state().save()};
   auto recorded = co_await records_.create(rec, upload_lease{}, now());
   if (!recorded) {
     (void)co_await blobs_.delete_upload(*id);
@@ -244,7 +254,7 @@ awaitable<result<upload_session>> upload_service::start(std::string_view repo) {
   if (!id) co_return std::unexpected(id.error());
   auto made = co_await blobs_.create_upload(*id);
   if (!made) co_return std::unexpected(made.error());
-  const upload_record rec{*id, std::string(repo), 0, hasher().save()};
+  const upload_record rec{*id, std::string(repo), 0, sha256_state().save()};
   const upload_lease lease = new_lease();
   auto recorded = co_await records_.create(rec, lease, now());
   if (!recorded) {
@@ -280,10 +290,11 @@ awaitable<result<upload_session>> upload_service::resume(upload_record rec, uplo
     co_return std::unexpected(data.error());
   }
   const std::uint64_t held = (*data)->size();
-  auto saved = hasher::resume(rec.hash_state);
-  if (!saved || saved->algorithm() != digest_algorithm::sha256 || rec.size > held) {
-    // Unknown, or ahead of the bytes (lost in a power failure): start again from the first byte.
-    saved.emplace(digest_algorithm::sha256);
+  auto saved = sha256_state::load(rec.hash_state);
+  if (!saved || saved->size() != rec.size || rec.size > held) {
+    // Unknown (another architecture's state), or ahead of the bytes (lost in a power failure):
+    // start again from the first byte.
+    saved.emplace();
     rec.size = 0;
     rec.hash_state = saved->save();
   }
@@ -291,14 +302,13 @@ awaitable<result<upload_session>> upload_service::resume(upload_record rec, uplo
   if (rec.size < held) {
     // Bytes past the saved state: a request that died mid-body, or a failed write. Hash them
     // where blocking is allowed.
-    auto caught_up = co_await pool_.run(hash_from(*s->data, *saved, rec.size));
+    auto caught_up = co_await pool_.run(hash_from(*s->data, s->hash, rec.size));
     if (!caught_up) {
       s->hash_valid = false;
       upload_session failed(std::move(s));
       (void)co_await failed.release();
       co_return std::unexpected(caught_up.error());
     }
-    s->hash = *caught_up;
   }
   co_return upload_session(std::move(s));
 }
