@@ -195,17 +195,7 @@ class background_writer {
     if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
     {
       std::lock_guard lock(mutex_);
-      job_ = job{fd, bytes, offset, 0, 0, true, 0};
-    }
-    wake_.notify_all();
-  }
-
-  // EXPERIMENT: starts writing back `length` bytes at `offset` and waits for them.
-  void start_sync(int fd, off_t offset, std::size_t length) {
-    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
-    {
-      std::lock_guard lock(mutex_);
-      job_ = job{fd, {}, offset, 0, 0, true, length};
+      job_ = job{fd, bytes, offset, 0, 0, true};
     }
     wake_.notify_all();
   }
@@ -225,7 +215,6 @@ class background_writer {
     std::size_t written = 0;
     int err = 0;
     bool running = false;
-    std::size_t sync_length = 0;
   };
 
   void loop() {
@@ -235,11 +224,6 @@ class background_writer {
       if (!job_.running) return;  // stopping, nothing in flight
       job j = job_;
       lock.unlock();
-      if (j.sync_length > 0 &&
-          ::sync_file_range(j.fd, j.offset, static_cast<off_t>(j.sync_length),
-                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
-        j.err = errno;
-      }
       while (j.written < j.bytes.size()) {
         const ssize_t n = ::pwrite(j.fd, j.bytes.data() + j.written, j.bytes.size() - j.written,
                                    j.offset + static_cast<off_t>(j.written));
@@ -305,19 +289,6 @@ class fs_upload final : public upload_data {
 
  private:
   result<void> append(std::string_view bytes) {
-    static const std::string mode = std::getenv("BERTH_FS_WRITE") ? std::getenv("BERTH_FS_WRITE") : "direct";
-    if (mode != "direct") {
-      const int err = write_fully(fd_.get(), bytes, [this](std::string_view piece) { size_ += piece.size(); });
-      if (err != 0) return backend_failure("write", layout_.upload_data(id_), err);
-      static const std::size_t window = std::getenv("BERTH_FS_WINDOW") ? std::stoul(std::getenv("BERTH_FS_WINDOW")) << 20 : 8 << 20;
-      if (mode == "behind" && size_ - synced_ >= window) {
-        if (auto r = wait_for_run(); !r) return r;
-        writer_.start_sync(fd_.get(), static_cast<off_t>(synced_), size_ - synced_);
-        pending_ = pending_write{static_cast<off_t>(synced_), 0};
-        synced_ = size_;
-      }
-      return {};
-    }
     if (!direct_tried_) {
       direct_tried_ = true;
       // Best effort: a file system without O_DIRECT (tmpfs) gets buffered writes only.
@@ -386,7 +357,6 @@ class fs_upload final : public upload_data {
   std::unique_ptr<char[], aligned_delete> direct_buffer_;  // the run being written, kDirectPiece bytes
   std::optional<pending_write> pending_;                    // the run writer_ is writing
   std::uint64_t size_;  // bytes accepted, including the pending run
-  std::uint64_t synced_ = 0;
   blocking_pool& pool_;
   background_writer writer_;  // last: destroyed first, waiting for the write in flight
 };

@@ -123,6 +123,25 @@ TEST_F(FsBlobStoreTest, HandleEndingWithAWriteInFlightLeavesEveryByte) {
   EXPECT_TRUE(read_blob(d) == all);
 }
 
+// Pieces of any size, aligned or not, in any order: runs of whole blocks go through O_DIRECT, the
+// rest through the page cache, and every byte ends where it belongs.
+TEST_F(FsBlobStoreTest, PiecesOfOddSizesKeepEveryByte) {
+  std::string all((20u << 20) + 12345, '\0');
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<char>((i * 2654435761u) >> 11);
+  auto data = open_new();
+  std::size_t at = 0;
+  for (std::size_t piece : {1u << 20, 3u << 20, 100u, (7u << 20) + 1, 5u << 20}) {
+    ASSERT_TRUE(await(data->write(std::string_view(all).substr(at, piece))).has_value());
+    at += piece;
+  }
+  ASSERT_TRUE(await(data->write(std::string_view(all).substr(at))).has_value());
+  ASSERT_TRUE(await(data->flush()).has_value());
+  EXPECT_EQ(data->size(), all.size());
+  const auto d = digest_of(all);
+  ASSERT_TRUE(await(data->commit(d)).has_value());
+  EXPECT_TRUE(read_blob(d) == all);
+}
+
 // A crash between a commit's rename and the clean-up leaves an upload directory without data:
 // listed (dated by the directory), so that the purge can remove it; unknown to open.
 TEST_F(FsBlobStoreTest, UploadDirectoryWithoutDataIsListedButUnknown) {
