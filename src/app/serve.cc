@@ -127,6 +127,14 @@ int serve(const config& c) {
   api::auth_services auth{pol, authn, *identities, limiter, tokens.get(), c.service};
   api::registry_api api(*blobs, uploads, *meta, pool, options, auth);
 
+  // Abandoned uploads go at start-up, before the first request can ask for one, then every hour.
+  const std::chrono::hours upload_idle(c.upload_idle_hours);
+  {
+    boost::asio::io_context startup;
+    boost::asio::co_spawn(startup, purge_uploads(uploads, upload_idle), boost::asio::detached);
+    startup.run();
+  }
+
   boost::asio::io_context ioc(io_threads);
   http::server_options server_options;
   server_options.listen = c.listen;
@@ -138,9 +146,6 @@ int serve(const config& c) {
   const auto endpoint = server.listen();
   server.start();
 
-  // Abandoned uploads go at start-up, then every hour.
-  const std::chrono::hours upload_idle(c.upload_idle_hours);
-  boost::asio::co_spawn(ioc, purge_uploads(uploads, upload_idle), boost::asio::detached);
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
