@@ -131,7 +131,7 @@ awaitable<result<response>> admin_namespaces(context& ctx, request&, const route
 }
 
 awaitable<result<response>> admin_repositories(context& ctx, request&, const route&) {
-  auto all = ctx.meta.list_repositories("", std::numeric_limits<std::size_t>::max());
+  auto all = co_await ctx.meta.list_repositories("", std::numeric_limits<std::size_t>::max());
   if (!all) co_return std::unexpected(all.error());
   json out = json::array();
   for (const auto& name : *all) {
@@ -145,14 +145,14 @@ awaitable<result<response>> admin_create_repository(context& ctx, request& req, 
   if (!doc) co_return std::unexpected(doc.error());
   const std::string name = string_field(*doc, "name");
   if (auto ok = authorize_named(ctx, name); !ok) co_return std::unexpected(ok.error());
-  auto created = co_await ctx.pool.run([&] { return ctx.meta.create_repository(name); });
+  auto created = co_await ctx.meta.create_repository(name);
   if (!created) co_return std::unexpected(created.error());
   co_return json_response(*created ? 201 : 200, json{{"name", name}, {"created", *created}}.dump());
 }
 
 awaitable<result<response>> admin_delete_repository(context& ctx, request&, const route& r) {
   const std::string name(r.name);
-  auto deleted = co_await ctx.pool.run([&] { return ctx.meta.delete_repository(name); });
+  auto deleted = co_await ctx.meta.delete_repository(name);
   if (!deleted) co_return std::unexpected(deleted.error());
   if (!*deleted) co_return fail(errc::name_unknown, fmt::format("repository {} does not exist", name));
   co_return json_response(200, json{{"name", name}, {"deleted", true}}.dump());
@@ -305,7 +305,7 @@ awaitable<result<response>> admin_check(context& ctx, request& req, const route&
     }
   }
   // A push to a repository that does not exist in an explicit namespace would fail: say so.
-  auto exists = ctx.meta.repository_exists(repository);
+  auto exists = co_await ctx.meta.repository_exists(repository);
   if (!exists) co_return std::unexpected(exists.error());
   const auto d = ctx.auth.pol.preflight(subject, *a, repository, *exists);
   const auto& ns = ctx.auth.pol.namespace_of(repository);

@@ -51,7 +51,7 @@ awaitable<result<response>> list_tags(context& ctx, request& req, const route& r
   if (!name) co_return std::unexpected(name.error());
   auto p = page_of(ctx, req);
   if (!p) co_return std::unexpected(p.error());
-  auto tags = ctx.meta.list_tags(*name, p->last, p->n + 1);
+  auto tags = co_await ctx.meta.list_tags(*name, p->last, p->n + 1);
   if (!tags) co_return std::unexpected(tags.error());
   if (!*tags) co_return fail(errc::name_unknown, std::string(*name));
   co_return listing(fmt::format("/v2/{}/tags/list", *name), {{"name", *name}}, "tags", std::move(**tags), *p);
@@ -66,7 +66,7 @@ awaitable<result<response>> list_catalog(context& ctx, request& req) {
   std::string last = p->last;
   const std::size_t batch = std::max<std::size_t>(p->n + 1, 100);
   while (visible.size() < p->n + 1) {
-    auto repos = ctx.meta.list_repositories(last, batch);
+    auto repos = co_await ctx.meta.list_repositories(last, batch);
     if (!repos) co_return std::unexpected(repos.error());
     for (auto& repo : *repos) {
       if (visible.size() < p->n + 1 && ctx.who->allowed(ctx.auth.pol, policy::action::list, repo))

@@ -27,28 +27,30 @@ awaitable<result<std::optional<meta::manifest_record>>> find_manifest(context& c
   if (is_digest_reference(reference)) {
     auto d = checked_digest(reference);
     if (!d) co_return std::unexpected(d.error());
-    co_return ctx.meta.manifest_by_digest(name, *d);
+    co_return co_await ctx.meta.manifest_by_digest(name, *d);
   }
   // A tag that breaks the grammar cannot have been pushed: it is simply unknown.
   if (!valid_tag(reference)) co_return std::optional<meta::manifest_record>{};
-  co_return ctx.meta.manifest_by_tag(name, reference);
+  co_return co_await ctx.meta.manifest_by_tag(name, reference);
 }
 
 // Everything a manifest refers to must already be in the repository.
-result<void> check_references(context& ctx, std::string_view name, const parsed_manifest& m) {
+awaitable<result<void>> check_references(context& ctx, std::string_view name, const parsed_manifest& m) {
   const auto digests_of = [](const std::vector<descriptor>& ds) {
     std::vector<digest> out;
     out.reserve(ds.size());
     for (const auto& d : ds) out.push_back(d.dgst);
     return out;
   };
-  auto missing_blobs = ctx.meta.missing_blobs(name, digests_of(m.blobs));
-  if (!missing_blobs) return std::unexpected(missing_blobs.error());
-  if (!missing_blobs->empty()) return fail(errc::manifest_blob_unknown, missing_blobs->front().str());
-  auto missing_manifests = ctx.meta.missing_manifests(name, digests_of(m.manifests));
-  if (!missing_manifests) return std::unexpected(missing_manifests.error());
-  if (!missing_manifests->empty()) return fail(errc::manifest_blob_unknown, missing_manifests->front().str());
-  return {};
+  const auto blobs = digests_of(m.blobs);
+  auto missing_blobs = co_await ctx.meta.missing_blobs(name, blobs);
+  if (!missing_blobs) co_return std::unexpected(missing_blobs.error());
+  if (!missing_blobs->empty()) co_return fail(errc::manifest_blob_unknown, missing_blobs->front().str());
+  const auto manifests = digests_of(m.manifests);
+  auto missing_manifests = co_await ctx.meta.missing_manifests(name, manifests);
+  if (!missing_manifests) co_return std::unexpected(missing_manifests.error());
+  if (!missing_manifests->empty()) co_return fail(errc::manifest_blob_unknown, missing_manifests->front().str());
+  co_return result<void>{};
 }
 
 meta::manifest_record make_record(digest d, std::string media_type, std::string content, parsed_manifest&& m) {
@@ -109,13 +111,14 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   const std::string content_type(req.header("Content-Type").value_or(""));
   auto parsed = parse_manifest(content_type, *body);
   if (!parsed) co_return std::unexpected(parsed.error());
-  if (auto refs = check_references(ctx, *name, *parsed); !refs) co_return std::unexpected(refs.error());
+  auto refs = co_await check_references(ctx, *name, *parsed);
+  if (!refs) co_return std::unexpected(refs.error());
 
   std::optional<digest> subject = parsed->subject;
   // Serve the Content-Type as pushed when it names the manifest's type; else the body's own type.
   std::string media_type = content_type.starts_with(parsed->media_type) ? content_type : parsed->media_type;
   auto rec = make_record(d, std::move(media_type), std::move(*body), std::move(*parsed));
-  auto stored = co_await ctx.pool.run([&] { return ctx.meta.put_manifest(*name, rec, tag); });
+  auto stored = co_await ctx.meta.put_manifest(*name, rec, tag);
   if (!stored) co_return std::unexpected(stored.error());
 
   response res = empty_response(201);
@@ -132,11 +135,11 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
   if (is_digest_reference(r.reference)) {
     auto d = checked_digest(r.reference);
     if (!d) co_return std::unexpected(d.error());
-    deleted = co_await ctx.pool.run([&] { return ctx.meta.delete_manifest(*name, *d); });
+    deleted = co_await ctx.meta.delete_manifest(*name, *d);
   } else {
     auto tag = checked_tag(r.reference);
     if (!tag) co_return std::unexpected(tag.error());
-    deleted = co_await ctx.pool.run([&] { return ctx.meta.delete_tag(*name, *tag); });
+    deleted = co_await ctx.meta.delete_tag(*name, *tag);
   }
   if (!deleted) co_return std::unexpected(deleted.error());
   if (!*deleted) co_return fail(errc::manifest_unknown, std::string(r.reference));
@@ -149,7 +152,7 @@ awaitable<result<response>> get_referrers(context& ctx, request& req, const rout
   auto subject = checked_digest(r.reference);
   if (!subject) co_return std::unexpected(subject.error());
   const auto filter = req.query("artifactType");
-  auto found = ctx.meta.referrers(*name, *subject, filter ? std::optional<std::string_view>(*filter) : std::nullopt);
+  auto found = co_await ctx.meta.referrers(*name, *subject, filter ? std::optional<std::string_view>(*filter) : std::nullopt);
   if (!found) co_return std::unexpected(found.error());
 
   nlohmann::json manifests = nlohmann::json::array();

@@ -147,12 +147,12 @@ error head_refusal(const route& r, const request& req, const caller& who, error 
 }
 
 // In an explicit-creation namespace, pushing into a repository that does not exist is NAME_UNKNOWN.
-result<void> check_creation(const context& ctx, const route& r) {
-  if (ctx.auth.pol.namespace_of(r.name).create != policy::creation::explicit_) return {};
-  auto exists = ctx.meta.repository_exists(r.name);
-  if (!exists) return std::unexpected(exists.error());
-  if (*exists) return {};
-  return fail(errc::name_unknown, ctx.auth.pol.may_create(r.name).reason);
+awaitable<result<void>> check_creation(const context& ctx, const route& r) {
+  if (ctx.auth.pol.namespace_of(r.name).create != policy::creation::explicit_) co_return result<void>{};
+  auto exists = co_await ctx.meta.repository_exists(r.name);
+  if (!exists) co_return std::unexpected(exists.error());
+  if (*exists) co_return result<void>{};
+  co_return fail(errc::name_unknown, ctx.auth.pol.may_create(r.name).reason);
 }
 
 // The catalog and automatic mounts are decided by what the subject behind a bearer token may see
@@ -198,7 +198,8 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
     co_await widen_to_identity(ctx, who);
   }
   if (e->creates_repository) {
-    if (auto ok = check_creation(ctx, r); !ok) co_return std::unexpected(ok.error());
+    auto creatable = co_await check_creation(ctx, r);
+    if (!creatable) co_return std::unexpected(creatable.error());
   }
   context per_request = ctx;
   per_request.who = &*who;

@@ -15,6 +15,7 @@
 #include "http/message.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
+#include "uploads/upload_service.h"
 
 namespace berth::api {
 
@@ -33,7 +34,8 @@ struct endpoint;
 // What every handler gets. `who` is the authenticated caller of the request being handled and
 // `current` its endpoint in the route table (both set per request; the rest is shared).
 struct context {
-  storage::blob_store& blobs;
+  storage::blob_store& blobs;  // reads; writes go through `uploads`
+  uploads::upload_service& uploads;
   meta::metadata_store& meta;
   blocking_pool& pool;
   const api_options& options;
@@ -44,9 +46,9 @@ struct context {
 
 class registry_api {
  public:
-  registry_api(storage::blob_store& blobs, meta::metadata_store& meta, blocking_pool& pool, api_options options,
-               auth_services& auth)
-      : options_(std::move(options)), ctx_{blobs, meta, pool, options_, auth} {}
+  registry_api(storage::blob_store& blobs, uploads::upload_service& uploads, meta::metadata_store& meta,
+               blocking_pool& pool, api_options options, auth_services& auth)
+      : options_(std::move(options)), ctx_{blobs, uploads, meta, pool, options_, auth} {}
 
   // Answers one request. Never throws for expected failures: they become OCI error responses.
   http::asio::awaitable<http::response> handle(http::request& req);

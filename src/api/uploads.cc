@@ -1,6 +1,7 @@
 // Blob uploads: POST /v2/<name>/blobs/uploads/ (session, single request, or cross-repository
 // mount), PATCH/PUT/GET/DELETE /v2/<name>/blobs/uploads/<id>.
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 #include "api/handlers.h"
 #include "http/range.h"
@@ -44,24 +45,21 @@ result<void> check_chunk_order(const request& req, std::uint64_t received) {
 }
 
 // Writes the request body into the upload, hashing in the same pass.
-awaitable<result<std::uint64_t>> receive(request& req, storage::upload& up) {
+awaitable<result<std::uint64_t>> receive(request& req, uploads::upload_session& up) {
   auto received = co_await req.stream_body([&up](std::string_view piece) { return up.write(piece); });
-  // The last piece may still be on its way to the disk: the response must not run ahead of it.
-  auto flushed = up.flush();
+  // The last piece may still be on its way to the backend: the response must not run ahead of it.
+  auto flushed = co_await up.flush();
   if (!received) co_return received;
   if (!flushed) co_return std::unexpected(flushed.error());
   co_return received;
 }
 
-// Verifies and stores the upload as blob `d`, then links it into `name`: durable before the 201.
-awaitable<result<void>> commit_and_link(context& ctx, std::shared_ptr<storage::upload> up, std::string_view name,
-                                        const digest& d) {
-  co_return co_await ctx.pool.run([&]() -> result<void> {
-    auto size = up->commit(d);
-    up.reset();
-    if (!size) return std::unexpected(size.error());
-    return ctx.meta.link_blob(name, d, *size);
-  });
+// Ends the request's hold on the upload before answering `out`, so that the client's next request
+// finds it free; a failed release fails the request.
+awaitable<result<response>> released(uploads::upload_session& up, result<response> out) {
+  auto done = co_await up.release();
+  if (out && !done) co_return std::unexpected(done.error());
+  co_return out;
 }
 
 // POST ?mount=<digest>[&from=<repo>]: links an existing blob instead of uploading it. Returns the 201,
@@ -76,20 +74,20 @@ awaitable<result<std::optional<response>>> try_mount(context& ctx, request& req,
   if (auto from = req.query("from")) {
     if (!checked_name(*from)) co_return std::optional<response>{};
     if (!ctx.who->allowed(ctx.auth.pol, policy::action::pull, *from)) co_return std::optional<response>{};
-    size = ctx.meta.linked_blob_size(*from, *d);
+    size = co_await ctx.meta.linked_blob_size(*from, *d);
   } else {
-    auto holders = ctx.meta.repositories_with_blob(*d, 100);
+    auto holders = co_await ctx.meta.repositories_with_blob(*d, 100);
     if (!holders) co_return std::unexpected(holders.error());
     size = std::optional<std::uint64_t>{};
     for (const auto& repo : *holders) {
       if (repo != name && !ctx.who->allowed(ctx.auth.pol, policy::action::pull, repo)) continue;
-      size = ctx.meta.linked_blob_size(repo, *d);
+      size = co_await ctx.meta.linked_blob_size(repo, *d);
       if (!size || *size) break;
     }
   }
   if (!size) co_return std::unexpected(size.error());
   if (!*size) co_return std::optional<response>{};
-  auto linked = co_await ctx.pool.run([&] { return ctx.meta.link_blob(name, *d, **size); });
+  auto linked = co_await ctx.meta.link_blob(name, *d, **size);
   if (!linked) co_return std::unexpected(linked.error());
   co_return blob_created(ctx, req, name, *d);
 }
@@ -114,22 +112,25 @@ awaitable<result<response>> start_upload(context& ctx, request& req, const route
     single = std::move(*d);
   }
 
-  auto id = ctx.blobs.create_upload(*name);
-  if (!id) co_return std::unexpected(id.error());
-  if (!single) co_return upload_progress(ctx, req, *name, *id, 0, 202);
+  if (!single) {
+    auto id = co_await ctx.uploads.create(*name);
+    if (!id) co_return std::unexpected(id.error());
+    co_return upload_progress(ctx, req, *name, *id, 0, 202);
+  }
 
-  auto up = ctx.blobs.open_upload(*name, *id);
+  // A single-request upload: no client knows its id, so a failure must leave nothing behind.
+  auto up = co_await ctx.uploads.start(*name);
   if (!up) co_return std::unexpected(up.error());
-  // GCC 12 mis-compiles co_await inside a conditional expression: plain statements only.
-  result<void> done;
-  auto received = co_await receive(req, **up);
+  result<std::uint64_t> done;
+  auto received = co_await receive(req, *up);
   if (!received) {
     done = std::unexpected(received.error());
   } else {
-    done = co_await commit_and_link(ctx, std::move(*up), *name, *single);
+    done = co_await up->commit(*single);
   }
   if (!done) {
-    (void)ctx.blobs.cancel_upload(*name, *id);
+    auto discarded = co_await up->discard();
+    if (!discarded) spdlog::warn("uploads: a failed single-request upload left {} behind", up->id());
     co_return std::unexpected(done.error());
   }
   co_return blob_created(ctx, req, *name, *single);
@@ -138,17 +139,20 @@ awaitable<result<response>> start_upload(context& ctx, request& req, const route
 awaitable<result<response>> patch_upload(context& ctx, request& req, const route& r) {
   auto name = checked_name(r.name);
   if (!name) co_return std::unexpected(name.error());
-  auto up = ctx.blobs.open_upload(*name, r.reference);
+  auto up = co_await ctx.uploads.open(*name, r.reference);
   if (!up) co_return std::unexpected(up.error());
-  if (auto order = check_chunk_order(req, (*up)->size()); !order) {
-    if (order.error().code != errc::range_invalid) co_return std::unexpected(order.error());
+  result<response> out;
+  if (auto order = check_chunk_order(req, up->size()); !order) {
     // The client needs the current offset to recover.
-    response res = upload_progress(ctx, req, *name, r.reference, (*up)->size(), 416);
-    co_return res;
+    out = order.error().code == errc::range_invalid
+              ? result<response>(upload_progress(ctx, req, *name, r.reference, up->size(), 416))
+              : result<response>(std::unexpected(order.error()));
+  } else {
+    auto received = co_await receive(req, *up);
+    out = received ? result<response>(upload_progress(ctx, req, *name, r.reference, up->size(), 202))
+                   : result<response>(std::unexpected(received.error()));
   }
-  auto received = co_await receive(req, **up);
-  if (!received) co_return std::unexpected(received.error());
-  co_return upload_progress(ctx, req, *name, r.reference, (*up)->size(), 202);
+  co_return co_await released(*up, std::move(out));
 }
 
 awaitable<result<response>> finish_upload(context& ctx, request& req, const route& r) {
@@ -158,22 +162,28 @@ awaitable<result<response>> finish_upload(context& ctx, request& req, const rout
   if (!text) co_return fail(errc::digest_invalid, "PUT needs ?digest=");
   auto d = checked_digest(*text);
   if (!d) co_return std::unexpected(d.error());
-  auto up = ctx.blobs.open_upload(*name, r.reference);
+  auto up = co_await ctx.uploads.open(*name, r.reference);
   if (!up) co_return std::unexpected(up.error());
   if (req.has_body()) {
-    if (auto order = check_chunk_order(req, (*up)->size()); !order) co_return std::unexpected(order.error());
-    auto received = co_await receive(req, **up);
-    if (!received) co_return std::unexpected(received.error());
+    result<std::uint64_t> received = 0;
+    if (auto order = check_chunk_order(req, up->size()); !order) {
+      received = std::unexpected(order.error());
+    } else {
+      received = co_await receive(req, *up);
+    }
+    if (!received) co_return co_await released(*up, std::unexpected(received.error()));
   }
-  auto done = co_await commit_and_link(ctx, std::move(*up), *name, *d);
-  if (!done) co_return std::unexpected(done.error());
+  // Stores the blob and links it into the repository: durable before the 201. A digest mismatch
+  // discards the upload; any other failure keeps it for a retry.
+  auto done = co_await up->commit(*d);
+  if (!done) co_return co_await released(*up, std::unexpected(done.error()));
   co_return blob_created(ctx, req, *name, *d);
 }
 
 awaitable<result<response>> upload_status(context& ctx, request& req, const route& r) {
   auto name = checked_name(r.name);
   if (!name) co_return std::unexpected(name.error());
-  auto size = ctx.blobs.upload_size(*name, r.reference);
+  auto size = co_await ctx.uploads.size(*name, r.reference);
   if (!size) co_return std::unexpected(size.error());
   co_return upload_progress(ctx, req, *name, r.reference, *size, 204);
 }
@@ -181,7 +191,7 @@ awaitable<result<response>> upload_status(context& ctx, request& req, const rout
 awaitable<result<response>> cancel_upload(context& ctx, request&, const route& r) {
   auto name = checked_name(r.name);
   if (!name) co_return std::unexpected(name.error());
-  auto cancelled = ctx.blobs.cancel_upload(*name, r.reference);
+  auto cancelled = co_await ctx.uploads.cancel(*name, r.reference);
   if (!cancelled) co_return std::unexpected(cancelled.error());
   co_return empty_response(204);
 }

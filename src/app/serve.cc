@@ -4,7 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/post.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
@@ -35,12 +36,14 @@
 #include "http/server.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
+#include "uploads/upload_service.h"
 
 namespace berth::app {
 namespace {
 
-void purge_uploads(storage::blob_store& blobs, std::chrono::hours idle) {
-  if (const auto n = blobs.purge_uploads(idle)) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
+boost::asio::awaitable<void> purge_uploads(uploads::upload_service& service, std::chrono::hours idle) {
+  const auto n = co_await service.purge(idle);
+  if (n > 0) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
 }
 
 // Writes `text` to a new file `path` readable by its owner only.
@@ -109,8 +112,9 @@ int serve(const config& c) {
   // fsync-bound work: enough threads that concurrent commits overlap.
   blocking_pool pool(static_cast<std::size_t>(std::max(4, 2 * cores)));
 
-  auto blobs = storage::make_fs_blob_store(c.data);
+  auto blobs = storage::make_fs_blob_store(c.data, pool);
   auto meta = meta::make_sqlite_metadata_store((std::filesystem::path(c.data) / "berth.db").string());
+  uploads::upload_service uploads(*blobs, meta->uploads(), pool);
   auto identities = auth::make_sqlite_identity_store((std::filesystem::path(c.data) / "auth.db").string(), pool);
   bootstrap_admin(c, *identities);
   const policy::policy pol(c.policy);
@@ -127,7 +131,11 @@ int serve(const config& c) {
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
   api::auth_services auth{pol, authn, *identities, limiter, *tokens, c.service};
-  api::registry_api api(*blobs, *meta, pool, options, auth);
+  api::registry_api api(*blobs, uploads, *meta, pool, options, auth);
+
+  // Abandoned uploads go at start-up, before the first request can ask for one, then every hour.
+  const std::chrono::hours upload_idle(c.upload_idle_hours);
+  sync_wait(purge_uploads(uploads, upload_idle));
 
   boost::asio::io_context ioc(io_threads);
   http::server_options server_options;
@@ -143,13 +151,10 @@ int serve(const config& c) {
   const auto endpoint = server.listen();
   server.start();
 
-  // Abandoned uploads go at start-up, then every hour.
-  const std::chrono::hours upload_idle(c.upload_idle_hours);
-  purge_uploads(*blobs, upload_idle);
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::post(pool.executor(), [&] { purge_uploads(*blobs, upload_idle); });
+    boost::asio::co_spawn(ioc, purge_uploads(uploads, upload_idle), boost::asio::detached);
     purge_timer.expires_after(std::chrono::hours(1));
     purge_timer.async_wait(purge_later);
   };

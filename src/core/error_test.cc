@@ -74,6 +74,8 @@ TEST(ErrorTable, ExtraCodesKeepTheirStatus) {
   EXPECT_EQ(info(errc::pagination_invalid).status, 400);
   EXPECT_EQ(info(errc::method_not_allowed).wire, "UNSUPPORTED");
   EXPECT_EQ(info(errc::method_not_allowed).status, 405);
+  EXPECT_EQ(info(errc::upload_busy).wire, "BLOB_UPLOAD_INVALID");
+  EXPECT_EQ(info(errc::upload_busy).status, 409);
   EXPECT_EQ(info(errc::request_timeout).status, 408);
   EXPECT_EQ(info(errc::not_found).wire, "NOT_FOUND");
   EXPECT_EQ(info(errc::not_found).status, 404);

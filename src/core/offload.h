@@ -36,7 +36,15 @@ class blocking_pool {
         boost::asio::use_awaitable);
   }
 
-  // For fire-and-forget work (asio::post) that nobody awaits.
+  // Runs the coroutine `a` on a pool thread and resumes the caller on its own executor with the
+  // result: for a loop of blocking steps written as awaitables (a backend's reads that complete
+  // inline on a local disk and suspend on a network one). REQUIRES: T is default-constructible.
+  template <class T>
+  boost::asio::awaitable<T> run(boost::asio::awaitable<T> a) {
+    co_return co_await boost::asio::co_spawn(pool_.get_executor(), std::move(a), boost::asio::use_awaitable);
+  }
+
+  // For fire-and-forget work (asio::post, co_spawn with detached) that nobody awaits.
   boost::asio::thread_pool::executor_type executor() { return pool_.get_executor(); }
 
   void join() { pool_.join(); }

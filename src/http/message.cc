@@ -141,8 +141,7 @@ asio::awaitable<result<std::string>> request::read_body(std::size_t limit) {
   co_return out;
 }
 
-asio::awaitable<result<std::uint64_t>> request::stream_body(
-    const std::function<result<void>(std::string_view)>& sink) {
+asio::awaitable<result<std::uint64_t>> request::stream_body(const body_sink& sink) {
   std::uint64_t total = 0;
   if (!has_body() || body_ == nullptr) co_return total;
   std::span<char> buf = body_->scratch();
@@ -161,18 +160,12 @@ asio::awaitable<result<std::uint64_t>> request::stream_body(
     }
     // Bytes that arrived before a failure are passed on too: an interrupted upload keeps them.
     if (filled == 0) break;
-    if (auto r = sink({buf.data(), filled}); !r) co_return std::unexpected(std::move(r.error()));
+    auto sunk = co_await sink({buf.data(), filled});
+    if (!sunk) co_return std::unexpected(std::move(sunk.error()));
     total += filled;
   }
   if (failed) co_return std::unexpected(std::move(*failed));
   co_return total;
-}
-
-std::shared_ptr<const int> share_fd(int fd) {
-  return std::shared_ptr<const int>(new int(fd), [](const int* p) {
-    ::close(*p);
-    delete p;
-  });
 }
 
 }  // namespace berth::http

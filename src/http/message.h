@@ -77,11 +77,13 @@ class request {
   // rest), or as body_source::read_some does.
   asio::awaitable<result<std::string>> read_body(std::size_t limit);
   // Passes the body to `sink` piece by piece as it arrives (pieces of up to 1 MiB; every piece but
-  // the last is exactly 1 MiB and each starts at a 4096-byte aligned address). Returns the
-  // number of bytes passed; stops at and returns the first error of `sink` or of the source. The
-  // bytes that arrived before the source failed are passed to `sink` first, so that an upload
-  // interrupted by the client keeps them and can resume after them.
-  asio::awaitable<result<std::uint64_t>> stream_body(const std::function<result<void>(std::string_view)>& sink);
+  // the last is exactly 1 MiB and each starts at a 4096-byte aligned address), awaiting each before
+  // reading the next into the same buffer. Returns the number of bytes passed; stops at and returns
+  // the first error of `sink` or of the source. The bytes that arrived before the source failed are
+  // passed to `sink` first, so that an upload interrupted by the client keeps them and can resume
+  // after them.
+  using body_sink = std::function<asio::awaitable<result<void>>(std::string_view)>;
+  asio::awaitable<result<std::uint64_t>> stream_body(const body_sink& sink);
 
  private:
   beast::http::verb method_;
@@ -93,22 +95,31 @@ class request {
   body_source* body_;
 };
 
-// A range of an open file sent as the body; sendfile(2) on plain TCP.
-struct file_slice {
-  std::shared_ptr<const int> fd;  // owns the descriptor: the deleter closes it
+// Where a response body that is not in memory comes from (a blob): read piece by piece at
+// increasing offsets. Used by one coroutine at a time.
+class body_reader {
+ public:
+  virtual ~body_reader() = default;
+  // Reads up to buf.size() bytes at `offset`; returns how many, 0 only past the end.
+  virtual asio::awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) = 0;
+  // An open file holding the same bytes at the same offsets, which the server sends with
+  // sendfile(2) on plain TCP; -1 when there is none (then read() is used).
+  virtual int native_handle() const { return -1; }
+};
+
+// The `length` bytes at `offset` of `reader`, sent as the body.
+struct streamed_body {
+  std::shared_ptr<body_reader> reader;
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
 };
 
-// Wraps an open descriptor so that it is closed when the last file_slice using it goes.
-std::shared_ptr<const int> share_fd(int fd);
-
 struct response {
   unsigned status = 200;
   beast::http::fields headers;
-  // The body when `file` is empty. Content-Length is set by the server.
+  // The body when `stream` is empty. Content-Length is set by the server.
   std::string body;
-  std::optional<file_slice> file;
+  std::optional<streamed_body> stream;
   // For HEAD: the Content-Length to announce; no body is sent.
   std::optional<std::uint64_t> head_length;
 };

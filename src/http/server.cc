@@ -44,7 +44,7 @@ using steady_clock = std::chrono::steady_clock;
 auto with(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 constexpr std::size_t first_read_size = 4096;
-constexpr std::size_t tls_file_piece = 256 * 1024;
+constexpr std::size_t stream_piece = 256 * 1024;
 constexpr std::size_t max_sendfile = 1 << 30;
 // How long a closing connection with unread input is drained, so that our response is not
 // destroyed by the RST the kernel sends when a socket is closed with unread data.
@@ -549,13 +549,13 @@ class connection final : public live_connection {
 
   // Returns false when the connection broke and must close.
   asio::awaitable<bool> write_response(response& res, bool head, bool keep) {
-    if (head || res.file) {
-      std::uint64_t length = res.file ? res.file->length : res.body.size();
+    if (head || res.stream) {
+      std::uint64_t length = res.stream ? res.stream->length : res.body.size();
       if (head) length = res.head_length.value_or(length);
       auto msg = make_message<bhttp::empty_body>(res, keep, length);
       bool written = co_await write(msg);
       if (!written || head) co_return written;
-      co_return co_await send_file(*res.file);
+      co_return co_await send_stream(*res.stream);
     }
     std::uint64_t length = res.body.size();
     auto msg = make_message<bhttp::string_body>(res, keep, length, std::move(res.body));
@@ -589,24 +589,25 @@ class connection final : public live_connection {
     co_return true;
   }
 
-  asio::awaitable<bool> send_file(const file_slice& f) {
-    if constexpr (is_tls) {
-      co_return co_await send_file_tls(f);
-    } else {
-      co_return co_await send_file_plain(f);
+  // sendfile(2) when the reader has a file and the connection is plain TCP; otherwise read into
+  // the connection's scratch buffer and write (TLS must encrypt in user space anyway).
+  asio::awaitable<bool> send_stream(const streamed_body& b) {
+    if constexpr (!is_tls) {
+      if (b.reader->native_handle() >= 0) co_return co_await send_file_plain(b.reader->native_handle(), b);
     }
+    co_return co_await send_read(b);
   }
 
   // sendfile(2) on the non-blocking socket: no copy through user space.
-  asio::awaitable<bool> send_file_plain(const file_slice& f) {
+  asio::awaitable<bool> send_file_plain(int fd, const streamed_body& b) {
     auto& sock = tcp().socket();
     error_code ec;
     sock.native_non_blocking(true, ec);
     if (ec) co_return false;
-    off_t offset = static_cast<off_t>(f.offset);
-    std::uint64_t left = f.length;
+    off_t offset = static_cast<off_t>(b.offset);
+    std::uint64_t left = b.length;
     while (left > 0) {
-      ssize_t n = ::sendfile(sock.native_handle(), *f.fd, &offset, std::min<std::uint64_t>(left, max_sendfile));
+      ssize_t n = ::sendfile(sock.native_handle(), fd, &offset, std::min<std::uint64_t>(left, max_sendfile));
       if (n > 0) {
         left -= static_cast<std::uint64_t>(n);
       } else if (n < 0 && errno == EINTR) {
@@ -624,22 +625,21 @@ class connection final : public live_connection {
     co_return true;
   }
 
-  // TLS must encrypt in user space: pread pieces into the connection's scratch buffer.
-  asio::awaitable<bool> send_file_tls(const file_slice& f) {
-    std::span<char> buf = source_.scratch().first(tls_file_piece);
-    off_t offset = static_cast<off_t>(f.offset);
-    std::uint64_t left = f.length;
+  asio::awaitable<bool> send_read(const streamed_body& b) {
+    std::span<char> buf = source_.scratch().first(stream_piece);
+    std::uint64_t offset = b.offset;
+    std::uint64_t left = b.length;
     while (left > 0) {
-      ssize_t n = ::pread(*f.fd, buf.data(), std::min<std::uint64_t>(left, buf.size()), offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        log_file_failure(n, left);
+      auto n = co_await b.reader->read(offset, buf.first(std::min<std::uint64_t>(left, buf.size())));
+      if (!n) co_return false;  // the reader logged why
+      if (*n == 0) {
+        log_file_failure(0, left);
         co_return false;
       }
-      bool written = co_await write_all(asio::buffer(buf.data(), static_cast<std::size_t>(n)));
+      bool written = co_await write_all(asio::buffer(buf.data(), *n));
       if (!written) co_return false;
-      offset += n;
-      left -= static_cast<std::uint64_t>(n);
+      offset += *n;
+      left -= *n;
     }
     co_return true;
   }

@@ -1,6 +1,5 @@
 #include "meta/group_commit.h"
 
-#include <future>
 #include <utility>
 
 namespace berth::meta::sqlite {
@@ -31,8 +30,18 @@ bool run_in_savepoint(connection& db, const write_operation& op, result<void>& o
 
 }  // namespace
 
-std::vector<result<void>> commit_batch(connection& db, std::span<const write_operation* const> ops) {
+std::vector<result<void>> commit_batch(connection& db, std::span<const write_operation* const> ops, durability d) {
   std::vector<result<void>> results(ops.size());
+  // The connection is FULL between batches; a relaxed batch lowers it for its own commit only.
+  const bool relaxed = d == durability::relaxed;
+  if (relaxed) (void)db.exec("PRAGMA synchronous = NORMAL");  // on failure: committed durably, no harm
+  struct restore {
+    connection& db;
+    bool relaxed;
+    ~restore() {
+      if (relaxed) (void)db.exec("PRAGMA synchronous = FULL");
+    }
+  } restore_full{db, relaxed};
   if (auto r = db.exec("BEGIN IMMEDIATE"); !r) {
     abandon(db, results, r.error());
     return results;
@@ -58,21 +67,22 @@ group_committer::~group_committer() {
   writer_.join();
 }
 
-result<void> group_committer::submit(const write_operation& op) {
-  // The writer owns the promise, so the caller may return as soon as the result is set.
-  std::promise<result<void>> promise;
-  auto outcome = promise.get_future();
+void group_committer::enqueue(const write_operation& op, durability d, completion done) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(pending{&op, std::move(promise)});
+    queue_.push_back(pending{&op, d, std::move(done)});
   }
   wake_.notify_one();
-  return outcome.get();
 }
 
 std::uint64_t group_committer::batches() const {
   std::lock_guard lock(mutex_);
   return batches_;
+}
+
+std::size_t group_committer::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
 }
 
 void group_committer::writer_loop() {
@@ -87,9 +97,13 @@ void group_committer::writer_loop() {
       ++batches_;
     }
     ops.clear();
-    for (const pending& p : batch) ops.push_back(p.op);
-    auto results = commit_batch(db_, ops);
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].outcome.set_value(std::move(results[i]));
+    durability d = durability::relaxed;
+    for (const pending& p : batch) {
+      ops.push_back(p.op);
+      if (p.d == durability::durable) d = durability::durable;
+    }
+    auto results = commit_batch(db_, ops, d);
+    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(results[i]));
     batch.clear();
   }
 }

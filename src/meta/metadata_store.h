@@ -2,13 +2,21 @@
 // exact bytes), tags, and the subject index behind the referrers API. Blob bytes live in
 // storage::blob_store; this store only knows digests and sizes.
 //
-// Durability: a write returns once committed (fsynced). Each call is one transaction.
-// Thread-safety: every method may be called concurrently from any thread. Calls block on disk:
-// from a coroutine, run them through blocking_pool (core/offload.h).
+// Asynchronous: every call is awaited from the I/O threads, so an implementation never blocks the
+// calling thread on a network round trip or a disk flush. It may complete inline when the answer
+// costs microseconds (SQLite reads from its page cache) and must otherwise suspend (the SQLite
+// writer thread, a PostgreSQL socket). Adding a backend: docs/ARCHITECTURE.md; its tests register
+// with the contract suite (metadata_store_contract.h).
+//
+// Durability: a write completes once committed (fsynced). Each call is one transaction.
+// Thread-safety: every method may be called concurrently from any thread.
 // Errors: arguments are validated by the caller (names, tags, digests); a backend failure is logged
 // here and returned as `internal`.
 #pragma once
 
+#include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -20,6 +28,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "meta/upload_records.h"
 
 namespace berth::meta {
 
@@ -47,50 +56,60 @@ class metadata_store {
   virtual ~metadata_store() = default;
 
   // Blob links. The size of `d` if repository `repo` links it, else nullopt.
-  virtual result<std::optional<std::uint64_t>> linked_blob_size(std::string_view repo, const digest& d) = 0;
-  // The size of `d` if any repository links it, else nullopt.
-  virtual result<std::optional<std::uint64_t>> any_blob_size(const digest& d) = 0;
+  virtual awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) = 0;
   // Links `d` into `repo`, creating the repository when needed. Idempotent.
-  virtual result<void> link_blob(std::string_view repo, const digest& d, std::uint64_t size) = 0;
+  virtual awaitable<result<void>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) = 0;
   // Unlinks `d` from `repo`; false when it was not linked.
-  virtual result<bool> unlink_blob(std::string_view repo, const digest& d) = 0;
+  virtual awaitable<result<bool>> unlink_blob(std::string_view repo, const digest& d) = 0;
   // Of `ds`, the blobs that `repo` does not link (in the order given).
-  virtual result<std::vector<digest>> missing_blobs(std::string_view repo, std::span<const digest> ds) = 0;
+  virtual awaitable<result<std::vector<digest>>> missing_blobs(std::string_view repo, std::span<const digest> ds) = 0;
 
   // Manifests. Stores `m` in `repo` (creating the repository) and, when `tag` is set, points the tag
   // at it, in one transaction. Storing the same digest again only moves the tag.
-  virtual result<void> put_manifest(std::string_view repo, const manifest_record& m,
-                                    std::optional<std::string_view> tag) = 0;
-  virtual result<std::optional<manifest_record>> manifest_by_digest(std::string_view repo, const digest& d) = 0;
-  virtual result<std::optional<manifest_record>> manifest_by_tag(std::string_view repo, std::string_view tag) = 0;
+  virtual awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
+                                               std::optional<std::string_view> tag) = 0;
+  virtual awaitable<result<std::optional<manifest_record>>> manifest_by_digest(std::string_view repo,
+                                                                               const digest& d) = 0;
+  virtual awaitable<result<std::optional<manifest_record>>> manifest_by_tag(std::string_view repo,
+                                                                            std::string_view tag) = 0;
   // Of `ds`, the manifests that `repo` does not hold (in the order given).
-  virtual result<std::vector<digest>> missing_manifests(std::string_view repo, std::span<const digest> ds) = 0;
+  virtual awaitable<result<std::vector<digest>>> missing_manifests(std::string_view repo,
+                                                                   std::span<const digest> ds) = 0;
   // Deletes the manifest and every tag on it; false when `repo` does not hold it.
-  virtual result<bool> delete_manifest(std::string_view repo, const digest& d) = 0;
+  virtual awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d) = 0;
   // Deletes the tag only; false when there is no such tag.
-  virtual result<bool> delete_tag(std::string_view repo, std::string_view tag) = 0;
+  virtual awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag) = 0;
 
   // Listings, in lexical (byte) order, starting after `last` ("" for the start), at most `n`.
   // nullopt when the repository is unknown.
-  virtual result<std::optional<std::vector<std::string>>> list_tags(std::string_view repo, std::string_view last,
-                                                                    std::size_t n) = 0;
-  virtual result<std::vector<std::string>> list_repositories(std::string_view last, std::size_t n) = 0;
+  virtual awaitable<result<std::optional<std::vector<std::string>>>> list_tags(std::string_view repo,
+                                                                               std::string_view last,
+                                                                               std::size_t n) = 0;
+  virtual awaitable<result<std::vector<std::string>>> list_repositories(std::string_view last, std::size_t n) = 0;
 
   // Repositories themselves. Whether `repo` exists (pushed to, or created).
-  virtual result<bool> repository_exists(std::string_view repo) = 0;
+  virtual awaitable<result<bool>> repository_exists(std::string_view repo) = 0;
   // Creates an empty repository; false when it already existed.
-  virtual result<bool> create_repository(std::string_view repo) = 0;
+  virtual awaitable<result<bool>> create_repository(std::string_view repo) = 0;
   // Deletes the repository with its manifests, tags and blob links (the blobs stay in the blob
   // store for garbage collection); false when it did not exist.
-  virtual result<bool> delete_repository(std::string_view repo) = 0;
+  virtual awaitable<result<bool>> delete_repository(std::string_view repo) = 0;
   // Up to `n` repositories that link `d`, in lexical order (for automatic cross-repository mount).
-  virtual result<std::vector<std::string>> repositories_with_blob(const digest& d, std::size_t n) = 0;
+  virtual awaitable<result<std::vector<std::string>>> repositories_with_blob(const digest& d, std::size_t n) = 0;
   // Manifests in `repo` whose subject is `subject`, optionally only those of `artifact_type`.
-  virtual result<std::vector<referrer>> referrers(std::string_view repo, const digest& subject,
-                                                  std::optional<std::string_view> artifact_type) = 0;
+  virtual awaitable<result<std::vector<referrer>>> referrers(std::string_view repo, const digest& subject,
+                                                             std::optional<std::string_view> artifact_type) = 0;
+
+  // The records of unfinished uploads (upload_records.h), kept in the same database. Lives as long
+  // as the store.
+  virtual upload_records& uploads() = 0;
 };
 
 // The SQLite store in the file `path` (created with its schema when missing; WAL, synchronous=FULL).
+// Reads complete inline on the caller's thread (microseconds; readers never wait for the writer);
+// writes go to one writer thread that commits concurrent writes together (group_commit.h), and the
+// caller resumes on its own executor once its write is durable. One process owns the file, so
+// opening it ends every upload lease (their holders are gone).
 // Throws std::runtime_error at start-up when the database cannot be opened or migrated.
 std::unique_ptr<metadata_store> make_sqlite_metadata_store(const std::string& path);
 

@@ -1,6 +1,7 @@
 // The SQLite metadata store. Reads use a pool of read-only connections, so in WAL mode they run on
-// their own snapshot and never wait for the writer. Writes go through one group_committer (a single
-// writer connection and thread) that commits concurrent writes together with one fsync.
+// their own snapshot and never wait for the writer; they complete inline on the caller's thread.
+// Writes go through one group_committer (a single writer connection and thread) that commits
+// concurrent writes together with one fsync; the caller's coroutine waits without a thread.
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -68,6 +69,20 @@ CREATE TABLE tags (
 ) WITHOUT ROWID;
 CREATE INDEX tags_by_digest ON tags(repo_id, digest);
 )sql",
+    // Unfinished uploads (upload_records.h). `repo` is a name, not a repositories row: an upload
+    // does not create its repository, only its completion does.
+    R"sql(
+CREATE TABLE uploads (
+  id          TEXT PRIMARY KEY,
+  repo        TEXT NOT NULL,
+  size        INTEGER NOT NULL,
+  hash_state  BLOB NOT NULL,
+  lease_token INTEGER NOT NULL,
+  lease_until INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX uploads_by_age ON uploads(updated_at);
+)sql",
 };
 // ---- SQL ----
 
@@ -75,7 +90,6 @@ constexpr std::string_view repo_id_sql = "SELECT id FROM repositories WHERE name
 constexpr std::string_view insert_repo_sql = "INSERT INTO repositories(name) VALUES (?1)";
 constexpr std::string_view linked_size_sql =
     "SELECT l.size FROM repositories r JOIN blob_links l ON l.repo_id = r.id WHERE r.name = ?1 AND l.digest = ?2";
-constexpr std::string_view any_size_sql = "SELECT size FROM blob_links WHERE digest = ?1 LIMIT 1";
 constexpr std::string_view link_sql =
     "INSERT INTO blob_links(repo_id, digest, size) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 constexpr std::string_view unlink_sql =
@@ -115,6 +129,25 @@ constexpr std::string_view referrers_sql =
     "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repositories r "
     "JOIN manifests m ON m.repo_id = r.id WHERE r.name = ?1 AND m.subject = ?2 "
     "AND (?3 IS NULL OR m.artifact_type = ?3) ORDER BY m.digest";
+constexpr std::string_view insert_upload_sql =
+    "INSERT INTO uploads(id, repo, size, hash_state, lease_token, lease_until, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr std::string_view find_upload_sql =
+    "SELECT id, repo, size, hash_state, lease_until FROM uploads WHERE id = ?1";
+constexpr std::string_view find_own_upload_sql =
+    "SELECT id, repo, size, hash_state, lease_until FROM uploads WHERE id = ?1 AND repo = ?2";
+constexpr std::string_view lease_upload_sql = "UPDATE uploads SET lease_token = ?2, lease_until = ?3 WHERE id = ?1";
+// A holder's token counts only while its lease is not given up (lease_until 0).
+constexpr std::string_view update_upload_sql =
+    "UPDATE uploads SET size = ?3, hash_state = ?4, lease_until = ?5, updated_at = ?6 "
+    "WHERE id = ?1 AND lease_token = ?2 AND lease_until != 0";
+constexpr std::string_view held_upload_repo_sql =
+    "SELECT repo FROM uploads WHERE id = ?1 AND lease_token = ?2 AND lease_until != 0";
+constexpr std::string_view delete_held_upload_sql =
+    "DELETE FROM uploads WHERE id = ?1 AND lease_token = ?2 AND lease_until != 0";
+constexpr std::string_view idle_uploads_sql =
+    "SELECT id, repo, size, hash_state, lease_until FROM uploads WHERE updated_at < ?1 AND lease_until <= ?2 "
+    "ORDER BY updated_at LIMIT ?3";
 
 // ---- helpers ----
 
@@ -203,6 +236,15 @@ result<std::vector<std::string>> column_strings(statement& st) {
   }
 }
 
+// Reads one upload row (id, repo, size, hash_state, lease_until), or nullopt when there is none.
+result<std::optional<upload_record>> read_upload(statement& st) {
+  auto row = st.step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::nullopt;
+  return upload_record{std::string(st.text(0)), std::string(st.text(1)), static_cast<std::uint64_t>(st.int64(2)),
+                       std::string(st.text(3))};
+}
+
 connection open_or_throw(const std::string& path, connection::mode m) {
   auto db = connection::open(path, m);
   if (!db) throw std::runtime_error(fmt::format("metadata store: cannot open {} (see log)", path));
@@ -254,7 +296,9 @@ class reader_pool {
   std::vector<std::unique_ptr<connection>> idle_;  // guarded by mutex_
 };
 
-class sqlite_metadata_store final : public metadata_store {
+using sqlite::durability;
+
+class sqlite_metadata_store final : public metadata_store, public upload_records {
  public:
   explicit sqlite_metadata_store(const std::string& path)
       : writer_(open_and_migrate(path)), readers_(path) {
@@ -262,36 +306,30 @@ class sqlite_metadata_store final : public metadata_store {
     if (!readers_.acquire()) throw std::runtime_error(fmt::format("metadata store: cannot open a reader on {}", path));
   }
 
-  result<std::optional<std::uint64_t>> linked_blob_size(std::string_view repo, const digest& d) override {
-    return read([&](connection& db) { return optional_size(db.prepare(linked_size_sql).bind(repo, d.str())); });
+  upload_records& uploads() override { return *this; }
+
+  awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
+    co_return read([&](connection& db) { return optional_size(db.prepare(linked_size_sql).bind(repo, d.str())); });
   }
 
-  result<std::optional<std::uint64_t>> any_blob_size(const digest& d) override {
-    return read([&](connection& db) { return optional_size(db.prepare(any_size_sql).bind(d.str())); });
+  awaitable<result<void>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) override {
+    co_return co_await write([&](connection& db) { return link(db, repo, d, size); });
   }
 
-  result<void> link_blob(std::string_view repo, const digest& d, std::uint64_t size) override {
-    return write([&](connection& db) -> result<void> {
-      auto repo_id = ensure_repo(db, repo);
-      if (!repo_id) return std::unexpected(repo_id.error());
-      return db.prepare(link_sql).bind(*repo_id, d.str(), size).run();
-    });
-  }
-
-  result<bool> unlink_blob(std::string_view repo, const digest& d) override {
-    return write([&](connection& db) {
+  awaitable<result<bool>> unlink_blob(std::string_view repo, const digest& d) override {
+    co_return co_await write([&](connection& db) {
       auto st = db.prepare(unlink_sql);
       return changed_rows(db, st.bind(repo, d.str()));
     });
   }
 
-  result<std::vector<digest>> missing_blobs(std::string_view repo, std::span<const digest> ds) override {
-    return read([&](connection& db) { return missing(db, repo, ds, has_blob_sql); });
+  awaitable<result<std::vector<digest>>> missing_blobs(std::string_view repo, std::span<const digest> ds) override {
+    co_return read([&](connection& db) { return missing(db, repo, ds, has_blob_sql); });
   }
 
-  result<void> put_manifest(std::string_view repo, const manifest_record& m,
-                            std::optional<std::string_view> tag) override {
-    return write([&](connection& db) -> result<void> {
+  awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
+                                       std::optional<std::string_view> tag) override {
+    co_return co_await write([&](connection& db) -> result<void> {
       auto repo_id = ensure_repo(db, repo);
       if (!repo_id) return std::unexpected(repo_id.error());
       if (auto r = insert_manifest(db, *repo_id, m); !r) return r;
@@ -300,41 +338,43 @@ class sqlite_metadata_store final : public metadata_store {
     });
   }
 
-  result<std::optional<manifest_record>> manifest_by_digest(std::string_view repo, const digest& d) override {
-    return read([&](connection& db) {
+  awaitable<result<std::optional<manifest_record>>> manifest_by_digest(std::string_view repo,
+                                                                       const digest& d) override {
+    co_return read([&](connection& db) {
       auto st = db.prepare(manifest_by_digest_sql);
       return read_manifest(st.bind(repo, d.str()));
     });
   }
 
-  result<std::optional<manifest_record>> manifest_by_tag(std::string_view repo, std::string_view tag) override {
-    return read([&](connection& db) {
+  awaitable<result<std::optional<manifest_record>>> manifest_by_tag(std::string_view repo,
+                                                                    std::string_view tag) override {
+    co_return read([&](connection& db) {
       auto st = db.prepare(manifest_by_tag_sql);
       return read_manifest(st.bind(repo, tag));
     });
   }
 
-  result<std::vector<digest>> missing_manifests(std::string_view repo, std::span<const digest> ds) override {
-    return read([&](connection& db) { return missing(db, repo, ds, has_manifest_sql); });
+  awaitable<result<std::vector<digest>>> missing_manifests(std::string_view repo, std::span<const digest> ds) override {
+    co_return read([&](connection& db) { return missing(db, repo, ds, has_manifest_sql); });
   }
 
-  result<bool> delete_manifest(std::string_view repo, const digest& d) override {
-    return write([&](connection& db) {
+  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d) override {
+    co_return co_await write([&](connection& db) {
       auto st = db.prepare(delete_manifest_sql);
       return changed_rows(db, st.bind(repo, d.str()));
     });
   }
 
-  result<bool> delete_tag(std::string_view repo, std::string_view tag) override {
-    return write([&](connection& db) {
+  awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag) override {
+    co_return co_await write([&](connection& db) {
       auto st = db.prepare(delete_tag_sql);
       return changed_rows(db, st.bind(repo, tag));
     });
   }
 
-  result<std::optional<std::vector<std::string>>> list_tags(std::string_view repo, std::string_view last,
-                                                            std::size_t n) override {
-    return read([&](connection& db) -> result<std::optional<std::vector<std::string>>> {
+  awaitable<result<std::optional<std::vector<std::string>>>> list_tags(std::string_view repo, std::string_view last,
+                                                                       std::size_t n) override {
+    co_return read([&](connection& db) -> result<std::optional<std::vector<std::string>>> {
       auto repo_id = find_repo(db, repo);
       if (!repo_id) return std::unexpected(repo_id.error());
       if (!*repo_id) return std::nullopt;
@@ -343,23 +383,23 @@ class sqlite_metadata_store final : public metadata_store {
     });
   }
 
-  result<std::vector<std::string>> list_repositories(std::string_view last, std::size_t n) override {
-    return read([&](connection& db) {
+  awaitable<result<std::vector<std::string>>> list_repositories(std::string_view last, std::size_t n) override {
+    co_return read([&](connection& db) {
       auto st = db.prepare(list_repos_sql);
       return column_strings(st.bind(last, std::uint64_t{n}));
     });
   }
 
-  result<bool> repository_exists(std::string_view repo) override {
-    return read([&](connection& db) -> result<bool> {
+  awaitable<result<bool>> repository_exists(std::string_view repo) override {
+    co_return read([&](connection& db) -> result<bool> {
       auto id = find_repo(db, repo);
       if (!id) return std::unexpected(id.error());
       return id->has_value();
     });
   }
 
-  result<bool> create_repository(std::string_view repo) override {
-    return write([&](connection& db) -> result<bool> {
+  awaitable<result<bool>> create_repository(std::string_view repo) override {
+    co_return co_await write([&](connection& db) -> result<bool> {
       auto found = find_repo(db, repo);
       if (!found) return std::unexpected(found.error());
       if (*found) return false;
@@ -368,8 +408,8 @@ class sqlite_metadata_store final : public metadata_store {
     });
   }
 
-  result<bool> delete_repository(std::string_view repo) override {
-    return write([&](connection& db) -> result<bool> {
+  awaitable<result<bool>> delete_repository(std::string_view repo) override {
+    co_return co_await write([&](connection& db) -> result<bool> {
       auto found = find_repo(db, repo);
       if (!found) return std::unexpected(found.error());
       if (!*found) return false;
@@ -382,16 +422,16 @@ class sqlite_metadata_store final : public metadata_store {
     });
   }
 
-  result<std::vector<std::string>> repositories_with_blob(const digest& d, std::size_t n) override {
-    return read([&](connection& db) {
+  awaitable<result<std::vector<std::string>>> repositories_with_blob(const digest& d, std::size_t n) override {
+    co_return read([&](connection& db) {
       auto st = db.prepare(repos_with_blob_sql);
       return column_strings(st.bind(d.str(), std::uint64_t{n}));
     });
   }
 
-  result<std::vector<referrer>> referrers(std::string_view repo, const digest& subject,
-                                          std::optional<std::string_view> artifact_type) override {
-    return read([&](connection& db) -> result<std::vector<referrer>> {
+  awaitable<result<std::vector<referrer>>> referrers(std::string_view repo, const digest& subject,
+                                                     std::optional<std::string_view> artifact_type) override {
+    co_return read([&](connection& db) -> result<std::vector<referrer>> {
       auto st = db.prepare(referrers_sql);
       st.bind(repo, subject.str(), artifact_type);
       std::vector<referrer> out;
@@ -407,10 +447,98 @@ class sqlite_metadata_store final : public metadata_store {
     });
   }
 
+  // ---- upload_records: none of these fsyncs but complete(), which links a blob ----
+
+  awaitable<result<void>> create(const upload_record& r, const upload_lease& lease, std::int64_t now_ms) override {
+    co_return co_await write(
+        [&](connection& db) {
+          return db.prepare(insert_upload_sql)
+              .bind(r.id, r.repo, r.size, blob_view{r.hash_state}, lease.token, lease.until_ms, now_ms)
+              .run();
+        },
+        durability::relaxed);
+  }
+
+  awaitable<result<std::optional<upload_record>>> find(std::string_view id) override {
+    co_return read([&](connection& db) {
+      auto st = db.prepare(find_upload_sql);
+      return read_upload(st.bind(id));
+    });
+  }
+
+  awaitable<result<std::optional<upload_record>>> acquire(std::string_view repo, std::string_view id,
+                                                          const upload_lease& lease, std::int64_t now_ms) override {
+    co_return co_await write(
+        [&](connection& db) -> result<std::optional<upload_record>> {
+          auto st = db.prepare(find_own_upload_sql);
+          auto found = read_upload(st.bind(id, repo));
+          if (!found || !*found) return found;
+          if (st.int64(4) > now_ms) return fail(errc::upload_busy);
+          if (auto r = db.prepare(lease_upload_sql).bind(id, lease.token, lease.until_ms).run(); !r)
+            return std::unexpected(r.error());
+          return found;
+        },
+        durability::relaxed);
+  }
+
+  awaitable<result<bool>> update(const upload_record& r, std::int64_t token, std::int64_t until_ms,
+                                 std::int64_t now_ms) override {
+    co_return co_await write(
+        [&](connection& db) {
+          auto st = db.prepare(update_upload_sql);
+          return changed_rows(db, st.bind(r.id, token, r.size, blob_view{r.hash_state}, until_ms, now_ms));
+        },
+        durability::relaxed);
+  }
+
+  awaitable<result<bool>> remove(std::string_view id, std::int64_t token) override {
+    co_return co_await write(
+        [&](connection& db) {
+          auto st = db.prepare(delete_held_upload_sql);
+          return changed_rows(db, st.bind(id, token));
+        },
+        durability::relaxed);
+  }
+
+  awaitable<result<bool>> complete(std::string_view id, std::int64_t token, const digest& d,
+                                   std::uint64_t size) override {
+    co_return co_await write([&](connection& db) -> result<bool> {
+      std::string repo;
+      {
+        auto st = db.prepare(held_upload_repo_sql);
+        auto row = st.bind(id, token).step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return false;
+        repo = st.text(0);
+      }
+      if (auto r = link(db, repo, d, size); !r) return std::unexpected(r.error());
+      if (auto r = db.prepare(delete_held_upload_sql).bind(id, token).run(); !r) return std::unexpected(r.error());
+      return true;
+    });
+  }
+
+  awaitable<result<std::vector<upload_record>>> idle(std::int64_t before_ms, std::int64_t now_ms,
+                                                     std::size_t n) override {
+    co_return read([&](connection& db) -> result<std::vector<upload_record>> {
+      auto st = db.prepare(idle_uploads_sql);
+      st.bind(before_ms, now_ms, std::uint64_t{n});
+      std::vector<upload_record> out;
+      for (;;) {
+        auto r = read_upload(st);
+        if (!r) return std::unexpected(r.error());
+        if (!*r) return out;
+        out.push_back(std::move(**r));
+      }
+    });
+  }
+
  private:
   static connection open_and_migrate(const std::string& path) {
     auto db = open_or_throw(path, connection::mode::read_write);
     sqlite::migrate(db, migrations, path);
+    // One process owns the database: whoever held an upload lease before this open is gone.
+    if (!db.exec("UPDATE uploads SET lease_until = 0 WHERE lease_until != 0"))
+      throw std::runtime_error("metadata store: cannot end the upload leases of a previous run (see log)");
     return db;
   }
 
@@ -422,23 +550,33 @@ class sqlite_metadata_store final : public metadata_store {
     return body(**db);
   }
 
-  // Runs `body` in the writer's next batch; returns its value once committed.
+  // Runs `body` in the writer's next batch; completes with its value once committed.
   template <class F>
-  auto write(F&& body) -> decltype(body(std::declval<connection&>())) {
-    using value_type = typename decltype(body(std::declval<connection&>()))::value_type;
+  auto write(F body, durability d = durability::durable) -> awaitable<decltype(body(std::declval<connection&>()))> {
+    using R = decltype(body(std::declval<connection&>()));
+    using value_type = typename R::value_type;
     if constexpr (std::is_void_v<value_type>) {
-      return writer_.submit(body);
+      const sqlite::write_operation op = std::move(body);
+      co_return co_await writer_.commit(op, d);
     } else {
       std::optional<value_type> value;
-      auto committed = writer_.submit([&](connection& db) -> result<void> {
+      const sqlite::write_operation op = [&](connection& db) -> result<void> {
         auto r = body(db);
         if (!r) return std::unexpected(r.error());
         value = std::move(*r);
         return {};
-      });
-      if (!committed) return std::unexpected(committed.error());
-      return std::move(*value);
+      };
+      auto committed = co_await writer_.commit(op, d);
+      if (!committed) co_return std::unexpected(committed.error());
+      co_return std::move(*value);
     }
+  }
+
+  // Links `d` into `repo` (created when missing). Writer only.
+  static result<void> link(connection& db, std::string_view repo, const digest& d, std::uint64_t size) {
+    auto repo_id = ensure_repo(db, repo);
+    if (!repo_id) return std::unexpected(repo_id.error());
+    return db.prepare(link_sql).bind(*repo_id, d.str(), size).run();
   }
 
   static result<std::optional<std::uint64_t>> optional_size(statement& st) {

@@ -1,65 +1,86 @@
-// Content-addressable blob storage and upload sessions. Each blob's bytes are stored once, under its
-// digest, whatever the number of repositories that use it: which repository may see which blob is
-// metadata (meta::metadata_store), not storage. Uploads are resumable: their bytes and owner survive
-// a restart; the running hash is kept in memory between requests and recomputed from the bytes when
-// the process restarted.
+// The blob backend: where blob bytes live (a filesystem today, S3 next). Content-addressable: each
+// blob's bytes are stored once, under its digest, whatever the number of repositories that use it;
+// which repository may see which blob is metadata (meta::metadata_store). The backend also holds
+// the bytes of unfinished uploads, under ids the upload service chooses (src/uploads); everything
+// else about uploads (ids and their grammar, owners, leases, the running hash, digest checks) lives
+// above it and is the same for every backend. This interface knows nothing of HTTP.
 //
-// Durability: commit() returns only once the blob's bytes and directory entry are fsynced. A crash
-// at any instant leaves either no blob or the complete blob under its digest: never a partial one.
-// Thread-safety: every method may be called concurrently. One upload accepts one writer at a time.
+// Asynchronous: every call is awaited from the I/O threads. A local backend may complete inline
+// when the work is short (opening a file, appending to the page cache) and hops to the blocking
+// pool for what waits on the disk (fsync); a network backend suspends on its sockets and never
+// blocks the calling thread. Adding a backend: docs/ARCHITECTURE.md; its tests register with the
+// contract suite (blob_store_contract.h).
+//
+// Durability: upload_data::commit() completes once the blob's bytes (and, for a filesystem, its
+// directory entry) are durable. A crash at any instant leaves either no blob or the complete blob
+// under its digest: never a partial one. Unfinished uploads need not be durable.
+// Thread-safety: blob_store methods may be called concurrently; readers and upload_data handles
+// are used by one coroutine at a time and may outlive neither their store nor its blocking pool.
+// Errors: the codes named below; any backend failure is logged here and returned as `internal`.
 #pragma once
 
+#include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
-#include <utility>
+#include <vector>
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/offload.h"
 
 namespace berth::storage {
 
-// An open blob. Owns the descriptor; move-only.
+using boost::asio::awaitable;
+
+// An open blob.
 class blob_reader {
  public:
-  blob_reader(int fd, std::uint64_t size) : fd_(fd), size_(size) {}
-  blob_reader(blob_reader&& other) noexcept : fd_(std::exchange(other.fd_, -1)), size_(other.size_) {}
-  blob_reader& operator=(blob_reader&&) = delete;
-  ~blob_reader();
-
-  int fd() const { return fd_; }
-  std::uint64_t size() const { return size_; }
-  // Gives up ownership of the descriptor.
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-  std::uint64_t size_;
+  virtual ~blob_reader() = default;
+  virtual std::uint64_t size() const = 0;
+  // Reads up to buf.size() bytes at `offset` into `buf`; returns how many, 0 only at or past the end.
+  virtual awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) = 0;
+  // Fast path: an open file descriptor holding the blob's bytes at the same offsets (the server
+  // sends it with sendfile(2)); -1 when the backend has none. Owned by the reader.
+  virtual int native_handle() const { return -1; }
+  // A URL the client may fetch the bytes from itself (a presigned GET), when the backend offers
+  // one; the API then redirects instead of streaming.
+  virtual std::optional<std::string> redirect_url() const { return std::nullopt; }
 };
 
-// One upload session, as returned by blob_store::open_upload(). Holding it marks the upload busy.
-// It may outlive its store. Once commit() succeeded or returned DIGEST_INVALID, the handle is spent
-// (write() and commit() return BLOB_UPLOAD_UNKNOWN); after an internal failure it may be retried.
-class upload {
+// The bytes of one unfinished upload, as the backend holds them: an append-only byte sequence.
+class upload_data {
  public:
-  virtual ~upload() = default;
-  virtual const std::string& id() const = 0;
-  // Bytes received so far.
+  virtual ~upload_data() = default;
+  // Bytes held, counting writes not yet flushed.
   virtual std::uint64_t size() const = 0;
-  // Appends and hashes `bytes` in one pass. Fails with internal when the disk write fails (the
-  // upload keeps the bytes written before).
-  // A write may finish in the background: flush() (or the next write or commit) reports its failure.
-  virtual result<void> write(std::string_view bytes) = 0;
-  // Waits until every byte accepted by write() is in the file. Fails with internal when a deferred
-  // disk write failed; size() then counts only the bytes the file holds.
-  virtual result<void> flush() { return {}; }
-  // Makes the bytes durable, checks them against `expected` (DIGEST_INVALID on mismatch, the upload
-  // is then discarded), and stores them as that blob (dedup: an existing blob is kept). Removes the
-  // upload. Returns the blob's size.
-  virtual result<std::uint64_t> commit(const digest& expected) = 0;
+  // Appends `bytes` (copied: the caller may reuse its buffer once this completes). The append may
+  // finish in the background: flush(), or the next write(), reports its failure. After a failure
+  // size() counts only the bytes the backend holds.
+  virtual awaitable<result<void>> write(std::string_view bytes) = 0;
+  // Completes once every byte accepted by write() is held by the backend.
+  virtual awaitable<result<void>> flush() = 0;
+  // Reads back bytes written before the last flush(): up to buf.size() at `offset`; returns how
+  // many, 0 only at or past the end. For re-hashing an upload whose saved hash does not cover it.
+  virtual awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) = 0;
+  // Makes the bytes durable and stores them as blob `d`; when `d` is stored already, that copy is
+  // kept and these bytes dropped (dedup). Either way the upload's bytes are gone afterwards and
+  // this handle may only be destroyed. The caller has checked that the bytes hash to `d`.
+  // On failure the upload is unchanged and the commit may be retried.
+  virtual awaitable<result<void>> commit(const digest& d) = 0;
+};
+
+// An unfinished upload the backend holds, as listed for purging.
+struct upload_entry {
+  std::string id;
+  std::chrono::system_clock::time_point last_write;
 };
 
 class blob_store {
@@ -67,32 +88,27 @@ class blob_store {
   virtual ~blob_store() = default;
 
   // The blob's size; BLOB_UNKNOWN when it is not stored.
-  virtual result<std::uint64_t> stat(const digest& d) = 0;
+  virtual awaitable<result<std::uint64_t>> stat(const digest& d) = 0;
   // Opens the blob for reading; BLOB_UNKNOWN when it is not stored.
-  virtual result<blob_reader> open(const digest& d) = 0;
-  // Stores `bytes` as a blob in one call (manifests, small blobs). Verifies nothing: the caller
-  // computed `d` from `bytes`. Durable on return.
-  virtual result<void> put(const digest& d, std::string_view bytes) = 0;
-  // Removes the blob's bytes; BLOB_UNKNOWN when it is not stored.
-  virtual result<void> remove(const digest& d) = 0;
+  virtual awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) = 0;
 
-  // Starts an upload owned by repository `repo`; returns its id (a random UUID).
-  virtual result<std::string> create_upload(std::string_view repo) = 0;
-  // Opens the upload `id` of repository `repo` for writing. BLOB_UPLOAD_UNKNOWN when there is no
-  // such upload for that repository; BLOB_UPLOAD_INVALID (409) while another request is writing to it.
-  virtual result<std::shared_ptr<upload>> open_upload(std::string_view repo, std::string_view id) = 0;
-  // Bytes received so far by the upload; BLOB_UPLOAD_UNKNOWN as above. Does not mark it busy.
-  virtual result<std::uint64_t> upload_size(std::string_view repo, std::string_view id) = 0;
-  // Discards the upload; BLOB_UPLOAD_UNKNOWN as above; BLOB_UPLOAD_INVALID (409) while a request
-  // is writing to it.
-  virtual result<void> cancel_upload(std::string_view repo, std::string_view id) = 0;
-  // Discards every upload that received no byte for longer than `idle` (abandoned by its client),
-  // except those a request is writing to. Returns how many went. Failures are logged and skipped.
-  virtual std::size_t purge_uploads(std::chrono::seconds idle) = 0;
+  // Uploads, named by ids the upload service chose (lowercase UUIDs: safe as a path component).
+  // Creates the empty upload `id`. REQUIRES: `id` is new.
+  virtual awaitable<result<void>> create_upload(std::string_view id) = 0;
+  // Opens upload `id` for appending; BLOB_UPLOAD_UNKNOWN when there is none (never created,
+  // committed or deleted). REQUIRES: at most one handle on an upload at a time (the service's
+  // lease sees to it).
+  virtual awaitable<result<std::unique_ptr<upload_data>>> open_upload(std::string_view id) = 0;
+  // Removes upload `id` and its bytes; BLOB_UPLOAD_UNKNOWN when there is none.
+  virtual awaitable<result<void>> delete_upload(std::string_view id) = 0;
+  // Every upload the backend holds (including remains a crash left), for the purge to compare
+  // with the upload records.
+  virtual awaitable<result<std::vector<upload_entry>>> list_uploads() = 0;
 };
 
 // The filesystem store rooted at `root` (created when missing). Layout in docs/storage-layout.md.
+// Waits on the disk (fsync) on `pool`, which must outlive the store and its handles.
 // Throws std::runtime_error at start-up when `root` cannot be created or written.
-std::unique_ptr<blob_store> make_fs_blob_store(const std::string& root);
+std::unique_ptr<blob_store> make_fs_blob_store(const std::string& root, blocking_pool& pool);
 
 }  // namespace berth::storage

@@ -1,7 +1,9 @@
 """The server process itself: graceful shutdown, TLS, the config file, and bounded memory for huge blobs."""
+import contextlib
 import hashlib
 import os
 import socket
+import sqlite3
 import ssl
 import subprocess
 import time
@@ -194,10 +196,13 @@ def test_uploads_abandoned_longer_than_the_limit_are_discarded_at_start_up(regis
     abandoned, recent = oci.start_upload(NAME), oci.start_upload(NAME)
     assert oci.patch(abandoned, b"old bytes", headers={"Content-Type": OCTET}).status == 202
     registry.stop()
-    # Age the abandoned session past the default limit (24 h) as its client would by going away.
+    # Age the abandoned session past the default limit (24 h) as its client would by going away: its
+    # age is the last change of its record (docs/storage-layout.md), in unix milliseconds.
     uuid = abandoned.rstrip("/").rsplit("/", 1)[1]
-    two_days_ago = time.time() - 2 * 86400
-    os.utime(os.path.join(registry.data_dir, "uploads", uuid, "data"), (two_days_ago, two_days_ago))
+    two_days_ago_ms = int((time.time() - 2 * 86400) * 1000)
+    with contextlib.closing(sqlite3.connect(os.path.join(registry.data_dir, "berth.db"))) as db:
+        with db:
+            assert db.execute("UPDATE uploads SET updated_at = ? WHERE id = ?", (two_days_ago_ms, uuid)).rowcount == 1
 
     registry.start()
     oci = Client(registry)

@@ -1,0 +1,46 @@
+// The behaviour every metadata_store implementation must have, as one parameterised GoogleTest
+// suite (metadata_store_contract.cc): ordering, idempotency, not-found answers, concurrent writes,
+// durability across reopen, paging, and the upload records with their leases. A backend's own test
+// file registers it in a few lines:
+//
+//   INSTANTIATE_TEST_SUITE_P(sqlite, metadata_store_contract,
+//                            ::testing::Values(metadata_backend{"sqlite", [](const std::string& dir) {...}}),
+//                            metadata_backend_name);
+//
+// and links metadata_store_contract.cc into its test binary. Backend-specific behaviour (schema
+// versions, WAL, how leases of a dead process end) stays in the backend's own tests.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "meta/metadata_store.h"
+
+namespace berth::meta {
+
+struct metadata_backend {
+  std::string name;
+  // Opens the store kept under `location`, an empty directory of its own for each test; opening
+  // the same location again must find what was stored before (the reopen tests).
+  std::function<std::unique_ptr<metadata_store>(const std::string& location)> open;
+};
+
+inline std::string metadata_backend_name(const ::testing::TestParamInfo<metadata_backend>& info) {
+  return info.param.name;
+}
+
+class metadata_store_contract : public ::testing::TestWithParam<metadata_backend> {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  // Closes the store and opens it again on the same location.
+  void reopen();
+
+  std::string location_;
+  std::unique_ptr<metadata_store> store_;
+};
+
+}  // namespace berth::meta
