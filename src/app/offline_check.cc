@@ -52,7 +52,8 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   // A push to a repository that does not exist in an explicit namespace would fail: say so.
   bool exists = false;
   if (const auto meta_db = std::filesystem::path(data) / "berth.db"; std::filesystem::exists(meta_db)) {
-    auto store = meta::make_sqlite_metadata_store(meta_db.string());
+    // A server may be running on this directory: its uploads keep their leases.
+    auto store = meta::make_sqlite_metadata_store(meta_db.string(), meta::upload_leases::keep);
     auto found = sync_wait(store->repository_exists(repository));
     if (!found) throw std::runtime_error(fmt::format("{}: cannot read the repositories", meta_db.string()));
     exists = *found;

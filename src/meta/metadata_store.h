@@ -108,9 +108,13 @@ class metadata_store {
 // The SQLite store in the file `path` (created with its schema when missing; WAL, synchronous=FULL).
 // Reads complete inline on the caller's thread (microseconds; readers never wait for the writer);
 // writes go to one writer thread that commits concurrent writes together (group_commit.h), and the
-// caller resumes on its own executor once its write is durable. One process owns the file, so
-// opening it ends every upload lease (their holders are gone).
+// caller resumes on its own executor once its write is durable.
+// Upload leases: the server, which owns the data directory (it holds DATA/LOCK), ends every lease
+// when it opens the file, their holders being gone; a process that opens the file beside a server
+// that may be running (offline `berth check`) keeps them.
 // Throws std::runtime_error at start-up when the database cannot be opened or migrated.
-std::unique_ptr<metadata_store> make_sqlite_metadata_store(const std::string& path);
+enum class upload_leases { end, keep };
+std::unique_ptr<metadata_store> make_sqlite_metadata_store(const std::string& path,
+                                                           upload_leases leases = upload_leases::end);
 
 }  // namespace berth::meta

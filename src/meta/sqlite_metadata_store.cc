@@ -300,8 +300,8 @@ using sqlite::durability;
 
 class sqlite_metadata_store final : public metadata_store, public upload_records {
  public:
-  explicit sqlite_metadata_store(const std::string& path)
-      : writer_(open_and_migrate(path)), readers_(path) {
+  sqlite_metadata_store(const std::string& path, upload_leases leases)
+      : writer_(open_and_migrate(path, leases)), readers_(path) {
     // Open one reader now so a path readers cannot use fails at start-up, not on the first request.
     if (!readers_.acquire()) throw std::runtime_error(fmt::format("metadata store: cannot open a reader on {}", path));
   }
@@ -533,11 +533,11 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
   }
 
  private:
-  static connection open_and_migrate(const std::string& path) {
+  static connection open_and_migrate(const std::string& path, upload_leases leases) {
     auto db = open_or_throw(path, connection::mode::read_write);
     sqlite::migrate(db, migrations, path);
-    // One process owns the database: whoever held an upload lease before this open is gone.
-    if (!db.exec("UPDATE uploads SET lease_until = 0 WHERE lease_until != 0"))
+    // The server owns the database: whoever held an upload lease before it opened it is gone.
+    if (leases == upload_leases::end && !db.exec("UPDATE uploads SET lease_until = 0 WHERE lease_until != 0"))
       throw std::runtime_error("metadata store: cannot end the upload leases of a previous run (see log)");
     return db;
   }
@@ -608,8 +608,8 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
 
 }  // namespace
 
-std::unique_ptr<metadata_store> make_sqlite_metadata_store(const std::string& path) {
-  return std::make_unique<sqlite_metadata_store>(path);
+std::unique_ptr<metadata_store> make_sqlite_metadata_store(const std::string& path, upload_leases leases) {
+  return std::make_unique<sqlite_metadata_store>(path, leases);
 }
 
 }  // namespace berth::meta

@@ -90,6 +90,18 @@ TEST_F(sqlite_metadata_store_test, reopening_ends_every_lease) {
   EXPECT_FALSE(sync_wait(store_->uploads().remove("u1", 1)).value());
 }
 
+// `berth check` opens the database beside a running server: the server's uploads stay held.
+TEST_F(sqlite_metadata_store_test, another_process_keeps_the_leases) {
+  constexpr std::int64_t now = 1'700'000'000'000;
+  const upload_record rec{"u1", "r", 0, ""};
+  ASSERT_TRUE(sync_wait(store_->uploads().create(rec, upload_lease{1, now + 3'600'000}, now)).has_value());
+  auto beside = make_sqlite_metadata_store(path(), upload_leases::keep);
+  EXPECT_EQ(sync_wait(beside->uploads().acquire("r", "u1", upload_lease{2, now + 1}, now)).error().code,
+            errc::upload_busy);
+  EXPECT_EQ(sync_wait(store_->uploads().acquire("r", "u1", upload_lease{2, now + 1}, now)).error().code,
+            errc::upload_busy);
+}
+
 // Reads complete inline on the caller's thread from their own snapshot: a write stuck behind a lock
 // (here another connection's open transaction) holds up neither the reads nor the caller's thread.
 TEST_F(sqlite_metadata_store_test, reads_do_not_wait_for_the_writer) {

@@ -8,8 +8,8 @@
 // (or holds it from create()), renews the lease with update() while it writes, and gives it back
 // with update(..., until_ms = 0), complete() or remove(). A lease that is not renewed expires at
 // `until_ms`, so a crashed holder blocks an upload for one lease at most; a store that can tell
-// its holders are gone may end their leases sooner (the SQLite store, which one process owns,
-// ends every lease when it opens). Every change names the lease token: a holder whose lease expired
+// its holders are gone may end their leases sooner (the server ends every SQLite lease when it
+// opens the store: it owns the data directory). Every change names the lease token: a holder whose lease expired
 // and was taken over changes nothing.
 //
 // Times are unix milliseconds from the caller's clock (tests pass their own).
