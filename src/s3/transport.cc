@@ -231,7 +231,13 @@ result<http_response> transport::once(const http_request& request, clock::time_p
   if (rc != CURLE_OK) {
     const bool bad_request = rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL;
     std::string cause = error_text[0] != '\0' ? error_text : curl_easy_strerror(rc);
-    if (rc == CURLE_OPERATION_TIMEDOUT && clock::now() >= deadline) cause = "deadline exceeded (" + cause + ")";
+    // libcurl's timer fires up to a few ms early, so the clock cannot tell. Connected, the timeout
+    // that fired is the whole transfer's, which is the time left to the deadline; not connected, the
+    // connect timeout, which is the deadline's when less time was left than connect_timeout.
+    curl_off_t connect_us = 0;
+    curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    const bool at_deadline = connect_us > 0 || remaining <= options_.connect_timeout;
+    if (rc == CURLE_OPERATION_TIMEDOUT && at_deadline) cause = "deadline exceeded (" + cause + ")";
     return std::unexpected(
         error{bad_request ? errc::invalid : errc::unavailable, 0, "", fmt::format("{}: {}", request.what, cause)});
   }
