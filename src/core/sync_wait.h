@@ -27,7 +27,8 @@ T sync_wait(boost::asio::awaitable<T> work) {
           co_await std::move(work);
           out.emplace(true);
         } else {
-          out.emplace(co_await std::move(work));
+          T value = co_await std::move(work);  // GCC 12: a co_await is its own statement
+          out.emplace(std::move(value));
         }
       },
       [&](std::exception_ptr e) { thrown = e; });
