@@ -102,7 +102,8 @@ def small_disk(tmp_path):
 
 
 def test_single_post_refused_on_a_full_disk_frees_the_disk(make_registry, small_disk):
-    registry = make_registry(data_dir=str(small_disk / "data"))
+    # The disk is the data directory itself: the server's log (DATA.log) stays off the full disk.
+    registry = make_registry(data_dir=str(small_disk))
     client = Client(registry, timeout=30)
     data = random_bytes(40 * MiB)  # more than the disk holds
     try:
