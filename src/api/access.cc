@@ -55,7 +55,8 @@ std::string param(std::string_view name, std::string_view value) {
 
 std::string challenge(const auth_services& auth, api_area area, std::string_view token_url, std::string_view scope,
                       std::string_view err) {
-  if (area == api_area::token || (area == api_area::admin && err.empty())) return "Basic " + param("realm", auth.service);
+  if (area == api_area::token || (area == api_area::admin && err.empty()))
+    return "Basic " + param("realm", auth.service);
   std::string out = "Bearer " + param("realm", token_url) + "," + param("service", auth.service);
   if (!scope.empty()) out += "," + param("scope", scope);
   if (!err.empty()) out += "," + param("error", err);
@@ -87,7 +88,7 @@ result<credentials> parse_authorization(const http::request& req) {
   const auto header = req.header("Authorization");
   if (!header) return credentials{};
   if (auto token = after_scheme(*header, "bearer"); token && !token->empty()) {
-    return credentials{credentials::scheme::bearer, {}, {}, std::string(*token)};
+    return credentials{credentials::scheme::bearer, {}, {}, *token};
   }
   if (auto encoded = after_scheme(*header, "basic")) {
     std::string decoded;

@@ -10,13 +10,13 @@
 #include <string>
 #include <string_view>
 
+#include "api/router.h"
 #include "auth/identity_store.h"
 #include "auth/rate_limiter.h"
 #include "auth/tokens.h"
+#include "core/error.h"
 #include "http/message.h"
 #include "policy/authenticator.h"
-#include "api/router.h"
-#include "core/error.h"
 #include "policy/policy.h"
 
 namespace berth::api {
@@ -83,9 +83,9 @@ bool grants_registry(const auth::access_claims& token, std::string_view name);
 struct credentials {
   enum class scheme { none, basic, bearer };
   scheme kind = scheme::none;
-  std::string username;  // basic
-  std::string password;  // basic
-  std::string token;     // bearer
+  std::string username;    // basic
+  std::string password;    // basic
+  std::string_view token;  // bearer: a view into the request's Authorization header
 };
 // `none` without the header; UNAUTHORIZED when it is neither well-formed Basic nor Bearer.
 result<credentials> parse_authorization(const http::request& req);

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+
 #include "auth/secret.h"
 
 namespace berth::api {
@@ -9,11 +11,18 @@ namespace {
 
 using scheme = credentials::scheme;
 
-result<credentials> parse(std::optional<std::string> header) {
+http::request with_authorization(std::optional<std::string> header) {
   http::beast::http::fields fields;
   if (header) fields.set(http::beast::http::field::authorization, *header);
-  http::request req(http::beast::http::verb::get, "/v2/", std::move(fields), std::nullopt, false, "127.0.0.1", nullptr);
-  return parse_authorization(req);
+  return http::request(http::beast::http::verb::get, "/v2/", std::move(fields), std::nullopt, false, "127.0.0.1",
+                       nullptr);
+}
+
+// The credentials are read from a request that lives as long as the test: a bearer token is a view
+// into its header.
+result<credentials> parse(std::optional<std::string> header) {
+  static std::deque<http::request> requests;
+  return parse_authorization(requests.emplace_back(with_authorization(std::move(header))));
 }
 
 TEST(ParseAuthorization, NoHeaderIsAnonymous) {
@@ -42,8 +51,8 @@ TEST(ParseAuthorization, Bearer) {
 }
 
 TEST(ParseAuthorization, MalformedIsUnauthorized) {
-  for (const char* bad : {"Basic", "Basic !!!", "Basic " /* empty */, "Bearer", "Bearer ", "Digest x=1", "Basicabc",
-                          "Token abc"}) {
+  for (const char* bad :
+       {"Basic", "Basic !!!", "Basic " /* empty */, "Bearer", "Bearer ", "Digest x=1", "Basicabc", "Token abc"}) {
     auto c = parse(std::string(bad));
     ASSERT_FALSE(c) << bad;
     EXPECT_EQ(c.error().code, errc::unauthorized) << bad;
