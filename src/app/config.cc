@@ -6,9 +6,9 @@
 #include <optional>
 #include <set>
 
+#include <stdexcept>
 #include "auth/identity_store.h"
 #include "core/reference.h"
-#include <stdexcept>
 
 namespace berth::app {
 namespace {
@@ -72,8 +72,9 @@ policy::action_set actions_of(const YAML::Node& node, const std::string& key, co
 policy::grant read_grant(const YAML::Node& node, const std::string& where, const std::string& path,
                          std::optional<std::string> namespace_pattern) {
   if (!node.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
-  reject_unknown(node, namespace_pattern ? std::set<std::string>{"subject", "actions"}
-                                         : std::set<std::string>{"subject", "actions", "repositories"},
+  reject_unknown(node,
+                 namespace_pattern ? std::set<std::string>{"subject", "actions"}
+                                   : std::set<std::string>{"subject", "actions", "repositories"},
                  where + ".", path);
   policy::grant g;
   read(node, "subject", g.subject, path);
@@ -90,12 +91,68 @@ policy::grant read_grant(const YAML::Node& node, const std::string& where, const
   return g;
 }
 
+void read_backends(const YAML::Node& root, config& c, const std::string& path) {
+  if (const auto st = root["storage"]) {
+    reject_unknown(st, {"driver", "s3"}, "storage.", path);
+    std::string driver = "filesystem";
+    read(st, "driver", driver, path);
+    if (driver == "s3") {
+      c.storage = config::storage_driver::s3;
+    } else if (driver != "filesystem") {
+      throw std::runtime_error(fmt::format("{}: `storage.driver` must be filesystem or s3", path));
+    }
+    if (const auto s3 = st["s3"]) {
+      reject_unknown(s3,
+                     {"endpoint", "region", "bucket", "prefix", "access_key_file", "secret_key_file", "path_style",
+                      "ca_file", "redirect_downloads"},
+                     "storage.s3.", path);
+      read(s3, "endpoint", c.s3.endpoint, path);
+      read(s3, "region", c.s3.region, path);
+      read(s3, "bucket", c.s3.bucket, path);
+      read(s3, "prefix", c.s3.prefix, path);
+      read(s3, "access_key_file", c.s3.access_key_file, path);
+      read(s3, "secret_key_file", c.s3.secret_key_file, path);
+      read(s3, "path_style", c.s3.path_style, path);
+      read(s3, "ca_file", c.s3.ca_file, path);
+      read(s3, "redirect_downloads", c.s3.redirect_downloads, path);
+    }
+    if (c.storage == config::storage_driver::s3) {
+      if (!c.s3.endpoint.starts_with("http://") && !c.s3.endpoint.starts_with("https://"))
+        throw std::runtime_error(fmt::format("{}: `storage.s3.endpoint` must be an http:// or https:// URL", path));
+      if (c.s3.bucket.empty()) throw std::runtime_error(fmt::format("{}: `storage.s3.bucket` is required", path));
+      if (c.s3.access_key_file.empty() != c.s3.secret_key_file.empty())
+        throw std::runtime_error(
+            fmt::format("{}: `storage.s3` takes access_key_file and secret_key_file together", path));
+      if (!c.s3.prefix.empty() && !c.s3.prefix.ends_with('/')) c.s3.prefix += '/';
+    }
+  }
+  if (const auto md = root["metadata"]) {
+    reject_unknown(md, {"driver", "postgres"}, "metadata.", path);
+    std::string driver = "sqlite";
+    read(md, "driver", driver, path);
+    if (driver == "postgres") {
+      c.metadata = config::metadata_driver::postgres;
+    } else if (driver != "sqlite") {
+      throw std::runtime_error(fmt::format("{}: `metadata.driver` must be sqlite or postgres", path));
+    }
+    if (const auto pg = md["postgres"]) {
+      reject_unknown(pg, {"url_file", "max_connections"}, "metadata.postgres.", path);
+      read(pg, "url_file", c.postgres.url_file, path);
+      read(pg, "max_connections", c.postgres.max_connections, path);
+      if (c.postgres.max_connections < 1 || c.postgres.max_connections > 1000)
+        throw std::runtime_error(fmt::format("{}: `metadata.postgres.max_connections` must be 1 to 1000", path));
+    }
+  }
+}
+
 void read_auth_sections(const YAML::Node& root, config& c, const std::string& path) {
   if (const auto a = root["auth"]) {
-    reject_unknown(a, {"service", "token_lifetime_seconds", "refresh_token_lifetime_seconds", "failed_login_limit",
-                       "failed_login_window_seconds"},
+    reject_unknown(a,
+                   {"service", "signing_key_file", "token_lifetime_seconds", "refresh_token_lifetime_seconds",
+                    "failed_login_limit", "failed_login_window_seconds"},
                    "auth.", path);
     read(a, "service", c.service, path);
+    read(a, "signing_key_file", c.signing_key_file, path);
     read(a, "token_lifetime_seconds", c.token_lifetime_seconds, path);
     read(a, "refresh_token_lifetime_seconds", c.refresh_token_lifetime_seconds, path);
     read(a, "failed_login_limit", c.failed_login_limit, path);
@@ -145,7 +202,8 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       read(u, "name", user.name, path);
       read(u, "password_hash", user.password_hash, path);
       if (!auth::valid_account_name(user.name) || user.name == "oidc")
-        throw std::runtime_error(fmt::format("{}: `{}name` must match [a-z0-9][a-z0-9._-]{{0,63}} (not oidc)", path, where));
+        throw std::runtime_error(
+            fmt::format("{}: `{}name` must match [a-z0-9][a-z0-9._-]{{0,63}} (not oidc)", path, where));
       if (!user.password_hash.starts_with("$argon2id$"))
         throw std::runtime_error(fmt::format(
             "{}: `{}password_hash` must be an argon2id hash (make one with `berth hash-password`)", path, where));
@@ -157,8 +215,8 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       const auto f = fed[i];
       const std::string where = fmt::format("federation[{}].", i);
       if (!f.IsMap()) throw std::runtime_error(fmt::format("{}: `federation[{}]` must be a mapping", path, i));
-      reject_unknown(f, {"name", "issuer", "audience", "jwks_file", "jwks_uri", "ca_file", "subject_claim", "rules"}, where,
-                     path);
+      reject_unknown(f, {"name", "issuer", "audience", "jwks_file", "jwks_uri", "ca_file", "subject_claim", "rules"},
+                     where, path);
       policy::federation_issuer issuer;
       read(f, "name", issuer.name, path);
       read(f, "issuer", issuer.issuer, path);
@@ -213,8 +271,8 @@ config load_config(const std::string& path) {
   if (root.IsNull()) return c;
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: expected a mapping at the top level", path));
   reject_unknown(root,
-                 {"listen", "data", "log_level", "tls", "limits", "trust_forwarded_headers", "threads", "auth",
-                  "namespaces", "default_namespace", "grants", "users", "federation"},
+                 {"listen", "data", "log_level", "tls", "limits", "trust_forwarded_headers", "threads", "storage",
+                  "metadata", "auth", "namespaces", "default_namespace", "grants", "users", "federation"},
                  "", path);
   read(root, "listen", c.listen, path);
   read(root, "data", c.data, path);
@@ -232,8 +290,8 @@ config load_config(const std::string& path) {
   }
   if (const auto limits = root["limits"]) {
     reject_unknown(limits,
-                   {"manifest_max_bytes", "max_page", "shutdown_grace_seconds", "upload_idle_hours", "body_idle_seconds",
-                    "max_connections", "max_connections_per_address"},
+                   {"manifest_max_bytes", "max_page", "shutdown_grace_seconds", "upload_idle_hours",
+                    "body_idle_seconds", "max_connections", "max_connections_per_address"},
                    "limits.", path);
     read(limits, "manifest_max_bytes", c.manifest_max_bytes, path);
     read(limits, "max_page", c.max_page, path);
@@ -242,10 +300,13 @@ config load_config(const std::string& path) {
     read(limits, "body_idle_seconds", c.body_idle_seconds, path);
     read(limits, "max_connections", c.max_connections, path);
     read(limits, "max_connections_per_address", c.max_connections_per_address, path);
-    if (c.upload_idle_hours < 1) throw std::runtime_error(fmt::format("{}: `upload_idle_hours` must be at least 1", path));
-    if (c.body_idle_seconds < 1) throw std::runtime_error(fmt::format("{}: `body_idle_seconds` must be at least 1", path));
+    if (c.upload_idle_hours < 1)
+      throw std::runtime_error(fmt::format("{}: `upload_idle_hours` must be at least 1", path));
+    if (c.body_idle_seconds < 1)
+      throw std::runtime_error(fmt::format("{}: `body_idle_seconds` must be at least 1", path));
   }
   try {
+    read_backends(root, c, path);
     read_auth_sections(root, c, path);
   } catch (const YAML::Exception& e) {
     throw std::runtime_error(fmt::format("{}: {}", path, e.what()));

@@ -139,10 +139,68 @@ TEST(Config, RejectsBadAuthSections) {
   EXPECT_THROW(load_config(write_temp("federation:\n  - issuer: https://x\n    audience: y\n"
                                       "    jwks_uri: https://x/keys\n    jwks_file: k.json\n")),
                std::runtime_error);
-  auto discovered = load_config(write_temp("federation:\n  - issuer: https://x\n    audience: y\n    ca_file: ca.pem\n"));
+  auto discovered =
+      load_config(write_temp("federation:\n  - issuer: https://x\n    audience: y\n    ca_file: ca.pem\n"));
   ASSERT_EQ(discovered.federation.size(), 1u);
   EXPECT_EQ(discovered.federation[0].ca_file, "ca.pem");
   EXPECT_TRUE(discovered.federation[0].jwks_file.empty());
+}
+
+TEST(Config, StorageAndMetadataBackends) {
+  const auto defaults = load_config(write_temp(""));
+  EXPECT_EQ(defaults.storage, config::storage_driver::filesystem);
+  EXPECT_EQ(defaults.metadata, config::metadata_driver::sqlite);
+
+  const auto c = load_config(write_temp(R"(
+storage:
+  driver: s3
+  s3:
+    endpoint: https://s3.example.com
+    region: eu-west-1
+    bucket: berth
+    prefix: registry
+    access_key_file: /etc/berth/ak
+    secret_key_file: /etc/berth/sk
+    path_style: true
+    ca_file: /etc/berth/ca.pem
+    redirect_downloads: true
+metadata:
+  driver: postgres
+  postgres:
+    url_file: /etc/berth/pg-url
+    max_connections: 32
+auth:
+  signing_key_file: /etc/berth/signing.pem
+)"));
+  EXPECT_EQ(c.storage, config::storage_driver::s3);
+  EXPECT_EQ(c.s3.endpoint, "https://s3.example.com");
+  EXPECT_EQ(c.s3.region, "eu-west-1");
+  EXPECT_EQ(c.s3.bucket, "berth");
+  EXPECT_EQ(c.s3.prefix, "registry/");  // a prefix is a folder
+  EXPECT_EQ(c.s3.access_key_file, "/etc/berth/ak");
+  EXPECT_EQ(c.s3.secret_key_file, "/etc/berth/sk");
+  EXPECT_TRUE(c.s3.path_style);
+  EXPECT_EQ(c.s3.ca_file, "/etc/berth/ca.pem");
+  EXPECT_TRUE(c.s3.redirect_downloads);
+  EXPECT_EQ(c.metadata, config::metadata_driver::postgres);
+  EXPECT_EQ(c.postgres.url_file, "/etc/berth/pg-url");
+  EXPECT_EQ(c.postgres.max_connections, 32u);
+  EXPECT_EQ(c.signing_key_file, "/etc/berth/signing.pem");
+}
+
+TEST(Config, RejectsBadBackends) {
+  for (const char* bad : {
+           "storage:\n  driver: gcs\n",
+           "storage:\n  driver: s3\n",  // no endpoint, no bucket
+           "storage:\n  driver: s3\n  s3:\n    endpoint: s3.example.com\n    bucket: b\n",
+           "storage:\n  driver: s3\n  s3:\n    endpoint: http://h\n",
+           "storage:\n  driver: s3\n  s3:\n    endpoint: http://h\n    bucket: b\n    access_key_file: ak\n",
+           "storage:\n  s3:\n    bukket: b\n", "metadata:\n  driver: mysql\n",
+           "metadata:\n  postgres:\n    max_connections: 0\n",
+           "metadata:\n  postgres:\n    url: postgresql://x\n",  // the URL holds a password: a file only
+       }) {
+    EXPECT_THROW(load_config(write_temp(bad)), std::runtime_error) << bad;
+  }
 }
 
 }  // namespace

@@ -22,19 +22,19 @@
 
 #include "api/registry_api.h"
 #include "app/data_lock.h"
-#include "app/router.h"
 #include "app/federation_factory.h"
-#include "auth/token_service.h"
+#include "app/router.h"
 #include "auth/identity_store.h"
 #include "auth/password.h"
 #include "auth/rate_limiter.h"
 #include "auth/secret.h"
+#include "auth/token_service.h"
 #include "core/offload.h"
 #include "core/sync_wait.h"
-#include "policy/authenticator.h"
-#include "policy/policy.h"
 #include "http/server.h"
 #include "meta/metadata_store.h"
+#include "policy/authenticator.h"
+#include "policy/policy.h"
 #include "storage/blob_store.h"
 #include "uploads/upload_service.h"
 
@@ -119,8 +119,10 @@ int serve(const config& c) {
   bootstrap_admin(c, *identities);
   const policy::policy pol(c.policy);
   policy::authenticator authn(*identities, pool, c.users, make_federation_verifier(c));
-  auto tokens = auth::make_jwt_token_service((std::filesystem::path(c.data) / "token-signing-key.pem").string(),
-                                             c.service, std::chrono::seconds(c.token_lifetime_seconds),
+  const std::string signing_key = c.signing_key_file.empty()
+                                      ? (std::filesystem::path(c.data) / "token-signing-key.pem").string()
+                                      : c.signing_key_file;
+  auto tokens = auth::make_jwt_token_service(signing_key, c.service, std::chrono::seconds(c.token_lifetime_seconds),
                                              std::chrono::seconds(c.refresh_token_lifetime_seconds));
   auth::rate_limiter limiter(static_cast<std::size_t>(std::max(0, c.failed_login_limit)),
                              std::chrono::seconds(c.failed_login_window_seconds));
@@ -169,8 +171,8 @@ int serve(const config& c) {
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 
-  const std::string host = endpoint.address().is_v6() ? fmt::format("[{}]", endpoint.address().to_string())
-                                                      : endpoint.address().to_string();
+  const std::string host =
+      endpoint.address().is_v6() ? fmt::format("[{}]", endpoint.address().to_string()) : endpoint.address().to_string();
   fmt::print("berth listening on {}://{}:{} (data {})\n", options.scheme, host, endpoint.port(), c.data);
   std::fflush(stdout);
 
