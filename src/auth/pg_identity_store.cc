@@ -29,7 +29,7 @@ namespace asio = boost::asio;
 using pg::param;
 using pg::params;
 
-constexpr std::string_view store_name = "postgres identity store";
+constexpr std::string_view store_name = "identity store";
 
 // Schema migrations (pg::migrate): migrations[v] takes the tables from version v to v + 1. Grant
 // ids come from an identity column: never reused, so a retried DELETE cannot remove a newer grant.
@@ -70,8 +70,9 @@ INSERT INTO identity_generation(value) VALUES (0);
 // A write: `change` (a data-modifying statement, RETURNING what the caller wants) and the counter,
 // in one statement. It returns one row: the new generation, and `result` computed from the change
 // (NULL or 0 when it changed nothing).
-#define BERTH_WRITE(change, result)                                                                   \
-  "WITH w AS (" change "), g AS (UPDATE identity_generation SET value = value + 1 RETURNING value) " \
+#define BERTH_WRITE(change, result)                                             \
+  "WITH w AS (" change                                                          \
+  "), g AS (UPDATE identity_generation SET value = value + 1 RETURNING value) " \
   "SELECT g.value, " result " FROM g"
 constexpr std::string_view put_user_sql = BERTH_WRITE(
     "INSERT INTO users(name, password_hash, created_at) VALUES ($1, $2, $3) "
@@ -89,11 +90,10 @@ constexpr std::string_view insert_robot_sql = BERTH_WRITE(
     "VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT (name) DO NOTHING RETURNING 1",
     "(SELECT count(*) FROM w)");
 constexpr std::string_view revoke_robot_sql = BERTH_WRITE(
-    "UPDATE robots SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING 1",
-    "(SELECT count(*) FROM w)");
-constexpr std::string_view add_grant_sql = BERTH_WRITE(
-    "INSERT INTO grants(subject, actions, repository, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-    "(SELECT id FROM w)");
+    "UPDATE robots SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING 1", "(SELECT count(*) FROM w)");
+constexpr std::string_view add_grant_sql =
+    BERTH_WRITE("INSERT INTO grants(subject, actions, repository, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                "(SELECT id FROM w)");
 constexpr std::string_view delete_grant_sql =
     BERTH_WRITE("DELETE FROM grants WHERE id = $1 RETURNING 1", "(SELECT count(*) FROM w)");
 #undef BERTH_WRITE
@@ -150,11 +150,12 @@ asio::awaitable<void> poll_generation(std::shared_ptr<pg::pool> pool, std::share
     auto r = co_await pool->query(generation_sql);
     if (r && r->size() > 0) {
       watch->advance_to(static_cast<std::uint64_t>(r->int64(0, 0).value_or(0)));
-      if (watch->failing) spdlog::info("{}: reading the generation works again", store_name);
+      if (watch->failing) spdlog::info("{} (postgres): reading the generation works again", store_name);
       watch->failing = false;
     } else if (!watch->failing) {
-      spdlog::warn("{}: cannot read the generation (other instances' changes are not seen until it works): {}",
-                   store_name, r ? "no row" : r.error().message);
+      spdlog::warn(
+          "{} (postgres): cannot read the generation (other instances' changes are not seen until it works): {}",
+          store_name, r ? "no row" : r.error().message);
       watch->failing = true;
     }
   }
@@ -167,8 +168,8 @@ class pg_identity_store final : public identity_store {
     pg::migrate(*pool_, "auth", migrations);
     auto first = sync_wait(pool_->query(generation_sql));
     if (!first || first->size() == 0) {
-      throw std::runtime_error(fmt::format("PostgreSQL at {}: cannot read the identity generation: {}",
-                                           pool_->server(), first ? "no row" : first.error().message));
+      throw std::runtime_error(fmt::format("PostgreSQL at {}: cannot read the identity generation: {}", pool_->server(),
+                                           first ? "no row" : first.error().message));
     }
     watch_->advance_to(static_cast<std::uint64_t>(first->int64(0, 0).value_or(0)));
     poller_done_ = asio::co_spawn(watch_->strand, poll_generation(pool_, watch_), asio::use_future);

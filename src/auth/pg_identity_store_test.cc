@@ -147,8 +147,8 @@ TEST_F(PgIdentityStore, InstancesStartingTogetherMigrateBothStoresOnce) {
     }
   }
   ASSERT_EQ(failures.load(), 0);
-  auto versions = std::make_shared<pg::pool>(pg::test_util::pool_threads().get_executor(),
-                                             pg::pool_config{schema_.url(), 1});
+  auto versions =
+      std::make_shared<pg::pool>(pg::test_util::pool_threads().get_executor(), pg::pool_config{schema_.url(), 1});
   const auto rows = sync_wait(versions->query("SELECT component, version FROM " + schema_.schema() +
                                               ".berth_schema_versions ORDER BY component"));
   ASSERT_TRUE(rows.has_value()) << rows.error().message;

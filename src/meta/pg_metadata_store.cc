@@ -22,7 +22,7 @@ using pg::param;
 using pg::params;
 using pg::transaction;
 
-constexpr std::string_view store_name = "postgres metadata store";
+constexpr std::string_view store_name = "metadata store";
 
 // Schema migrations (pg::migrate): migrations[v] takes the tables from version v to v + 1.
 // Names that are listed in order are COLLATE "C" (byte order). Manifest bytes and the strings
@@ -106,7 +106,7 @@ constexpr std::string_view link_sql =
 constexpr std::string_view unlink_sql =
     "DELETE FROM blob_links WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2";
 // Of the digests in $2 (in order), those `repo` $1 does not hold in `table`.
-#define BERTH_MISSING_SQL(table)                                                                        \
+#define BERTH_MISSING_SQL(table)                                                                         \
   "SELECT a.d FROM unnest($2::text[]) WITH ORDINALITY AS a(d, i) WHERE NOT EXISTS (SELECT 1 FROM " table \
   " x JOIN repositories r ON r.id = x.repo_id WHERE r.name = $1 AND x.digest = a.d) ORDER BY a.i"
 constexpr std::string_view missing_blobs_sql = BERTH_MISSING_SQL("blob_links");
@@ -117,15 +117,17 @@ constexpr std::string_view missing_manifests_sql = BERTH_MISSING_SQL("manifests"
 // for the tag this transaction sets next.
 constexpr std::string_view insert_manifest_sql =
     "WITH m AS (INSERT INTO manifests(repo_id, digest, media_type, content, size, subject, artifact_type, "
-    "annotations, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " BERTH_NOW ") "
+    "annotations, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " BERTH_NOW
+    ") "
     "ON CONFLICT (repo_id, digest) DO UPDATE SET size = manifests.size WHERE false RETURNING repo_id, digest) "
     "INSERT INTO manifest_refs(repo_id, manifest, referenced) "
     "SELECT m.repo_id, m.digest, r FROM m, unnest($9::text[]) AS r ON CONFLICT DO NOTHING";
 constexpr std::string_view set_tag_sql =
-    "INSERT INTO tags(repo_id, name, digest, updated_at) VALUES ($1, $2, $3, " BERTH_NOW ") "
+    "INSERT INTO tags(repo_id, name, digest, updated_at) VALUES ($1, $2, $3, " BERTH_NOW
+    ") "
     "ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at";
 #define BERTH_MANIFEST_COLUMNS                                                                          \
-  "SELECT m.digest, m.media_type, m.content, m.subject, m.artifact_type, m.annotations, "              \
+  "SELECT m.digest, m.media_type, m.content, m.subject, m.artifact_type, m.annotations, "               \
   "(SELECT string_agg(x.referenced, ',' ORDER BY x.referenced) FROM manifest_refs x WHERE x.repo_id = " \
   "m.repo_id AND x.manifest = m.digest) "
 constexpr std::string_view manifest_by_digest_sql = BERTH_MANIFEST_COLUMNS
@@ -462,8 +464,8 @@ class pg_metadata_store final : public metadata_store, public upload_records {
       if (!media_type) co_return std::unexpected(media_type.error());
       if (!type) co_return std::unexpected(type.error());
       if (!annotations) co_return std::unexpected(annotations.error());
-      out.push_back(referrer{*d, std::move(*media_type), stored_size(*r, i, 2), std::move(*type),
-                             std::move(*annotations)});
+      out.push_back(
+          referrer{*d, std::move(*media_type), stored_size(*r, i, 2), std::move(*type), std::move(*annotations)});
     }
     co_return out;
   }
@@ -553,8 +555,8 @@ class pg_metadata_store final : public metadata_store, public upload_records {
   // body(transaction&) in one transaction (pg::in_transaction); a failure is logged and becomes
   // internal.
   template <class F>
-  auto transact(std::string_view what, F& body) -> awaitable<result<typename decltype(body(
-      std::declval<transaction&>()))::value_type::value_type>> {
+  auto transact(std::string_view what, F& body)
+      -> awaitable<result<typename decltype(body(std::declval<transaction&>()))::value_type::value_type>> {
     auto r = co_await pg::in_transaction(*pool_, body);
     if (!r) co_return pg::failure(store_name, what, r.error());
     if constexpr (std::is_void_v<typename decltype(r)::value_type>) {

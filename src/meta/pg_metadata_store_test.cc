@@ -32,8 +32,8 @@ std::unique_ptr<metadata_store> open_pg(const std::string& location) {
   return make_pg_metadata_store(pool_on(url, schema));
 }
 
-INSTANTIATE_TEST_SUITE_P(postgres, metadata_store_contract,
-                         ::testing::Values(metadata_backend{"postgres", open_pg}), metadata_backend_name);
+INSTANTIATE_TEST_SUITE_P(postgres, metadata_store_contract, ::testing::Values(metadata_backend{"postgres", open_pg}),
+                         metadata_backend_name);
 
 constexpr std::int64_t now = 1'700'000'000'000;
 
@@ -126,8 +126,8 @@ TEST_F(pg_metadata_store_test, refuses_a_newer_schema) {
 TEST_F(pg_metadata_store_test, start_up_errors_name_the_server_not_the_password) {
   using namespace std::chrono_literals;
   const auto fails_with = [](const std::string& conninfo) -> std::string {
-    auto pool = std::make_shared<pg::pool>(pg::test_util::pool_threads().get_executor(),
-                                           pg::pool_config{conninfo, 1, 5s, 30s});
+    auto pool =
+        std::make_shared<pg::pool>(pg::test_util::pool_threads().get_executor(), pg::pool_config{conninfo, 1, 5s, 30s});
     try {
       make_pg_metadata_store(pool);
     } catch (const std::runtime_error& e) {

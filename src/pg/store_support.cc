@@ -10,7 +10,8 @@
 namespace berth::pg {
 
 std::unexpected<berth::error> failure(std::string_view store, std::string_view what, const error& e) {
-  spdlog::error("{}: {}: {} (SQLSTATE {})", store, what, e.message, e.sqlstate.empty() ? "none" : e.sqlstate);
+  spdlog::error("{} (postgres): {}: {} (SQLSTATE {})", store, what, e.message,
+                e.sqlstate.empty() ? "none" : e.sqlstate);
   return berth::fail(berth::errc::internal, fmt::format("{} failure", store));
 }
 
@@ -50,15 +51,17 @@ void migrate(pool& p, std::string_view component, std::span<const char* const> m
     if (!found) co_return std::unexpected(std::move(found.error()));
     const std::int64_t version = found->size() == 0 ? 0 : found->int64(0, 0).value_or(-1);
     if (version < 0 || version > latest) {
-      problem = fmt::format("schema version {} of {} is not one this Berth knows (it knows up to {}): written by a "
-                            "newer Berth?", version, component, latest);
+      problem = fmt::format(
+          "schema version {} of {} is not one this Berth knows (it knows up to {}): written by a "
+          "newer Berth?",
+          version, component, latest);
       co_return result<void>{};
     }
     for (auto v = version; v < latest; ++v) {
       auto stepped = co_await tx.exec(migrations[static_cast<std::size_t>(v)]);
       if (!stepped) {
-        problem = fmt::format("schema migration of {} to version {} failed: {}", component, v + 1,
-                              stepped.error().message);
+        problem =
+            fmt::format("schema migration of {} to version {} failed: {}", component, v + 1, stepped.error().message);
         co_return std::unexpected(std::move(stepped.error()));
       }
     }

@@ -4,7 +4,7 @@
 // tables to their schema version at start-up.
 //
 // Errors: failure() logs PostgreSQL's message (with the store's name and what was being done) and
-// returns errc::internal with a generic detail: clients never see the backend's words.
+// returns errc::internal with a generic detail: clients never see the backend or its words.
 // Thread-safety: free functions; the pool is thread-safe.
 #pragma once
 
@@ -22,7 +22,8 @@ namespace berth::pg {
 // How often a statement or transaction is tried when PostgreSQL answers errc::conflict.
 inline constexpr int conflict_attempts = 5;
 
-// Logs `e` as a failure of `store` while doing `what`; the error to return to the caller.
+// Logs `e` as a failure of `store` ("metadata store") while doing `what`; the error to return to
+// the caller: internal, with the detail "<store> failure" and nothing of PostgreSQL's.
 std::unexpected<berth::error> failure(std::string_view store, std::string_view what, const error& e);
 
 // Runs `sql` once, and again (up to conflict_attempts in all) while it fails with errc::conflict.
