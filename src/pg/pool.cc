@@ -1,5 +1,8 @@
 #include "pg/pool.h"
 
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -22,6 +25,28 @@ std::size_t pool::open_connections() const {
 std::size_t pool::idle_connections() const {
   std::lock_guard lock(mutex_);
   return idle_.size();
+}
+
+std::string pool::server() const {
+  std::string host, port, dbname;
+  char* message = nullptr;
+  PQconninfoOption* options = PQconninfoParse(config_.conninfo.c_str(), &message);
+  PQfreemem(message);
+  if (options == nullptr) return "(unparsable conninfo)";
+  for (const PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    const std::string_view key = o->keyword;
+    const std::string value = o->val != nullptr ? o->val : "";
+    if (key == "host" || key == "hostaddr") {
+      if (host.empty()) host = value;
+    } else if (key == "port") {
+      port = value;
+    } else if (key == "dbname") {
+      dbname = value;
+    }
+  }
+  PQconninfoFree(options);
+  // libpq's defaults when unset: a local socket, port 5432, the user's name as the database.
+  return fmt::format("{}:{}/{}", host.empty() ? "localhost" : host, port.empty() ? "5432" : port, dbname);
 }
 
 asio::awaitable<std::unique_ptr<connection>> pool::wait_for_release() {
@@ -132,12 +157,23 @@ transaction::~transaction() {
   }
 }
 
+result<rows> transaction::noted(result<rows> r) {
+  if (!r && !failed_) failed_ = r.error();
+  return r;
+}
+
 asio::awaitable<result<rows>> transaction::query(std::string_view sql, params args) {
   auto& c = *conn_;
   auto r = co_await asio::co_spawn(c.strand(), c.query(std::string(sql), std::move(args), pool_->config_.query_timeout),
                                    asio::use_awaitable);
-  if (!r && !failed_) failed_ = r.error();
-  co_return r;
+  co_return noted(std::move(r));
+}
+
+asio::awaitable<result<rows>> transaction::exec(std::string_view sql) {
+  auto& c = *conn_;
+  auto r = co_await asio::co_spawn(c.strand(), c.exec(std::string(sql), pool_->config_.query_timeout),
+                                   asio::use_awaitable);
+  co_return noted(std::move(r));
 }
 
 asio::awaitable<result<void>> transaction::end(std::string_view sql) {

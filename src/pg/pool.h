@@ -52,6 +52,8 @@ class transaction {
   ~transaction();
 
   boost::asio::awaitable<result<rows>> query(std::string_view sql, params args = {});
+  // Runs one or more statements without parameters (schema migrations).
+  boost::asio::awaitable<result<rows>> exec(std::string_view sql);
   // REQUIRES: neither commit() nor rollback() has been called. Either returns the connection to the
   // pool, whatever the outcome.
   boost::asio::awaitable<result<void>> commit();
@@ -61,6 +63,8 @@ class transaction {
   friend class pool;
   transaction(pool& owner, std::unique_ptr<connection> conn) : pool_(&owner), conn_(std::move(conn)) {}
   boost::asio::awaitable<result<void>> end(std::string_view sql);
+  // Notes the first failure (commit() then rolls back).
+  result<rows> noted(result<rows> r);
 
   pool* pool_;
   std::unique_ptr<connection> conn_;
@@ -83,6 +87,10 @@ class pool {
 
   std::size_t open_connections() const;
   std::size_t idle_connections() const;
+  // Where the pool connects, for messages: "host:port/dbname" from the conninfo (never the password).
+  std::string server() const;
+  // The executor the pool was made with (a store's background work runs there too).
+  const boost::asio::any_io_executor& executor() const { return executor_; }
 
  private:
   friend class transaction;

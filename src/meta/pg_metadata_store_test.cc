@@ -1,0 +1,148 @@
+// The PostgreSQL metadata store against a real PostgreSQL (the ctest fixture `pg`): the contract
+// suite, each test in a schema of its own, plus what only a shared database has: several stores
+// (instances) on one schema, their start-up migrations racing, leases held across them, and the
+// start-up errors.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/sync_wait.h"
+#include "meta/metadata_store_contract.h"
+#include "meta/pg_metadata_store.h"
+#include "pg/test_schema.h"
+
+namespace berth::meta {
+namespace {
+
+using pg::test_util::pool_on;
+using pg::test_util::schema_for;
+
+// Opens the store of `location`: a schema named after it, created on first use.
+std::unique_ptr<metadata_store> open_pg(const std::string& location) {
+  std::string url;
+  pg::test_util::find_server(url);
+  if (url.empty()) return nullptr;  // skipped or failed: the test body does not run
+  const auto schema = schema_for(location);
+  pg::test_util::admin_exec(url, "CREATE SCHEMA IF NOT EXISTS " + schema);
+  return make_pg_metadata_store(pool_on(url, schema));
+}
+
+INSTANTIATE_TEST_SUITE_P(postgres, metadata_store_contract, ::testing::Values(metadata_backend{"postgres", open_pg}),
+                         metadata_backend_name);
+
+constexpr std::int64_t now = 1'700'000'000'000;
+
+class pg_metadata_store_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::test_util::find_server(url_);
+    if (url_.empty()) return;
+    schema_ = schema_for(::testing::UnitTest::GetInstance()->current_test_info()->name());
+    pg::test_util::admin_exec(url_, "DROP SCHEMA IF EXISTS " + schema_ + " CASCADE; CREATE SCHEMA " + schema_);
+  }
+
+  // Another instance: a store with its own pool on the test's schema.
+  std::unique_ptr<metadata_store> instance() { return make_pg_metadata_store(pool_on(url_, schema_)); }
+
+  std::string url_;
+  std::string schema_;
+};
+
+// What one instance writes, another reads at once: nothing is cached in a store.
+TEST_F(pg_metadata_store_test, instances_see_each_others_writes) {
+  auto a = instance();
+  auto b = instance();
+  const manifest_record m{digest_of("m"), "application/vnd.oci.image.manifest.v1+json", "m", {}, "", "", {}};
+  ASSERT_TRUE(sync_wait(a->put_manifest("r", m, "latest")).has_value());
+  ASSERT_TRUE(sync_wait(a->link_blob("r", digest_of("layer"), 3)).has_value());
+  EXPECT_EQ(sync_wait(b->manifest_by_tag("r", "latest")).value()->content, "m");
+  EXPECT_EQ(sync_wait(b->linked_blob_size("r", digest_of("layer"))).value(), 3u);
+  EXPECT_TRUE(sync_wait(b->delete_tag("r", "latest")).value());
+  EXPECT_EQ(sync_wait(a->manifest_by_tag("r", "latest")).value(), std::nullopt);
+}
+
+// An upload one instance holds is busy for another until it is given back; the other then
+// continues it, and the first one's token changes nothing any more. Reopening keeps the lease
+// (unlike SQLite, whose server owns its file): another instance may be the holder.
+TEST_F(pg_metadata_store_test, leases_hold_across_instances) {
+  auto a = instance();
+  auto b = instance();
+  const upload_record rec{"u1", "r", 0, ""};
+  ASSERT_TRUE(sync_wait(a->uploads().create(rec, upload_lease{1, now + 60'000}, now)).has_value());
+  a = instance();  // an instance restarting does not end the others' leases
+  EXPECT_EQ(sync_wait(b->uploads().acquire("r", "u1", upload_lease{2, now + 60'000}, now)).error().code,
+            errc::upload_busy);
+  const upload_record progress{"u1", "r", 5, "state"};
+  EXPECT_TRUE(sync_wait(a->uploads().update(progress, 1, 0, now)).value());
+  EXPECT_EQ(sync_wait(b->uploads().acquire("r", "u1", upload_lease{2, now + 60'000}, now)).value(), progress);
+  EXPECT_FALSE(sync_wait(a->uploads().complete("u1", 1, digest_of("blob"), 5)).value());
+  EXPECT_TRUE(sync_wait(b->uploads().complete("u1", 2, digest_of("blob"), 5)).value());
+  EXPECT_EQ(sync_wait(a->linked_blob_size("r", digest_of("blob"))).value(), 5u);
+}
+
+// Instances starting together on an empty schema: the advisory lock lets one create the tables
+// and the others find them; none fails.
+TEST_F(pg_metadata_store_test, instances_starting_together_migrate_once) {
+  constexpr int n = 6;
+  std::vector<std::unique_ptr<metadata_store>> stores(n);
+  std::atomic<int> failures{0};
+  {
+    std::vector<std::jthread> starting;
+    for (int i = 0; i < n; ++i) {
+      starting.emplace_back([&, i] {
+        try {
+          stores[static_cast<std::size_t>(i)] = instance();
+        } catch (const std::exception& e) {
+          ADD_FAILURE() << e.what();
+          ++failures;
+        }
+      });
+    }
+  }
+  ASSERT_EQ(failures.load(), 0);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(sync_wait(stores[static_cast<std::size_t>(i)]->link_blob(fmt::format("r{}", i), digest_of("x"), 1)));
+  }
+  EXPECT_EQ(sync_wait(stores[0]->list_repositories("", 100)).value().size(), static_cast<std::size_t>(n));
+}
+
+TEST_F(pg_metadata_store_test, refuses_a_newer_schema) {
+  instance();
+  pg::test_util::admin_exec(url_, "UPDATE " + schema_ + ".berth_schema_versions SET version = 99");
+  try {
+    instance();
+    FAIL() << "a newer schema was used";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("version 99"), std::string::npos) << e.what();
+  }
+}
+
+// Start-up names the server and the cause, never the password.
+TEST_F(pg_metadata_store_test, start_up_errors_name_the_server_not_the_password) {
+  using namespace std::chrono_literals;
+  const auto fails_with = [](const std::string& conninfo) -> std::string {
+    auto pool =
+        std::make_shared<pg::pool>(pg::test_util::pool_threads().get_executor(), pg::pool_config{conninfo, 1, 5s, 30s});
+    try {
+      make_pg_metadata_store(pool);
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  const auto refused = fails_with("postgresql://berth:s3cret-pw@127.0.0.1:1/registry");
+  EXPECT_NE(refused.find("127.0.0.1:1/registry"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("refused"), std::string::npos) << refused;
+  EXPECT_EQ(refused.find("s3cret-pw"), std::string::npos) << refused;
+
+  const auto no_database = fails_with(url_ + "_absent");
+  EXPECT_NE(no_database.find("does not exist"), std::string::npos) << no_database;
+}
+
+}  // namespace
+}  // namespace berth::meta
