@@ -46,6 +46,23 @@ std::string normalize_etag(std::string_view etag) {
   return "\"" + std::string(etag) + "\"";
 }
 
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS, then optional fractional seconds, then Z.
+  if (text.size() < 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
+      text[16] != ':' || text.back() != 'Z')
+    return std::nullopt;
+  const auto field = [&](std::size_t at, std::size_t n) { return parse_u64(text.substr(at, n)); };
+  const auto y = field(0, 4), mo = field(5, 2), d = field(8, 2), h = field(11, 2), mi = field(14, 2), s = field(17, 2);
+  if (!y || !mo || !d || !h || !mi || !s || *h > 23 || *mi > 59 || *s > 60) return std::nullopt;
+  const std::string_view fraction = text.substr(19, text.size() - 20);
+  if (!fraction.empty() && (fraction.front() != '.' || !parse_u64(fraction.substr(1)))) return std::nullopt;
+  const std::chrono::year_month_day date{std::chrono::year(static_cast<int>(*y)),
+                                         std::chrono::month(static_cast<unsigned>(*mo)),
+                                         std::chrono::day(static_cast<unsigned>(*d))};
+  if (!date.ok()) return std::nullopt;
+  return std::chrono::sys_days(date) + std::chrono::hours(*h) + std::chrono::minutes(*mi) + std::chrono::seconds(*s);
+}
+
 client::client(config cfg) : cfg_(std::move(cfg)), transport_(cfg_.transport) {
   const std::string_view endpoint = cfg_.endpoint;
   const auto sep = endpoint.find("://");
@@ -173,6 +190,19 @@ result<std::string> client::upload_part(std::string_view key, std::string_view u
   return normalize_etag(header(*r, "etag"));
 }
 
+result<std::string> client::upload_part_copy(std::string_view key, std::string_view upload_id, int number,
+                                             std::string_view source) {
+  http_request request;
+  request.error_in_200 = true;
+  const std::string from = "/" + cfg_.bucket + "/" + uri_encode(source, /*keep_slash=*/true);
+  auto r = send("PUT", key, {{"partNumber", std::to_string(number)}, {"uploadId", std::string(upload_id)}},
+                std::move(request), {{"X-Amz-Copy-Source", from}});
+  if (!r) return std::unexpected(r.error());
+  const auto etag = xml::text(r->body, "ETag");
+  if (!etag || etag->empty()) return std::unexpected(malformed(fmt::format("PUT {}/{}", cfg_.bucket, key), "an ETag"));
+  return normalize_etag(*etag);
+}
+
 result<std::string> client::complete_multipart(std::string_view key, std::string_view upload_id,
                                                const std::vector<part>& parts) {
   std::string doc = "<CompleteMultipartUpload>";
@@ -237,7 +267,11 @@ result<listing> client::list(std::string_view prefix, std::string_view token, st
     auto key = xml::text(element, "Key");
     const auto size = parse_u64(xml::text(element, "Size").value_or(""));
     if (!key || !size) return std::unexpected(malformed(fmt::format("GET {}/", cfg_.bucket), "a complete Contents"));
-    out.objects.push_back({std::move(*key), *size, normalize_etag(xml::text(element, "ETag").value_or(""))});
+    const auto modified = parse_iso8601(xml::text(element, "LastModified").value_or(""));
+    if (!modified)
+      return std::unexpected(malformed(fmt::format("GET {}/", cfg_.bucket), "a LastModified"));
+    out.objects.push_back(
+        {std::move(*key), *size, normalize_etag(xml::text(element, "ETag").value_or("")), *modified});
   }
   for (const auto element : xml::elements(r->body, "CommonPrefixes")) {
     if (auto p = xml::text(element, "Prefix")) out.prefixes.push_back(std::move(*p));

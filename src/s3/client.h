@@ -59,6 +59,7 @@ struct listing {
     std::string key;
     std::uint64_t size = 0;
     std::string etag;
+    std::chrono::system_clock::time_point last_modified;  // to the second
   };
   std::vector<entry> objects;
   std::vector<std::string> prefixes;  // common prefixes, when a delimiter was given
@@ -67,6 +68,10 @@ struct listing {
 
 // `etag` in double quotes, whitespace trimmed.
 std::string normalize_etag(std::string_view etag);
+
+// An S3 timestamp ("2026-11-30T13:03:49.000Z", ISO 8601 in UTC as listings give LastModified), to
+// the second; nullopt when `text` is not one.
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
 
 class client {
  public:
@@ -94,6 +99,10 @@ class client {
   result<std::string> create_multipart(std::string_view key);
   // Returns the part's ETag. Part numbers are 1..10000.
   result<std::string> upload_part(std::string_view key, std::string_view upload_id, int number, std::string_view body);
+  // Copies the whole object `source` (at most 5 GiB) into part `number`, server side: the bytes
+  // never pass through the caller. Returns the part's ETag.
+  result<std::string> upload_part_copy(std::string_view key, std::string_view upload_id, int number,
+                                       std::string_view source);
   // REQUIRES: `parts` in ascending number order. Returns the object's ETag.
   result<std::string> complete_multipart(std::string_view key, std::string_view upload_id,
                                          const std::vector<part>& parts);

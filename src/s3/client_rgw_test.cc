@@ -156,6 +156,25 @@ TEST_F(RgwTest, MultipartUploadListCompleteAbort) {
   EXPECT_EQ(aborted.error().code, errc::not_found);
 }
 
+// A multipart upload assembled server side from whole objects, as the S3 blob store commits.
+TEST_F(RgwTest, UploadPartCopyAssemblesObjects) {
+  const std::string first = random_bytes(5 << 20, 7), second = random_bytes(1000, 8);
+  ASSERT_TRUE(c_->put(prefix_ + "chunk 0", first).has_value());
+  ASSERT_TRUE(c_->put(prefix_ + "chunk 1", second).has_value());
+  const auto id = c_->create_multipart(prefix_ + "whole");
+  ASSERT_TRUE(id.has_value()) << id.error().message;
+  const auto e1 = c_->upload_part_copy(prefix_ + "whole", *id, 1, prefix_ + "chunk 0");
+  ASSERT_TRUE(e1.has_value()) << e1.error().message;
+  const auto e2 = c_->upload_part_copy(prefix_ + "whole", *id, 2, prefix_ + "chunk 1");
+  ASSERT_TRUE(e2.has_value()) << e2.error().message;
+  const auto missing = c_->upload_part_copy(prefix_ + "whole", *id, 3, prefix_ + "nothing");
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, errc::not_found);
+  const auto done = c_->complete_multipart(prefix_ + "whole", *id, {{1, *e1}, {2, *e2}});
+  ASSERT_TRUE(done.has_value()) << done.error().message;
+  EXPECT_TRUE(read_all(prefix_ + "whole") == first + second);
+}
+
 TEST_F(RgwTest, CopyObject) {
   const std::string data = random_bytes(300'000, 6);
   ASSERT_TRUE(c_->put(prefix_ + "from", data).has_value());
@@ -184,6 +203,7 @@ TEST_F(RgwTest, ListObjectsV2FollowsContinuationTokens) {
     for (const auto& o : page->objects) {
       got.insert(o.key);
       EXPECT_EQ(o.size, 1u);
+      EXPECT_LT(std::chrono::abs(o.last_modified - std::chrono::system_clock::now()), std::chrono::minutes(5));
     }
     token = page->next_token;
     ++pages;

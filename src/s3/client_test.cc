@@ -139,6 +139,45 @@ TEST(S3Client, AnErrorInsideA200IsAnErrorAndRetried) {
   EXPECT_TRUE(server.requests()[1].starts_with("POST /bkt/k?uploadId=up1 HTTP/1.1")) << server.requests()[1];
 }
 
+TEST(S3Client, UploadPartCopyNamesItsSourceAndReadsTheEtagFromTheBody) {
+  const std::string failed = "<Error><Code>InternalError</Code></Error>";
+  const std::string done = "<CopyPartResult><LastModified>x</LastModified><ETag>\"p1\"</ETag></CopyPartResult>";
+  fake_s3_server server({{200, "", failed}, {200, "", done}});
+  client c(config_for(server));
+  const auto r = c.upload_part_copy("blobs/b", "up1", 3, "uploads/u/0 1");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(*r, "\"p1\"");
+  EXPECT_EQ(c.http().retries(), 1u);  // the <Error> in a 200 was one
+  const auto request = server.requests().at(1);
+  EXPECT_TRUE(request.starts_with("PUT /bkt/blobs/b?partNumber=3&uploadId=up1 HTTP/1.1")) << request;
+  EXPECT_NE(request.find("X-Amz-Copy-Source: /bkt/uploads/u/0%201\r\n"), std::string::npos) << request;
+}
+
+TEST(S3Client, ListingCarriesLastModified) {
+  const std::string page =
+      "<ListBucketResult><IsTruncated>false</IsTruncated>"
+      "<Contents><Key>a</Key><LastModified>2026-11-30T13:03:49.123Z</LastModified><ETag>\"e\"</ETag>"
+      "<Size>5</Size></Contents></ListBucketResult>";
+  fake_s3_server server({{200, "", page}, {200, "", "<ListBucketResult><Contents><Key>a</Key><Size>1</Size>"
+                                                    "</Contents></ListBucketResult>"}});
+  client c(config_for(server));
+  const auto r = c.list("");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_EQ(r->objects.size(), 1u);
+  using namespace std::chrono;
+  EXPECT_EQ(r->objects[0].last_modified, sys_days{2026y / 11 / 30} + 13h + 3min + 49s);
+  EXPECT_EQ(c.list("").error().code, errc::unavailable);  // an entry without a date: a broken server
+}
+
+TEST(S3Client, ParsesIso8601Timestamps) {
+  using namespace std::chrono;
+  EXPECT_EQ(parse_iso8601("2024-02-29T23:59:59Z"), sys_days{2024y / 2 / 29} + 23h + 59min + 59s);
+  EXPECT_EQ(parse_iso8601("1970-01-01T00:00:00.5Z"), sys_days{1970y / 1 / 1});
+  for (const char* bad : {"", "2023-02-29T00:00:00Z", "2024-01-01 00:00:00Z", "2024-01-01T24:00:00Z",
+                          "2024-01-01T00:00:00", "2024-01-01T00:00:00.Z", "2024-1-01T00:00:00.0Z"})
+    EXPECT_FALSE(parse_iso8601(bad).has_value()) << bad;
+}
+
 TEST(S3Client, VirtualHostedAddressing) {
   fake_s3_server server({{200, "Content-Length: 7\r\nETag: \"e\"\r\n", ""}});
   auto cfg = config_for(server);

@@ -1,4 +1,4 @@
-// The blob backend: where blob bytes live (a filesystem today, S3 next). Content-addressable: each
+// The blob backend: where blob bytes live (a filesystem, or S3). Content-addressable: each
 // blob's bytes are stored once, under its digest, whatever the number of repositories that use it;
 // which repository may see which blob is metadata (meta::metadata_store). The backend also holds
 // the bytes of unfinished uploads, under ids the upload service chooses (src/uploads); everything

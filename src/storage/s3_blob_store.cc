@@ -1,0 +1,549 @@
+// The S3 blob store. Key layout, uploads as chunk objects, commit: s3_blob_store.h and
+// docs/storage-layout.md.
+#include "storage/s3_blob_store.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+
+namespace berth::storage {
+
+namespace {
+
+// S3's smallest part but the last: every chunk but an upload's last holds at least this much.
+constexpr std::uint64_t kMinChunk = 5u << 20;
+// A handle PUTs a chunk once it holds this much.
+constexpr std::uint64_t kMaxChunk = 8u << 20;
+constexpr std::size_t kMaxParts = 10'000;
+constexpr std::size_t kOffsetDigits = 20;
+
+// Backend messages go to the log only, never to clients.
+std::unexpected<error> backend_failure(std::string_view op, const s3::error& e) {
+  spdlog::error("storage: s3 {}: {}", op, e.message);
+  return fail(errc::internal, "storage backend error");
+}
+
+// Upload ids come from the upload service, which hands out UUIDs only; a key is built from one only
+// when it is a plain key segment all the same.
+bool is_segment(std::string_view id) {
+  return !id.empty() && id != "." && id != ".." && id.find('/') == std::string_view::npos &&
+         id.find('\0') == std::string_view::npos;
+}
+
+// Where everything lives in the bucket; see docs/storage-layout.md.
+struct keys {
+  std::string prefix;
+
+  std::string blob(const digest& d) const {
+    const std::string_view algorithm = d.algorithm() == digest_algorithm::sha256 ? "sha256" : "sha512";
+    return fmt::format("{}blobs/{}/{}/{}", prefix, algorithm, d.hex().substr(0, 2), d.hex());
+  }
+  std::string uploads() const { return prefix + "uploads/"; }
+  std::string upload(std::string_view id) const { return fmt::format("{}{}/", uploads(), id); }
+  std::string chunk(std::string_view id, std::uint64_t offset) const {
+    return fmt::format("{}{:0{}}", upload(id), offset, kOffsetDigits);
+  }
+};
+
+// Every object under `prefix`, following the pages.
+s3::result<std::vector<s3::listing::entry>> list_all(s3::client& client, const std::string& prefix) {
+  std::vector<s3::listing::entry> out;
+  std::string token;
+  do {
+    auto page = client.list(prefix, token);
+    if (!page) return std::unexpected(page.error());
+    std::move(page->objects.begin(), page->objects.end(), std::back_inserter(out));
+    token = std::move(page->next_token);
+  } while (!token.empty());
+  return out;
+}
+
+// Deletes every object under `prefix`; returns how many there were.
+s3::result<std::size_t> remove_all(s3::client& client, const std::string& prefix) {
+  auto objects = list_all(client, prefix);
+  if (!objects) return std::unexpected(objects.error());
+  for (const auto& o : *objects) {
+    if (auto r = client.remove(o.key); !r) return std::unexpected(r.error());
+  }
+  return objects->size();
+}
+
+// Bytes [offset, offset + size) of an upload, held by the object named after `offset`.
+struct chunk {
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+  std::uint64_t end() const { return offset + size; }
+};
+
+// The upload's chunks from a listing of its prefix `dir`: the contiguous run from offset 0. Anything
+// else (a name that is no offset, a chunk past a gap) is not the upload's and is only logged; it
+// goes with the upload.
+std::vector<chunk> contiguous_chunks(const std::vector<s3::listing::entry>& objects, std::string_view dir) {
+  std::vector<chunk> found;
+  for (const auto& o : objects) {
+    const std::string_view name = std::string_view(o.key).substr(dir.size());
+    std::uint64_t offset = 0;
+    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), offset);
+    if (name.size() != kOffsetDigits || ec != std::errc() || end != name.data() + name.size()) {
+      spdlog::warn("storage: s3 object {} is no upload chunk", o.key);
+      continue;
+    }
+    found.push_back(chunk{offset, o.size});
+  }
+  std::sort(found.begin(), found.end(), [](const chunk& a, const chunk& b) { return a.offset < b.offset; });
+  std::vector<chunk> run;
+  for (const chunk& c : found) {
+    if (c.offset != (run.empty() ? 0 : run.back().end())) {
+      spdlog::warn("storage: s3 upload {} has a chunk at {} after {} bytes: ignored", dir, c.offset,
+                   run.empty() ? 0 : run.back().end());
+      break;
+    }
+    run.push_back(c);
+  }
+  return run;
+}
+
+// Copies bytes [range) of `key` into `buf`, which holds range.length bytes; returns how many came.
+s3::result<std::size_t> get_into(s3::client& client, const std::string& key, s3::byte_range range,
+                                 std::span<char> buf) {
+  std::size_t got = 0;
+  auto r = client.get(
+      key,
+      [&](std::string_view piece) {
+        if (piece.size() > buf.size() - got) return false;  // more than asked: stop
+        std::memcpy(buf.data() + got, piece.data(), piece.size());
+        got += piece.size();
+        return true;
+      },
+      range);
+  if (!r) return std::unexpected(r.error());
+  return got;
+}
+
+// One blocking job at a time, run on the pool while its owner goes on; the owner awaits its result
+// later without blocking its thread. A job outlives an owner that is destroyed first (it owns
+// everything it touches). Thread-safety: start() and wait() by one coroutine at a time.
+class background_job {
+ public:
+  // Starts `job` on `pool`. REQUIRES: no job started since the last wait().
+  void start(blocking_pool& pool, std::function<s3::result<void>()> job) {
+    state_ = std::make_shared<state>();
+    boost::asio::post(pool.executor(), [s = state_, job = std::move(job)] {
+      auto r = job();
+      std::move_only_function<void()> resume;
+      {
+        std::lock_guard lock(s->mutex);
+        s->outcome = std::move(r);
+        resume = std::move(s->resume);
+      }
+      if (resume) resume();
+    });
+  }
+
+  bool started() const { return state_ != nullptr; }
+  // Whether wait() would complete at once. REQUIRES: started().
+  bool finished() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->outcome.has_value();
+  }
+
+  // The result of the job started last, once it has finished. REQUIRES: started().
+  awaitable<s3::result<void>> wait() {
+    auto initiate = [s = state_](auto handler) {
+      std::unique_lock lock(s->mutex);
+      if (s->outcome) {
+        lock.unlock();
+        boost::asio::post(std::move(handler));
+        return;
+      }
+      s->resume = [h = std::move(handler)]() mutable { boost::asio::post(std::move(h)); };
+    };
+    co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void()>(initiate,
+                                                                                        boost::asio::use_awaitable);
+    auto r = std::move(*state_->outcome);
+    state_.reset();
+    co_return r;
+  }
+
+ private:
+  struct state {
+    std::mutex mutex;
+    std::optional<s3::result<void>> outcome;  // guarded by mutex; set once the job has run
+    std::move_only_function<void()> resume;   // guarded by mutex; the waiter, if it came first
+  };
+  std::shared_ptr<state> state_;
+};
+
+class s3_reader final : public blob_reader {
+ public:
+  s3_reader(std::shared_ptr<s3::client> client, std::string key, std::uint64_t size, blocking_pool& pool,
+            std::optional<std::string> redirect)
+      : client_(std::move(client)), key_(std::move(key)), size_(size), pool_(pool), redirect_(std::move(redirect)) {}
+
+  std::uint64_t size() const override { return size_; }
+  std::optional<std::string> redirect_url() const override { return redirect_; }
+
+  // One ranged GET per call: the caller's buffer sets the request size.
+  awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) override {
+    if (offset >= size_ || buf.empty()) co_return 0;
+    const auto length = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size_ - offset));
+    co_return co_await pool_.run([&]() -> result<std::size_t> {
+      auto got = get_into(*client_, key_, {offset, length}, buf.first(length));
+      if (!got) return backend_failure("read blob", got.error());
+      return *got;
+    });
+  }
+
+ private:
+  std::shared_ptr<s3::client> client_;
+  std::string key_;
+  std::uint64_t size_;
+  blocking_pool& pool_;
+  std::optional<std::string> redirect_;
+};
+
+// An upload's chunks, and the open one: bytes [base_, size_) are in buf_ (once the tail is loaded),
+// the first durable_ of them also in S3 as the chunk at base_. A full chunk goes to S3 in the
+// background (pending_) while buf_ fills again.
+class s3_upload final : public upload_data {
+ public:
+  s3_upload(std::shared_ptr<s3::client> client, keys where, std::string id, std::vector<chunk> chunks,
+            blocking_pool& pool)
+      : client_(std::move(client)),
+        keys_(std::move(where)),
+        id_(std::move(id)),
+        chunks_(std::move(chunks)),
+        pool_(pool) {
+    const chunk& last = chunks_.back();
+    size_ = last.end();
+    if (last.size >= kMinChunk) {
+      base_ = last.end();  // complete: the next chunk starts after it
+    } else {
+      base_ = last.offset;  // the tail: continued in place, read back by the first write
+      durable_ = last.size;
+      tail_loaded_ = last.size == 0;
+    }
+  }
+
+  std::uint64_t size() const override { return size_; }
+
+  awaitable<result<void>> write(std::string_view bytes) override {
+    if (job_.started() && job_.finished()) {
+      auto settled = co_await settle();  // report a background failure now rather than a chunk later
+      if (!settled) co_return settled;
+    }
+    auto loaded = co_await load_tail();
+    if (!loaded) co_return loaded;
+    while (!bytes.empty()) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), kMaxChunk - buf_.size()));
+      // One allocation for a chunk that will fill; small uploads stay small.
+      if (buf_.capacity() < kMaxChunk && buf_.size() + n > kSmallBuffer) buf_.reserve(kMaxChunk);
+      buf_.append(bytes.substr(0, n));
+      size_ += n;
+      bytes.remove_prefix(n);
+      if (buf_.size() == kMaxChunk) {
+        auto settled = co_await settle();
+        if (!settled) co_return settled;
+        start_chunk();
+      }
+    }
+    co_return result<void>{};
+  }
+
+  awaitable<result<void>> flush() override {
+    auto settled = co_await settle();
+    if (!settled) co_return settled;
+    if (!tail_loaded_ || buf_.size() == durable_) co_return result<void>{};
+    auto put = co_await pool_.run([&] { return client_->put(keys_.chunk(id_, base_), buf_); });
+    if (!put) {
+      buf_.resize(durable_);
+      size_ = base_ + durable_;
+      co_return backend_failure("put chunk", put.error());
+    }
+    durable_ = buf_.size();
+    record_chunk(chunk{base_, durable_});
+    if (durable_ >= kMinChunk) {  // large enough to be a part: the next bytes start a new chunk
+      base_ += durable_;
+      durable_ = 0;
+      buf_.clear();
+    }
+    co_return result<void>{};
+  }
+
+  awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) override {
+    const auto it = std::upper_bound(chunks_.begin(), chunks_.end(), offset,
+                                     [](std::uint64_t at, const chunk& c) { return at < c.end(); });
+    if (it == chunks_.end() || buf.empty()) co_return 0;
+    const chunk c = *it;
+    const auto length = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), c.end() - offset));
+    co_return co_await pool_.run([&]() -> result<std::size_t> {
+      auto got = get_into(*client_, keys_.chunk(id_, c.offset), {offset - c.offset, length}, buf.first(length));
+      if (!got) return backend_failure("read chunk", got.error());
+      return *got;
+    });
+  }
+
+  awaitable<result<void>> commit(const digest& d) override {
+    auto flushed = co_await flush();
+    if (!flushed) co_return flushed;
+    co_return co_await pool_.run([&]() -> result<void> {
+      const std::string key = keys_.blob(d);
+      auto existing = client_->head(key);
+      if (!existing && existing.error().code != s3::errc::not_found) return backend_failure("head", existing.error());
+      if (!existing) {
+        if (auto r = assemble(key); !r) return r;
+      }
+      // The blob is in place; chunks left behind by a failure here are only garbage, which the
+      // purge removes.
+      if (auto removed = remove_all(*client_, keys_.upload(id_)); !removed)
+        (void)backend_failure("delete upload", removed.error());
+      return {};
+    });
+  }
+
+ private:
+  struct pending {
+    std::uint64_t offset;   // the chunk's
+    std::uint64_t durable;  // what S3 held at that key before
+    std::shared_ptr<const std::string> bytes;
+  };
+
+  void record_chunk(chunk c) {
+    if (chunks_.back().offset == c.offset) {
+      chunks_.back() = c;
+    } else {
+      chunks_.push_back(c);
+    }
+  }
+
+  // Puts the full buffer as the chunk at base_, in the background. REQUIRES: no chunk in flight.
+  void start_chunk() {
+    auto bytes = std::make_shared<const std::string>(std::move(buf_));
+    pending_ = pending{base_, durable_, bytes};
+    job_.start(pool_, [client = client_, key = keys_.chunk(id_, base_), bytes]() -> s3::result<void> {
+      auto put = client->put(key, *bytes);
+      if (!put) return std::unexpected(put.error());
+      return {};
+    });
+    base_ += bytes->size();
+    durable_ = 0;
+    buf_ = std::string();
+  }
+
+  // Waits for the chunk in flight, if any. On failure S3 holds what it held before that chunk's PUT:
+  // the upload goes back to that.
+  awaitable<result<void>> settle() {
+    if (!pending_) co_return result<void>{};
+    auto put = co_await job_.wait();
+    const pending p = std::move(*pending_);
+    pending_.reset();
+    if (put) {
+      record_chunk(chunk{p.offset, p.bytes->size()});
+      co_return result<void>{};
+    }
+    base_ = p.offset;
+    durable_ = p.durable;
+    buf_.assign(*p.bytes, 0, p.durable);
+    size_ = base_ + durable_;
+    co_return backend_failure("put chunk", put.error());
+  }
+
+  // Reads the tail chunk back into buf_, to continue it.
+  awaitable<result<void>> load_tail() {
+    if (tail_loaded_) co_return result<void>{};
+    co_return co_await pool_.run([&]() -> result<void> {
+      buf_.resize(durable_);
+      auto got = get_into(*client_, keys_.chunk(id_, base_), {0, durable_}, buf_);
+      if (!got) return backend_failure("read chunk", got.error());
+      if (*got != durable_) {
+        spdlog::error("storage: s3 chunk {} holds {} bytes, {} listed", keys_.chunk(id_, base_), *got, durable_);
+        return fail(errc::internal, "storage backend error");
+      }
+      tail_loaded_ = true;
+      return {};
+    });
+  }
+
+  // Stores the chunks as `key`, atomically: a copy of the only chunk, or a multipart upload of one
+  // part per chunk, copied server side.
+  result<void> assemble(const std::string& key) {
+    if (chunks_.size() == 1) {
+      auto copied = client_->copy(keys_.chunk(id_, 0), key);
+      if (!copied) return backend_failure("copy", copied.error());
+      return {};
+    }
+    if (chunks_.size() > kMaxParts) {
+      spdlog::error("storage: s3 upload {} has {} chunks, more than {} parts", id_, chunks_.size(), kMaxParts);
+      return fail(errc::internal, "storage backend error");
+    }
+    auto upload = client_->create_multipart(key);
+    if (!upload) return backend_failure("create multipart", upload.error());
+    auto assembled = [&]() -> s3::result<void> {
+      std::vector<s3::part> parts;
+      for (std::size_t i = 0; i < chunks_.size(); ++i) {
+        const int number = static_cast<int>(i) + 1;
+        auto etag = client_->upload_part_copy(key, *upload, number, keys_.chunk(id_, chunks_[i].offset));
+        if (!etag) return std::unexpected(etag.error());
+        parts.push_back(s3::part{number, std::move(*etag), chunks_[i].size});
+      }
+      auto done = client_->complete_multipart(key, *upload, parts);
+      if (!done) return std::unexpected(done.error());
+      return {};
+    }();
+    if (assembled) return {};
+    if (auto aborted = client_->abort_multipart(key, *upload); !aborted)
+      spdlog::warn("storage: s3 abort multipart {}: {}", key, aborted.error().message);
+    return backend_failure("assemble", assembled.error());
+  }
+
+  // Below this a buffer grows as needed; past it, it takes a whole chunk at once.
+  static constexpr std::size_t kSmallBuffer = 64 * 1024;
+
+  std::shared_ptr<s3::client> client_;
+  keys keys_;
+  std::string id_;
+  std::vector<chunk> chunks_;  // durable, contiguous from 0, never empty
+  blocking_pool& pool_;
+  std::uint64_t size_ = 0;     // bytes accepted
+  std::uint64_t base_ = 0;     // where the open chunk starts
+  std::string buf_;            // the open chunk's bytes, from base_
+  std::uint64_t durable_ = 0;  // how many of them S3 holds at base_
+  bool tail_loaded_ = true;    // whether buf_ holds the first durable_ bytes
+  std::optional<pending> pending_;
+  background_job job_;
+};
+
+class s3_blob_store final : public blob_store {
+ public:
+  s3_blob_store(std::shared_ptr<s3::client> client, s3_blob_options options, blocking_pool& pool)
+      : client_(std::move(client)), options_(std::move(options)), keys_{options_.prefix}, pool_(pool) {}
+
+  awaitable<result<std::uint64_t>> stat(const digest& d) override {
+    co_return co_await pool_.run([&]() -> result<std::uint64_t> {
+      auto info = client_->head(keys_.blob(d));
+      if (!info && info.error().code == s3::errc::not_found) return fail(errc::blob_unknown);
+      if (!info) return backend_failure("head", info.error());
+      return info->size;
+    });
+  }
+
+  awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) override {
+    auto size = co_await stat(d);
+    if (!size) co_return std::unexpected(size.error());
+    std::string key = keys_.blob(d);
+    std::optional<std::string> redirect;
+    if (options_.redirect_downloads) redirect = client_->presign_get(key, options_.redirect_expiry);
+    co_return std::make_unique<s3_reader>(client_, std::move(key), *size, pool_, std::move(redirect));
+  }
+
+  // The empty chunk 0: the upload exists from now on, for open_upload and list_uploads.
+  awaitable<result<void>> create_upload(std::string_view id) override {
+    if (!is_segment(id)) co_return fail(errc::blob_upload_unknown);
+    co_return co_await pool_.run([&]() -> result<void> {
+      auto put = client_->put(keys_.chunk(id, 0), "");
+      if (!put) return backend_failure("create upload", put.error());
+      return {};
+    });
+  }
+
+  awaitable<result<std::unique_ptr<upload_data>>> open_upload(std::string_view id) override {
+    if (!is_segment(id)) co_return fail(errc::blob_upload_unknown);
+    co_return co_await pool_.run([&]() -> result<std::unique_ptr<upload_data>> {
+      const std::string dir = keys_.upload(id);
+      auto objects = list_all(*client_, dir);
+      if (!objects) return backend_failure("list upload", objects.error());
+      auto chunks = contiguous_chunks(*objects, dir);
+      if (chunks.empty()) return fail(errc::blob_upload_unknown);
+      return std::make_unique<s3_upload>(client_, keys_, std::string(id), std::move(chunks), pool_);
+    });
+  }
+
+  awaitable<result<void>> delete_upload(std::string_view id) override {
+    if (!is_segment(id)) co_return fail(errc::blob_upload_unknown);
+    co_return co_await pool_.run([&]() -> result<void> {
+      auto removed = remove_all(*client_, keys_.upload(id));
+      if (!removed) return backend_failure("delete upload", removed.error());
+      if (*removed == 0) return fail(errc::blob_upload_unknown);
+      return {};
+    });
+  }
+
+  // Dated by the newest chunk: the last flush.
+  awaitable<result<std::vector<upload_entry>>> list_uploads() override {
+    co_return co_await pool_.run([&]() -> result<std::vector<upload_entry>> {
+      const std::string dir = keys_.uploads();
+      auto objects = list_all(*client_, dir);
+      if (!objects) return backend_failure("list uploads", objects.error());
+      std::map<std::string, std::chrono::system_clock::time_point, std::less<>> newest;
+      for (const auto& o : *objects) {
+        const std::string_view rest = std::string_view(o.key).substr(dir.size());
+        const auto slash = rest.find('/');
+        if (slash == std::string_view::npos) continue;  // not an upload's: not ours
+        auto [it, added] = newest.try_emplace(std::string(rest.substr(0, slash)), o.last_modified);
+        if (!added) it->second = std::max(it->second, o.last_modified);
+      }
+      std::vector<upload_entry> out;
+      for (auto& [id, when] : newest) out.push_back(upload_entry{id, when});
+      return out;
+    });
+  }
+
+ private:
+  std::shared_ptr<s3::client> client_;
+  s3_blob_options options_;
+  keys keys_;
+  blocking_pool& pool_;
+};
+
+// What a failed start-up check means, for the operator: never a credential (s3::error's messages
+// carry none; the access key id is no secret and says which key was refused).
+std::string describe_start_up_failure(const s3::config& cfg, const s3::error& e) {
+  switch (e.code) {
+    case s3::errc::unavailable:
+      return fmt::format("S3 endpoint {} is unreachable or failing: {}", cfg.endpoint, e.message);
+    case s3::errc::denied:
+      return fmt::format(
+          "S3 access denied to bucket {} at {} for access key {} ({}): check the keys, the "
+          "region ({}) and the bucket's policy",
+          cfg.bucket, cfg.endpoint, cfg.creds.access_key, e.s3_code.empty() ? "no code" : e.s3_code, cfg.region);
+    case s3::errc::not_found:
+      if (e.s3_code == "NoSuchBucket")
+        return fmt::format("S3 bucket {} does not exist at {}", cfg.bucket, cfg.endpoint);
+      break;
+    default:
+      break;
+  }
+  return fmt::format("S3 bucket {} at {} cannot be written: {}", cfg.bucket, cfg.endpoint, e.message);
+}
+
+// Proves the bucket reachable and writable: PUTs and deletes a probe object.
+void check_bucket(s3::client& client, const s3_blob_options& options) {
+  std::random_device random;
+  const std::string probe = fmt::format("{}probe/{:08x}{:08x}", options.prefix, random(), random());
+  auto put = client.put(probe, "probe");
+  if (!put) throw std::runtime_error(describe_start_up_failure(options.client, put.error()));
+  auto removed = client.remove(probe);
+  if (!removed) throw std::runtime_error(describe_start_up_failure(options.client, removed.error()));
+}
+
+}  // namespace
+
+std::unique_ptr<blob_store> make_s3_blob_store(s3_blob_options options, blocking_pool& pool) {
+  if (!options.prefix.empty() && !options.prefix.ends_with('/')) options.prefix += '/';
+  auto client = std::make_shared<s3::client>(options.client);
+  check_bucket(*client, options);
+  return std::make_unique<s3_blob_store>(std::move(client), std::move(options), pool);
+}
+
+}  // namespace berth::storage
