@@ -1,7 +1,9 @@
 // Identities Berth keeps itself: users (argon2id password hashes), robot accounts (the SHA-256 of a
 // random token that is shown once), and grants added through the admin API. Config-file users and
 // grants are not stored here; see policy/ and app/. The SQLite implementation keeps them in auth.db
-// in the data directory (make_sqlite_identity_store); app/ is the only place that names it.
+// in the data directory (make_sqlite_identity_store); the PostgreSQL one in a database that several
+// instances share (make_pg_identity_store, auth/pg_identity_store.h); app/ is the only place that
+// names them.
 //
 // Names of users and robots: [a-z0-9][a-z0-9._-]{0,63} (callers check valid_account_name).
 // Ordering: users and robots are listed by name in byte order, grants by id (creation order).

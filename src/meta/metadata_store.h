@@ -113,6 +113,7 @@ class metadata_store {
 // when it opens the file, their holders being gone; a process that opens the file beside a server
 // that may be running (offline `berth check`) keeps them.
 // Throws std::runtime_error at start-up when the database cannot be opened or migrated.
+// (For several instances sharing one database: make_pg_metadata_store, meta/pg_metadata_store.h.)
 enum class upload_leases { end, keep };
 std::unique_ptr<metadata_store> make_sqlite_metadata_store(const std::string& path,
                                                            upload_leases leases = upload_leases::end);
