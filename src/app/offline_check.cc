@@ -2,9 +2,9 @@
 
 #include <fmt/core.h>
 
-#include <filesystem>
 #include <stdexcept>
 
+#include "app/backends.h"
 #include "app/config.h"
 #include "app/federation_factory.h"
 #include "auth/identity_store.h"
@@ -24,14 +24,14 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   const auto a = policy::parse_action(action);
   if (!a) throw std::runtime_error("action must be pull, push, delete, list or admin");
   if (!valid_name(repository)) throw std::runtime_error(fmt::format("{} is not a valid repository name", repository));
-  const auto db = std::filesystem::path(data) / "auth.db";
-  if (!std::filesystem::exists(db))
-    throw std::runtime_error(fmt::format("{} does not exist: pass the registry's --data directory", db.string()));
   // Reads only, so no data_lock: it may ask about the data directory of a running server.
   blocking_pool pool(1);
-  auto store = auth::make_sqlite_identity_store(db.string(), pool);
+  config located = c;
+  located.data = data;
+  auto opened = open_stores(located, pool, opener::offline_check);
+  auth::identity_store& store = *opened.identities;
   const policy::policy pol(c.policy);
-  policy::authenticator authn(*store, pool, c.users, make_federation_verifier(c));
+  policy::authenticator authn(store, pool, c.users, make_federation_verifier(c));
 
   result<policy::principal> who = policy::principal{};
   if (as == "anonymous") {
@@ -39,7 +39,7 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   } else if (as.starts_with("user:") || as.starts_with("robot:")) {
     who = sync_wait(authn.by_subject(as));
   } else if (as.starts_with(auth::robot_token_prefix)) {
-    auto robot = sync_wait(store->robot_by_token(as));
+    auto robot = sync_wait(store.robot_by_token(as));
     if (!robot || !*robot) throw std::runtime_error("no robot has this token");
     who = sync_wait(authn.basic((*robot)->name, as));
   } else if (std::count(as.begin(), as.end(), '.') == 2) {
@@ -48,14 +48,13 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   } else {
     throw std::runtime_error("--as takes anonymous, user:NAME, robot:NAME, a robot token or an OIDC token");
   }
-  if (!who) throw std::runtime_error(fmt::format("{}: {}", as.size() > 40 ? as.substr(0, 12) + "..." : as, who.error().detail));
+  if (!who)
+    throw std::runtime_error(fmt::format("{}: {}", as.size() > 40 ? as.substr(0, 12) + "..." : as, who.error().detail));
   // A push to a repository that does not exist in an explicit namespace would fail: say so.
   bool exists = false;
-  if (const auto meta_db = std::filesystem::path(data) / "berth.db"; std::filesystem::exists(meta_db)) {
-    // A server may be running on this directory: its uploads keep their leases.
-    auto store = meta::make_sqlite_metadata_store(meta_db.string(), meta::upload_leases::keep);
-    auto found = sync_wait(store->repository_exists(repository));
-    if (!found) throw std::runtime_error(fmt::format("{}: cannot read the repositories", meta_db.string()));
+  if (opened.meta) {
+    auto found = sync_wait(opened.meta->repository_exists(repository));
+    if (!found) throw std::runtime_error("cannot read the repositories (see the log)");
     exists = *found;
   }
   const auto d = pol.preflight(*who, *a, repository, exists);

@@ -21,6 +21,7 @@
 #include <cstdlib>
 
 #include "api/registry_api.h"
+#include "app/backends.h"
 #include "app/data_lock.h"
 #include "app/federation_factory.h"
 #include "app/router.h"
@@ -32,10 +33,8 @@
 #include "core/offload.h"
 #include "core/sync_wait.h"
 #include "http/server.h"
-#include "meta/metadata_store.h"
 #include "policy/authenticator.h"
 #include "policy/policy.h"
-#include "storage/blob_store.h"
 #include "uploads/upload_service.h"
 
 namespace berth::app {
@@ -112,13 +111,14 @@ int serve(const config& c) {
   // fsync-bound work: enough threads that concurrent commits overlap.
   blocking_pool pool(static_cast<std::size_t>(std::max(4, 2 * cores)));
 
-  auto blobs = storage::make_fs_blob_store(c.data, pool);
-  auto meta = meta::make_sqlite_metadata_store((std::filesystem::path(c.data) / "berth.db").string());
-  uploads::upload_service uploads(*blobs, meta->uploads(), pool);
-  auto identities = auth::make_sqlite_identity_store((std::filesystem::path(c.data) / "auth.db").string(), pool);
-  bootstrap_admin(c, *identities);
+  auto opened = open_stores(c, pool, opener::server);
+  storage::blob_store& blobs = *opened.blobs;
+  meta::metadata_store& meta = *opened.meta;
+  auth::identity_store& identities = *opened.identities;
+  uploads::upload_service uploads(blobs, meta.uploads(), pool);
+  bootstrap_admin(c, identities);
   const policy::policy pol(c.policy);
-  policy::authenticator authn(*identities, pool, c.users, make_federation_verifier(c));
+  policy::authenticator authn(identities, pool, c.users, make_federation_verifier(c));
   const std::string signing_key = c.signing_key_file.empty()
                                       ? (std::filesystem::path(c.data) / "token-signing-key.pem").string()
                                       : c.signing_key_file;
@@ -132,8 +132,8 @@ int serve(const config& c) {
   options.max_page = c.max_page;
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
-  api::auth_services auth{pol, authn, *identities, limiter, *tokens, c.service};
-  api::registry_api api(*blobs, uploads, *meta, pool, options, auth);
+  api::auth_services auth{pol, authn, identities, limiter, *tokens, c.service};
+  api::registry_api api(blobs, uploads, meta, pool, options, auth);
 
   // Abandoned uploads go at start-up, before the first request can ask for one, then every hour.
   const std::chrono::hours upload_idle(c.upload_idle_hours);

@@ -1,5 +1,5 @@
-// The composition root: the only place that names concrete backends. Builds the stores, the API and
-// the HTTP server from a config, serves until SIGINT/SIGTERM, then shuts down gracefully.
+// The composition root: opens the stores the config names (app/backends.h), builds the API and the
+// HTTP server on them, serves until SIGINT/SIGTERM, then shuts down gracefully.
 #pragma once
 
 #include "app/config.h"
