@@ -2,6 +2,9 @@
 
 The registry under test is Berth (the binary named by $BERTH_BIN). With BERTH_E2E_TARGET=distribution the
 same tests run against CNCF Distribution (Debian's docker-registry), to check a test against the reference.
+
+Backends: BERTH_E2E_BACKEND=s3pg runs every Berth with its blobs in S3 (a Ceph RADOS Gateway) and its
+metadata in PostgreSQL (backends.py); the default is the embedded filesystem + SQLite.
 """
 import os
 import re
@@ -12,6 +15,7 @@ import tempfile
 
 import pytest
 
+import backends
 from e2eauth import ADMIN_PASSWORD, ADMIN_USER
 
 # The `postgres` and `s3` fixtures: real servers for the tests that need them (servers.py).
@@ -37,6 +41,7 @@ class Registry:
         self.host = None
         self.url = None
         self.log_path = os.path.normpath(data_dir) + ".log"
+        self.backend = None  # the S3 prefix and database this registry keeps, across restarts
 
     def start(self):
         target = os.environ.get("BERTH_E2E_TARGET", "berth")
@@ -50,7 +55,12 @@ class Registry:
         binary = os.environ.get("BERTH_BIN")
         if not binary:
             pytest.fail("BERTH_BIN is not set: run through ctest, or export BERTH_BIN=build/src/cli/berth")
-        cmd = [binary, "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *self.extra_args]
+        args = self.extra_args
+        if backends.selected() != "embedded":
+            if self.backend is None:
+                self.backend = backends.new_backend(self.data_dir)
+            args = backends.with_backend_config(args, self.backend)
+        cmd = [binary, "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD, **(self.env or {})})
         self.log = open(self.log_path, "a")
