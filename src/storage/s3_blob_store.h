@@ -2,6 +2,9 @@
 // any S3-compatible service (tested against Ceph RGW), under a key prefix. Every S3 call blocks
 // (s3::client) and runs on the blocking pool; the I/O threads only suspend.
 //
+// Reads: a ranged GET of 2 MiB per reader serves the server's smaller reads (read-ahead), or a
+// presigned URL when redirect_downloads is on.
+//
 // Keys (docs/storage-layout.md):
 //   <prefix>blobs/<algorithm>/<first 2 hex>/<hex>   a blob, stored once, only ever whole
 //   <prefix>uploads/<id>/<offset, 20 digits>        a chunk of an unfinished upload
@@ -16,9 +19,9 @@
 // chunk 0, so an upload exists as soon as it is created. Memory: at most two chunks per handle.
 //
 // commit(d) keeps an existing blob (dedup) or copies the chunks into place server side: one chunk
-// with a CopyObject, more as a multipart upload of UploadPartCopy parts, one per chunk (so a blob
-// has at most 10,000 chunks: 50 GB at worst, 80 GB typically). Either is atomic: the blob's key
-// shows nothing until the whole object does. Then the chunks are deleted; a failure before that
+// with a CopyObject, more as a multipart upload of UploadPartCopy parts, one per chunk, four in
+// flight at once (so a blob has at most 10,000 chunks: 50 GB at worst, 80 GB typically). Either is
+// atomic: the blob's key shows nothing until the whole object does. Then the chunks are deleted; a failure before that
 // leaves the upload as it was, a failure while deleting leaves garbage the purge removes.
 //
 // Thread-safety: as blob_store (blob_store.h). A handle dropped with a chunk PUT in flight lets it

@@ -180,15 +180,17 @@ TEST_F(S3BlobStoreTest, ChunkedUploadContinuedByAnotherInstance) {
 }
 
 // Committing a digest that is stored already keeps the stored object untouched and drops the upload.
+// The object under the key is a marker, not the digest's bytes (the store trusts its keys), so that a
+// commit that rewrote it would show.
 TEST_F(S3BlobStoreTest, CommitOfAStoredDigestKeepsTheStoredObject) {
   const digest d = digest_of("layer");
   const std::string hex(d.hex());
   const std::string key = prefix_ + "blobs/sha256/" + hex.substr(0, 2) + "/" + hex;
-  const std::string stored_etag = client_->put(key, "layer").value();
+  ASSERT_TRUE(client_->put(key, "stored before").has_value());
   auto data = open_new(*store_);
   ASSERT_TRUE(sync_wait(data->write("layer")).has_value());
   ASSERT_TRUE(sync_wait(data->commit(d)).has_value());
-  EXPECT_EQ(client_->head(key).value().etag, stored_etag);
+  EXPECT_EQ(read_blob(*store_, d), "stored before");
   EXPECT_EQ(objects("blobs/").size(), 1u);
   EXPECT_TRUE(objects("uploads/").empty());
 }
@@ -253,27 +255,65 @@ TEST_F(S3BlobStoreTest, StartUpCheckNamesTheProblem) {
   EXPECT_TRUE(objects("probe/").empty());  // the successful check in SetUp left no probe behind
 }
 
-// A chunk PUT in the background that fails: the next flush() reports it, size() falls back to what
-// S3 holds (the tail flushed before), and the upload goes on from there.
-TEST(S3BlobStoreFailures, FailedBackgroundChunkIsReportedAndRolledBack) {
-  const std::string chunk0 = "p/uploads/" + kId + "/00000000000000000000";
-  const std::string listing =
-      "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>" + chunk0 +
-      "</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><Size>0</Size></Contents></ListBucketResult>";
-  const std::string denied = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";
-  s3::testing::fake_s3_server server({{200, "", ""},       // start-up probe: PUT
-                                      {200, "", ""},       // and DELETE
-                                      {200, "", listing},  // open_upload lists the chunks
-                                      {200, "", ""},       // flush: the 4-byte tail
-                                      {403, "", denied},   // the full chunk, in the background
-                                      {200, "", ""}});     // flush: the tail again, one byte longer
+s3_blob_options fake_options(const s3::testing::fake_s3_server& server) {
   s3_blob_options options;
   options.client.endpoint = server.endpoint();
   options.client.bucket = "bkt";
   options.client.creds = {"AKID", "secret"};
   options.prefix = "p";
+  return options;
+}
+
+// A listing of the upload's chunks, as (offset, size).
+std::string chunk_listing(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& chunks) {
+  std::string out = "<ListBucketResult><IsTruncated>false</IsTruncated>";
+  for (const auto& [offset, size] : chunks) {
+    out += fmt::format(
+        "<Contents><Key>p/uploads/{}/{:020}</Key><LastModified>2026-01-01T00:00:00.000Z"
+        "</LastModified><Size>{}</Size></Contents>",
+        kId, offset, size);
+  }
+  return out + "</ListBucketResult>";
+}
+
+// A multipart assembly that fails is aborted, and the upload's chunks stay for a retry.
+TEST(S3BlobStoreFailures, FailedAssemblyIsAbortedAndKeepsTheChunks) {
+  const std::string denied = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";
+  s3::testing::fake_s3_server server({{200, "", ""},                                            // probe PUT
+                                      {200, "", ""},                                            // probe DELETE
+                                      {200, "", chunk_listing({{0, 5 * MiB}, {5 * MiB, 10}})},  // open_upload
+                                      {404, "", ""},                                            // HEAD blob
+                                      {200, "", "<Result><UploadId>up1</UploadId></Result>"},   // create
+                                      {403, "", denied},                                        // part copy
+                                      {403, "", denied},                                        // part copy
+                                      {204, "", ""}});                                          // abort
   blocking_pool pool(2);
-  auto store = make_s3_blob_store(options, pool);
+  auto store = make_s3_blob_store(fake_options(server), pool);
+  auto data = sync_wait(store->open_upload(kId)).value();
+  EXPECT_EQ(data->size(), 5 * MiB + 10);
+  const digest d = digest_of("whatever");
+  EXPECT_EQ(sync_wait(data->commit(d)).error().code, errc::internal);
+  EXPECT_EQ(data->size(), 5 * MiB + 10);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 8u);
+  const std::string blob = fmt::format("/bkt/p/blobs/sha256/{}/{}", d.hex().substr(0, 2), d.hex());
+  EXPECT_TRUE(requests[7].starts_with("DELETE " + blob + "?uploadId=up1 ")) << requests[7];
+  for (const auto& r : requests) EXPECT_FALSE(r.starts_with("DELETE /bkt/p/uploads/")) << r;
+}
+
+// A chunk PUT in the background that fails: the next flush() reports it, size() falls back to what
+// S3 holds (the tail flushed before), and the upload goes on from there.
+TEST(S3BlobStoreFailures, FailedBackgroundChunkIsReportedAndRolledBack) {
+  const std::string chunk0 = "p/uploads/" + kId + "/00000000000000000000";
+  const std::string denied = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";
+  s3::testing::fake_s3_server server({{200, "", ""},                       // start-up probe: PUT
+                                      {200, "", ""},                       // and DELETE
+                                      {200, "", chunk_listing({{0, 0}})},  // open_upload lists the chunks
+                                      {200, "", ""},                       // flush: the 4-byte tail
+                                      {403, "", denied},                   // the full chunk, in the background
+                                      {200, "", ""}});                     // flush: the tail again, one byte longer
+  blocking_pool pool(2);
+  auto store = make_s3_blob_store(fake_options(server), pool);
   auto data = sync_wait(store->open_upload(kId)).value();
   ASSERT_TRUE(sync_wait(data->write("head")).has_value());
   ASSERT_TRUE(sync_wait(data->flush()).has_value());
