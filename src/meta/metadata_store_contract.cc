@@ -222,6 +222,18 @@ TEST_P(metadata_store_contract, list_repositories_in_byte_order_with_paging) {
   EXPECT_EQ(sync_wait(m.list_repositories("c", 10)).value(), strings{});
 }
 
+// `last` comes from the client unchecked: any bytes (invalid UTF-8, NUL) order as bytes do.
+TEST_P(metadata_store_contract, last_may_be_any_bytes) {
+  auto& m = *store_;
+  const auto rec = manifest("m");
+  for (const char* tag : {"a", "a-", "a_b", "b"}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, tag)).has_value());
+  EXPECT_EQ(sync_wait(m.list_tags("r", "a\xff\xfe", 10)).value(), strings{"b"});
+  EXPECT_EQ(sync_wait(m.list_tags("r", std::string("a\0z", 3), 10)).value(), (strings{"a-", "a_b", "b"}));
+  EXPECT_EQ(sync_wait(m.list_tags("r", "\xc3\xa9", 10)).value(), strings{});
+  EXPECT_EQ(sync_wait(m.list_repositories("q\x80", 10)).value(), strings{"r"});
+  EXPECT_EQ(sync_wait(m.list_repositories("r\x80", 10)).value(), strings{});
+}
+
 // Walking pages with `last` visits every tag exactly once, in order, whatever the page size.
 TEST_P(metadata_store_contract, paging_visits_every_tag_once) {
   auto& m = *store_;

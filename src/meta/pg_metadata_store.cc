@@ -141,6 +141,17 @@ constexpr std::string_view delete_manifest_sql =
 constexpr std::string_view delete_tag_sql =
     "DELETE FROM tags WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2";
 // One round trip: the repository's id (NULL when unknown) with its page of tags.
+// A listing's `last` as PostgreSQL text can hold it, ordering against every stored name as `last`
+// itself does. `last` is the client's, unchecked; names are ASCII by their grammar. So at the first
+// byte text cannot hold (NUL, or one of a UTF-8 sequence, maybe invalid) `last` is cut, and a byte
+// >= 0x80 is replaced by DEL, which is above every name character as that byte was.
+std::string text_bound(std::string_view last) {
+  const auto bad = std::find_if(last.begin(), last.end(), [](char c) { return c == '\0' || (c & 0x80) != 0; });
+  std::string bound(last.begin(), bad);
+  if (bad != last.end() && *bad != '\0') bound += '\x7f';
+  return bound;
+}
+
 constexpr std::string_view list_tags_sql =
     "SELECT r.id, t.name FROM repositories r LEFT JOIN LATERAL (SELECT name FROM tags WHERE repo_id = r.id "
     "AND name > $2 ORDER BY name LIMIT $3) t ON true WHERE r.name = $1 ORDER BY t.name";
@@ -391,7 +402,7 @@ class pg_metadata_store final : public metadata_store, public upload_records {
 
   awaitable<result<std::optional<std::vector<std::string>>>> list_tags(std::string_view repo, std::string_view last,
                                                                        std::size_t n) override {
-    params args{repo, last, limit(n)};
+    params args{repo, text_bound(last), limit(n)};
     auto r = co_await query("list_tags", list_tags_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     if (r->size() == 0) co_return std::nullopt;  // no such repository
@@ -403,7 +414,7 @@ class pg_metadata_store final : public metadata_store, public upload_records {
   }
 
   awaitable<result<std::vector<std::string>>> list_repositories(std::string_view last, std::size_t n) override {
-    params args{last, limit(n)};
+    params args{text_bound(last), limit(n)};
     auto r = co_await query("list_repositories", list_repos_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     co_return string_column(*r);
