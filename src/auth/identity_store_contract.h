@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "auth/identity_store.h"
@@ -34,6 +35,8 @@ struct identity_store_backend {
 
   static std::string name_of(const ::testing::TestParamInfo<identity_store_backend>& info) { return info.param.name; }
 };
+// GoogleTest prints a parameter in test names and failures: the backend's name, not its bytes.
+inline void PrintTo(const identity_store_backend& b, std::ostream* os) { *os << b.name; }
 
 class IdentityStoreContract : public ::testing::TestWithParam<identity_store_backend> {
  protected:

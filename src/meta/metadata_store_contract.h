@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "meta/metadata_store.h"
@@ -27,6 +28,8 @@ struct metadata_backend {
   // the same location again must find what was stored before (the reopen tests).
   std::function<std::unique_ptr<metadata_store>(const std::string& location)> open;
 };
+// GoogleTest prints a parameter in test names and failures: the backend's name, not its bytes.
+inline void PrintTo(const metadata_backend& b, std::ostream* os) { *os << b.name; }
 
 inline std::string metadata_backend_name(const ::testing::TestParamInfo<metadata_backend>& info) {
   return info.param.name;

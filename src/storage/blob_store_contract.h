@@ -15,6 +15,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,8 @@ struct blob_backend {
   // the same location again must find what was stored before (the reopen tests).
   std::function<std::unique_ptr<blob_store>(const std::string& location, blocking_pool& pool)> open;
 };
+// GoogleTest prints a parameter in test names and failures: the backend's name, not its bytes.
+inline void PrintTo(const blob_backend& b, std::ostream* os) { *os << b.name; }
 
 inline std::string blob_backend_name(const ::testing::TestParamInfo<blob_backend>& info) { return info.param.name; }
 
