@@ -60,6 +60,8 @@ class Registry:
             if self.backend is None:
                 self.backend = backends.new_backend(self.data_dir)
             args = backends.with_backend_config(args, self.backend)
+        # The config file the server reads (with the backend's sections), for `berth check --config`.
+        self.config_path = args[args.index("--config") + 1] if "--config" in args else None
         cmd = [binary, "serve", "--listen", "127.0.0.1:0", "--data", self.data_dir, *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env={**os.environ, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD, **(self.env or {})})

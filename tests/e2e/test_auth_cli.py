@@ -81,7 +81,7 @@ def test_check_via_api_and_offline(make_registry, tmp_path, cli_env):
     no = berth(cli_env, "check", "--as", "robot:deploy", "--action", "push", "--repo", "production/app", check=False)
     assert no.returncode == 3 and no.stdout.startswith("denied: robot:deploy may not push production/app"), no.stdout
 
-    config = str(tmp_path / "berth.yaml")
+    config = reg.config_path
     offline = berth(cli_env, "check", "--config", config, "--data", reg.data_dir, "--as", token,
                     "--action", "pull", "--repo", "production/app")
     assert offline.stdout.startswith("allowed: robot:deploy"), offline.stdout
@@ -97,7 +97,7 @@ def test_check_denies_a_push_to_a_missing_repository_of_an_explicit_namespace(ma
     reg = start(make_registry, tmp_path)
     berth(cli_env, "login", reg.url, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
     berth(cli_env, "robot", "create", "ci")
-    config = str(tmp_path / "berth.yaml")
+    config = reg.config_path
     online = ["check", "--as", "robot:ci", "--action", "push", "--repo", "production/mindmirror"]
     offline = online + ["--config", config, "--data", reg.data_dir]
     for args in (online, offline):

@@ -190,7 +190,7 @@ def test_berth_check_offline_with_an_oidc_token(reg, issuer, tmp_path):
     import os
     import subprocess
     token = issuer.token("refs/heads/develop")
-    proc = subprocess.run([os.environ["BERTH_BIN"], "check", "--config", str(tmp_path / "berth.yaml"),
+    proc = subprocess.run([os.environ["BERTH_BIN"], "check", "--config", reg.config_path,
                            "--data", reg.data_dir, "--as", token, "--action", "push", "--repo",
                            "production/shop"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc

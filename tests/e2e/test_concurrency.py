@@ -5,6 +5,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import backends
 import images
 from clients import expect, get_blob, get_manifest, push_blob, push_image, put_manifest
 
@@ -48,7 +49,8 @@ def test_same_blob_pushed_by_16_threads_is_stored_once(registry):
 
     assert digests == [images.sha256(blob)] * THREADS  # push_blob fails the thread unless 201
     assert_blob(registry.url, "race/blob", blob)
-    assert copies_on_disk(registry.data_dir, blob) == 1
+    if backends.selected() == "embedded":  # S3's dedup: the blob store contract suite
+        assert copies_on_disk(registry.data_dir, blob) == 1
 
 
 def test_16_manifests_raced_onto_one_tag_leave_exactly_one_intact(registry):
