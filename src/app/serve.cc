@@ -108,8 +108,11 @@ int serve(const config& c) {
 
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int io_threads = c.threads > 0 ? c.threads : cores;
-  // fsync-bound work: enough threads that concurrent commits overlap.
-  blocking_pool pool(static_cast<std::size_t>(std::max(4, 2 * cores)));
+  // fsync-bound work: enough threads that concurrent commits overlap. Every S3 call (s3::client
+  // blocks) holds one of them for a network round trip, so S3 storage gets more.
+  const int blocking_threads =
+      c.storage == config::storage_driver::s3 ? std::max(16, 8 * cores) : std::max(4, 2 * cores);
+  blocking_pool pool(static_cast<std::size_t>(blocking_threads));
 
   auto opened = open_stores(c, pool, opener::server);
   storage::blob_store& blobs = *opened.blobs;

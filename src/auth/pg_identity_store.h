@@ -16,7 +16,8 @@
 // does not answer, the generation stays where it is (and so do reads: they fail).
 //
 // Durability: a write completes once PostgreSQL committed it. Thread-safety: every method may be
-// called concurrently. Errors: a PostgreSQL failure is logged and returned as errc::internal; a robot
+// called concurrently. Errors: a PostgreSQL failure is logged and returned as errc::internal (errc::unavailable when the
+// database cannot be reached); a robot
 // name that is taken is errc::already_exists.
 #pragma once
 

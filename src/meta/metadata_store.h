@@ -11,7 +11,7 @@
 // Durability: a write completes once committed (fsynced). Each call is one transaction.
 // Thread-safety: every method may be called concurrently from any thread.
 // Errors: arguments are validated by the caller (names, tags, digests); a backend failure is logged
-// here and returned as `internal`.
+// here and returned as `internal`, or as `unavailable` (503) when a network backend cannot be reached.
 #pragma once
 
 #include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it

@@ -13,7 +13,8 @@
 //
 // Durability: a write completes once PostgreSQL committed it (as durable as the server's
 // synchronous_commit makes it). Thread-safety: every method may be called concurrently.
-// Errors: a PostgreSQL failure is logged and returned as errc::internal.
+// Errors: a PostgreSQL failure is logged and returned as errc::internal, or errc::unavailable (503)
+// when the database cannot be reached (the client retries; nothing acknowledged is lost).
 #pragma once
 
 #include <memory>

@@ -12,6 +12,9 @@ namespace berth::pg {
 std::unexpected<berth::error> failure(std::string_view store, std::string_view what, const error& e) {
   spdlog::error("{} (postgres): {}: {} (SQLSTATE {})", store, what, e.message,
                 e.sqlstate.empty() ? "none" : e.sqlstate);
+  if (e.code == errc::unavailable)
+    return berth::fail(berth::errc::unavailable,
+                       fmt::format("{} unavailable: the database cannot be reached; retry", store));
   return berth::fail(berth::errc::internal, fmt::format("{} failure", store));
 }
 

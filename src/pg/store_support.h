@@ -4,7 +4,8 @@
 // tables to their schema version at start-up.
 //
 // Errors: failure() logs PostgreSQL's message (with the store's name and what was being done) and
-// returns errc::internal with a generic detail: clients never see the backend or its words.
+// returns errc::internal with a generic detail, or errc::unavailable (503) when the database cannot be
+// reached: clients never see the backend or its words.
 // Thread-safety: free functions; the pool is thread-safe.
 #pragma once
 

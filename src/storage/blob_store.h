@@ -16,7 +16,8 @@
 // under its digest: never a partial one. Unfinished uploads need not be durable.
 // Thread-safety: blob_store methods may be called concurrently; readers and upload_data handles
 // are used by one coroutine at a time and may outlive neither their store nor its blocking pool.
-// Errors: the codes named below; any backend failure is logged here and returned as `internal`.
+// Errors: the codes named below; any backend failure is logged here and returned as `internal`, or
+// as `unavailable` (503) when a network backend cannot be reached (the client retries).
 #pragma once
 
 #include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it

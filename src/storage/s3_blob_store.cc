@@ -34,6 +34,8 @@ constexpr std::size_t kParallelCopies = 4;
 // Backend messages go to the log only, never to clients.
 std::unexpected<error> backend_failure(std::string_view op, const s3::error& e) {
   spdlog::error("storage: s3 {}: {}", op, e.message);
+  if (e.code == s3::errc::unavailable)
+    return fail(errc::unavailable, "storage unavailable: the object store cannot be reached; retry");
   return fail(errc::internal, "storage backend error");
 }
 

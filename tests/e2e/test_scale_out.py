@@ -1,6 +1,10 @@
 """Several Berth instances on one S3 bucket and one PostgreSQL database (docs/scale-out.md): whatever one
-instance accepted, the other serves; an upload and a login move between them. Runs with
+instance accepted, the others serve; an upload, a tag and a login move between them; one killed mid-push
+loses nothing that was acknowledged. Runs with
 BERTH_E2E_BACKEND=s3pg (ctest's e2e.s3pg.scale_out); on the embedded backends there is nothing to share."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 import backends
@@ -16,21 +20,34 @@ pytestmark = pytest.mark.skipif(backends.selected() == "embedded",
 MiB = 1 << 20
 
 
-@pytest.fixture
-def pair(tmp_path):
-    """Two instances on the same backends and signing key, each with its own data directory."""
+def instances(tmp_path, count):
+    """`count` instances on the same backends and signing key, each with its own data directory."""
     config = tmp_path / "berth.yaml"
     config.write_text(f"auth:\n  signing_key_file: {tmp_path / 'token-signing-key.pem'}\n")
-    for instance in ("a", "b"):
-        (tmp_path / instance).mkdir()
-    first = Registry(str(tmp_path / "a" / "data"), ["--config", str(config)])
-    first.start()
-    second = Registry(str(tmp_path / "b" / "data"), ["--config", str(config)])
-    second.backend = first.backend
-    second.start()
-    yield first, second
-    second.stop()
-    first.stop()
+    started = []
+    for i in range(count):
+        (tmp_path / str(i)).mkdir()
+        r = Registry(str(tmp_path / str(i) / "data"), ["--config", str(config)])
+        if started:
+            r.backend = started[0].backend
+        started.append(r.start())
+    return started
+
+
+@pytest.fixture
+def pair(tmp_path):
+    started = instances(tmp_path, 2)
+    yield started
+    for r in started:
+        r.stop()
+
+
+@pytest.fixture
+def trio(tmp_path):
+    started = instances(tmp_path, 3)
+    yield started
+    for r in started:
+        r.stop()
 
 
 def test_a_push_to_one_instance_is_pulled_from_the_other(pair):
@@ -92,3 +109,64 @@ def test_skopeo_copies_between_instances(pair, clients):
     clients.copy_to(f"docker://{a.host}/team/copied:v1", f"docker://{b.host}/team/copy:v1",
                     "--src-tls-verify=false")
     assert Client(a).tags("team/copy") == ["v1"]
+
+
+def test_a_chunked_upload_spread_over_three_instances(trio):
+    a, b, c = (Client(r) for r in trio)
+    data = random_bytes(11 * MiB + 7)
+    cuts = [0, 5 * MiB + 3, 9 * MiB, len(data)]
+    location = a.start_upload("team/spread")
+    for client, start, end in zip((a, b, c), cuts, cuts[1:]):
+        r = client.patch(location, data[start:end], headers={"Content-Type": "application/octet-stream",
+                                                             "Content-Range": f"{start}-{end - 1}"})
+        assert r.status == 202, r
+        assert r.header("Range") == f"0-{end - 1}"
+        location = r.header("Location")
+    r = b.put(with_query(location, digest=digest_of(data)))
+    assert r.status == 201, r
+    for client in (a, b, c):
+        got = client.get(f"/v2/team/spread/blobs/{digest_of(data)}")
+        assert got.status == 200 and got.body == data
+
+
+def test_one_tag_pushed_through_three_instances_at_once_ends_consistent(trio):
+    clients = [Client(r) for r in trio]
+    images = [client.push_image("team/race", layers=1) for client in clients]  # by digest: blobs in place
+    barrier = threading.Barrier(3, timeout=30)
+
+    def push(i):
+        barrier.wait()
+        return clients[i].put_manifest("team/race", "latest", images[i].data, images[i].media_type).status
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(push, range(3))) == [201] * 3
+    seen = {client.get("/v2/team/race/manifests/latest", headers={"Accept": images[0].media_type}).body
+            for client in clients}
+    assert len(seen) == 1, "instances disagree on the tag"
+    assert seen.pop() in {image.data for image in images}, "the tag points at bytes nobody pushed"
+    for image in images:  # the losers lost the tag, not their manifests
+        for client in clients:
+            assert client.get(f"/v2/team/race/manifests/{image.digest}",
+                              headers={"Accept": image.media_type}).status == 200
+
+
+def test_kill_9_of_one_instance_mid_push_loses_nothing_acknowledged(trio):
+    a, b, doomed = Client(trio[0]), Client(trio[1]), Client(trio[2], timeout=30)
+    kept = [doomed.push_image("team/kept", tag=f"v{i}", layers=2) for i in range(3)]
+    data = random_bytes(12 * MiB)
+    location = doomed.start_upload("team/cut")
+    conn = doomed.begin("PATCH", location, {"Content-Type": "application/octet-stream",
+                                             "Content-Length": str(len(data))})
+    conn.send(data[:9 * MiB])  # the instance is receiving (and storing) this upload when it dies
+    trio[2].kill()
+    conn.close()
+    for client in (a, b):
+        for i, image in enumerate(kept):
+            r = client.get(f"/v2/team/kept/manifests/v{i}", headers={"Accept": image.media_type})
+            assert r.status == 200 and r.body == image.data
+            for layer in image.layers:
+                assert client.get(f"/v2/team/kept/blobs/{digest_of(layer)}").body == layer
+    # The blob it never acknowledged is not there, and pushing it again through another instance works.
+    assert a.head(f"/v2/team/cut/blobs/{digest_of(data)}").status == 404
+    assert a.push_blob("team/cut", data) == digest_of(data)
+    assert b.get(f"/v2/team/cut/blobs/{digest_of(data)}").body == data
