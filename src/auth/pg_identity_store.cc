@@ -295,7 +295,7 @@ class pg_identity_store final : public identity_store {
   std::uint64_t generation() const override { return watch_->value.load(std::memory_order_acquire); }
 
  private:
-  // One statement on the pool, retried on conflict; a failure is logged and becomes internal.
+  // One statement on the pool, retried on conflict; a failure is logged (pg::failure).
   awaitable<result<pg::rows>> query(std::string_view what, std::string_view sql, params args) {
     auto r = co_await pg::query_retrying(*pool_, sql, args);
     if (!r) co_return pg::failure(store_name, what, r.error());

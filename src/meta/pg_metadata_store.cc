@@ -326,9 +326,7 @@ class pg_metadata_store final : public metadata_store, public upload_records {
 
   awaitable<result<bool>> unlink_blob(std::string_view repo, const digest& d) override {
     params args{repo, d.str()};
-    auto r = co_await query("unlink_blob", unlink_sql, std::move(args));
-    if (!r) co_return std::unexpected(std::move(r.error()));
-    co_return r->affected() > 0;
+    co_return co_await changes("unlink_blob", unlink_sql, std::move(args));
   }
 
   awaitable<result<std::vector<digest>>> missing_blobs(std::string_view repo, std::span<const digest> ds) override {
@@ -388,16 +386,12 @@ class pg_metadata_store final : public metadata_store, public upload_records {
 
   awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d) override {
     params args{repo, d.str()};
-    auto r = co_await query("delete_manifest", delete_manifest_sql, std::move(args));
-    if (!r) co_return std::unexpected(std::move(r.error()));
-    co_return r->affected() > 0;
+    co_return co_await changes("delete_manifest", delete_manifest_sql, std::move(args));
   }
 
   awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag) override {
     params args{repo, tag};
-    auto r = co_await query("delete_tag", delete_tag_sql, std::move(args));
-    if (!r) co_return std::unexpected(std::move(r.error()));
-    co_return r->affected() > 0;
+    co_return co_await changes("delete_tag", delete_tag_sql, std::move(args));
   }
 
   awaitable<result<std::optional<std::vector<std::string>>>> list_tags(std::string_view repo, std::string_view last,
@@ -429,9 +423,7 @@ class pg_metadata_store final : public metadata_store, public upload_records {
 
   awaitable<result<bool>> create_repository(std::string_view repo) override {
     params args{repo};
-    auto r = co_await query("create_repository", create_repo_sql, std::move(args));
-    if (!r) co_return std::unexpected(std::move(r.error()));
-    co_return r->affected() > 0;
+    co_return co_await changes("create_repository", create_repo_sql, std::move(args));
   }
 
   awaitable<result<bool>> delete_repository(std::string_view repo) override {
@@ -515,16 +507,12 @@ class pg_metadata_store final : public metadata_store, public upload_records {
   awaitable<result<bool>> update(const upload_record& r, std::int64_t token, std::int64_t until_ms,
                                  std::int64_t now_ms) override {
     params args{r.id, token, r.size, param::bytes(r.hash_state), until_ms, now_ms};
-    auto updated = co_await query("update upload", update_upload_sql, std::move(args));
-    if (!updated) co_return std::unexpected(std::move(updated.error()));
-    co_return updated->affected() > 0;
+    co_return co_await changes("update upload", update_upload_sql, std::move(args));
   }
 
   awaitable<result<bool>> remove(std::string_view id, std::int64_t token) override {
     params args{id, token};
-    auto removed = co_await query("remove upload", delete_held_upload_sql, std::move(args));
-    if (!removed) co_return std::unexpected(std::move(removed.error()));
-    co_return removed->affected() > 0;
+    co_return co_await changes("remove upload", delete_held_upload_sql, std::move(args));
   }
 
   awaitable<result<bool>> complete(std::string_view id, std::int64_t token, const digest& d,
@@ -556,15 +544,21 @@ class pg_metadata_store final : public metadata_store, public upload_records {
   }
 
  private:
-  // One statement on the pool, retried on conflict; a failure is logged and becomes internal.
+  // One statement on the pool, retried on conflict; a failure is logged (pg::failure).
   awaitable<result<pg::rows>> query(std::string_view what, std::string_view sql, params args) {
     auto r = co_await pg::query_retrying(*pool_, sql, args);
     if (!r) co_return pg::failure(store_name, what, r.error());
     co_return std::move(*r);
   }
 
-  // body(transaction&) in one transaction (pg::in_transaction); a failure is logged and becomes
-  // internal.
+  // One statement, as query(); whether it changed a row.
+  awaitable<result<bool>> changes(std::string_view what, std::string_view sql, params args) {
+    auto r = co_await query(what, sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return r->affected() > 0;
+  }
+
+  // body(transaction&) in one transaction (pg::in_transaction); a failure is logged (pg::failure).
   template <class F>
   auto transact(std::string_view what, F& body)
       -> awaitable<result<typename decltype(body(std::declval<transaction&>()))::value_type::value_type>> {

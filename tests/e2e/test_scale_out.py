@@ -21,33 +21,32 @@ MiB = 1 << 20
 
 
 def instances(tmp_path, count):
-    """`count` instances on the same backends and signing key, each with its own data directory."""
+    """`count` instances on the same backends and signing key, each with its own data directory;
+    stopped when the test ends."""
     config = tmp_path / "berth.yaml"
     config.write_text(f"auth:\n  signing_key_file: {tmp_path / 'token-signing-key.pem'}\n")
     started = []
-    for i in range(count):
-        (tmp_path / str(i)).mkdir()
-        r = Registry(str(tmp_path / str(i) / "data"), ["--config", str(config)])
-        if started:
-            r.backend = started[0].backend
-        started.append(r.start())
-    return started
+    try:
+        for i in range(count):
+            (tmp_path / str(i)).mkdir()
+            r = Registry(str(tmp_path / str(i) / "data"), ["--config", str(config)])
+            if started:
+                r.backend = started[0].backend
+            started.append(r.start())
+        yield started
+    finally:
+        for r in started:
+            r.stop()
 
 
 @pytest.fixture
 def pair(tmp_path):
-    started = instances(tmp_path, 2)
-    yield started
-    for r in started:
-        r.stop()
+    yield from instances(tmp_path, 2)
 
 
 @pytest.fixture
 def trio(tmp_path):
-    started = instances(tmp_path, 3)
-    yield started
-    for r in started:
-        r.stop()
+    yield from instances(tmp_path, 3)
 
 
 def test_a_push_to_one_instance_is_pulled_from_the_other(pair):
