@@ -13,6 +13,7 @@
 // Errors use the OCI error envelope.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -50,6 +51,9 @@ awaitable<result<json>> read_json(request& req) {
   if (doc.is_discarded() || !doc.is_object()) co_return fail(errc::invalid_argument, "the body must be a JSON object");
   co_return doc;
 }
+
+// A robot's description: text for people, on one line (every store can hold it).
+constexpr std::size_t max_description = 1024;
 
 std::string string_field(const json& doc, const char* key) {
   const auto it = doc.find(key);
@@ -95,7 +99,6 @@ awaitable<result<json>> grants_in(context& ctx, const std::string& subject, cons
   co_return co_await store_grants(ctx, subject, actions, repositories);
 }
 
-
 const policy::principal& principal_of(const context& ctx) { return ctx.who->principal(); }
 
 // An account name from the path: users and robots are named by valid_account_name.
@@ -124,10 +127,10 @@ awaitable<result<response>> admin_namespaces(context& ctx, request&, const route
     out.push_back({{"name", ns.name}, {"visibility", visibility_name(ns.vis)}, {"creation", creation_name(ns.create)}});
   }
   const auto& d = ctx.auth.pol.default_namespace();
-  co_return json_response(200, json{{"namespaces", out},
-                                    {"default", {{"visibility", visibility_name(d.vis)},
-                                                 {"creation", creation_name(d.create)}}}}
-                                   .dump());
+  co_return json_response(
+      200, json{{"namespaces", out},
+                {"default", {{"visibility", visibility_name(d.vis)}, {"creation", creation_name(d.create)}}}}
+               .dump());
 }
 
 awaitable<result<response>> admin_repositories(context& ctx, request&, const route&) {
@@ -224,6 +227,10 @@ awaitable<result<response>> admin_create_robot(context& ctx, request& req, const
     expires_at = it->get<std::int64_t>();
   }
   const std::string description = string_field(*doc, "description");
+  if (description.size() > max_description ||
+      std::any_of(description.begin(), description.end(), [](char c) { return c == '\x7f' || (c >= 0 && c < ' '); }))
+    co_return fail(errc::invalid_argument,
+                   fmt::format("a description is at most {} bytes, without control characters", max_description));
   auto token = co_await ctx.auth.identities.create_robot(name, description, expires_at);
   if (!token) co_return std::unexpected(token.error());
   const std::string subject = "robot:" + name;
@@ -253,7 +260,10 @@ awaitable<result<response>> admin_grants(context& ctx, request&, const route&) {
   json out = json::array();
   for (const auto& g : ctx.auth.pol.grants()) out.push_back(grant_json(g));
   for (const auto& g : *stored) {
-    out.push_back({{"id", g.id}, {"subject", g.subject}, {"actions", g.actions}, {"repositories", {g.repository}},
+    out.push_back({{"id", g.id},
+                   {"subject", g.subject},
+                   {"actions", g.actions},
+                   {"repositories", {g.repository}},
                    {"source", fmt::format("grant #{}", g.id)}});
   }
   co_return json_response(200, json{{"grants", out}}.dump());
@@ -292,7 +302,8 @@ awaitable<result<response>> admin_check(context& ctx, request& req, const route&
   if (!valid_name(repository)) co_return fail(errc::name_invalid, "repository name must match the OCI name grammar");
   policy::principal subject = who;
   if (auto other = req.query("subject"); other && *other != who.subject) {
-    if (auto d = ctx.auth.pol.decide(who, action::admin, "*"); !d.allowed) co_return fail(errc::denied, std::move(d.reason));
+    if (auto d = ctx.auth.pol.decide(who, action::admin, "*"); !d.allowed)
+      co_return fail(errc::denied, std::move(d.reason));
     const std::string s = *other;
     if (s == "anonymous") {
       subject = policy::principal{};

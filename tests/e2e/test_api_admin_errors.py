@@ -63,3 +63,14 @@ def test_admin_refusals_carry_their_own_codes(registry):
     assert admin_call(registry, "DELETE", "robots/ci").status == 200
     assert_error(admin_call(registry, "DELETE", "robots/ci"), 404, "NOT_FOUND")
     assert_error(admin_call(registry, "POST", "robots", {"name": "ci"}), 409, "ALREADY_EXISTS")
+
+
+def test_a_robot_description_is_one_line_of_text(registry):
+    for bad in ("nul\u0000inside", "two\nlines", "x" * 1025):
+        r = admin_call(registry, "POST", "robots", {"name": "ci", "description": bad})
+        assert_error(r, 400, "INVALID_ARGUMENT")
+        assert "description" in r.json()["errors"][0]["message"]
+    r = admin_call(registry, "POST", "robots", {"name": "ci", "description": "builds of main — pushes to production/*"})
+    assert r.status == 201, r
+    (robot,) = [x for x in admin_call(registry, "GET", "robots").json()["robots"] if x["name"] == "ci"]
+    assert robot["description"] == "builds of main — pushes to production/*"
