@@ -21,8 +21,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
-#include <cstring>
 #include <charconv>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -75,7 +75,7 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
         handle(std::move(h)),
         max_connections(options.max_connections != 0 ? options.max_connections : default_max_connections()),
         max_per_address(options.max_connections_per_address != 0 ? options.max_connections_per_address
-                                                                  : std::max<std::size_t>(1, max_connections / 4)),
+                                                                 : std::max<std::size_t>(1, max_connections / 4)),
         max_refusing(std::max<std::size_t>(1, max_connections / 4)),
         acceptor(asio::make_strand(io)),
         control(asio::make_strand(io)),
@@ -110,7 +110,7 @@ struct shared_state : std::enable_shared_from_this<shared_state> {
   std::unordered_map<const live_connection*, std::weak_ptr<live_connection>> live;
   std::size_t admitted = 0;  // live connections counted against the caps (not the ones turned away)
   std::unordered_map<std::string, std::size_t> admitted_from;  // by source address
-  std::size_t refusing = 0;  // connections being answered 503 or 429
+  std::size_t refusing = 0;                                    // connections being answered 503 or 429
 
  private:
   static asio::awaitable<void> accept_loop(std::shared_ptr<shared_state> self);
@@ -456,7 +456,8 @@ class connection final : public live_connection {
         if (ec != bhttp::error::need_more) co_return ec;
       }
       ec = {};
-      const std::size_t n = co_await stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)), with(ec));
+      const std::size_t n =
+          co_await stream_.async_read_some(buffer_.prepare(beast::read_size(buffer_, 65536)), with(ec));
       if (ec == asio::error::eof) {
         co_return parser.got_some() ? bhttp::error::partial_message : bhttp::error::end_of_stream;
       }
@@ -494,8 +495,7 @@ class connection final : public live_connection {
     auto length = parser.content_length();
     std::string target(msg.target());  // before the fields move: they hold the target's storage
     request req(msg.method(), std::move(target), std::move(static_cast<bhttp::fields&>(msg)),
-                length ? std::optional<std::uint64_t>(*length) : std::nullopt, parser.chunked(), remote_,
-                &source_);
+                length ? std::optional<std::uint64_t>(*length) : std::nullopt, parser.chunked(), remote_, &source_);
 
     response res = co_await call_handler(req, keep);
     if (!source_.done()) {
@@ -505,7 +505,7 @@ class connection final : public live_connection {
     keep = keep && !stop_requested_;
     bool written = co_await write_response(res, req.method() == bhttp::verb::head, keep);
     source_.bind(nullptr, false);
-    co_return written && keep;
+    co_return written&& keep;
   }
 
   // Returns the handler's response, or 500 (and keep = false) when it throws.
@@ -539,9 +539,9 @@ class connection final : public live_connection {
   // lines, each ending in CRLF. REQUIRES: a deadline on tcp().
   asio::awaitable<void> reject(std::string_view status_line, std::string_view body,
                                std::string_view extra_headers = {}) {
-    std::string raw = fmt::format(
-        "HTTP/1.1 {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
-        status_line, body.size(), extra_headers, body);
+    std::string raw =
+        fmt::format("HTTP/1.1 {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n{}",
+                    status_line, body.size(), extra_headers, body);
     error_code ec;
     co_await asio::async_write(stream_, asio::buffer(raw), with(ec));
     drain_on_close_ = true;
@@ -674,7 +674,7 @@ class connection final : public live_connection {
   asio::steady_timer watchdog_;
   bool closed_ = false;  // run() has ended: so does the watchdog
   parser_source<Stream> source_;
-  bool idle_ = true;  // waiting for a request: shutdown() may close at once
+  bool idle_ = true;          // waiting for a request: shutdown() may close at once
   std::uint64_t served_ = 0;  // requests whose header was read
   bool stop_requested_ = false;
   bool drain_on_close_ = false;
@@ -735,8 +735,8 @@ tcp::endpoint parse_listen_address(asio::io_context& ioc, std::string_view spec)
 asio::ssl::context make_tls_context(const tls_files& files) {
   asio::ssl::context ctx(asio::ssl::context::tls_server);
   ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                  asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                  asio::ssl::context::single_dh_use);
   error_code ec;
   ctx.use_certificate_chain_file(files.certificate, ec);
   if (ec) throw std::runtime_error(fmt::format("TLS certificate '{}': {}", files.certificate, ec.message()));
@@ -798,7 +798,8 @@ void shared_state::serve(tcp::socket socket) {
 
 template <class Connection, class... StreamArgs>
 void shared_state::spawn(std::string remote, StreamArgs&&... stream_args) {
-  auto c = std::make_shared<Connection>(shared_from_this(), std::move(remote), std::forward<StreamArgs>(stream_args)...);
+  auto c =
+      std::make_shared<Connection>(shared_from_this(), std::move(remote), std::forward<StreamArgs>(stream_args)...);
   const admission a = enroll(c);
   auto ex = c->executor();
   asio::co_spawn(ex, Connection::run(c, a.refused), log_failure);
@@ -893,6 +894,14 @@ void shared_state::withdraw(const live_connection* c) {
 // (closing it would reset them). Runs on the acceptor's strand, so the accept loop is not in a step.
 void shared_state::shutdown(std::chrono::milliseconds grace_period) {
   asio::post(acceptor.get_executor(), [self = shared_from_this(), grace_period] {
+    {
+      std::lock_guard lock(self->mutex);
+      if (self->stopping) return;
+      // Before the backlog is drained: the connections it holds are admitted as stopping, so each
+      // is answered with Connection: close.
+      self->stopping = true;
+      self->grace = grace_period;
+    }
     error_code ec;
     self->acceptor.non_blocking(true, ec);
     while (!ec) {
@@ -902,9 +911,6 @@ void shared_state::shutdown(std::chrono::milliseconds grace_period) {
     self->acceptor.close(ec);
     {
       std::lock_guard lock(self->mutex);
-      if (self->stopping) return;
-      self->stopping = true;
-      self->grace = grace_period;
       if (!self->live.empty()) self->arm_grace_timer();
     }
     self->stop_all(false);

@@ -102,8 +102,8 @@ class client {
 class temp_file {
  public:
   explicit temp_file(const std::string& contents) {
-    path_ = std::filesystem::temp_directory_path() / ("berth_http_test_" + std::to_string(::getpid()) + "_" +
-                                                      std::to_string(counter_++));
+    path_ = std::filesystem::temp_directory_path() /
+            ("berth_http_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
     std::ofstream(path_, std::ios::binary) << contents;
   }
   ~temp_file() { std::filesystem::remove(path_); }
@@ -130,8 +130,7 @@ class ServerTest : public ::testing::Test {
   // `run`: false leaves the io_context idle until run_threads(), so connections wait in the backlog.
   void start(server_options options = {}, bool run = true) {
     options.listen = "127.0.0.1:0";
-    server_ = std::make_unique<server>(ioc_, std::move(options),
-                                       [this](request& req) { return handle(req); });
+    server_ = std::make_unique<server>(ioc_, std::move(options), [this](request& req) { return handle(req); });
     endpoint_ = server_->listen();
     server_->start();
     if (run) run_threads();
@@ -193,7 +192,8 @@ class ServerTest : public ::testing::Test {
 
   asio::awaitable<response> manifest(request& req) {
     auto body = co_await req.read_body(16);
-    if (!body) co_return text(std::string(info(body.error().code).wire), static_cast<unsigned>(body.error().http_status()));
+    if (!body)
+      co_return text(std::string(info(body.error().code).wire), static_cast<unsigned>(body.error().http_status()));
     co_return text("got " + *body);
   }
 
@@ -292,8 +292,9 @@ TEST_F(ServerTest, ContentLengthBodyIsStreamedInPiecesOfAtMostOneMiB) {
 TEST_F(ServerTest, ChunkedBodyIsStreamed) {
   start();
   client c(endpoint_);
-  c.send("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  c.send(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
   auto res = c.read();
   EXPECT_EQ(res.body(), "hello world");
   EXPECT_EQ(res["X-Chunked"], "yes");
@@ -347,8 +348,9 @@ TEST_F(ServerTest, ReadBodyPastTheLimitFailsAndCloses) {
   EXPECT_FALSE(res.keep_alive());
 
   client chunked(endpoint_);
-  chunked.send("PUT /manifest HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-               "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n");
+  chunked.send(
+      "PUT /manifest HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "a\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n");
   EXPECT_EQ(chunked.read().result_int(), 413);
 }
 
@@ -465,7 +467,9 @@ TEST_F(ServerTest, ShutdownServesRequestsWaitingInTheListenBacklog) {
   run_threads();
   auto res = waiting.read();
   EXPECT_EQ(res.body(), "hello backlog");
-  EXPECT_FALSE(res.keep_alive());
+  // Answered, then closed. (The answer may still offer keep-alive: with two threads the pending
+  // accept can complete, and the request be answered, before the shutdown handler runs.)
+  EXPECT_TRUE(waiting.closed_by_server());
   for (auto& t : threads_) t.join();
   threads_.clear();
   EXPECT_THROW(client late(endpoint_), boost::system::system_error);
@@ -660,7 +664,8 @@ struct self_signed {
     X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC,
                                reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
     X509_set_issuer_name(cert, X509_get_subject_name(cert));
-    X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, const_cast<char*>("IP:127.0.0.1"));
+    X509_EXTENSION* san =
+        X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, const_cast<char*>("IP:127.0.0.1"));
     X509_add_ext(cert, san, -1);
     X509_EXTENSION_free(san);
     X509_set_pubkey(cert, key);
@@ -729,7 +734,8 @@ TEST_F(ServerTest, HttpsGetTrustsOnlyTheGivenCertificatesAndChecksTheAnswer) {
   ASSERT_FALSE(status);
   EXPECT_EQ(status.error().detail, "GET " + base + "/reject: HTTP status 401");
 
-  auto large = https_get(base + "/hello?name=" + std::string(100, 'x'), {.ca_file = pem.cert_file.path(), .max_bytes = 50});
+  auto large =
+      https_get(base + "/hello?name=" + std::string(100, 'x'), {.ca_file = pem.cert_file.path(), .max_bytes = 50});
   ASSERT_FALSE(large) << *large;
   EXPECT_NE(large.error().detail.find("larger than 50 bytes"), std::string::npos) << large.error().detail;
 
