@@ -5,11 +5,10 @@
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "auth/pg_identity_store.h"
+#include "core/read_file.h"
 #include "meta/pg_metadata_store.h"
 #include "storage/s3_blob_store.h"
 
@@ -21,11 +20,11 @@ namespace {
 std::string secret(const std::string& file, const char* env, std::string_view what, std::string_view key) {
   std::string value;
   if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) throw std::runtime_error(fmt::format("{}: cannot read {} ({})", what, file, key));
-    std::ostringstream text;
-    text << in.rdbuf();
-    value = text.str();
+    try {
+      value = read_file(file);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(fmt::format("{}: {} ({})", what, e.what(), key));
+    }
   } else if (const char* v = std::getenv(env); v != nullptr) {
     value = v;
   }

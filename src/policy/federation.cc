@@ -4,29 +4,20 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 
 #include "auth/base64url.h"
 #include "auth/jwt.h"
+#include "core/read_file.h"
 
 namespace berth::policy {
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot read {}", path));
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 using clock = std::chrono::steady_clock;
 constexpr auto refresh_interval = std::chrono::hours(1);
-constexpr auto retry_interval = std::chrono::minutes(1);           // after a failed fetch
-constexpr auto unknown_key_interval = std::chrono::seconds(30);    // refetches forced by unknown key ids
+constexpr auto retry_interval = std::chrono::minutes(1);         // after a failed fetch
+constexpr auto unknown_key_interval = std::chrono::seconds(30);  // refetches forced by unknown key ids
 
 // Part `index` (0 header, 1 payload) of a compact JWS, decoded but not verified: to pick the issuer
 // and key that verify it. A null json when malformed.
@@ -55,7 +46,7 @@ std::string string_member(const nlohmann::json& object, std::string_view key) {
 struct federation::issuer_state {
   federation_issuer config;
   std::vector<std::pair<auth::claim_rule, grant>> rules;
-  std::mutex fetching;   // one fetch at a time; held while the keys are fetched
+  std::mutex fetching;  // one fetch at a time; held while the keys are fetched
 
   std::mutex mutex;  // guards the members below
   std::shared_ptr<const auth::key_set> keys;
@@ -70,7 +61,9 @@ federation::federation(const std::vector<federation_issuer>& issuers, jwks_fetch
     state->config = cfg;
     if (!cfg.jwks_file.empty()) {
       auto keys = auth::key_set::parse(read_file(cfg.jwks_file));
-      if (!keys) throw std::runtime_error(fmt::format("federation \"{}\": {}: {}", cfg.name, cfg.jwks_file, keys.error().detail));
+      if (!keys)
+        throw std::runtime_error(
+            fmt::format("federation \"{}\": {}: {}", cfg.name, cfg.jwks_file, keys.error().detail));
       state->keys = std::make_shared<const auth::key_set>(std::move(*keys));
     } else {
       state->jwks_uri = cfg.jwks_uri;
@@ -78,9 +71,12 @@ federation::federation(const std::vector<federation_issuer>& issuers, jwks_fetch
     }
     for (const auto& r : cfg.rules) {
       auto rule = auth::claim_rule::parse(r.when);
-      if (!rule) throw std::runtime_error(fmt::format("federation \"{}\" rule {}: {}", cfg.name, r.name, rule.error().detail));
+      if (!rule)
+        throw std::runtime_error(fmt::format("federation \"{}\" rule {}: {}", cfg.name, r.name, rule.error().detail));
       auto actions = action_set::parse(r.actions);
-      if (!actions) throw std::runtime_error(fmt::format("federation \"{}\" rule {}: {}", cfg.name, r.name, actions.error().detail));
+      if (!actions)
+        throw std::runtime_error(
+            fmt::format("federation \"{}\" rule {}: {}", cfg.name, r.name, actions.error().detail));
       grant g{"", *actions, r.repositories, fmt::format("federation \"{}\" rule {}", cfg.name, r.name)};
       state->rules.emplace_back(std::move(*rule), std::move(g));
     }
@@ -159,7 +155,8 @@ result<principal> federation::verify(std::string_view token) const {
   }
   if (state == nullptr) return fail(errc::unauthorized, "token from an unknown issuer");
   const auto keys = keys_for(*state, unverified_part(token, 0));
-  if (!keys) return fail(errc::unauthorized, fmt::format("the keys of federation \"{}\" are not available", state->config.name));
+  if (!keys)
+    return fail(errc::unauthorized, fmt::format("the keys of federation \"{}\" are not available", state->config.name));
   auto jws = auth::verify_jws(token, *keys);
   if (!jws) return std::unexpected(jws.error());
   auth::claim_checks checks;
