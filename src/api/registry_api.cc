@@ -215,8 +215,9 @@ awaitable<result<policy::principal>> login(context& ctx, const request& req, std
   const std::string address = client_address(ctx, req);
   const auto attempt = ctx.auth.limiter.make_attempt(address, username, password);
   if (const auto wait = ctx.auth.limiter.wait(attempt); wait.count() > 0) {
-    error held_off{errc::too_many_requests,
-                   fmt::format("too many failed logins for this account from {}; retry in {} s", address, wait.count())};
+    error held_off{
+        errc::too_many_requests,
+        fmt::format("too many failed logins for this account from {}; retry in {} s", address, wait.count())};
     held_off.retry_after = wait;
     co_return std::unexpected(std::move(held_off));
   }
@@ -252,10 +253,14 @@ namespace {
 response finalize(const request& req, const result<response>& res, response out) {
   if (!res && res.error().retry_after.count() > 0) {
     out.headers.set(http::beast::http::field::retry_after, std::to_string(res.error().retry_after.count()));
+  } else if (!res && res.error().code == errc::unavailable) {
+    // A backend that cannot be reached: clients print only "503 Service Unavailable" for a 5xx (they
+    // read no body), so say when to try again; the cause is in the log.
+    out.headers.set(http::beast::http::field::retry_after, "5");
   }
   if (!res && res.error().http_status() >= 500) {
-    spdlog::warn("{} {} -> {} {}", http::beast::http::to_string(req.method()), req.target(),
-                 res.error().http_status(), info(res.error().code).wire);
+    spdlog::warn("{} {} -> {} {}", http::beast::http::to_string(req.method()), req.target(), res.error().http_status(),
+                 info(res.error().code).wire);
   }
   if (req.method() == verb::head && !out.head_length) {
     out.head_length = out.body.size();

@@ -45,6 +45,7 @@ def test_postgres_down_is_503_and_berth_recovers_when_it_is_back(own_postgres, t
         r = oci.get("/v2/team/app/manifests/v1", headers={"Accept": image.media_type})
         assert_error(r, 503, "UNAVAILABLE")
         assert "database cannot be reached" in r.json()["errors"][0]["message"]
+        assert r.header("Retry-After") == "5"
 
         port = own_postgres["PGPORT"]
         pg_ctl(own_postgres, "start", "-w", "-l", os.path.join(own_postgres["TMP"], "server.log"), "-o",
