@@ -4,4 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
-namespace berth::cli {}  // namespace berth::cli
+namespace berth::cli {
+
+// berth plan | apply | export: the registry as code (plan.cc).
+void add_plan_commands(CLI::App& cli);
+
+}  // namespace berth::cli

@@ -4,6 +4,7 @@
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
 //   berth check --as WHO --action A --repo R   the policy's answer, offline (--config/--data) or via the API
 //   berth hash-password                  an argon2id hash for the config's users:
+//   berth plan|apply -f registry.yaml | export   the registry as code (plan.cc)
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   check->add_option("--registry", registry, "Ask this registry's API (default: the last `berth login`)");
 
   auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
+  add_plan_commands(cli);
 
   try {
     cli.parse(argc, argv);
