@@ -74,7 +74,8 @@ registry_plan prepare(const session& s, const plan_options& o) {
   resolve_users(s, subjects_of(want.grants), have);
   if (const auto errors = validate_against(want, have, o.file); !errors.empty())
     throw cli_error(fmt::format("{}", fmt::join(errors, "\n")));
-  auto plan = make_plan(want, have, o.prune, o.file);
+  const auto caller = call(s, "GET", "/api/v1/whoami").value("subject", "");
+  auto plan = make_plan(want, have, o.prune, caller, o.file);
   for (const auto& n : plan.notes) fmt::print(stderr, "note: {}\n", n);
   if (!plan.conflicts.empty()) {
     for (const auto& c : plan.conflicts) fmt::print(stderr, "conflict: {}\n", c);

@@ -161,8 +161,20 @@ std::vector<std::string> validate_against(const registry_file& want, const serve
   return out;
 }
 
-registry_plan make_plan(const registry_file& want, const server_state& have, bool prune, const std::string& path) {
+registry_plan make_plan(const registry_file& want, const server_state& have, bool prune, const std::string& caller,
+                        const std::string& path) {
   registry_plan plan;
+  // A subject's grant changes; the caller's own grants are never pruned (it would lock itself out).
+  const auto diff = [&](const std::string& subject) {
+    auto d = diff_subject(want, have, subject, prune && subject != caller);
+    if (prune && subject == caller) {
+      if (const auto pruned = diff_subject(want, have, subject, true); !pruned.removed.empty())
+        plan.notes.push_back(fmt::format("kept {}'s grants {}: it is the identity running this plan (remove them as "
+                                         "another administrator)",
+                                         subject, fmt::join(pruned.removed, "; ")));
+    }
+    return d;
+  };
   diff_namespaces(want, have, path, plan);
   // Removals run last, grants before robots before repositories.
   std::vector<change> grant_removals, robot_removals, repository_removals;
@@ -214,7 +226,7 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
       plan.notes.push_back(fmt::format("{}:{}: robot {}: expires_at differs from the registry's ({}); a robot cannot be "
                                        "changed in place",
                                        path, robot.line, name, held.expires_at ? rfc3339(*held.expires_at) : "never"));
-    auto d = diff_subject(want, have, subject, prune);
+    auto d = diff(subject);
     if (d.adds.empty() && d.removes.empty()) continue;
     change c{'~', fmt::format("robot {}: {}", name, d.text), std::move(d.adds)};
     c.operations.insert(c.operations.end(), d.removes.begin(), d.removes.end());
@@ -225,6 +237,10 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
       if (robot.revoked || want.robots.contains(name)) continue;
       const std::string subject = "robot:" + name;
       robot_subjects.insert(subject);
+      if (subject == caller) {
+        plan.notes.push_back(fmt::format("kept robot {}: it is the identity running this plan", name));
+        continue;
+      }
       auto d = diff_subject(want, have, subject, true);
       change c{'-', d.removed.empty() ? fmt::format("robot {} (revoke)", name)
                                       : fmt::format("robot {} (revoke; drop its grants {})", name,
@@ -241,7 +257,7 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
   for (const auto& [row, _] : have.grants) subjects.insert(row.subject);
   for (const auto& subject : subjects) {
     if (robot_subjects.contains(subject)) continue;
-    auto d = diff_subject(want, have, subject, prune);
+    auto d = diff(subject);
     for (std::size_t i = 0; i < d.adds.size(); ++i)
       plan.changes.push_back({'+', fmt::format("grant {} {}", subject, d.added[i]), {d.adds[i]}});
     if (!d.removes.empty())

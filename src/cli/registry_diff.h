@@ -41,8 +41,10 @@ struct registry_plan {
 // not exist, to a robot the file does not list, a robot with no grants (in the file nor the server's config).
 std::vector<std::string> validate_against(const registry_file& want, const server_state& have, const std::string& path);
 
-// The changes that make `have` what `want` asks (removals only with `prune`). `path` names the file in
-// conflicts and notes.
-registry_plan make_plan(const registry_file& want, const server_state& have, bool prune, const std::string& path);
+// The changes that make `have` what `want` asks (removals only with `prune`). `caller` is the subject
+// that runs the plan ("user:admin"): its own grants and robot are never pruned (a note says so), so an
+// apply cannot lock out the administrator running it. `path` names the file in conflicts and notes.
+registry_plan make_plan(const registry_file& want, const server_state& have, bool prune, const std::string& caller,
+                        const std::string& path);
 
 }  // namespace berth::cli

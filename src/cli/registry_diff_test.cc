@@ -39,7 +39,7 @@ grants:
 )";
 
 TEST(RegistryDiff, EmptyRegistryGetsEverything) {
-  const auto p = make_plan(file(kFile), production_server(), false, "r.yaml");
+  const auto p = make_plan(file(kFile), production_server(), false, "user:admin", "r.yaml");
   EXPECT_TRUE(p.conflicts.empty());
   EXPECT_EQ(lines(p), (std::vector<std::string>{"+ repository production/gateway", "+ robot deploy: pull production/*",
                                                 "+ grant user:alice pull,push on staging/*"}));
@@ -66,7 +66,7 @@ server_state applied() {
 }
 
 TEST(RegistryDiff, AppliedFileHasNoChanges) {
-  const auto p = make_plan(file(kFile), applied(), true, "r.yaml");
+  const auto p = make_plan(file(kFile), applied(), true, "user:admin", "r.yaml");
   EXPECT_TRUE(p.changes.empty()) << testing::PrintToString(lines(p));
   EXPECT_TRUE(p.conflicts.empty());
   EXPECT_TRUE(p.notes.empty());
@@ -75,7 +75,7 @@ TEST(RegistryDiff, AppliedFileHasNoChanges) {
 TEST(RegistryDiff, RobotPatternsChangeInPlace) {
   std::string text = kFile;
   text.replace(text.find(R"(pull: ["production/*"])"), 22, R"(pull: ["production/*", "staging/*"])");
-  const auto p = make_plan(file(text), applied(), false, "r.yaml");
+  const auto p = make_plan(file(text), applied(), false, "user:admin", "r.yaml");
   EXPECT_EQ(lines(p), std::vector<std::string>{"~ robot deploy: pull production/* → production/*, staging/*"});
   ASSERT_EQ(p.changes[0].operations.size(), 1u);
   EXPECT_EQ(p.changes[0].operations[0].body["repositories"], json{"staging/*"});
@@ -91,9 +91,9 @@ TEST(RegistryDiff, RemovalsOnlyWithPrune) {
   s.grants[{"user:bob", "pull", "staging/*"}] = {5, 6};
   s.grants[{"robot:gone", "push", "x/*"}] = {7};
   s.config_grants.insert({"user:carol", "pull", "production/*"});
-  EXPECT_TRUE(make_plan(file(kFile), s, false, "r.yaml").changes.empty());
+  EXPECT_TRUE(make_plan(file(kFile), s, false, "user:admin", "r.yaml").changes.empty());
 
-  const auto p = make_plan(file(kFile), s, true, "r.yaml");
+  const auto p = make_plan(file(kFile), s, true, "user:admin", "r.yaml");
   EXPECT_EQ(lines(p), (std::vector<std::string>{
                           "~ robot deploy: pull production/*, staging/* → production/*",
                           "- grant robot:gone push on x/*",
@@ -112,9 +112,22 @@ TEST(RegistryDiff, RemovalsOnlyWithPrune) {
   EXPECT_EQ(targets(4), std::vector<std::string>{"DELETE /api/v1/repositories/staging/old"});
 }
 
+TEST(RegistryDiff, PruneKeepsTheCallersOwnGrantsAndRobot) {
+  auto s = applied();
+  s.grants[{"user:admin", "admin", "*"}] = {8};
+  s.robots["ops"] = {"ops", "", std::nullopt, std::nullopt, false, 0};
+  s.grants[{"robot:ops", "admin", "*"}] = {9};
+  auto p = make_plan(file(kFile), s, true, "user:admin", "r.yaml");
+  EXPECT_EQ(lines(p), std::vector<std::string>{"- robot ops (revoke; drop its grants admin on *)"});
+  EXPECT_EQ(p.notes, std::vector<std::string>{"kept user:admin's grants admin on *: it is the identity running this "
+                                              "plan (remove them as another administrator)"});
+  p = make_plan(file(kFile), s, true, "robot:ops", "r.yaml");
+  EXPECT_EQ(lines(p), std::vector<std::string>{"- grant user:admin admin on *"});
+  EXPECT_EQ(p.notes, std::vector<std::string>{"kept robot ops: it is the identity running this plan"});
+}
+
 TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
-  auto p = make_plan(file("namespaces:\n  production:\n    creation: on-push\n  qa: {}\n"), production_server(), false,
-                     "r.yaml");
+  auto p = make_plan(file("namespaces:\n  production:\n    creation: on-push\n  qa: {}\n"), production_server(), false, "user:admin", "r.yaml");
   ASSERT_EQ(p.conflicts.size(), 2u);
   EXPECT_EQ(p.conflicts[0],
             "r.yaml:2: namespace production: creation is on-push in the file but explicit on the server (the server's "
@@ -123,7 +136,7 @@ TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
 
   p = make_plan(file("namespaces:\n  production:\n    immutable_tags: [v*]\n    quota_bytes: 1GiB\n"
                      "retention:\n  - repositories: [x/*]\n    keep_last: 3\n"),
-                production_server(), false, "r.yaml");
+                production_server(), false, "user:admin", "r.yaml");
   EXPECT_TRUE(p.conflicts.empty());
   EXPECT_EQ(p.notes, (std::vector<std::string>{
                          "r.yaml:2: namespaces.production.immutable_tags is not managed by this registry version (ignored)",
@@ -132,7 +145,7 @@ TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
   // A server that manages them compares them.
   auto s = production_server();
   s.namespaces["production"].immutable_tags = std::vector<std::string>{"release-*"};
-  p = make_plan(file("namespaces:\n  production:\n    immutable_tags: [v*]\n"), s, false, "r.yaml");
+  p = make_plan(file("namespaces:\n  production:\n    immutable_tags: [v*]\n"), s, false, "user:admin", "r.yaml");
   ASSERT_EQ(p.conflicts.size(), 1u);
   EXPECT_NE(p.conflicts[0].find("immutable_tags is [v*] in the file but [release-*] on the server"), std::string::npos);
 }
@@ -140,13 +153,13 @@ TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
 TEST(RegistryDiff, RobotsAreNotChangedInPlace) {
   auto s = applied();
   s.robots["deploy"].description = "something else";
-  auto p = make_plan(file(kFile), s, false, "r.yaml");
+  auto p = make_plan(file(kFile), s, false, "user:admin", "r.yaml");
   EXPECT_TRUE(p.changes.empty());
   ASSERT_EQ(p.notes.size(), 1u);
   EXPECT_NE(p.notes[0].find("r.yaml:7: robot deploy: the description differs"), std::string::npos);
 
   s.robots["deploy"].revoked = true;
-  p = make_plan(file(kFile), s, false, "r.yaml");
+  p = make_plan(file(kFile), s, false, "user:admin", "r.yaml");
   ASSERT_EQ(p.conflicts.size(), 1u);
   EXPECT_NE(p.conflicts[0].find("robot deploy was revoked"), std::string::npos);
 }

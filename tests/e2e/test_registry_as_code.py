@@ -1,0 +1,260 @@
+"""Registry as code: `berth plan`, `berth apply`, `berth export` and `berth check -f` against a running
+registry, through the admin API (issue #13)."""
+import json
+import os
+import stat
+import textwrap
+import time
+
+import pytest
+
+from authenv import MULTI_ENV, Admin, as_user, start
+from e2eauth import ADMIN_PASSWORD
+from ociclient import assert_error
+from test_auth_cli import berth, cli_env  # noqa: F401 (a fixture)
+
+REGISTRY_YAML = """\
+namespaces:
+  production:
+    creation: explicit
+repositories:
+  - production/gateway
+  - production/mindmirror
+robots:
+  - name: ci-production
+    description: builds of main push here
+    push: ["production/*"]
+  - name: deployer
+    pull: ["production/*"]
+    expires_in_days: 365
+grants:
+  - subject: user:alice
+    actions: [pull, push]
+    repositories: ["staging/*"]
+"""
+
+FIRST_PLAN = [
+    "+ repository production/gateway",
+    "+ repository production/mindmirror",
+    "+ robot ci-production: push production/*",
+    "+ robot deployer: pull production/*",
+    "+ grant user:alice pull,push on staging/*",
+]
+
+
+def changes(out):
+    """The change lines of a plan's output (or of the list an apply prints when it stops)."""
+    return [line.strip() for line in out.splitlines() if line.strip()[:2] in ("+ ", "~ ", "- ")]
+
+
+def done(out):
+    """The changes an apply made, as it reports them."""
+    return [line.removesuffix(": done") for line in out.splitlines() if line.endswith(": done")]
+
+
+def write(tmp_path, text, name="registry.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def logged_in(make_registry, tmp_path, cli_env, user="admin", password=ADMIN_PASSWORD):
+    reg = start(make_registry, tmp_path)
+    admin = Admin(reg)
+    admin.user("alice", "alice-password")
+    berth(cli_env, "login", reg.url, "-u", user, "--password-stdin", stdin=password + "\n")
+    return reg, admin
+
+
+def robots(admin):
+    return {r["name"]: r for r in admin.call("GET", "robots", expect=200).json()["robots"]}
+
+
+def repositories(admin):
+    return admin.call("GET", "repositories", expect=200).json()["repositories"]
+
+
+def test_plan_apply_plan_edit_prune(make_registry, tmp_path, cli_env):
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    path = write(tmp_path, REGISTRY_YAML)
+
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert plan.returncode == 2, plan
+    assert changes(plan.stdout) == FIRST_PLAN, plan.stdout
+    assert "Plan: 5 to add, 0 to change, 0 to remove." in plan.stdout
+    assert repositories(admin) == []  # plan changed nothing
+
+    refused = berth(cli_env, "apply", "-f", path, check=False)  # not a terminal, no --yes
+    assert refused.returncode == 1 and "--yes" in refused.stderr, refused
+    assert repositories(admin) == []
+
+    tokens = tmp_path / "tokens"
+    out = berth(cli_env, "apply", "-f", path, "--yes", "--token-dir", str(tokens))
+    assert changes(out.stdout.split("\n\n")[0]) == FIRST_PLAN, out.stdout  # the plan, then what was done
+    assert done(out.stdout) == FIRST_PLAN, out.stdout
+    assert sorted(os.listdir(tokens)) == ["ci-production", "deployer"]
+    for name in os.listdir(tokens):
+        assert stat.S_IMODE(os.stat(tokens / name).st_mode) == 0o600
+    ci_token = (tokens / "ci-production").read_text().strip()
+    assert ci_token.startswith("berth_") and ci_token not in out.stdout
+    ci = as_user(reg, "ci-production", ci_token)
+    ci.push_image("production/gateway", "v1")
+    assert_error(ci.get("/v2/staging/web/tags/list"), 403, "DENIED")
+    assert sorted(repositories(admin)) == ["production/gateway", "production/mindmirror"]
+    assert robots(admin)["deployer"]["expires_at"] is not None
+
+    again = berth(cli_env, "plan", "-f", path)
+    assert again.returncode == 0 and "No changes" in again.stdout, again
+    assert berth(cli_env, "apply", "-f", path, "--yes").stdout.strip() == "no changes"
+
+    # An edit: the plan shows exactly it; a dropped repository is kept without --prune.
+    edited = REGISTRY_YAML.replace('pull: ["production/*"]', 'pull: ["production/*", "staging/*"]') \
+                          .replace("  - production/mindmirror\n", "")
+    write(tmp_path, edited)
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert plan.returncode == 2
+    assert changes(plan.stdout) == ["~ robot deployer: pull production/* → production/*, staging/*"], plan.stdout
+    berth(cli_env, "apply", "-f", path, "--yes")
+    assert berth(cli_env, "plan", "-f", path).returncode == 0
+
+    # --prune removes what the file dropped, and nothing else: not the admin's own grant either.
+    plan = berth(cli_env, "plan", "-f", path, "--prune", check=False)
+    assert plan.returncode == 2
+    assert changes(plan.stdout) == ["- repository production/mindmirror (with its manifests and tags)"], plan.stdout
+    assert "kept user:admin's grants admin on *" in plan.stderr
+    berth(cli_env, "apply", "-f", path, "--prune", "--yes")
+    assert repositories(admin) == ["production/gateway"]
+    assert {n for n, r in robots(admin).items() if r["revoked_at"] is None} == {"ci-production", "deployer"}
+    assert berth(cli_env, "plan", "-f", path, "--prune").returncode == 0
+    assert berth(cli_env, "whoami").stdout.startswith("user:admin (administrator)")
+    ci.push_image("production/gateway", "v2")
+
+
+def test_tokens_are_printed_once_without_a_token_dir(make_registry, tmp_path, cli_env):
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    path = write(tmp_path, """\
+        robots:
+          - name: deployer
+            pull: ["production/*"]
+        """)
+    out = berth(cli_env, "apply", "-f", path, "--yes").stdout
+    token = out.split("token of robot deployer (shown once; log in with username deployer): ")[1].split()[0]
+    assert as_user(reg, "deployer", token).get("/v2/production/x/tags/list").status == 404  # allowed, no such repo
+
+
+def test_the_file_is_validated_strictly_with_lines(make_registry, tmp_path, cli_env):
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    path = write(tmp_path, """\
+        repositories:
+          - production/Gateway
+        robots:
+          - name: lonely
+          - name: ci
+            push: ["production/*"]
+            pul: ["x/*"]
+        """)
+    bad = berth(cli_env, "plan", "-f", path, check=False)
+    assert bad.returncode == 1
+    assert f"{path}:2: `production/Gateway` is not a repository name" in bad.stderr, bad.stderr
+    assert f"{path}:7: unknown key `robots[].pul`" in bad.stderr, bad.stderr
+
+    path = write(tmp_path, """\
+        robots:
+          - name: lonely
+        grants:
+          - subject: user:nobody
+            actions: [pull]
+            repositories: ["staging/*"]
+          - subject: user:alice
+            actions: [pull]
+            repositories: ["staging/*"]
+        """)
+    bad = berth(cli_env, "apply", "-f", path, "--yes", check=False)
+    assert bad.returncode == 1
+    assert f"{path}:2: robot lonely has no grants" in bad.stderr, bad.stderr
+    assert f"{path}:4: grant to user:nobody: no such user" in bad.stderr, bad.stderr
+    assert "alice" not in bad.stderr  # alice exists
+    assert robots(admin) == {}
+
+
+def test_the_servers_config_decides_namespaces(make_registry, tmp_path, cli_env):
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    path = write(tmp_path, """\
+        namespaces:
+          production:
+            creation: on-push
+            immutable_tags: ["v*"]
+          qa: {}
+        repositories:
+          - production/gateway
+        """)
+    for command in ("plan", "apply"):
+        bad = berth(cli_env, command, "-f", path, "--yes" if command == "apply" else "--prune", check=False)
+        assert bad.returncode == 1, bad
+        assert (f"conflict: {path}:2: namespace production: creation is on-push in the file but explicit on the "
+                "server") in bad.stderr, bad.stderr
+        assert f"conflict: {path}:5: namespace qa is not declared in the server's config" in bad.stderr
+        assert f"note: {path}:2: namespaces.production.immutable_tags is not managed" in bad.stderr
+    assert repositories(admin) == []
+
+
+def normalised_export(cli_env):
+    out = berth(cli_env, "export").stdout
+    return "".join(line + "\n" for line in out.splitlines() if not line.startswith("#"))
+
+
+def test_export_then_apply_on_a_fresh_registry_exports_the_same(make_registry, tmp_path, cli_env):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    reg_a, admin_a = logged_in(make_registry, tmp_path / "a", cli_env)
+    berth(cli_env, "apply", "-f", write(tmp_path, REGISTRY_YAML), "--yes")
+    exported = normalised_export(cli_env)
+    assert "production/mindmirror" in exported and "ci-production" in exported and "user:alice" in exported
+    assert "user:admin" in exported  # the first-start admin's grant is state like the rest
+    path = write(tmp_path, exported, "exported.yaml")
+    assert berth(cli_env, "plan", "-f", path, "--prune").returncode == 0  # the export is what A holds
+
+    reg_b, admin_b = logged_in(make_registry, tmp_path / "b", cli_env)
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert plan.returncode == 2
+    berth(cli_env, "apply", "-f", path, "--yes")
+    assert normalised_export(cli_env) == exported
+
+
+def test_a_failure_midway_says_what_was_applied_and_a_rerun_converges(make_registry, tmp_path, cli_env):
+    """The applying identity loses its rights in the middle of an apply: apply is stopped at the token
+    file of the first new robot (a FIFO nobody reads yet), the identity is deleted, then the FIFO is read."""
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    admin.user("ops", "ops-password", actions=["admin"], repositories=["*"])
+    berth(cli_env, "login", reg.url, "-u", "ops", "--password-stdin", stdin="ops-password\n")
+    path = write(tmp_path, REGISTRY_YAML)
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    os.mkfifo(tokens / "ci-production")
+    import subprocess
+    proc = subprocess.Popen([os.environ["BERTH_BIN"], "apply", "-f", path, "--yes", "--token-dir", str(tokens)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env)
+    deadline = time.monotonic() + 30
+    while "ci-production" not in robots(admin):  # the robot is created, apply waits on its token file
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    admin.call("DELETE", "users/ops", expect=200)
+    with open(tokens / "ci-production") as fifo:
+        token = fifo.read().strip()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert token.startswith("berth_")
+    assert "berth: apply stopped at `+ robot ci-production: push production/*`" in err, err
+    assert "(partly made: 1 of its 2 API calls)" in err
+    applied = err.split("applied (2):\n")[1].split("not applied")[0]
+    assert changes(applied) == FIRST_PLAN[:2], err
+    not_applied = err.split("not applied (3):\n")[1]
+    assert changes(not_applied) == FIRST_PLAN[2:], err
+
+    # The rerun (as an administrator) starts from what the registry holds: the robot exists, its grant does not.
+    berth(cli_env, "login", reg.url, "-u", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert changes(plan.stdout) == ["~ robot ci-production: push (none) → production/*"] + FIRST_PLAN[3:], plan.stdout
+    berth(cli_env, "apply", "-f", path, "--yes")
+    assert berth(cli_env, "plan", "-f", path).returncode == 0
+    as_user(reg, "ci-production", token).push_image("production/gateway", "v1")
