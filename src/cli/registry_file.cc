@@ -11,6 +11,7 @@
 
 #include "auth/identity_store.h"
 #include "cli/common.h"
+#include "cli/yaml_reader.h"
 #include "core/reference.h"
 #include "policy/policy.h"
 
@@ -67,62 +68,9 @@ std::optional<std::int64_t> parse_time(const std::string& text) {
 }
 
 // Reads the file, collecting every problem with its line.
-class reader {
+class reader : public yaml_reader {
  public:
-  explicit reader(std::string path) : path_(std::move(path)) {}
-
-  static int line(const YAML::Node& n) { return n.Mark().line + 1; }
-
-  void error(const YAML::Node& at, const std::string& message) {
-    errors_.push_back(fmt::format("{}:{}: {}", path_, line(at), message));
-  }
-  const std::vector<std::string>& errors() const { return errors_; }
-
-  // False (and an error per key) when `map` has keys outside `known`.
-  void known_keys(const YAML::Node& map, const std::vector<std::string>& known, const std::string& where) {
-    for (const auto& kv : map) {
-      const auto key = kv.first.Scalar();
-      if (std::find(known.begin(), known.end(), key) == known.end())
-        error(kv.first, fmt::format("unknown key `{}{}` (known: {})", where, key, fmt::join(known, ", ")));
-    }
-  }
-
-  bool is_map(const YAML::Node& n, const std::string& where) {
-    if (n.IsMap()) return true;
-    error(n, fmt::format("`{}` must be a mapping", where));
-    return false;
-  }
-
-  std::optional<std::string> scalar(const YAML::Node& n, const std::string& where) {
-    if (n.IsScalar()) return n.Scalar();
-    error(n, fmt::format("`{}` must be a string", where));
-    return std::nullopt;
-  }
-
-  std::optional<std::int64_t> positive(const YAML::Node& n, const std::string& where) {
-    std::int64_t v = 0;
-    const auto text = n.IsScalar() ? n.Scalar() : std::string();
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v <= 0) {
-      error(n, fmt::format("`{}` must be a positive whole number", where));
-      return std::nullopt;
-    }
-    return v;
-  }
-
-  // A string or a list of strings.
-  std::vector<std::string> strings(const YAML::Node& n, const std::string& where) {
-    if (n.IsScalar()) return {n.Scalar()};
-    std::vector<std::string> out;
-    if (!n.IsSequence()) {
-      error(n, fmt::format("`{}` must be a list of strings", where));
-      return out;
-    }
-    for (const auto& item : n) {
-      if (auto s = scalar(item, where + "[]")) out.push_back(*s);
-    }
-    return out;
-  }
+  using yaml_reader::yaml_reader;
 
   std::vector<std::string> patterns(const YAML::Node& n, const std::string& where) {
     auto out = strings(n, where);
@@ -291,9 +239,6 @@ class reader {
     }
   }
 
- private:
-  std::string path_;
-  std::vector<std::string> errors_;
 };
 
 // The API's answers, read strictly: a shape we do not know is an error, not a guess.
@@ -306,12 +251,7 @@ const json& field(const json& doc, const char* key) {
 }  // namespace
 
 registry_file parse_registry_file(const std::string& text, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
-    throw cli_error(fmt::format("{}:{}: {}", path, e.mark.line + 1, e.msg));
-  }
+  const auto root = load_yaml(text, path);
   registry_file f;
   if (root.IsNull()) return f;
   reader r(path);
@@ -323,7 +263,7 @@ registry_file parse_registry_file(const std::string& text, const std::string& pa
     if (const auto n = root["grants"]; n && !n.IsNull()) r.grants(n, f);
     if (const auto n = root["retention"]; n && !n.IsNull()) r.retention(n, f);
   }
-  if (!r.errors().empty()) throw cli_error(fmt::format("{}", fmt::join(r.errors(), "\n")));
+  r.throw_errors();
   return f;
 }
 
