@@ -258,3 +258,91 @@ def test_a_failure_midway_says_what_was_applied_and_a_rerun_converges(make_regis
     berth(cli_env, "apply", "-f", path, "--yes")
     assert berth(cli_env, "plan", "-f", path).returncode == 0
     as_user(reg, "ci-production", token).push_image("production/gateway", "v1")
+
+
+SEED_CHECKS = """\
+checks:
+  - name: CI may push the gateway
+    subject: robot:ci
+    action: push
+    repository: production/gateway
+  - repository: production/gateway
+    exists: true
+  - repository: production/gateway
+    tag_free: v1.2.0
+  - token_env: CI_OIDC_TOKEN
+    action: push
+    repository: production/gateway
+"""
+
+
+def test_seed_story_a_deploy_whose_repository_was_never_created(make_registry, tmp_path, cli_env):
+    """production is `creation: explicit`: the CI push fails with NAME_UNKNOWN and the hint until the
+    repository is added to the registry file and applied; `berth check -f` shows the prerequisite
+    failing, then passing. The OIDC identity of a build of main is checked through its own token."""
+    from oidcenv import Issuer, federation_config
+    issuer = Issuer(tmp_path)
+    reg = start(make_registry, tmp_path, extra=federation_config(issuer))
+    berth(cli_env, "login", reg.url, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
+    path = write(tmp_path, """\
+        namespaces:
+          production:
+            creation: explicit
+        robots:
+          - name: ci
+            push: ["production/*"]
+        """)
+    out = berth(cli_env, "apply", "-f", path, "--yes").stdout
+    token = out.split("token of robot ci (shown once; log in with username ci): ")[1].split()[0]
+    checks = write(tmp_path, SEED_CHECKS, "checks.yaml")
+    env = {**cli_env, "CI_OIDC_TOKEN": issuer.token("refs/heads/main")}
+
+    before = berth(env, "check", "-f", checks, check=False)
+    assert before.returncode == 3, before
+    lines = before.stdout.splitlines()
+    assert lines[0].startswith("FAIL  CI may push the gateway (robot:ci may push production/gateway): "), lines
+    assert "repository production/gateway does not exist" in lines[0] and f"({checks}:2)" in lines[0], lines
+    assert lines[1].startswith("FAIL  repository production/gateway exists: repository production/gateway does not "
+                               "exist"), lines
+    assert lines[2] == "ok    tag v1.2.0 is free in production/gateway", lines
+    assert lines[3].startswith("FAIL  $CI_OIDC_TOKEN may push production/gateway"), lines
+    assert lines[4] == "3 of 4 checks failed", lines
+    no = berth(env, "check", "--repo", "production/gateway", "--exists", check=False)
+    assert no.returncode == 3 and "does not exist" in no.stdout, no
+
+    ci = as_user(reg, "ci", token)
+    r = ci.post("/v2/production/gateway/blobs/uploads/", b"")
+    assert_error(r, 404, "NAME_UNKNOWN")
+    assert "berth repo create production/gateway" in r.json()["errors"][0]["message"], r.json()
+
+    write(tmp_path, open(path).read() + "repositories:\n  - production/gateway\n")
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert plan.returncode == 2 and changes(plan.stdout) == ["+ repository production/gateway"], plan.stdout
+    berth(cli_env, "apply", "-f", path, "--yes")
+
+    after = berth(env, "check", "-f", checks)
+    assert after.stdout.splitlines() == [
+        "ok    CI may push the gateway (robot:ci may push production/gateway)",
+        "ok    repository production/gateway exists",
+        "ok    tag v1.2.0 is free in production/gateway",
+        "ok    $CI_OIDC_TOKEN may push production/gateway",
+        "4 checks passed",
+    ], after.stdout
+    assert berth(env, "check", "--repo", "production/gateway", "--exists").returncode == 0
+    ci.push_image("production/gateway", "v1.2.0")
+
+    # Once released, the tag is no longer free: the preflight of a second release of v1.2.0 fails.
+    again = berth(env, "check", "-f", checks, check=False)
+    assert again.returncode == 3
+    assert "FAIL  tag v1.2.0 is free in production/gateway: tag v1.2.0 already exists" in again.stdout, again.stdout
+
+
+def test_the_check_file_is_validated_with_lines(make_registry, tmp_path, cli_env):
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    checks = write(tmp_path, """\
+        checks:
+          - repository: production/gateway
+            exist: true
+        """, "checks.yaml")
+    bad = berth(cli_env, "check", "-f", checks, check=False)
+    assert bad.returncode == 1 and f"{checks}:3: unknown key `checks[].exist`" in bad.stderr, bad
