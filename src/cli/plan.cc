@@ -101,13 +101,14 @@ void keep_token(const plan_options& o, const std::string& robot, const std::stri
   }
   fs::create_directories(o.token_dir);
   const auto path = (fs::path(o.token_dir) / robot).string();
+  fmt::print("  robot {} created; its token goes to {}\n", robot, path);
+  std::fflush(stdout);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) throw cli_error(fmt::format("cannot write {}: the token of robot {} is lost; revoke it", path, robot));
   const std::string text = token + "\n";
   const bool ok = ::fchmod(fd, 0600) == 0 && ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ::close(fd);
   if (!ok) throw cli_error(fmt::format("cannot write {}: the token of robot {} is lost; revoke it", path, robot));
-  fmt::print("  token of robot {} written to {}\n", robot, path);
 }
 
 void confirm(const plan_options& o, std::size_t count) {
@@ -151,6 +152,7 @@ void apply(const plan_options& o) {
       exit_with(exit_error);
     }
     fmt::print("{} {}: done\n", c.sign, c.text);
+    std::fflush(stdout);  // progress, as it happens, in a CI log
   }
   fmt::print("Applied {} changes.\n", plan.changes.size());
 }

@@ -34,9 +34,18 @@ json actions_json(const std::string& actions) {
   return out;
 }
 
-operation add_grants(const std::string& subject, const std::string& actions, const std::set<std::string>& patterns) {
-  return {"POST", "/api/v1/grants",
-          json{{"subject", subject}, {"actions", actions_json(actions)}, {"repositories", patterns}}, ""};
+// POST calls storing `subject`'s `actions` on `patterns`, at most 200 patterns a call (a body stays
+// well under the admin API's 64 KiB limit: a pattern is at most 255 bytes).
+void add_grants(const std::string& subject, const std::string& actions, const std::set<std::string>& patterns,
+                std::vector<operation>& ops) {
+  constexpr std::size_t per_call = 200;
+  std::vector<std::string> all(patterns.begin(), patterns.end());
+  for (std::size_t i = 0; i < all.size(); i += per_call) {
+    const std::vector<std::string> part(all.begin() + static_cast<std::ptrdiff_t>(i),
+                                        all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), i + per_call)));
+    ops.push_back({"POST", "/api/v1/grants",
+                   json{{"subject", subject}, {"actions", actions_json(actions)}, {"repositories", part}}, ""});
+  }
 }
 
 // DELETE calls for every stored grant of `subject` with `actions` on `patterns`.
@@ -63,8 +72,9 @@ std::set<std::string> minus(const std::set<std::string>& a, const std::set<std::
 // The grant changes of one subject: additions, and with `prune` removals, per set of actions.
 struct subject_diff {
   std::string text;  // "pull a → a, b; push (none) → c"
-  std::vector<operation> adds, removes;
-  std::vector<std::string> added, removed;  // per actions, for grant lines: "pull,push on a, b"
+  std::vector<std::vector<operation>> adds;  // per actions
+  std::vector<operation> removes;
+  std::vector<std::string> added, removed;   // per actions, for grant lines: "pull,push on a, b"
 };
 
 subject_diff diff_subject(const registry_file& want, const server_state& have, const std::string& subject, bool prune) {
@@ -85,7 +95,7 @@ subject_diff diff_subject(const registry_file& want, const server_state& have, c
     after.insert(add.begin(), add.end());
     parts.push_back(fmt::format("{} {} → {}", a, list_text(h), list_text(after)));
     if (!add.empty()) {
-      d.adds.push_back(add_grants(subject, a, add));
+      add_grants(subject, a, add, d.adds.emplace_back());
       d.added.push_back(fmt::format("{} on {}", a, list_text(add)));
     }
     if (!remove.empty()) {
@@ -210,7 +220,7 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
       change c{'+', "", {{"POST", "/api/v1/robots", body, name}}};
       std::vector<std::string> parts;
       for (const auto& [actions, patterns] : rows_of(want.grants, subject)) {
-        c.operations.push_back(add_grants(subject, actions, patterns));
+        add_grants(subject, actions, patterns, c.operations);
         parts.push_back(fmt::format("{} {}", actions, list_text(patterns)));
       }
       c.text = fmt::format("robot {}: {}", name, fmt::join(parts, "; "));
@@ -228,7 +238,8 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
                                        path, robot.line, name, held.expires_at ? rfc3339(*held.expires_at) : "never"));
     auto d = diff(subject);
     if (d.adds.empty() && d.removes.empty()) continue;
-    change c{'~', fmt::format("robot {}: {}", name, d.text), std::move(d.adds)};
+    change c{'~', fmt::format("robot {}: {}", name, d.text), {}};
+    for (auto& calls : d.adds) c.operations.insert(c.operations.end(), calls.begin(), calls.end());
     c.operations.insert(c.operations.end(), d.removes.begin(), d.removes.end());
     plan.changes.push_back(std::move(c));
   }
@@ -259,7 +270,7 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
     if (robot_subjects.contains(subject)) continue;
     auto d = diff(subject);
     for (std::size_t i = 0; i < d.adds.size(); ++i)
-      plan.changes.push_back({'+', fmt::format("grant {} {}", subject, d.added[i]), {d.adds[i]}});
+      plan.changes.push_back({'+', fmt::format("grant {} {}", subject, d.added[i]), std::move(d.adds[i])});
     if (!d.removes.empty())
       grant_removals.push_back({'-', fmt::format("grant {} {}", subject, fmt::join(d.removed, "; ")), std::move(d.removes)});
   }

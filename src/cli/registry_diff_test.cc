@@ -1,5 +1,6 @@
 #include "cli/registry_diff.h"
 
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 namespace berth::cli {
@@ -79,6 +80,17 @@ TEST(RegistryDiff, RobotPatternsChangeInPlace) {
   EXPECT_EQ(lines(p), std::vector<std::string>{"~ robot deploy: pull production/* → production/*, staging/*"});
   ASSERT_EQ(p.changes[0].operations.size(), 1u);
   EXPECT_EQ(p.changes[0].operations[0].body["repositories"], json{"staging/*"});
+}
+
+TEST(RegistryDiff, ManyPatternsTakeSeveralCalls) {
+  std::string text = "robots:\n  - name: many\n    pull:\n";
+  for (int i = 0; i < 450; ++i) text += fmt::format("      - team-{:03}/*\n", i);
+  const auto p = make_plan(file(text), production_server(), false, "user:admin", "r.yaml");
+  ASSERT_EQ(p.changes.size(), 1u);
+  ASSERT_EQ(p.changes[0].operations.size(), 4u);  // the robot, then 200 + 200 + 50 patterns
+  EXPECT_EQ(p.changes[0].operations[1].body["repositories"].size(), 200u);
+  EXPECT_EQ(p.changes[0].operations[3].body["repositories"].size(), 50u);
+  EXPECT_EQ(p.changes[0].operations[3].body["repositories"].back(), "team-449/*");
 }
 
 TEST(RegistryDiff, RemovalsOnlyWithPrune) {

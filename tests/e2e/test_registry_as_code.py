@@ -1,14 +1,13 @@
 """Registry as code: `berth plan`, `berth apply`, `berth export` and `berth check -f` against a running
 registry, through the admin API (issue #13)."""
-import json
 import os
 import stat
+import subprocess
 import textwrap
-import time
 
 import pytest
 
-from authenv import MULTI_ENV, Admin, as_user, start
+from authenv import Admin, as_user, start
 from e2eauth import ADMIN_PASSWORD
 from ociclient import assert_error
 from test_auth_cli import berth, cli_env  # noqa: F401 (a fixture)
@@ -96,7 +95,7 @@ def test_plan_apply_plan_edit_prune(make_registry, tmp_path, cli_env):
     for name in os.listdir(tokens):
         assert stat.S_IMODE(os.stat(tokens / name).st_mode) == 0o600
     ci_token = (tokens / "ci-production").read_text().strip()
-    assert ci_token.startswith("berth_") and ci_token not in out.stdout
+    assert ci_token.startswith("berth_") and ci_token not in out.stdout and str(tokens / "ci-production") in out.stdout
     ci = as_user(reg, "ci-production", ci_token)
     ci.push_image("production/gateway", "v1")
     assert_error(ci.get("/v2/staging/web/tags/list"), 403, "DENIED")
@@ -222,8 +221,8 @@ def test_export_then_apply_on_a_fresh_registry_exports_the_same(make_registry, t
 
 
 def test_a_failure_midway_says_what_was_applied_and_a_rerun_converges(make_registry, tmp_path, cli_env):
-    """The applying identity loses its rights in the middle of an apply: apply is stopped at the token
-    file of the first new robot (a FIFO nobody reads yet), the identity is deleted, then the FIFO is read."""
+    """The applying identity loses its rights in the middle of an apply: apply waits at the token file of
+    the first new robot (a FIFO nobody reads yet), the identity is deleted, then the FIFO is read."""
     reg, admin = logged_in(make_registry, tmp_path, cli_env)
     admin.user("ops", "ops-password", actions=["admin"], repositories=["*"])
     berth(cli_env, "login", reg.url, "-u", "ops", "--password-stdin", stdin="ops-password\n")
@@ -231,18 +230,20 @@ def test_a_failure_midway_says_what_was_applied_and_a_rerun_converges(make_regis
     tokens = tmp_path / "tokens"
     tokens.mkdir()
     os.mkfifo(tokens / "ci-production")
-    import subprocess
     proc = subprocess.Popen([os.environ["BERTH_BIN"], "apply", "-f", path, "--yes", "--token-dir", str(tokens)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env)
-    deadline = time.monotonic() + 30
-    while "ci-production" not in robots(admin):  # the robot is created, apply waits on its token file
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.05)
+    # Apply says when the robot exists and it is about to write the token (a FIFO: it waits for a reader).
+    for line in proc.stdout:
+        if line.startswith("  robot ci-production created"):
+            break
+    else:
+        pytest.fail(f"apply ended early: {proc.communicate()}")
     admin.call("DELETE", "users/ops", expect=200)
     with open(tokens / "ci-production") as fifo:
         token = fifo.read().strip()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, (out, err)
+    assert "ci-production" in robots(admin)
     assert token.startswith("berth_")
     assert "berth: apply stopped at `+ robot ci-production: push production/*`" in err, err
     assert "(partly made: 1 of its 2 API calls)" in err
