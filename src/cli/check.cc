@@ -54,10 +54,11 @@ answer ask_exists(const session& s, const std::string& repo, bool expected) {
     exists = false;
   }
   if (exists == expected) return {true, "", ""};
-  return {false, "", exists ? fmt::format("repository {} exists", repo)
-                            : fmt::format("repository {} does not exist (create it: `berth repo create {}`, or "
-                                          "add it to the registry file and `berth apply`)",
-                                          repo, repo)};
+  return {false, "",
+          exists ? fmt::format("repository {} exists", repo)
+                 : fmt::format("repository {} does not exist (create it: `berth repo create {}`, or "
+                               "add it to the registry file and `berth apply`)",
+                               repo, repo)};
 }
 
 answer ask_tag_free(const session& s, const std::string& repo, const std::string& tag) {
@@ -67,9 +68,10 @@ answer ask_tag_free(const session& s, const std::string& repo, const std::string
     if (e.status != 404) throw;
     return {true, "", ""};
   }
-  return {false, "", fmt::format("tag {} already exists in {}: a push of it would replace it (or be refused where "
-                                 "tags are immutable); release under a new tag",
-                                 tag, repo)};
+  return {false, "",
+          fmt::format("tag {} already exists in {}: a push of it would replace it (or be refused where "
+                      "tags are immutable); release under a new tag",
+                      tag, repo)};
 }
 
 void run_file(const check_options& o) {
@@ -94,8 +96,12 @@ void run_file(const check_options& o) {
           a = ask_access(s, as, c.action, c.repository);
           break;
         }
-        case preflight_check::kind::exists: a = ask_exists(s, c.repository, c.exists); break;
-        case preflight_check::kind::tag_free: a = ask_tag_free(s, c.repository, c.tag); break;
+        case preflight_check::kind::exists:
+          a = ask_exists(s, c.repository, c.exists);
+          break;
+        case preflight_check::kind::tag_free:
+          a = ask_tag_free(s, c.repository, c.tag);
+          break;
       }
     } catch (const cli_error& e) {
       a = {false, "", e.what()};

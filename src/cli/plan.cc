@@ -113,7 +113,8 @@ void keep_token(const plan_options& o, const std::string& robot, const std::stri
 
 void confirm(const plan_options& o, std::size_t count) {
   if (o.yes) return;
-  if (!::isatty(STDIN_FILENO)) throw cli_error("apply asks before changing anything: pass --yes when not at a terminal");
+  if (!::isatty(STDIN_FILENO))
+    throw cli_error("apply asks before changing anything: pass --yes when not at a terminal");
   fmt::print("Apply these {} changes? Only `yes` goes ahead: ", count);
   std::fflush(stdout);
   std::string answer;
@@ -171,8 +172,9 @@ void export_file(const std::string& registry) {
   const auto s = open_session(registry);
   auto state = fetch_state(s);
   resolve_users(s, subjects_of(state.grants), state);
-  fmt::print("# The state of {}, written by `berth export`: apply it with `berth plan -f FILE` and `berth apply -f FILE`.\n",
-             s.url);
+  fmt::print(
+      "# The state of {}, written by `berth export`: apply it with `berth plan -f FILE` and `berth apply -f FILE`.\n",
+      s.url);
   fmt::print("{}", export_registry_file(state));
 }
 
@@ -181,14 +183,16 @@ void export_file(const std::string& registry) {
 void add_plan_commands(CLI::App& cli) {
   auto o = std::make_shared<plan_options>();
   auto* plan = cli.add_subcommand("plan", "Show what `berth apply -f FILE` would change (exit 0: nothing, 2: changes)");
-  auto* apply_cmd = cli.add_subcommand("apply", "Make the registry match a registry file (robots, grants, repositories)");
+  auto* apply_cmd =
+      cli.add_subcommand("apply", "Make the registry match a registry file (robots, grants, repositories)");
   for (auto* c : {plan, apply_cmd}) {
     c->add_option("-f,--file", o->file, "The registry file (registry.yaml)")->required()->check(CLI::ExistingFile);
     c->add_flag("--prune", o->prune, "Also remove what the registry holds and the file does not name");
     c->add_option("--registry", o->registry, "Registry URL (default: the last `berth login`)");
   }
   apply_cmd->add_flag("-y,--yes", o->yes, "Apply without asking");
-  apply_cmd->add_option("--token-dir", o->token_dir, "Write new robots' tokens to DIR/NAME (0600) instead of printing them");
+  apply_cmd->add_option("--token-dir", o->token_dir,
+                        "Write new robots' tokens to DIR/NAME (0600) instead of printing them");
   plan->callback([o] { plan_only(*o); });
   apply_cmd->callback([o] { apply(*o); });
 

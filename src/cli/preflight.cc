@@ -44,7 +44,7 @@ std::vector<preflight_check> parse_preflight_file(const std::string& text, const
     check.repository = text_of("repository");
     if (!valid_name(check.repository)) {
       r.error(c, check.repository.empty() ? "a check needs a `repository`"
-                                           : fmt::format("`{}` is not a repository name", check.repository));
+                                          : fmt::format("`{}` is not a repository name", check.repository));
     }
     const bool access = c["action"] || c["subject"] || c["token_env"];
     const int kinds = int(access) + int(bool(c["exists"])) + int(bool(c["tag_free"]));
@@ -58,8 +58,9 @@ std::vector<preflight_check> parse_preflight_file(const std::string& text, const
       check.token_env = text_of("token_env");
       check.action = text_of("action");
       if (check.subject.empty() == check.token_env.empty())
-        r.error(c, "an access check takes `subject` (user:NAME, robot:NAME, anonymous) or `token_env` (a variable "
-                   "holding an OIDC token), one of them");
+        r.error(c,
+                "an access check takes `subject` (user:NAME, robot:NAME, anonymous) or `token_env` (a variable "
+                "holding an OIDC token), one of them");
       if (!check.subject.empty() && check.subject != "anonymous" && !check.subject.starts_with("user:") &&
           !check.subject.starts_with("robot:"))
         r.error(c["subject"], fmt::format("`{}` is not a subject: user:NAME, robot:NAME or anonymous", check.subject));

@@ -19,13 +19,13 @@ namespace berth::cli {
 struct preflight_check {
   enum class kind { access, exists, tag_free };
   kind what = kind::access;
-  std::string name;        // optional `name:`, for the report
-  std::string subject;     // access: "user:NAME", "robot:NAME", "anonymous"; empty with token_env
-  std::string token_env;   // access: the environment variable holding an OIDC token to ask as
-  std::string action;      // access: pull, push, delete, list, admin
+  std::string name;       // optional `name:`, for the report
+  std::string subject;    // access: "user:NAME", "robot:NAME", "anonymous"; empty with token_env
+  std::string token_env;  // access: the environment variable holding an OIDC token to ask as
+  std::string action;     // access: pull, push, delete, list, admin
   std::string repository;
-  bool exists = true;      // exists: whether the repository should exist
-  std::string tag;         // tag_free
+  bool exists = true;  // exists: whether the repository should exist
+  std::string tag;     // tag_free
   int line = 0;
 
   // "robot:ci may push production/gateway", "repository x exists", "tag v1 is free in x".

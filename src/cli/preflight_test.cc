@@ -52,7 +52,8 @@ TEST(Preflight, ErrorsNameTheirLines) {
             "c.yaml:2: `bob` is not a subject: user:NAME, robot:NAME or anonymous\n"
             "c.yaml:2: an access check needs `action`: pull, push, delete, list or admin");
   EXPECT_EQ(parse_error("checks: []\n"), "c.yaml:1: `checks` must be a list of checks");
-  EXPECT_EQ(parse_error("checks:\n  - repository: a/b\n    exists: maybe\n"), "c.yaml:3: `exists` must be true or false");
+  EXPECT_EQ(parse_error("checks:\n  - repository: a/b\n    exists: maybe\n"),
+            "c.yaml:3: `exists` must be true or false");
 }
 
 }  // namespace

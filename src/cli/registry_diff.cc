@@ -30,7 +30,8 @@ std::string list_text(const std::set<std::string>& patterns) {
 
 json actions_json(const std::string& actions) {
   json out = json::array();
-  for (auto part : std::views::split(std::string_view(actions), ',')) out.push_back(std::string(part.begin(), part.end()));
+  for (auto part : std::views::split(std::string_view(actions), ','))
+    out.push_back(std::string(part.begin(), part.end()));
   return out;
 }
 
@@ -71,10 +72,10 @@ std::set<std::string> minus(const std::set<std::string>& a, const std::set<std::
 
 // The grant changes of one subject: additions, and with `prune` removals, per set of actions.
 struct subject_diff {
-  std::string text;  // "pull a → a, b; push (none) → c"
+  std::string text;                          // "pull a → a, b; push (none) → c"
   std::vector<std::vector<operation>> adds;  // per actions
   std::vector<operation> removes;
-  std::vector<std::string> added, removed;   // per actions, for grant lines: "pull,push on a, b"
+  std::vector<std::string> added, removed;  // per actions, for grant lines: "pull,push on a, b"
 };
 
 subject_diff diff_subject(const registry_file& want, const server_state& have, const std::string& subject, bool prune) {
@@ -113,9 +114,9 @@ void diff_namespaces(const registry_file& want, const server_state& have, const 
   for (const auto& [name, ns] : want.namespaces) {
     const auto it = have.namespaces.find(name);
     if (it == have.namespaces.end()) {
-      plan.conflicts.push_back(fmt::format(
-          "{}:{}: namespace {} is not declared in the server's config (namespaces are declared there; {})", path,
-          ns.line, name, authority));
+      plan.conflicts.push_back(
+          fmt::format("{}:{}: namespace {} is not declared in the server's config (namespaces are declared there; {})",
+                      path, ns.line, name, authority));
       continue;
     }
     const auto& server = it->second;
@@ -145,16 +146,17 @@ void diff_namespaces(const registry_file& want, const server_state& have, const 
 
 }  // namespace
 
-std::vector<std::string> validate_against(const registry_file& want, const server_state& have, const std::string& path) {
+std::vector<std::string> validate_against(const registry_file& want, const server_state& have,
+                                          const std::string& path) {
   std::set<std::pair<int, std::string>> errors;  // by line, each once (a grant of several patterns is several rows)
   for (const auto& [row, line] : want.grants) {
     if (row.subject.starts_with("user:") && !have.users.contains(row.subject.substr(5))) {
       errors.emplace(line, fmt::format("{}:{}: grant to {}: no such user on the registry (users are declared in the "
-                                   "server's config or created with the admin API)",
-                                   path, line, row.subject));
+                                       "server's config or created with the admin API)",
+                                       path, line, row.subject));
     } else if (row.subject.starts_with("robot:") && !want.robots.contains(row.subject.substr(6))) {
-      errors.emplace(line, fmt::format("{}:{}: grant to {}: the file does not list robot {} under `robots:`", path, line,
-                                   row.subject, row.subject.substr(6)));
+      errors.emplace(line, fmt::format("{}:{}: grant to {}: the file does not list robot {} under `robots:`", path,
+                                       line, row.subject, row.subject.substr(6)));
     }
   }
   for (const auto& [name, robot] : want.robots) {
@@ -179,9 +181,10 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
     auto d = diff_subject(want, have, subject, prune && subject != caller);
     if (prune && subject == caller) {
       if (const auto pruned = diff_subject(want, have, subject, true); !pruned.removed.empty())
-        plan.notes.push_back(fmt::format("kept {}'s grants {}: it is the identity running this plan (remove them as "
-                                         "another administrator)",
-                                         subject, fmt::join(pruned.removed, "; ")));
+        plan.notes.push_back(
+            fmt::format("kept {}'s grants {}: it is the identity running this plan (remove them as "
+                        "another administrator)",
+                        subject, fmt::join(pruned.removed, "; ")));
     }
     return d;
   };
@@ -196,8 +199,9 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
   if (prune) {
     for (const auto& name : have.repositories) {
       if (!want.repositories.contains(name))
-        repository_removals.push_back({'-', fmt::format("repository {} (with its manifests and tags)", name),
-                            {{"DELETE", "/api/v1/repositories/" + percent_encode(name), nullptr, ""}}});
+        repository_removals.push_back({'-',
+                                       fmt::format("repository {} (with its manifests and tags)", name),
+                                       {{"DELETE", "/api/v1/repositories/" + percent_encode(name), nullptr, ""}}});
     }
   }
 
@@ -229,13 +233,15 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
     }
     const auto& held = it->second;
     if (robot.description && *robot.description != held.description.value_or(""))
-      plan.notes.push_back(fmt::format("{}:{}: robot {}: the description differs from the registry's (\"{}\"); a robot "
-                                       "cannot be changed in place (revoke it and give the new one another name)",
-                                       path, robot.line, name, held.description.value_or("")));
+      plan.notes.push_back(
+          fmt::format("{}:{}: robot {}: the description differs from the registry's (\"{}\"); a robot "
+                      "cannot be changed in place (revoke it and give the new one another name)",
+                      path, robot.line, name, held.description.value_or("")));
     if (robot.expires_at && robot.expires_at != held.expires_at)
-      plan.notes.push_back(fmt::format("{}:{}: robot {}: expires_at differs from the registry's ({}); a robot cannot be "
-                                       "changed in place",
-                                       path, robot.line, name, held.expires_at ? rfc3339(*held.expires_at) : "never"));
+      plan.notes.push_back(
+          fmt::format("{}:{}: robot {}: expires_at differs from the registry's ({}); a robot cannot be "
+                      "changed in place",
+                      path, robot.line, name, held.expires_at ? rfc3339(*held.expires_at) : "never"));
     auto d = diff(subject);
     if (d.adds.empty() && d.removes.empty()) continue;
     change c{'~', fmt::format("robot {}: {}", name, d.text), {}};
@@ -253,9 +259,10 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
         continue;
       }
       auto d = diff_subject(want, have, subject, true);
-      change c{'-', d.removed.empty() ? fmt::format("robot {} (revoke)", name)
-                                      : fmt::format("robot {} (revoke; drop its grants {})", name,
-                                                    fmt::join(d.removed, "; ")),
+      change c{'-',
+               d.removed.empty()
+                   ? fmt::format("robot {} (revoke)", name)
+                   : fmt::format("robot {} (revoke; drop its grants {})", name, fmt::join(d.removed, "; ")),
                std::move(d.removes)};
       c.operations.push_back({"DELETE", "/api/v1/robots/" + percent_encode(name), nullptr, ""});
       robot_removals.push_back(std::move(c));
@@ -272,7 +279,8 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
     for (std::size_t i = 0; i < d.adds.size(); ++i)
       plan.changes.push_back({'+', fmt::format("grant {} {}", subject, d.added[i]), std::move(d.adds[i])});
     if (!d.removes.empty())
-      grant_removals.push_back({'-', fmt::format("grant {} {}", subject, fmt::join(d.removed, "; ")), std::move(d.removes)});
+      grant_removals.push_back(
+          {'-', fmt::format("grant {} {}", subject, fmt::join(d.removed, "; ")), std::move(d.removes)});
   }
   for (auto* removals : {&grant_removals, &robot_removals, &repository_removals})
     plan.changes.insert(plan.changes.end(), std::make_move_iterator(removals->begin()),

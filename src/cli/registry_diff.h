@@ -19,10 +19,10 @@ namespace berth::cli {
 
 // One admin API call.
 struct operation {
-  std::string method;     // "POST" or "DELETE"
-  std::string target;     // "/api/v1/repositories"
-  nlohmann::json body;    // null when none
-  std::string robot;      // set on a robot's creation: the answer carries its token, shown once
+  std::string method;   // "POST" or "DELETE"
+  std::string target;   // "/api/v1/repositories"
+  nlohmann::json body;  // null when none
+  std::string robot;    // set on a robot's creation: the answer carries its token, shown once
 };
 
 struct change {

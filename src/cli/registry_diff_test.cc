@@ -139,7 +139,8 @@ TEST(RegistryDiff, PruneKeepsTheCallersOwnGrantsAndRobot) {
 }
 
 TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
-  auto p = make_plan(file("namespaces:\n  production:\n    creation: on-push\n  qa: {}\n"), production_server(), false, "user:admin", "r.yaml");
+  auto p = make_plan(file("namespaces:\n  production:\n    creation: on-push\n  qa: {}\n"), production_server(), false,
+                     "user:admin", "r.yaml");
   ASSERT_EQ(p.conflicts.size(), 2u);
   EXPECT_EQ(p.conflicts[0],
             "r.yaml:2: namespace production: creation is on-push in the file but explicit on the server (the server's "
@@ -150,10 +151,11 @@ TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
                      "retention:\n  - repositories: [x/*]\n    keep_last: 3\n"),
                 production_server(), false, "user:admin", "r.yaml");
   EXPECT_TRUE(p.conflicts.empty());
-  EXPECT_EQ(p.notes, (std::vector<std::string>{
-                         "r.yaml:2: namespaces.production.immutable_tags is not managed by this registry version (ignored)",
-                         "r.yaml:2: namespaces.production.quota_bytes is not managed by this registry version (ignored)",
-                         "r.yaml:6: retention is not managed by this registry version (ignored)"}));
+  EXPECT_EQ(p.notes,
+            (std::vector<std::string>{
+                "r.yaml:2: namespaces.production.immutable_tags is not managed by this registry version (ignored)",
+                "r.yaml:2: namespaces.production.quota_bytes is not managed by this registry version (ignored)",
+                "r.yaml:6: retention is not managed by this registry version (ignored)"}));
   // A server that manages them compares them.
   auto s = production_server();
   s.namespaces["production"].immutable_tags = std::vector<std::string>{"release-*"};

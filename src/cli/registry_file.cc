@@ -41,9 +41,16 @@ std::optional<std::uint64_t> parse_size(std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (ec != std::errc() || end == text.data()) return std::nullopt;
   const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  static const std::map<std::string_view, std::uint64_t> units = {
-      {"", 1},          {"B", 1},           {"KB", 1000},       {"MB", 1000'000},          {"GB", 1000'000'000},
-      {"TB", 1000'000'000'000}, {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40}};
+  static const std::map<std::string_view, std::uint64_t> units = {{"", 1},
+                                                                  {"B", 1},
+                                                                  {"KB", 1000},
+                                                                  {"MB", 1000'000},
+                                                                  {"GB", 1000'000'000},
+                                                                  {"TB", 1000'000'000'000},
+                                                                  {"KiB", 1ull << 10},
+                                                                  {"MiB", 1ull << 20},
+                                                                  {"GiB", 1ull << 30},
+                                                                  {"TiB", 1ull << 40}};
   const auto it = units.find(unit);
   if (it == units.end() || n > UINT64_MAX / it->second) return std::nullopt;
   return n * it->second;
@@ -54,7 +61,8 @@ std::optional<std::int64_t> parse_time(const std::string& text) {
   std::tm tm{};
   int consumed = 0;
   if (text.size() == 10) {
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &consumed) != 3) return std::nullopt;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &consumed) != 3)
+      return std::nullopt;
   } else if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
                          &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
     return std::nullopt;
@@ -168,10 +176,9 @@ class reader : public yaml_reader {
         error(r["name"], fmt::format("{}: robot names match [a-z0-9][a-z0-9._-]{{0,63}}", where));
       if (const auto d = r["description"]) {
         robot.description = scalar(d, where + ": description");
-        if (robot.description &&
-            (robot.description->size() > 1024 ||
-             std::any_of(robot.description->begin(), robot.description->end(),
-                         [](char c) { return c == '\x7f' || (c >= 0 && c < ' '); })))
+        if (robot.description && (robot.description->size() > 1024 ||
+                                  std::any_of(robot.description->begin(), robot.description->end(),
+                                              [](char c) { return c == '\x7f' || (c >= 0 && c < ' '); })))
           error(d, fmt::format("{}: a description is one line of at most 1024 bytes", where));
       }
       if (const auto e = r["expires_in_days"]) robot.expires_in_days = positive(e, "expires_in_days");
@@ -179,7 +186,8 @@ class reader : public yaml_reader {
         const auto text = scalar(e, "expires_at");
         if (text) robot.expires_at = parse_time(*text);
         if (text && !robot.expires_at)
-          error(e, fmt::format("{}: `expires_at` must be a date (2027-11-30) or a UTC time (2027-11-30T12:00:00Z)", where));
+          error(e, fmt::format("{}: `expires_at` must be a date (2027-11-30) or a UTC time (2027-11-30T12:00:00Z)",
+                               where));
         if (r["expires_in_days"]) error(e, fmt::format("{}: give expires_in_days or expires_at, not both", where));
       }
       for (const char* action : {"pull", "push", "delete"}) {
@@ -238,7 +246,6 @@ class reader : public yaml_reader {
       f.retention_lines.push_back(line(r));
     }
   }
-
 };
 
 // The API's answers, read strictly: a shape we do not know is an error, not a guess.
@@ -328,8 +335,7 @@ std::string export_registry_file(const server_state& state) {
       out << YAML::Key << name << YAML::Value << YAML::BeginMap;
       if (ns.visibility) out << YAML::Key << "visibility" << YAML::Value << *ns.visibility;
       if (ns.creation) out << YAML::Key << "creation" << YAML::Value << *ns.creation;
-      if (ns.immutable_tags)
-        out << YAML::Key << "immutable_tags" << YAML::Value << YAML::Flow << *ns.immutable_tags;
+      if (ns.immutable_tags) out << YAML::Key << "immutable_tags" << YAML::Value << YAML::Flow << *ns.immutable_tags;
       if (ns.quota_bytes) out << YAML::Key << "quota_bytes" << YAML::Value << *ns.quota_bytes;
       out << YAML::EndMap;
     }
@@ -377,10 +383,11 @@ std::string export_registry_file(const server_state& state) {
     out << YAML::Key << "grants" << YAML::Value << YAML::BeginSeq;
     for (const auto& [key, patterns] : other_rows) {
       std::vector<std::string> actions;
-      for (auto part : std::views::split(std::string_view(key.second), ',')) actions.emplace_back(part.begin(), part.end());
-      out << YAML::BeginMap << YAML::Key << "subject" << YAML::Value << YAML::DoubleQuoted << key.first
-          << YAML::Key << "actions" << YAML::Value << YAML::Flow << actions << YAML::Key << "repositories"
-          << YAML::Value << YAML::Flow << patterns << YAML::EndMap;
+      for (auto part : std::views::split(std::string_view(key.second), ','))
+        actions.emplace_back(part.begin(), part.end());
+      out << YAML::BeginMap << YAML::Key << "subject" << YAML::Value << YAML::DoubleQuoted << key.first << YAML::Key
+          << "actions" << YAML::Value << YAML::Flow << actions << YAML::Key << "repositories" << YAML::Value
+          << YAML::Flow << patterns << YAML::EndMap;
     }
     out << YAML::EndSeq;
   }

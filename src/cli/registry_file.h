@@ -48,7 +48,7 @@ struct registry_file {
   std::map<std::string, namespace_spec> namespaces;
   std::map<std::string, int> repositories;  // name -> line
   std::map<std::string, robot_spec> robots;
-  std::map<grant_row, int> grants;  // robots' pull/push/delete and the `grants:` entries, one row per pattern -> line
+  std::map<grant_row, int> grants;   // robots' pull/push/delete and the `grants:` entries, one row per pattern -> line
   std::vector<int> retention_lines;  // `retention:` entries (accepted, not managed by this version)
 };
 
@@ -63,10 +63,10 @@ registry_file parse_registry_file(const std::string& text, const std::string& pa
 struct server_state {
   std::map<std::string, namespace_spec> namespaces;  // declared in the server's config
   std::set<std::string> repositories;
-  std::map<std::string, robot_spec> robots;           // revoked ones too
+  std::map<std::string, robot_spec> robots;               // revoked ones too
   std::map<grant_row, std::vector<std::int64_t>> grants;  // stored grants -> their ids
-  std::set<grant_row> config_grants;                  // declared in the server's config (not managed here)
-  std::set<std::string> users;                        // user names known to exist
+  std::set<grant_row> config_grants;                      // declared in the server's config (not managed here)
+  std::set<std::string> users;                            // user names known to exist
 };
 
 // The state from the JSON answers of GET /api/v1/namespaces, repositories, robots, grants and users.

@@ -80,16 +80,18 @@ TEST(RegistryFile, ErrorsNameTheirLines) {
   EXPECT_EQ(parse_error("robots:\n  - name: ci\n    pull: [a]\n    pusj: [b]\n"),
             "r.yaml:4: unknown key `robots[].pusj` (known: name, description, pull, push, delete, expires_in_days, "
             "expires_at)");
-  EXPECT_NE(parse_error("robots:\n  - name: ci\n    push: [\"Production/*\"]\n").find("r.yaml:3: `push`: `Production/*` "
-                                                                                   "is not a repository pattern"),
+  EXPECT_NE(parse_error("robots:\n  - name: ci\n    push: [\"Production/*\"]\n")
+                .find("r.yaml:3: `push`: `Production/*` "
+                      "is not a repository pattern"),
             std::string::npos);
   EXPECT_EQ(parse_error("grants:\n  - subject: bob\n    actions: [pull]\n    repositories: [a/*]\n"),
             "r.yaml:2: `bob` is not a subject: user:NAME, robot:NAME or * (every authenticated caller); anonymous "
             "access is the namespace's visibility");
-  EXPECT_NE(parse_error("grants:\n  - subject: user:bob\n    actions: [pull, fly]\n    repositories: [a/*]\n").find(
-                "r.yaml:3: "),
+  EXPECT_NE(parse_error("grants:\n  - subject: user:bob\n    actions: [pull, fly]\n    repositories: [a/*]\n")
+                .find("r.yaml:3: "),
             std::string::npos);
-  EXPECT_EQ(parse_error("repositories:\n  - a/b\n  - a/b\n"), "r.yaml:3: repository a/b is listed twice (first on line 2)");
+  EXPECT_EQ(parse_error("repositories:\n  - a/b\n  - a/b\n"),
+            "r.yaml:3: repository a/b is listed twice (first on line 2)");
   EXPECT_EQ(parse_error("namespaces:\n  prod/x: {}\n"),
             "r.yaml:2: `namespaces.prod/x`: a namespace is one lower-case name component, e.g. production");
   EXPECT_EQ(parse_error("namespaces:\n  p:\n    quota_bytes: lots\n"),
@@ -106,9 +108,10 @@ TEST(RegistryFile, ListsEveryProblemAtOnce) {
 }
 
 TEST(RegistryFile, ExpiresAtTakesADateOrAUtcTime) {
-  const auto f = parse_registry_file("robots:\n  - name: a\n    pull: [x]\n    expires_at: 2027-11-30\n"
-                                     "  - name: b\n    pull: [x]\n    expires_at: 2027-11-30T12:00:00Z\n",
-                                     "r.yaml");
+  const auto f = parse_registry_file(
+      "robots:\n  - name: a\n    pull: [x]\n    expires_at: 2027-11-30\n"
+      "  - name: b\n    pull: [x]\n    expires_at: 2027-11-30T12:00:00Z\n",
+      "r.yaml");
   EXPECT_EQ(f.robots.at("a").expires_at, 1827532800);
   EXPECT_EQ(f.robots.at("b").expires_at, 1827532800 + 12 * 3600);
   EXPECT_EQ(rfc3339(1827532800 + 12 * 3600), "2027-11-30T12:00:00Z");
@@ -117,18 +120,23 @@ TEST(RegistryFile, ExpiresAtTakesADateOrAUtcTime) {
 
 json api_state() {
   return {
-      {"namespaces", json{{"namespaces", {{{"name", "production"}, {"visibility", "private"}, {"creation", "explicit"}}}}}},
+      {"namespaces",
+       json{{"namespaces", {{{"name", "production"}, {"visibility", "private"}, {"creation", "explicit"}}}}}},
       {"repositories", json{{"repositories", {"production/gateway", "staging/web"}}}},
-      {"robots", json{{"robots",
-                       {{{"name", "deploy"}, {"description", "rollouts"}, {"expires_at", 1827532800}, {"revoked_at", nullptr}},
-                        {{"name", "old"}, {"description", ""}, {"expires_at", nullptr}, {"revoked_at", 1700000000}}}}}},
-      {"grants", json{{"grants",
-                       {{{"subject", "robot:deploy"}, {"actions", "pull"}, {"repositories", {"production/*"}},
-                         {"source", "namespaces.production.grants[0]"}},
-                        {{"id", 1}, {"subject", "robot:deploy"}, {"actions", "pull"}, {"repositories", {"staging/*"}}},
-                        {{"id", 2}, {"subject", "user:alice"}, {"actions", "pull,push"}, {"repositories", {"staging/*"}}},
-                        {{"id", 3}, {"subject", "robot:old"}, {"actions", "push"}, {"repositories", {"staging/*"}}},
-                        {{"id", 4}, {"subject", "user:gone"}, {"actions", "pull"}, {"repositories", {"staging/*"}}}}}}},
+      {"robots",
+       json{{"robots",
+             {{{"name", "deploy"}, {"description", "rollouts"}, {"expires_at", 1827532800}, {"revoked_at", nullptr}},
+              {{"name", "old"}, {"description", ""}, {"expires_at", nullptr}, {"revoked_at", 1700000000}}}}}},
+      {"grants",
+       json{{"grants",
+             {{{"subject", "robot:deploy"},
+               {"actions", "pull"},
+               {"repositories", {"production/*"}},
+               {"source", "namespaces.production.grants[0]"}},
+              {{"id", 1}, {"subject", "robot:deploy"}, {"actions", "pull"}, {"repositories", {"staging/*"}}},
+              {{"id", 2}, {"subject", "user:alice"}, {"actions", "pull,push"}, {"repositories", {"staging/*"}}},
+              {{"id", 3}, {"subject", "robot:old"}, {"actions", "push"}, {"repositories", {"staging/*"}}},
+              {{"id", 4}, {"subject", "user:gone"}, {"actions", "pull"}, {"repositories", {"staging/*"}}}}}}},
       {"users", json{{"users", {{{"name", "alice"}, {"created_at", 1}}}}}},
   };
 }
