@@ -347,3 +347,36 @@ def test_the_check_file_is_validated_with_lines(make_registry, tmp_path, cli_env
         """, "checks.yaml")
     bad = berth(cli_env, "check", "-f", checks, check=False)
     assert bad.returncode == 1 and f"{checks}:3: unknown key `checks[].exist`" in bad.stderr, bad
+
+
+def test_apply_at_a_terminal_asks_first(make_registry, tmp_path, cli_env):
+    """At a terminal, apply shows the plan and goes ahead only on `yes`."""
+    import pty
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    path = write(tmp_path, "repositories:\n  - production/gateway\n")
+
+    def at_terminal(answer):
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([os.environ["BERTH_BIN"], "apply", "-f", path], stdin=follower, stdout=follower,
+                                stderr=follower, env=cli_env)
+        os.close(follower)
+        seen = b""
+        while b"Only `yes` goes ahead: " not in seen:
+            chunk = os.read(leader, 4096)
+            assert chunk, seen
+            seen += chunk
+        os.write(leader, answer + b"\n")
+        try:
+            while chunk := os.read(leader, 4096):
+                seen += chunk
+        except OSError:  # EIO: the terminal's last writer is gone
+            pass
+        os.close(leader)
+        return proc.wait(timeout=60), seen.decode()
+
+    code, out = at_terminal(b"y")
+    assert code == 1 and "+ repository production/gateway" in out and "not applied" in out, out
+    assert repositories(admin) == []
+    code, out = at_terminal(b"yes")
+    assert code == 0 and "+ repository production/gateway: done" in out, out
+    assert repositories(admin) == ["production/gateway"]
