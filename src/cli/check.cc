@@ -1,6 +1,7 @@
 // berth check: would SUBJECT be allowed ACTION on REPO (with the deciding grant or rule), offline from a
 // config and data directory or through the registry's API; does a repository exist (--exists); and a
-// CI preflight file of such questions (-f checks.yaml, preflight.h). Exit 0 when every answer is yes,
+// CI preflight file of such questions (-f checks.yaml, preflight.h; an OIDC identity given by its claims
+// is decided by the federation rules of the server's config, --config). Exit 0 when every answer is yes,
 // 3 (exit_denied) naming each one that is not, 1 on an error.
 #include <fmt/core.h>
 
@@ -87,6 +88,14 @@ void run_file(const check_options& o) {
     try {
       switch (c.what) {
         case preflight_check::kind::access: {
+          if (!c.issuer.empty()) {
+            if (o.config.empty())
+              throw cli_error("a check by claims is decided by the server's config: pass --config FILE");
+            const auto exists = ask_exists(s, c.repository, true).yes;
+            const auto d = app::claims_check(o.config, c.issuer, c.claims, c.action, c.repository, exists);
+            a = {d.allowed, d.subject, d.reason};
+            break;
+          }
           std::string as = c.subject;
           if (as.empty()) {
             const char* token = std::getenv(c.token_env.c_str());
@@ -103,7 +112,7 @@ void run_file(const check_options& o) {
           a = ask_tag_free(s, c.repository, c.tag);
           break;
       }
-    } catch (const cli_error& e) {
+    } catch (const std::runtime_error& e) {  // cli_error, and the config's errors
       a = {false, "", e.what()};
     }
     const std::string title = c.name.empty() ? c.question() : fmt::format("{} ({})", c.name, c.question());
@@ -124,8 +133,8 @@ void run_file(const check_options& o) {
 
 void run(const check_options& o) {
   if (!o.file.empty()) {
-    if (!o.as.empty() || !o.action.empty() || !o.repo.empty() || o.exists)
-      throw cli_error("-f takes its questions from the file: no --as, --action, --repo or --exists with it");
+    if (!o.as.empty() || !o.action.empty() || !o.repo.empty() || o.exists || !o.data.empty())
+      throw cli_error("-f takes its questions from the file: no --as, --action, --repo, --exists or --data with it");
     run_file(o);
     return;
   }
@@ -163,7 +172,8 @@ void add_check_commands(CLI::App& cli) {
   check->add_flag("--exists", o->exists, "Whether --repo exists (exit 3 when it does not)");
   check->add_option("-f,--file", o->file, "A preflight file of checks (exit 3 naming each that fails)")
       ->check(CLI::ExistingFile);
-  check->add_option("--config", o->config, "Decide offline from this config file")->check(CLI::ExistingFile);
+  check->add_option("--config", o->config, "Decide offline from this config file (with -f: the checks by claims)")
+      ->check(CLI::ExistingFile);
   check->add_option("--data", o->data, "Decide offline with this data directory's identities");
   check->add_option("--registry", o->registry, "Ask this registry's API (default: the last `berth login`)");
   check->callback([o] { run(*o); });

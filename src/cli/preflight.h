@@ -4,6 +4,10 @@
 //     - subject: robot:ci             # or user:NAME, anonymous; or token_env: VAR (an OIDC token)
 //       action: push
 //       repository: production/gateway
+//     - issuer: github                # an OIDC identity by its claims, decided by the server's
+//       claims: {repository: acme/shop, ref: refs/heads/main}   # config (berth check --config)
+//       action: push
+//       repository: production/gateway
 //     - repository: production/mindmirror
 //       exists: true
 //     - repository: production/gateway
@@ -11,6 +15,7 @@
 // Pure: the command (check.cc) asks the registry.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -22,6 +27,8 @@ struct preflight_check {
   std::string name;       // optional `name:`, for the report
   std::string subject;    // access: "user:NAME", "robot:NAME", "anonymous"; empty with token_env
   std::string token_env;  // access: the environment variable holding an OIDC token to ask as
+  std::string issuer;     // access: a federation of the server's config, with `claims`
+  nlohmann::json claims;  // access: the claims of the OIDC identity (strings), with `issuer`
   std::string action;     // access: pull, push, delete, list, admin
   std::string repository;
   bool exists = true;  // exists: whether the repository should exist

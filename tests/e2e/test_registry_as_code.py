@@ -274,6 +274,14 @@ checks:
   - token_env: CI_OIDC_TOKEN
     action: push
     repository: production/gateway
+  - issuer: github
+    claims: {repository: acme/shop, ref: refs/heads/main, sub: "repo:acme/shop:ref:refs/heads/main"}
+    action: push
+    repository: production/gateway
+  - issuer: github
+    claims: {repository: acme/shop, ref: refs/heads/develop, sub: "repo:acme/shop:ref:refs/heads/develop"}
+    action: push
+    repository: production/gateway
 """
 
 
@@ -298,7 +306,7 @@ def test_seed_story_a_deploy_whose_repository_was_never_created(make_registry, t
     checks = write(tmp_path, SEED_CHECKS, "checks.yaml")
     env = {**cli_env, "CI_OIDC_TOKEN": issuer.token("refs/heads/main")}
 
-    before = berth(env, "check", "-f", checks, check=False)
+    before = berth(env, "check", "-f", checks, "--config", reg.config_path, check=False)
     assert before.returncode == 3, before
     lines = before.stdout.splitlines()
     assert lines[0].startswith("FAIL  CI may push the gateway (robot:ci may push production/gateway): "), lines
@@ -307,7 +315,14 @@ def test_seed_story_a_deploy_whose_repository_was_never_created(make_registry, t
                                "exist"), lines
     assert lines[2] == "ok    tag v1.2.0 is free in production/gateway", lines
     assert lines[3].startswith("FAIL  $CI_OIDC_TOKEN may push production/gateway"), lines
-    assert lines[4] == "3 of 4 checks failed", lines
+    main = "oidc of github with ref=refs/heads/main repository=acme/shop sub=repo:acme/shop:ref:refs/heads/main"
+    develop = ("oidc of github with ref=refs/heads/develop repository=acme/shop "
+               "sub=repo:acme/shop:ref:refs/heads/develop")
+    assert lines[4].startswith(f"FAIL  {main} may push production/gateway: repository production/gateway does not "
+                               "exist"), lines
+    assert lines[5].startswith(f"FAIL  {develop} may push production/gateway: "), lines
+    assert "rules matched: develop" in lines[5], lines
+    assert lines[6] == "5 of 6 checks failed", lines
     no = berth(env, "check", "--repo", "production/gateway", "--exists", check=False)
     assert no.returncode == 3 and "does not exist" in no.stdout, no
 
@@ -321,19 +336,24 @@ def test_seed_story_a_deploy_whose_repository_was_never_created(make_registry, t
     assert plan.returncode == 2 and changes(plan.stdout) == ["+ repository production/gateway"], plan.stdout
     berth(cli_env, "apply", "-f", path, "--yes")
 
-    after = berth(env, "check", "-f", checks)
-    assert after.stdout.splitlines() == [
+    after = berth(env, "check", "-f", checks, "--config", reg.config_path, check=False)
+    assert after.returncode == 3
+    assert after.stdout.splitlines()[:-2] == [
         "ok    CI may push the gateway (robot:ci may push production/gateway)",
         "ok    repository production/gateway exists",
         "ok    tag v1.2.0 is free in production/gateway",
         "ok    $CI_OIDC_TOKEN may push production/gateway",
-        "4 checks passed",
+        f"ok    {main} may push production/gateway",
     ], after.stdout
+    assert after.stdout.splitlines()[-2].startswith(f"FAIL  {develop} may push"), after.stdout  # still refused
+    assert after.stdout.splitlines()[-1] == "1 of 6 checks failed"
+    no_config = berth(env, "check", "-f", checks, check=False)
+    assert "a check by claims is decided by the server's config: pass --config FILE" in no_config.stdout
     assert berth(env, "check", "--repo", "production/gateway", "--exists").returncode == 0
     ci.push_image("production/gateway", "v1.2.0")
 
     # Once released, the tag is no longer free: the preflight of a second release of v1.2.0 fails.
-    again = berth(env, "check", "-f", checks, check=False)
+    again = berth(env, "check", "-f", checks, "--config", reg.config_path, check=False)
     assert again.returncode == 3
     assert "FAIL  tag v1.2.0 is free in production/gateway: tag v1.2.0 already exists" in again.stdout, again.stdout
 
