@@ -3,16 +3,20 @@
 #include <memory>
 
 #include "http/client.h"
-#include "policy/federation.h"
 
 namespace berth::app {
 
-policy::federation_verifier make_federation_verifier(const config& c) {
-  if (c.federation.empty()) return {};
+std::shared_ptr<const policy::federation> make_federation(const config& c) {
+  if (c.federation.empty()) return nullptr;
   auto fetch = [](const std::string& url, const std::string& ca_file) {
     return http::https_get(url, http::client_options{.ca_file = ca_file});
   };
-  auto fed = std::make_shared<const policy::federation>(c.federation, fetch);
+  return std::make_shared<const policy::federation>(c.federation, fetch);
+}
+
+policy::federation_verifier make_federation_verifier(const config& c) {
+  auto fed = make_federation(c);
+  if (!fed) return {};
   return [fed](std::string_view token) { return fed->verify(token); };
 }
 

@@ -61,4 +61,17 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   return check_answer{d.allowed, who->subject, d.reason};
 }
 
+check_answer claims_check(const std::string& config_path, const std::string& issuer, const nlohmann::json& claims,
+                          const std::string& action, const std::string& repository, bool exists) {
+  const config c = load_config(config_path);
+  const auto a = policy::parse_action(action);
+  if (!a) throw std::runtime_error("action must be pull, push, delete, list or admin");
+  const auto fed = make_federation(c);
+  if (!fed) throw std::runtime_error(fmt::format("{} has no `federation:`", config_path));
+  auto who = fed->preview(issuer, claims);
+  if (!who) throw std::runtime_error(who.error().detail);
+  const auto d = policy::policy(c.policy).preflight(*who, *a, repository, exists);
+  return check_answer{d.allowed, who->subject, d.reason};
+}
+
 }  // namespace berth::app

@@ -3,6 +3,7 @@
 // does not exist in an explicit namespace is denied, naming the command that creates it).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace berth::app {
@@ -18,5 +19,12 @@ struct check_answer {
 // directory. Throws std::runtime_error with a short message when `as` cannot be resolved.
 check_answer offline_check(const std::string& config_path, const std::string& data_dir, const std::string& as,
                            const std::string& action, const std::string& repository);
+
+// What a CI job's OIDC identity may do, from its claims rather than a token: the config's federation
+// `issuer` (name or URL) and rules make the principal (federation::preview), the config's policy
+// decides; `exists` says whether the repository exists (a push to a missing repository of an explicit
+// namespace is denied). Throws std::runtime_error for an unknown issuer or a claim set without subject.
+check_answer claims_check(const std::string& config_path, const std::string& issuer, const nlohmann::json& claims,
+                          const std::string& action, const std::string& repository, bool exists);
 
 }  // namespace berth::app

@@ -4,4 +4,13 @@
 
 #include <CLI/CLI.hpp>
 
-namespace berth::cli {}  // namespace berth::cli
+namespace berth::cli {
+
+// berth check: the policy's answer for one identity, action and repository (offline or via the API),
+// whether a repository exists, and a CI preflight file of such questions (check.cc).
+void add_check_commands(CLI::App& cli);
+
+// berth plan | apply | export: the registry as code (plan.cc).
+void add_plan_commands(CLI::App& cli);
+
+}  // namespace berth::cli

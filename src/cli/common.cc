@@ -109,12 +109,14 @@ json call(const session& s, const std::string& method, const std::string& target
   auto doc = json::parse(reply.body, nullptr, false);
   if (reply.status >= 200 && reply.status < 300) return doc.is_discarded() ? json::object() : doc;
   std::string message = fmt::format("HTTP {}", reply.status);
+  std::string code;
   if (doc.is_object() && doc.contains("errors") && doc["errors"].is_array() && !doc["errors"].empty()) {
     const auto& e = doc["errors"][0];
     message = e.value("detail", e.value("message", message));
-    if (e.value("code", "") == "UNAUTHORIZED") message += " (run `berth login` again?)";
+    code = e.value("code", "");
+    if (code == "UNAUTHORIZED") message += " (run `berth login` again?)";
   }
-  throw cli_error(message);
+  throw api_error(reply.status, code, message);
 }
 
 std::string percent_encode(const std::string& s) {

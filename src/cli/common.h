@@ -24,6 +24,14 @@ struct cli_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The admin API refused a call: its HTTP status and OCI error code, with the message.
+struct api_error : cli_error {
+  api_error(int status, std::string code, const std::string& message)
+      : cli_error(message), status(status), code(std::move(code)) {}
+  int status;
+  std::string code;
+};
+
 // Ends the command with `code` and no message (from a subcommand's callback).
 [[noreturn]] inline void exit_with(int code) { throw CLI::RuntimeError(code); }
 
@@ -47,7 +55,8 @@ struct session {
 };
 session open_session(const std::string& registry);
 
-// The admin API's answer as JSON, or a cli_error with the message of its OCI error envelope.
+// The admin API's answer as JSON; an api_error with the message of its OCI error envelope, or a
+// cli_error when the registry cannot be reached.
 json call(const session& s, const std::string& method, const std::string& target, const json& body = nullptr);
 
 // Percent-encodes all but unreserved characters and '/' (for names in paths and queries).

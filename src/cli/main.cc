@@ -2,18 +2,17 @@
 //   berth serve ...                      run the registry
 //   berth login URL [-u USER]            check credentials and keep them (0600) for the commands below
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
-//   berth check --as WHO --action A --repo R   the policy's answer, offline (--config/--data) or via the API
+//   berth check --as WHO --action A --repo R | --repo R --exists | -f checks.yaml   (check.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
+//   berth plan|apply -f registry.yaml | export   the registry as code (plan.cc)
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
-#include <algorithm>
 #include <exception>
 
 #include "app/config.h"
 #include "app/serve.h"
-#include "app/offline_check.h"
 #include "auth/password.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -72,20 +71,9 @@ int main(int argc, char** argv) {
   robot_revoke->add_option("name", robot_name, "Robot name")->required();
   for (auto* c : {robot_create, robot_list, robot_revoke}) c->add_option("--registry", registry, "Registry URL");
 
-  auto* check = cli.add_subcommand("check", "Would this identity be allowed? Prints the deciding grant or rule");
-  std::string check_as, check_action, check_repo, check_config, check_data;
-  check->add_option("--as", check_as,
-                    "user:NAME, robot:NAME, anonymous, a robot token, or an OIDC token (offline, with --config)")
-      ->required();
-  check->add_option("--action", check_action, "pull, push, delete, list or admin")
-      ->required()
-      ->check(CLI::IsMember({"pull", "push", "delete", "list", "admin"}));
-  check->add_option("--repo", check_repo, "Repository, e.g. production/app")->required();
-  check->add_option("--config", check_config, "Decide offline from this config file")->check(CLI::ExistingFile);
-  check->add_option("--data", check_data, "Decide offline with this data directory's identities");
-  check->add_option("--registry", registry, "Ask this registry's API (default: the last `berth login`)");
-
   auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
+  add_check_commands(cli);
+  add_plan_commands(cli);
 
   try {
     cli.parse(argc, argv);
@@ -167,35 +155,6 @@ int main(int argc, char** argv) {
       call(open_session(registry), "DELETE", "/api/v1/robots/" + percent_encode(robot_name));
       fmt::print("robot:{} revoked\n", robot_name);
       return 0;
-    }
-    if (check->parsed()) {
-      bool allowed = false;
-      std::string subject, reason;
-      if (!check_config.empty() || !check_data.empty()) {
-        const auto answer = berth::app::offline_check(check_config, check_data, check_as, check_action, check_repo);
-        allowed = answer.allowed;
-        subject = answer.subject;
-        reason = answer.reason;
-      } else {
-        const auto s = open_session(registry);
-        std::string target = fmt::format("/api/v1/check?action={}&repository={}", percent_encode(check_action),
-                                         percent_encode(check_repo));
-        session as = s;
-        if (check_as.starts_with("user:") || check_as.starts_with("robot:") || check_as == "anonymous") {
-          target += "&subject=" + percent_encode(check_as);
-        } else if (std::count(check_as.begin(), check_as.end(), '.') == 2) {
-          as = session{s.url, "oidc", check_as};  // an OIDC token: ask as that identity
-        } else {
-          throw cli_error("--as takes user:NAME, robot:NAME, anonymous or an OIDC token (robot tokens: use --data)");
-        }
-        const auto r = call(as, "GET", target);
-        allowed = r.value("allowed", false);
-        subject = r.value("subject", check_as);
-        reason = r.value("reason", "");
-      }
-      fmt::print("{}: {} may {}{} {}\n  {}\n", allowed ? "allowed" : "denied", subject, allowed ? "" : "not ",
-                 check_action, check_repo, reason);
-      return allowed ? 0 : exit_denied;
     }
     if (hash->parsed()) {
       const std::string password = read_secret("Password: ");

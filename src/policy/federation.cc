@@ -164,24 +164,35 @@ result<principal> federation::verify(std::string_view token) const {
   checks.audiences = state->config.audiences;
   checks.now = std::chrono::system_clock::now();
   if (auto ok = auth::check_claims(jws->claims, checks); !ok) return std::unexpected(ok.error());
-  const auto sub = jws->claims.find(state->config.subject_claim);
-  if (sub == jws->claims.end() || !sub->is_string() || sub->get<std::string>().empty())
-    return fail(errc::unauthorized, fmt::format("token has no `{}` claim", state->config.subject_claim));
+  return principal_of(*state, jws->claims);
+}
+
+result<principal> federation::preview(std::string_view issuer, const nlohmann::json& claims) const {
+  for (const auto& s : issuers_) {
+    if (s->config.name == issuer || s->config.issuer == issuer) return principal_of(*s, claims);
+  }
+  return fail(errc::not_found, fmt::format("no federation named {} in the config", issuer));
+}
+
+result<principal> federation::principal_of(const issuer_state& s, const nlohmann::json& claims) {
+  const auto sub = claims.find(s.config.subject_claim);
+  if (sub == claims.end() || !sub->is_string() || sub->get<std::string>().empty())
+    return fail(errc::unauthorized, fmt::format("token has no `{}` claim", s.config.subject_claim));
 
   principal who;
   who.subject = "oidc:" + sub->get<std::string>();
   std::string tried;
-  for (const auto& [rule, g] : state->rules) {
+  for (const auto& [rule, g] : s.rules) {
     if (!tried.empty()) tried += ", ";
     tried += g.source.substr(g.source.rfind(' ') + 1);
-    if (rule.matches(jws->claims)) {
+    if (rule.matches(claims)) {
       grant copy = g;
       copy.subject = who.subject;
       who.grants.push_back(std::move(copy));
     }
   }
   if (who.grants.empty()) {
-    who.denial_hint = fmt::format("no rule of federation \"{}\" matched this token; rules: {}", state->config.name,
+    who.denial_hint = fmt::format("no rule of federation \"{}\" matched this token; rules: {}", s.config.name,
                                   tried.empty() ? std::string("none") : tried);
   } else {
     std::string matched;
@@ -190,7 +201,7 @@ result<principal> federation::verify(std::string_view token) const {
       matched += g.source.substr(g.source.rfind(' ') + 1);
     }
     who.denial_hint = fmt::format("federation \"{}\" rules matched: {}; none of them grants this (rules: {})",
-                                  state->config.name, matched, tried);
+                                  s.config.name, matched, tried);
   }
   return who;
 }

@@ -36,8 +36,16 @@ class federation {
   // refresh, or a token whose key id is unknown (at most one such fetch per issuer per 30 s).
   result<principal> verify(std::string_view token) const;
 
+  // The principal a verified token of `issuer` (its name in the config, or its URL) carrying `claims`
+  // would get: the subject claim and the rules, with no signature, audience or time to check. For
+  // `berth check`, which asks what a CI job's identity may do before the job runs. Fails with
+  // errc::not_found for an unknown issuer, errc::unauthorized when the subject claim is missing.
+  result<principal> preview(std::string_view issuer, const nlohmann::json& claims) const;
+
  private:
   struct issuer_state;
+  // The principal of verified `claims`: what both verify() and preview() answer.
+  static result<principal> principal_of(const issuer_state& s, const nlohmann::json& claims);
   std::shared_ptr<const auth::key_set> keys_for(issuer_state& s, const nlohmann::json& header) const;
   void refresh(issuer_state& s) const;
 

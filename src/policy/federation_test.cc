@@ -112,5 +112,23 @@ TEST_F(FetchedFederation, ADiscoveryDocumentOfAnotherIssuerIsNotTrusted) {
   EXPECT_FALSE(fed.verify(token(a)));
 }
 
+TEST_F(FetchedFederation, PreviewMatchesTheRulesOnClaimsWithoutAToken) {
+  serve(key("a.pem"));
+  auto fed = make();
+  const nlohmann::json main{{"sub", "repo:acme/shop:ref:refs/heads/main"}, {"ref", "refs/heads/main"}};
+  for (const std::string_view name : {std::string_view("ci"), issuer_url}) {
+    auto who = fed.preview(name, main);
+    ASSERT_TRUE(who) << who.error().detail;
+    EXPECT_EQ(who->subject, "oidc:repo:acme/shop:ref:refs/heads/main");
+    ASSERT_EQ(who->grants.size(), 1u);
+    EXPECT_EQ(who->grants[0].repositories, std::vector<std::string>{"production/*"});
+  }
+  auto develop = fed.preview("ci", {{"sub", "repo:acme/shop:ref:refs/heads/develop"}, {"ref", "refs/heads/develop"}});
+  ASSERT_TRUE(develop);
+  EXPECT_TRUE(develop->grants.empty());
+  EXPECT_EQ(fed.preview("other", main).error().code, errc::not_found);
+  EXPECT_EQ(fed.preview("ci", {{"ref", "refs/heads/main"}}).error().code, errc::unauthorized);
+}
+
 }  // namespace
 }  // namespace berth::policy
