@@ -4,4 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
-namespace berth::cli {}  // namespace berth::cli
+namespace berth::cli {
+
+// berth migrate, berth import-distribution (migrate.cc).
+void add_migrate_commands(CLI::App& cli);
+
+}  // namespace berth::cli
