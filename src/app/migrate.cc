@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -54,7 +53,7 @@ std::string human(std::uint64_t bytes) {
 // per finished repository, so a log or a test can follow the run.
 class progress {
  public:
-  progress(std::FILE* out, const copy_summary& sum) : out_(out), tty_(::isatty(::fileno(out)) == 1), sum_(sum) {}
+  explicit progress(std::FILE* out) : out_(out), tty_(::isatty(::fileno(out)) == 1) {}
 
   void total(std::uint64_t blobs, std::uint64_t bytes) {
     blobs_total_ = blobs;
@@ -64,10 +63,16 @@ class progress {
     repo_ = name;
     draw(true);
   }
-  // `bytes` more are done (copied, or found present).
-  void advance(std::uint64_t bytes, bool blob_done) {
+  // `bytes` more were copied.
+  void copied(std::uint64_t bytes) {
     bytes_done_ += bytes;
-    if (blob_done) ++blobs_done_;
+    bytes_copied_ += bytes;
+    draw(false);
+  }
+  // A blob is done: copied, or found present (its `bytes_present` count as done).
+  void blob_done(std::uint64_t bytes_present) {
+    bytes_done_ += bytes_present;
+    ++blobs_done_;
     draw(false);
   }
   void repository_done() {
@@ -88,7 +93,7 @@ class progress {
     if (!now && t - last_ < std::chrono::milliseconds(100)) return;
     last_ = t;
     const double seconds = std::chrono::duration<double>(t - start_).count();
-    const double rate = seconds > 0 ? static_cast<double>(sum_.bytes_copied) / seconds : 0;
+    const double rate = seconds > 0 ? static_cast<double>(bytes_copied_) / seconds : 0;
     const auto percent = bytes_total_ ? bytes_done_ * 100 / bytes_total_ : 100;
     fmt::print(out_, "\r\x1b[K[{:3}%] {}/{} blobs, {} of {}, {}/s  {}", percent, blobs_done_, blobs_total_,
                human(bytes_done_), human(bytes_total_), human(static_cast<std::uint64_t>(rate)), repo_);
@@ -97,9 +102,8 @@ class progress {
 
   std::FILE* out_;
   bool tty_;
-  const copy_summary& sum_;
   std::string repo_;
-  std::uint64_t blobs_total_ = 0, bytes_total_ = 0, blobs_done_ = 0, bytes_done_ = 0;
+  std::uint64_t blobs_total_ = 0, bytes_total_ = 0, blobs_done_ = 0, bytes_done_ = 0, bytes_copied_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
 
@@ -120,7 +124,7 @@ class target {
         pool_(8),
         stores_(open_stores(c, pool_, opener::server)),
         uploads_(*stores_.blobs, stores_.meta->uploads(), pool_),
-        progress_(out, sum) {}
+        progress_(out) {}
 
   meta::metadata_store& meta() { return *stores_.meta; }
   auth::identity_store& identities() { return *stores_.identities; }
@@ -139,7 +143,7 @@ class target {
       ++sum.links;
     }
     ++sum.blobs_present;
-    progress_.advance(size, true);
+    progress_.blob_done(size);
     co_return true;
   }
 
@@ -157,7 +161,7 @@ class target {
       auto written = co_await session.write(std::string_view(buf.data(), got));
       checked(std::move(written), what);
       offset += got;
-      progress_.advance(got, false);
+      progress_.copied(got);
     }
     auto committed = co_await session.commit(d);
     if (!committed && committed.error().code == errc::digest_invalid) {
@@ -168,7 +172,7 @@ class target {
     ++sum.blobs_copied;
     ++sum.links;
     sum.bytes_copied += size;
-    progress_.advance(0, true);
+    progress_.blob_done(0);
   }
 
   // Stores manifest `m` in `repo` unless the target holds it.
