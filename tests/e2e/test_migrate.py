@@ -141,6 +141,26 @@ def test_migrate_refuses_a_directory_a_server_holds(make_registry, tmp_path):
     assert "in use by another Berth" in refused.stderr, refused.stderr
 
 
+def test_a_blob_whose_bytes_do_not_match_its_digest_stops_the_migration(make_registry, tmp_path):
+    source = make_registry()
+    data = random_bytes(1000)
+    dgst = Client(source).push_blob("team/app", data)
+    source.stop()
+    hexdigest = dgst.split(":", 1)[1]
+    path = os.path.join(source.data_dir, "blobs", "sha256", hexdigest[:2], hexdigest)
+    with open(path, "r+b") as f:  # one flipped byte on disk
+        f.write(bytes([data[0] ^ 1]))
+    config, data_dir = target_config(tmp_path)
+    refused = migrate(source, config, data_dir)
+    assert refused.returncode == 1
+    assert f"do not hash to {dgst}" in refused.stderr and "source is damaged" in refused.stderr, refused.stderr
+    target = serve_target(config, data_dir)
+    try:
+        assert Client(target).get(f"/v2/team/app/blobs/{dgst}").status == 404  # nothing stored under it
+    finally:
+        target.stop()
+
+
 def test_an_interrupted_migration_finishes_when_run_again(make_registry, tmp_path):
     source = make_registry()
     c = Client(source)
