@@ -53,15 +53,6 @@ awaitable<result<void>> check_references(context& ctx, std::string_view name, co
   co_return result<void>{};
 }
 
-meta::manifest_record make_record(digest d, std::string media_type, std::string content, parsed_manifest&& m) {
-  meta::manifest_record rec{std::move(d), std::move(media_type), std::move(content), std::move(m.subject),
-                            std::move(m.artifact_type), std::move(m.annotations_json), {}};
-  rec.references.reserve(m.blobs.size() + m.manifests.size());
-  for (auto& b : m.blobs) rec.references.push_back(std::move(b.dgst));
-  for (auto& c : m.manifests) rec.references.push_back(std::move(c.dgst));
-  return rec;
-}
-
 }  // namespace
 
 awaitable<result<response>> get_manifest(context& ctx, request&, const route& r, bool head) {
@@ -117,7 +108,7 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   std::optional<digest> subject = parsed->subject;
   // Serve the Content-Type as pushed when it names the manifest's type; else the body's own type.
   std::string media_type = content_type.starts_with(parsed->media_type) ? content_type : parsed->media_type;
-  auto rec = make_record(d, std::move(media_type), std::move(*body), std::move(*parsed));
+  auto rec = meta::make_manifest_record(d, std::move(media_type), std::move(*body), std::move(*parsed));
   auto stored = co_await ctx.meta.put_manifest(*name, rec, tag);
   if (!stored) co_return std::unexpected(stored.error());
 

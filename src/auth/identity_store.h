@@ -52,6 +52,7 @@ struct robot_record {
   std::optional<std::int64_t> expires_at;  // unix seconds; nullopt: never
   std::optional<std::int64_t> revoked_at;
   std::int64_t created_at = 0;
+  std::string token_hash;  // robot_token_hash of its token
 
   // Usable now: not revoked, not expired.
   bool active(std::int64_t now) const { return !revoked_at && (!expires_at || *expires_at > now); }
@@ -96,6 +97,9 @@ class identity_store {
   virtual awaitable<result<std::vector<robot_record>>> list_robots() = 0;
   // False when there is no such robot or it was already revoked.
   virtual awaitable<result<bool>> revoke_robot(std::string_view name) = 0;
+  // Stores `r` as it is (token hash, dates, revocation): a robot copied from another store, whose
+  // token keeps working (berth migrate). errc::already_exists as create_robot.
+  virtual awaitable<result<void>> put_robot(const robot_record& r) = 0;
 
   // Grants. Returns the new grant's id: positive, larger than every id handed out before.
   virtual awaitable<result<std::int64_t>> add_grant(std::string_view subject, std::string_view actions,

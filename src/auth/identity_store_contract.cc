@@ -213,6 +213,35 @@ TEST_P(IdentityStoreContract, ListRobotsIsInByteOrderAndIncludesRevokedOnes) {
   for (const auto& r : ok(store_->list_robots())) EXPECT_EQ(r.revoked_at.has_value(), r.name == "m") << r.name;
 }
 
+TEST_P(IdentityStoreContract, PutRobotStoresARobotAsItIsAndItsTokenWorks) {
+  const auto made = ok(store_->create_robot("made", "", std::nullopt));
+  EXPECT_EQ(ok(store_->find_robot("made"))->token_hash, robot_token_hash(made));
+
+  // A robot as berth migrate copies it from another store: its token hash, dates and revocation.
+  const auto token = new_robot_token();
+  const robot_record ci{"ci", "pushes", 4000000000, std::nullopt, 1234, robot_token_hash(token)};
+  const robot_record old{"old", "", std::nullopt, 2000, 1000, robot_token_hash(new_robot_token())};
+  ok(store_->put_robot(ci));
+  ok(store_->put_robot(old));
+  auto copied = ok(store_->robot_by_token(token));
+  ASSERT_TRUE(copied);
+  EXPECT_EQ(copied->name, "ci");
+  EXPECT_EQ(copied->description, "pushes");
+  EXPECT_EQ(copied->expires_at, 4000000000);
+  EXPECT_EQ(copied->created_at, 1234);
+  EXPECT_FALSE(copied->revoked_at);
+  EXPECT_EQ(copied->token_hash, ci.token_hash);
+  auto revoked = ok(store_->find_robot("old"));
+  ASSERT_TRUE(revoked);
+  EXPECT_EQ(revoked->revoked_at, 2000);
+  EXPECT_EQ(robot_names(*store_), (names{"ci", "made", "old"}));
+
+  auto again = sync_wait(store_->put_robot(robot_record{"ci", "", std::nullopt, std::nullopt, 1, "x"}));
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, errc::already_exists);
+  EXPECT_EQ(ok(store_->find_robot("ci"))->description, "pushes");
+}
+
 // ---- grants ----
 
 TEST_P(IdentityStoreContract, GrantIdsArePositiveAndIncreasing) {

@@ -87,7 +87,7 @@ constexpr std::string_view delete_user_sql =
 // ON CONFLICT DO NOTHING: a taken name changes nothing (0), in one statement.
 constexpr std::string_view insert_robot_sql = BERTH_WRITE(
     "INSERT INTO robots(name, token_hash, description, expires_at, revoked_at, created_at) "
-    "VALUES ($1, $2, $3, $4, NULL, $5) ON CONFLICT (name) DO NOTHING RETURNING 1",
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING 1",
     "(SELECT count(*) FROM w)");
 constexpr std::string_view revoke_robot_sql = BERTH_WRITE(
     "UPDATE robots SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING 1", "(SELECT count(*) FROM w)");
@@ -102,7 +102,7 @@ constexpr std::string_view generation_sql = "SELECT value FROM identity_generati
 constexpr std::string_view has_users_sql = "SELECT 1 FROM users LIMIT 1";
 constexpr std::string_view find_user_sql = "SELECT name, password_hash, created_at FROM users WHERE name = $1";
 constexpr std::string_view list_users_sql = "SELECT name, created_at FROM users ORDER BY name";
-#define BERTH_ROBOT_COLUMNS "SELECT name, description, expires_at, revoked_at, created_at FROM robots "
+#define BERTH_ROBOT_COLUMNS "SELECT name, description, expires_at, revoked_at, created_at, token_hash FROM robots "
 constexpr std::string_view robot_by_hash_sql = BERTH_ROBOT_COLUMNS "WHERE token_hash = $1";
 constexpr std::string_view find_robot_sql = BERTH_ROBOT_COLUMNS "WHERE name = $1";
 constexpr std::string_view list_robots_sql = BERTH_ROBOT_COLUMNS "ORDER BY name";
@@ -114,7 +114,7 @@ constexpr std::string_view grants_sql =
 
 robot_record read_robot(const pg::rows& rows, std::size_t row) {
   return robot_record{std::string(rows.text(row, 0)), std::string(rows.text(row, 1)), rows.int64(row, 2),
-                      rows.int64(row, 3), rows.int64(row, 4).value_or(0)};
+                      rows.int64(row, 3), rows.int64(row, 4).value_or(0), std::string(rows.text(row, 5))};
 }
 
 std::optional<robot_record> one_robot(const pg::rows& rows) {
@@ -227,12 +227,20 @@ class pg_identity_store final : public identity_store {
   awaitable<result<std::string>> create_robot(std::string_view name, std::string_view description,
                                               std::optional<std::int64_t> expires_at) override {
     std::string token = new_robot_token();
-    params args{name, robot_token_hash(token), description, expires_at ? param(*expires_at) : param(std::nullopt),
-                unix_seconds()};
-    auto r = co_await write("create_robot", insert_robot_sql, std::move(args));
-    if (!r) co_return std::unexpected(std::move(r.error()));
-    if (*r == 0) co_return fail(errc::already_exists, fmt::format("robot {} already exists", name));
+    robot_record r{std::string(name), std::string(description), expires_at, std::nullopt, unix_seconds(),
+                   robot_token_hash(token)};
+    auto stored = co_await put_robot(r);
+    if (!stored) co_return std::unexpected(std::move(stored.error()));
     co_return token;
+  }
+
+  awaitable<result<void>> put_robot(const robot_record& r) override {
+    auto optional = [](const std::optional<std::int64_t>& v) { return v ? param(*v) : param(std::nullopt); };
+    params args{r.name, r.token_hash, r.description, optional(r.expires_at), optional(r.revoked_at), r.created_at};
+    auto w = co_await write("put_robot", insert_robot_sql, std::move(args));
+    if (!w) co_return std::unexpected(std::move(w.error()));
+    if (*w == 0) co_return fail(errc::already_exists, fmt::format("robot {} already exists", r.name));
+    co_return result<void>{};
   }
 
   awaitable<result<std::optional<robot_record>>> robot_by_token(std::string_view token) override {

@@ -78,8 +78,8 @@ constexpr std::string_view delete_user_sql = "DELETE FROM users WHERE name = ?1"
 // ON CONFLICT DO NOTHING: an existing name is reported through changes() == 0, in one statement.
 constexpr std::string_view insert_robot_sql =
     "INSERT INTO robots(name, token_hash, description, expires_at, revoked_at, created_at) "
-    "VALUES (?1, ?2, ?3, ?4, NULL, ?5) ON CONFLICT (name) DO NOTHING";
-#define BERTH_ROBOT_COLUMNS "SELECT name, description, expires_at, revoked_at, created_at FROM robots "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO NOTHING";
+#define BERTH_ROBOT_COLUMNS "SELECT name, description, expires_at, revoked_at, created_at, token_hash FROM robots "
 constexpr std::string_view robot_by_hash_sql = BERTH_ROBOT_COLUMNS "WHERE token_hash = ?1";
 constexpr std::string_view find_robot_sql = BERTH_ROBOT_COLUMNS "WHERE name = ?1";
 constexpr std::string_view list_robots_sql = BERTH_ROBOT_COLUMNS "ORDER BY name";
@@ -101,7 +101,7 @@ std::optional<std::int64_t> optional_int(const statement& st, int column) {
 
 robot_record read_robot(const statement& st) {
   return robot_record{std::string(st.text(0)), std::string(st.text(1)), optional_int(st, 2), optional_int(st, 3),
-                      st.int64(4)};
+                      st.int64(4),                 std::string(st.text(5))};
 }
 
 result<std::optional<robot_record>> one_robot(statement& st) {
@@ -188,15 +188,22 @@ class sqlite_identity_store final : public identity_store {
   awaitable<result<std::string>> create_robot(std::string_view name, std::string_view description,
                                               std::optional<std::int64_t> expires_at) override {
     std::string token = new_robot_token();
-    const std::string hash = robot_token_hash(token);
+    robot_record r{std::string(name), std::string(description), expires_at, std::nullopt, unix_seconds(),
+                   robot_token_hash(token)};
+    auto stored = co_await put_robot(r);
+    if (!stored) co_return std::unexpected(stored.error());
+    co_return token;
+  }
+
+  awaitable<result<void>> put_robot(const robot_record& r) override {
     auto op = [&](connection& db) {
       auto st = db.prepare(insert_robot_sql);
-      return changed_rows(db, st.bind(name, hash, description, expires_at, unix_seconds()));
+      return changed_rows(db, st.bind(r.name, r.token_hash, r.description, r.expires_at, r.revoked_at, r.created_at));
     };
     auto created = co_await write(op);
     if (!created) co_return std::unexpected(created.error());
-    if (!*created) co_return fail(errc::already_exists, fmt::format("robot {} already exists", name));
-    co_return token;
+    if (!*created) co_return fail(errc::already_exists, fmt::format("robot {} already exists", r.name));
+    co_return result<void>{};
   }
 
   awaitable<result<std::optional<robot_record>>> robot_by_token(std::string_view token) override {

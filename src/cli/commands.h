@@ -12,5 +12,7 @@ void add_check_commands(CLI::App& cli);
 
 // berth plan | apply | export: the registry as code (plan.cc).
 void add_plan_commands(CLI::App& cli);
+// berth migrate, berth import-distribution (migrate.cc).
+void add_migrate_commands(CLI::App& cli);
 
 }  // namespace berth::cli

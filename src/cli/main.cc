@@ -3,6 +3,7 @@
 //   berth login URL [-u USER]            check credentials and keep them (0600) for the commands below
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
 //   berth check --as WHO --action A --repo R | --repo R --exists | -f checks.yaml   (check.cc)
+//   berth migrate | import-distribution  copy a registry into the configured stores (cli/migrate.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
 //   berth plan|apply -f registry.yaml | export   the registry as code (plan.cc)
 #include <CLI/CLI.hpp>
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
   auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
   add_check_commands(cli);
   add_plan_commands(cli);
+  add_migrate_commands(cli);
 
   try {
     cli.parse(argc, argv);

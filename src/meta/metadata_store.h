@@ -28,6 +28,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "core/manifest.h"
 #include "meta/upload_records.h"
 
 namespace berth::meta {
@@ -42,6 +43,17 @@ struct manifest_record {
   std::vector<digest> references;  // blobs and child manifests it needs (kept for GC)
 };
 
+// The record of manifest `d` (bytes `content`, served as `media_type`) that `m` was parsed from.
+inline manifest_record make_manifest_record(digest d, std::string media_type, std::string content,
+                                            parsed_manifest&& m) {
+  manifest_record rec{std::move(d), std::move(media_type), std::move(content), std::move(m.subject),
+                      std::move(m.artifact_type), std::move(m.annotations_json), {}};
+  rec.references.reserve(m.blobs.size() + m.manifests.size());
+  for (auto& b : m.blobs) rec.references.push_back(std::move(b.dgst));
+  for (auto& c : m.manifests) rec.references.push_back(std::move(c.dgst));
+  return rec;
+}
+
 // A manifest whose subject is the one asked for, as the referrers API lists it.
 struct referrer {
   digest dgst;
@@ -49,6 +61,12 @@ struct referrer {
   std::uint64_t size = 0;
   std::string artifact_type;
   std::string annotations_json;
+};
+
+// A blob a repository links, as listed for copying a registry (berth migrate).
+struct blob_link {
+  digest dgst;
+  std::uint64_t size = 0;
 };
 
 class metadata_store {
@@ -96,6 +114,13 @@ class metadata_store {
   virtual awaitable<result<bool>> delete_repository(std::string_view repo) = 0;
   // Up to `n` repositories that link `d`, in lexical order (for automatic cross-repository mount).
   virtual awaitable<result<std::vector<std::string>>> repositories_with_blob(const digest& d, std::size_t n) = 0;
+  // A repository's contents in digest (byte) order, starting after `last` ("" for the start), at most
+  // `n`: its blob links and the digests of its manifests (tagged or not). Empty when the repository
+  // is unknown. For copying a registry elsewhere (app/migrate.h), not for requests.
+  virtual awaitable<result<std::vector<blob_link>>> list_blob_links(std::string_view repo, std::string_view last,
+                                                                    std::size_t n) = 0;
+  virtual awaitable<result<std::vector<digest>>> list_manifests(std::string_view repo, std::string_view last,
+                                                                std::size_t n) = 0;
   // Manifests in `repo` whose subject is `subject`, optionally only those of `artifact_type`.
   virtual awaitable<result<std::vector<referrer>>> referrers(std::string_view repo, const digest& subject,
                                                              std::optional<std::string_view> artifact_type) = 0;

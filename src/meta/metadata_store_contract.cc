@@ -284,6 +284,42 @@ TEST_P(metadata_store_contract, create_and_delete_repository) {
   EXPECT_EQ(sync_wait(m.repositories_with_blob(d("layer"), 10)).value(), strings{"other"});
 }
 
+TEST_P(metadata_store_contract, contents_are_listed_in_digest_order_with_paging) {
+  auto& m = *store_;
+  EXPECT_TRUE(sync_wait(m.list_blob_links("a/b", "", 10)).value().empty());
+  EXPECT_TRUE(sync_wait(m.list_manifests("a/b", "", 10)).value().empty());
+  std::vector<digest> links{d("l1"), d("l2"), d("l3")};
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    ASSERT_TRUE(sync_wait(m.link_blob("a/b", links[i], 10 + i)).has_value());
+  }
+  ASSERT_TRUE(sync_wait(m.link_blob("other", d("l4"), 4)).has_value());
+  const auto tagged = manifest("tagged");
+  const auto untagged = manifest("untagged");
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", tagged, "v1")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", untagged, std::nullopt)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("other", manifest("elsewhere"), std::nullopt)).has_value());
+
+  std::vector<digest> seen;
+  std::string last;
+  for (;;) {
+    auto page = sync_wait(m.list_blob_links("a/b", last, 2)).value();
+    if (page.empty()) break;
+    ASSERT_LE(page.size(), 2u);
+    for (const auto& l : page) {
+      seen.push_back(l.dgst);
+      const auto at = std::find(links.begin(), links.end(), l.dgst);
+      ASSERT_NE(at, links.end());
+      EXPECT_EQ(l.size, 10u + static_cast<std::uint64_t>(at - links.begin()));
+    }
+    last = page.back().dgst.str();
+  }
+  EXPECT_EQ(seen, sorted(links));
+  EXPECT_EQ(sync_wait(m.list_manifests("a/b", "", 10)).value(), sorted({tagged.dgst, untagged.dgst}));
+  const auto first = sorted({tagged.dgst, untagged.dgst}).front();
+  EXPECT_EQ(sync_wait(m.list_manifests("a/b", first.str(), 10)).value().size(), 1u);
+  EXPECT_EQ(sync_wait(m.list_manifests("a/b", "", 1)).value(), std::vector<digest>{first});
+}
+
 TEST_P(metadata_store_contract, referrers_of_a_subject) {
   auto& m = *store_;
   const digest subject = d("subject");

@@ -159,6 +159,12 @@ constexpr std::string_view list_repos_sql = "SELECT name FROM repositories WHERE
 constexpr std::string_view repos_with_blob_sql =
     "SELECT r.name FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = $1 "
     "ORDER BY r.name LIMIT $2";
+constexpr std::string_view list_links_sql =
+    "SELECT l.digest, l.size FROM repositories r JOIN blob_links l ON l.repo_id = r.id WHERE r.name = $1 "
+    "AND l.digest > $2 ORDER BY l.digest LIMIT $3";
+constexpr std::string_view list_manifests_sql =
+    "SELECT m.digest FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.name = $1 "
+    "AND m.digest > $2 ORDER BY m.digest LIMIT $3";
 constexpr std::string_view referrers_sql =
     "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repositories r "
     "JOIN manifests m ON m.repo_id = r.id WHERE r.name = $1 AND m.subject = $2 "
@@ -450,6 +456,28 @@ class pg_metadata_store final : public metadata_store, public upload_records {
     auto r = co_await query("repositories_with_blob", repos_with_blob_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     co_return string_column(*r);
+  }
+
+  awaitable<result<std::vector<blob_link>>> list_blob_links(std::string_view repo, std::string_view last,
+                                                            std::size_t n) override {
+    params args{repo, text_bound(last), limit(n)};
+    auto r = co_await query("list_blob_links", list_links_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<blob_link> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      auto d = stored_digest(r->text(i, 0));
+      if (!d) co_return std::unexpected(d.error());
+      out.push_back(blob_link{*d, stored_size(*r, i, 1)});
+    }
+    co_return out;
+  }
+
+  awaitable<result<std::vector<digest>>> list_manifests(std::string_view repo, std::string_view last,
+                                                        std::size_t n) override {
+    params args{repo, text_bound(last), limit(n)};
+    auto r = co_await query("list_manifests", list_manifests_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return digest_column(*r);
   }
 
   awaitable<result<std::vector<referrer>>> referrers(std::string_view repo, const digest& subject,

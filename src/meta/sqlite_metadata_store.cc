@@ -125,6 +125,12 @@ constexpr std::string_view list_repos_sql = "SELECT name FROM repositories WHERE
 constexpr std::string_view repos_with_blob_sql =
     "SELECT r.name FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = ?1 "
     "ORDER BY r.name LIMIT ?2";
+constexpr std::string_view list_links_sql =
+    "SELECT l.digest, l.size FROM repositories r JOIN blob_links l ON l.repo_id = r.id WHERE r.name = ?1 "
+    "AND l.digest > ?2 ORDER BY l.digest LIMIT ?3";
+constexpr std::string_view list_manifests_sql =
+    "SELECT m.digest FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.name = ?1 "
+    "AND m.digest > ?2 ORDER BY m.digest LIMIT ?3";
 constexpr std::string_view referrers_sql =
     "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repositories r "
     "JOIN manifests m ON m.repo_id = r.id WHERE r.name = ?1 AND m.subject = ?2 "
@@ -426,6 +432,39 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     co_return read([&](connection& db) {
       auto st = db.prepare(repos_with_blob_sql);
       return column_strings(st.bind(d.str(), std::uint64_t{n}));
+    });
+  }
+
+  awaitable<result<std::vector<blob_link>>> list_blob_links(std::string_view repo, std::string_view last,
+                                                            std::size_t n) override {
+    co_return read([&](connection& db) -> result<std::vector<blob_link>> {
+      auto st = db.prepare(list_links_sql);
+      st.bind(repo, last, std::uint64_t{n});
+      std::vector<blob_link> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        auto d = stored_digest(st.text(0));
+        if (!d) return std::unexpected(d.error());
+        out.push_back(blob_link{*d, static_cast<std::uint64_t>(st.int64(1))});
+      }
+    });
+  }
+
+  awaitable<result<std::vector<digest>>> list_manifests(std::string_view repo, std::string_view last,
+                                                        std::size_t n) override {
+    co_return read([&](connection& db) -> result<std::vector<digest>> {
+      auto st = db.prepare(list_manifests_sql);
+      auto texts = column_strings(st.bind(repo, last, std::uint64_t{n}));
+      if (!texts) return std::unexpected(texts.error());
+      std::vector<digest> out;
+      for (const auto& t : *texts) {
+        auto d = stored_digest(t);
+        if (!d) return std::unexpected(d.error());
+        out.push_back(*d);
+      }
+      return out;
     });
   }
 

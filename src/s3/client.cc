@@ -254,6 +254,30 @@ result<std::vector<part>> client::list_parts(std::string_view key, std::string_v
   }
 }
 
+result<std::vector<multipart_upload>> client::list_multipart(std::string_view prefix) {
+  std::vector<multipart_upload> out;
+  std::string key_marker, id_marker;
+  for (;;) {
+    params query{{"uploads", ""}};
+    if (!prefix.empty()) query.emplace_back("prefix", std::string(prefix));
+    if (!key_marker.empty()) query.emplace_back("key-marker", key_marker);
+    if (!id_marker.empty()) query.emplace_back("upload-id-marker", id_marker);
+    auto r = send("GET", "", query, {});
+    if (!r) return std::unexpected(r.error());
+    for (const auto element : xml::elements(r->body, "Upload")) {
+      auto key = xml::text(element, "Key");
+      auto id = xml::text(element, "UploadId");
+      const auto initiated = parse_iso8601(xml::text(element, "Initiated").value_or(""));
+      if (!key || !id || !initiated)
+        return std::unexpected(malformed(fmt::format("GET {}/?uploads", cfg_.bucket), "a complete Upload"));
+      out.push_back(multipart_upload{std::move(*key), std::move(*id), *initiated});
+    }
+    key_marker = xml::text(r->body, "NextKeyMarker").value_or("");
+    id_marker = xml::text(r->body, "NextUploadIdMarker").value_or("");
+    if (xml::text(r->body, "IsTruncated") != "true" || (key_marker.empty() && id_marker.empty())) return out;
+  }
+}
+
 result<listing> client::list(std::string_view prefix, std::string_view token, std::string_view delimiter,
                              int max_keys) {
   params query{{"list-type", "2"}, {"max-keys", std::to_string(max_keys)}};

@@ -66,6 +66,13 @@ struct listing {
   std::string next_token;             // "" when this is the last page
 };
 
+// An incomplete multipart upload, as ListMultipartUploads lists it.
+struct multipart_upload {
+  std::string key;
+  std::string upload_id;
+  std::chrono::system_clock::time_point initiated;  // to the second
+};
+
 // `etag` in double quotes, whitespace trimmed.
 std::string normalize_etag(std::string_view etag);
 
@@ -109,6 +116,9 @@ class client {
   result<void> abort_multipart(std::string_view key, std::string_view upload_id);
   // Every part uploaded so far, in number order (follows the pages itself).
   result<std::vector<part>> list_parts(std::string_view key, std::string_view upload_id);
+  // Every multipart upload begun and neither completed nor aborted, of keys under `prefix`
+  // (ListMultipartUploads; follows the pages itself).
+  result<std::vector<multipart_upload>> list_multipart(std::string_view prefix);
 
   // One page of ListObjectsV2: keys under `prefix` after `token` (from the previous page's next_token).
   result<listing> list(std::string_view prefix, std::string_view token = {}, std::string_view delimiter = {},

@@ -156,6 +156,32 @@ TEST_F(RgwTest, MultipartUploadListCompleteAbort) {
   EXPECT_EQ(aborted.error().code, errc::not_found);
 }
 
+// Incomplete multipart uploads are listed (under a prefix) until aborted or completed.
+TEST_F(RgwTest, IncompleteMultipartUploadsAreListed) {
+  const auto left = c_->list_multipart(prefix_).value();  // by an earlier run on the same RGW
+  for (const auto& u : left) ASSERT_TRUE(c_->abort_multipart(u.key, u.upload_id));
+  const auto before = std::chrono::system_clock::now() - std::chrono::seconds(2);
+  const std::string key = prefix_ + "left/one";
+  const auto id = c_->create_multipart(key);
+  ASSERT_TRUE(id.has_value()) << id.error().message;
+  const auto other = c_->create_multipart(prefix_ + "elsewhere");
+  ASSERT_TRUE(other.has_value());
+
+  const auto listed = c_->list_multipart(prefix_ + "left/");
+  ASSERT_TRUE(listed.has_value()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].key, key);
+  EXPECT_EQ((*listed)[0].upload_id, *id);
+  EXPECT_GE((*listed)[0].initiated, before);
+  EXPECT_LE((*listed)[0].initiated, std::chrono::system_clock::now() + std::chrono::seconds(2));
+
+  ASSERT_TRUE(c_->abort_multipart(key, *id).has_value());
+  ASSERT_TRUE(c_->abort_multipart(prefix_ + "elsewhere", *other).has_value());
+  const auto after = c_->list_multipart(prefix_);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_TRUE(after->empty());
+}
+
 // A multipart upload assembled server side from whole objects, as the S3 blob store commits.
 TEST_F(RgwTest, UploadPartCopyAssemblesObjects) {
   const std::string first = random_bytes(5 << 20, 7), second = random_bytes(1000, 8);

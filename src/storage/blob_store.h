@@ -105,6 +105,13 @@ class blob_store {
   // Every upload the backend holds (including remains a crash left), for the purge to compare
   // with the upload records.
   virtual awaitable<result<std::vector<upload_entry>>> list_uploads() = 0;
+  // Removes what a commit cut off by a crash may have left that no upload names, begun before
+  // `before` (an S3 multipart upload: invisible, but it takes space); returns how many went. A
+  // backend whose commit leaves nothing of the kind has nothing to do.
+  virtual awaitable<result<std::size_t>> purge_leftovers(std::chrono::system_clock::time_point before) {
+    (void)before;
+    co_return 0;
+  }
 };
 
 // The filesystem store rooted at `root` (created when missing). Layout in docs/storage-layout.md.

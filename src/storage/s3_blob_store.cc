@@ -550,6 +550,26 @@ class s3_blob_store final : public blob_store {
     });
   }
 
+  // Multipart uploads exist only while a commit assembles a blob (s3_upload::assemble), which
+  // completes or aborts them; one begun before `before` was cut off.
+  awaitable<result<std::size_t>> purge_leftovers(std::chrono::system_clock::time_point before) override {
+    co_return co_await pool_.run([&]() -> result<std::size_t> {
+      auto listed = client_->list_multipart(options_.prefix);
+      if (!listed) return backend_failure("list multipart uploads", listed.error());
+      std::size_t aborted = 0;
+      for (const auto& u : *listed) {
+        if (u.initiated >= before) continue;
+        auto gone = client_->abort_multipart(u.key, u.upload_id);
+        if (!gone && gone.error().code != s3::errc::not_found) {
+          spdlog::warn("storage: s3 abort multipart {}: {}", u.key, gone.error().message);
+          continue;
+        }
+        ++aborted;
+      }
+      return aborted;
+    });
+  }
+
  private:
   std::shared_ptr<s3::client> client_;
   s3_blob_options options_;

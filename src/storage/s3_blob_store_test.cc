@@ -182,6 +182,20 @@ TEST_F(S3BlobStoreTest, ChunkedUploadContinuedByAnotherInstance) {
 // Committing a digest that is stored already keeps the stored object untouched and drops the upload.
 // The object under the key is a marker, not the digest's bytes (the store trusts its keys), so that a
 // commit that rewrote it would show.
+// A commit cut off by a crash leaves an incomplete multipart upload under the blob's key; the
+// purge aborts the ones begun before its cutoff.
+TEST_F(S3BlobStoreTest, PurgeLeftoversAbortsOldMultipartUploads) {
+  const auto left = client_->list_multipart(prefix_).value();  // by an earlier run on the same RGW
+  for (const auto& u : left) ASSERT_TRUE(client_->abort_multipart(u.key, u.upload_id));
+  const std::string key = prefix_ + "blobs/sha256/ab/" + std::string(64, 'a');
+  ASSERT_TRUE(client_->create_multipart(key).has_value());
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_EQ(sync_wait(store_->purge_leftovers(now - std::chrono::hours(1))).value(), 0u);  // too young
+  EXPECT_EQ(client_->list_multipart(prefix_).value().size(), 1u);
+  EXPECT_EQ(sync_wait(store_->purge_leftovers(now + std::chrono::seconds(5))).value(), 1u);
+  EXPECT_TRUE(client_->list_multipart(prefix_).value().empty());
+}
+
 TEST_F(S3BlobStoreTest, CommitOfAStoredDigestKeepsTheStoredObject) {
   const digest d = digest_of("layer");
   const std::string hex(d.hex());

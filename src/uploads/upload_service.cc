@@ -377,6 +377,8 @@ awaitable<std::size_t> upload_service::purge(std::chrono::seconds idle) {
       if (deleted) ++purged;
     }
   }
+  auto leftovers = co_await blobs_.purge_leftovers(cutoff);
+  if (leftovers) purged += *leftovers;
   co_return purged;
 }
 

@@ -101,8 +101,9 @@ class upload_service {
   // Discards the upload; BLOB_UPLOAD_UNKNOWN and UPLOAD_BUSY as open().
   awaitable<result<void>> cancel(std::string_view repo, std::string_view id);
   // Discards every upload that received nothing for longer than `idle` (abandoned by its client)
-  // and nobody holds, and backend uploads no record names (left by a crash) as old. Returns how
-  // many went; failures are logged and skipped.
+  // and nobody holds, backend uploads no record names (left by a crash) as old, and what a commit
+  // cut off by a crash left in the backend (blob_store::purge_leftovers) as old. Returns how many
+  // went; failures are logged and skipped.
   awaitable<std::size_t> purge(std::chrono::seconds idle);
 
  private:

@@ -35,6 +35,11 @@ class counting_store final : public storage::blob_store {
   awaitable<result<void>> create_upload(std::string_view id) override { return inner_->create_upload(id); }
   awaitable<result<void>> delete_upload(std::string_view id) override { return inner_->delete_upload(id); }
   awaitable<result<std::vector<storage::upload_entry>>> list_uploads() override { return inner_->list_uploads(); }
+  // Answers `leftovers` and keeps what it was asked.
+  awaitable<result<std::size_t>> purge_leftovers(std::chrono::system_clock::time_point before) override {
+    leftovers_before = before;
+    co_return leftovers;
+  }
   awaitable<result<std::unique_ptr<storage::upload_data>>> open_upload(std::string_view id) override {
     auto data = co_await inner_->open_upload(id);
     if (!data) co_return std::unexpected(data.error());
@@ -42,6 +47,8 @@ class counting_store final : public storage::blob_store {
   }
 
   std::size_t reads() const { return reads_; }
+  std::size_t leftovers = 0;
+  std::optional<std::chrono::system_clock::time_point> leftovers_before;
   std::set<std::thread::id> read_threads() {
     std::lock_guard lock(mutex_);
     return threads_;
@@ -461,6 +468,15 @@ TEST_F(UploadServiceTest, PurgeRemovesOrphanedBytes) {
   EXPECT_FALSE(fs::exists(old_orphan));
   EXPECT_TRUE(fs::exists(new_orphan));
   EXPECT_EQ(sync_wait(service_->size(kRepo, kept)).value(), 0u);
+}
+
+// What a commit cut off by a crash left in the backend (S3 multipart uploads) goes with the same age
+// limit.
+TEST_F(UploadServiceTest, PurgeRemovesTheBackendsLeftovers) {
+  blobs_->leftovers = 2;
+  EXPECT_EQ(sync_wait(service_->purge(std::chrono::hours(1))), 2u);
+  ASSERT_TRUE(blobs_->leftovers_before);
+  EXPECT_EQ(*blobs_->leftovers_before, std::chrono::system_clock::time_point(std::chrono::milliseconds(now_ - 3'600'000)));
 }
 
 }  // namespace
