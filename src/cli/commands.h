@@ -4,4 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
-namespace berth::cli {}  // namespace berth::cli
+namespace berth::cli {
+
+// lifecycle.cc: `berth tags`, `berth promote`.
+void add_lifecycle_commands(CLI::App& cli);
+
+}  // namespace berth::cli

@@ -4,6 +4,7 @@
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
 //   berth check --as WHO --action A --repo R   the policy's answer, offline (--config/--data) or via the API
 //   berth hash-password                  an argon2id hash for the config's users:
+//   berth tags | promote                 image lifecycle (lifecycle.cc)
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -50,7 +51,9 @@ int main(int argc, char** argv) {
   std::string repo_name;
   auto* repo_create = repo->add_subcommand("create", "Create a repository (needed in `creation: explicit` namespaces)");
   repo_create->add_option("name", repo_name, "Repository, e.g. production/app")->required();
-  auto* repo_list = repo->add_subcommand("list", "List the repositories you may see");
+  auto* repo_list = repo->add_subcommand("list", "List the repositories you may see, with tags, size, last push");
+  std::string repo_namespace;
+  repo_list->add_option("--namespace", repo_namespace, "Only this namespace's repositories, e.g. production");
   auto* repo_delete = repo->add_subcommand("delete", "Delete a repository with its manifests and tags");
   repo_delete->add_option("name", repo_name, "Repository")->required();
   for (auto* c : {repo_create, repo_list, repo_delete}) c->add_option("--registry", registry, "Registry URL");
@@ -81,11 +84,14 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::IsMember({"pull", "push", "delete", "list", "admin"}));
   check->add_option("--repo", check_repo, "Repository, e.g. production/app")->required();
+  std::string check_tag;
+  check->add_option("--tag", check_tag, "Also report whether this tag is immutable (asks the registry's API)");
   check->add_option("--config", check_config, "Decide offline from this config file")->check(CLI::ExistingFile);
   check->add_option("--data", check_data, "Decide offline with this data directory's identities");
   check->add_option("--registry", registry, "Ask this registry's API (default: the last `berth login`)");
 
   auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
+  add_lifecycle_commands(cli);
 
   try {
     cli.parse(argc, argv);
@@ -128,8 +134,15 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (repo_list->parsed()) {
-      const auto r = call(open_session(registry), "GET", "/api/v1/repositories");
-      for (const auto& name : r["repositories"]) fmt::print("{}\n", name.get<std::string>());
+      std::string target = "/api/v1/repositories";
+      if (!repo_namespace.empty()) target += "?namespace=" + percent_encode(repo_namespace);
+      const auto r = call(open_session(registry), "GET", target);
+      fmt::print("{:<40} {:>6} {:>9}  {}\n", "REPOSITORY", "TAGS", "SIZE", "LAST PUSH");
+      for (const auto& x : r["repositories"]) {
+        const auto& last = x["last_push_ms"];
+        fmt::print("{:<40} {:>6} {:>9}  {}\n", x.value("name", ""), x.value("tags", 0), human_size(x.value("size", std::uint64_t{0})),
+                   last.is_number_integer() ? time_text(json(last.get<std::int64_t>() / 1000)) + " UTC" : "-");
+      }
       return 0;
     }
     if (repo_delete->parsed()) {
@@ -170,8 +183,9 @@ int main(int argc, char** argv) {
     }
     if (check->parsed()) {
       bool allowed = false;
-      std::string subject, reason;
+      std::string subject, reason, immutability;
       if (!check_config.empty() || !check_data.empty()) {
+        if (!check_tag.empty()) throw cli_error("--tag asks the registry (whether the tag exists): drop --config/--data");
         const auto answer = berth::app::offline_check(check_config, check_data, check_as, check_action, check_repo);
         allowed = answer.allowed;
         subject = answer.subject;
@@ -180,6 +194,7 @@ int main(int argc, char** argv) {
         const auto s = open_session(registry);
         std::string target = fmt::format("/api/v1/check?action={}&repository={}", percent_encode(check_action),
                                          percent_encode(check_repo));
+        if (!check_tag.empty()) target += "&tag=" + percent_encode(check_tag);
         session as = s;
         if (check_as.starts_with("user:") || check_as.starts_with("robot:") || check_as == "anonymous") {
           target += "&subject=" + percent_encode(check_as);
@@ -192,9 +207,18 @@ int main(int argc, char** argv) {
         allowed = r.value("allowed", false);
         subject = r.value("subject", check_as);
         reason = r.value("reason", "");
+        if (r.contains("immutable")) {
+          const bool exists = r.value("tag_exists", false);
+          immutability = r["immutable"].is_string()
+                             ? fmt::format("{}{}", r["immutable"].get<std::string>(),
+                                           exists ? ": a push of another digest, a delete or a promotion is refused"
+                                                  : ": it does not exist yet, so the first push sets it")
+                             : fmt::format("tag {}:{} is mutable", check_repo, check_tag);
+        }
       }
       fmt::print("{}: {} may {}{} {}\n  {}\n", allowed ? "allowed" : "denied", subject, allowed ? "" : "not ",
                  check_action, check_repo, reason);
+      if (!immutability.empty()) fmt::print("  {}\n", immutability);
       return allowed ? 0 : exit_denied;
     }
     if (hash->parsed()) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 
 namespace berth {
 namespace {
@@ -69,10 +70,17 @@ std::string platform_string(const json& obj) {
     const json* v = member(obj, key);
     return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
   };
+  // A platform is shown and stored as one "a/b/c" string: parts are short words, never separators.
+  const auto word = [](const std::string& part) {
+    return part.size() <= 64 && std::all_of(part.begin(), part.end(), [](char c) {
+             return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '+';
+           });
+  };
   const std::string os = text("os");
   const std::string arch = text("architecture");
-  if (os.empty() || arch.empty() || os == "unknown" || arch == "unknown") return {};
   const std::string variant = text("variant");
+  if (os.empty() || arch.empty() || os == "unknown" || arch == "unknown") return {};
+  if (!word(os) || !word(arch) || !word(variant)) return {};
   return variant.empty() ? fmt::format("{}/{}", os, arch) : fmt::format("{}/{}/{}", os, arch, variant);
 }
 

@@ -380,6 +380,8 @@ TEST(ImageFacts, ConfigPlatformWithVariantAndWithout) {
   EXPECT_EQ(config_platform("{}"), "");                           // an artifact's empty config
   EXPECT_EQ(config_platform("not json"), "");
   EXPECT_EQ(config_platform(R"({"architecture":7,"os":"linux"})"), "");
+  EXPECT_EQ(config_platform(R"({"architecture":"a,b","os":"linux"})"), "");  // never a separator
+  EXPECT_EQ(config_platform(R"({"architecture":"amd64","os":"lin\u0000ux"})"), "");
   EXPECT_TRUE(is_image_config_media_type("application/vnd.oci.image.config.v1+json"));
   EXPECT_FALSE(is_image_config_media_type(media_type::oci_empty));
 }
