@@ -169,7 +169,8 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   auto refs = co_await check_references(ctx, *name, *parsed);
   if (!refs) co_return std::unexpected(refs.error());
   if (tag) {
-    auto movable = co_await check_tag_may_move(ctx, *name, *tag, d);
+    const std::optional<digest> to = d;  // coroutines take references to named locals only
+    auto movable = co_await check_tag_may_move(ctx, *name, *tag, to);
     if (!movable) co_return std::unexpected(movable.error());
   }
 
