@@ -1,10 +1,12 @@
 // The admin API, /api/v1/... (JSON in and out; Basic credentials, or a bearer token whose scope
 // includes registry:admin:*; who may call what is in route_table.cc):
 //   GET    whoami                         the caller and its grants
-//   GET    check?action=A&repository=R[&subject=S]   the policy's answer, and for a push whether the
-//                                         repository exists or may be created (another subject: admins only)
+//   GET    check?action=A&repository=R[&subject=S][&tag=T]   the policy's answer, and for a push whether the
+//                                         repository exists or may be created (another subject: admins only),
+//                                         and whether tag T is immutable
 //   GET    namespaces                     declared namespaces and the default
-//   GET    repositories                   repositories the caller may list
+//   GET    repositories[?namespace=NS]    repositories the caller may list, with tag count, size, last push
+//   (a repository's tags, their history and promotion: lifecycle.cc)
 //   POST   repositories {"name"}          create (admin on the repository)
 //   DELETE repositories/<name>            delete with its manifests and tags (admin on the repository)
 //   GET|POST users, DELETE users/<name>   (global admin)
@@ -124,21 +126,35 @@ awaitable<result<response>> admin_whoami(context& ctx, request&, const route&) {
 awaitable<result<response>> admin_namespaces(context& ctx, request&, const route&) {
   json out = json::array();
   for (const auto& ns : ctx.auth.pol.namespaces()) {
-    out.push_back({{"name", ns.name}, {"visibility", visibility_name(ns.vis)}, {"creation", creation_name(ns.create)}});
+    out.push_back({{"name", ns.name},
+                   {"visibility", visibility_name(ns.vis)},
+                   {"creation", creation_name(ns.create)},
+                   {"immutable_tags", ns.immutable_tags}});
   }
   const auto& d = ctx.auth.pol.default_namespace();
-  co_return json_response(
-      200, json{{"namespaces", out},
-                {"default", {{"visibility", visibility_name(d.vis)}, {"creation", creation_name(d.create)}}}}
-               .dump());
+  co_return json_response(200, json{{"namespaces", out},
+                                    {"default",
+                                     {{"visibility", visibility_name(d.vis)},
+                                      {"creation", creation_name(d.create)},
+                                      {"immutable_tags", d.immutable_tags}}}}
+                                   .dump());
 }
 
-awaitable<result<response>> admin_repositories(context& ctx, request&, const route&) {
-  auto all = co_await ctx.meta.list_repositories("", std::numeric_limits<std::size_t>::max());
+awaitable<result<response>> admin_repositories(context& ctx, request& req, const route&) {
+  // ?namespace=NS: the repositories under NS/ only.
+  const std::string ns = req.query("namespace").value_or("");
+  if (!ns.empty() && (ns.find('/') != std::string::npos || !valid_name(ns)))
+    co_return fail(errc::invalid_argument, "namespace is one name component");
+  const std::string prefix = ns.empty() ? std::string() : ns + "/";
+  auto all = co_await ctx.meta.tags().repository_summaries(prefix);
   if (!all) co_return std::unexpected(all.error());
   json out = json::array();
-  for (const auto& name : *all) {
-    if (ctx.auth.pol.decide(principal_of(ctx), action::list, name).allowed) out.push_back(name);
+  for (const auto& repo : *all) {
+    if (!ctx.auth.pol.decide(principal_of(ctx), action::list, repo.name).allowed) continue;
+    out.push_back({{"name", repo.name},
+                   {"tags", repo.tags},
+                   {"size", repo.size},
+                   {"last_push_ms", repo.last_push_ms ? json(repo.last_push_ms) : json()}});
   }
   co_return json_response(200, json{{"repositories", out}}.dump());
 }
@@ -320,13 +336,20 @@ awaitable<result<response>> admin_check(context& ctx, request& req, const route&
   if (!exists) co_return std::unexpected(exists.error());
   const auto d = ctx.auth.pol.preflight(subject, *a, repository, *exists);
   const auto& ns = ctx.auth.pol.namespace_of(repository);
-  co_return json_response(200, json{{"subject", subject.subject},
-                                    {"action", action_text},
-                                    {"repository", repository},
-                                    {"namespace", ns.name},
-                                    {"allowed", d.allowed},
-                                    {"reason", d.reason}}
-                                   .dump());
+  json answer{{"subject", subject.subject}, {"action", action_text}, {"repository", repository},
+              {"namespace", ns.name},       {"allowed", d.allowed},  {"reason", d.reason}};
+  // &tag=T: whether the tag is immutable, and so whether a push may move it (it may while it does
+  // not exist, and may re-push its digest).
+  if (const auto tag = req.query("tag")) {
+    if (!valid_tag(*tag)) co_return fail(errc::tag_invalid, "tag must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}");
+    const auto rule = ctx.auth.pol.immutable(repository, *tag);
+    auto current = co_await ctx.meta.manifest_by_tag(repository, *tag);
+    if (!current) co_return std::unexpected(current.error());
+    answer["tag"] = *tag;
+    answer["immutable"] = rule ? json(*rule) : json();
+    answer["tag_exists"] = current->has_value();
+  }
+  co_return json_response(200, answer.dump());
 }
 
 }  // namespace berth::api

@@ -8,6 +8,7 @@
 #include "api/handlers.h"
 #include "core/manifest.h"
 #include "core/reference.h"
+#include "core/unix_time.h"
 
 namespace berth::api {
 namespace {
@@ -53,7 +54,61 @@ awaitable<result<void>> check_references(context& ctx, std::string_view name, co
   co_return result<void>{};
 }
 
+// A config blob worth reading for its platform is small; a larger one is not read at push time.
+constexpr std::uint64_t config_read_limit = 1024 * 1024;
+
+// The bytes of blob `d` (at most config_read_limit of them).
+awaitable<result<std::string>> read_small_blob(context& ctx, const descriptor& d) {
+  auto reader = co_await ctx.blobs.open(d.dgst);
+  if (!reader) co_return std::unexpected(reader.error());
+  std::string bytes(std::min((*reader)->size(), config_read_limit), '\0');
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    auto n = co_await (*reader)->read(done, std::span<char>(bytes.data() + done, bytes.size() - done));
+    if (!n) co_return std::unexpected(n.error());
+    if (*n == 0) break;
+    done += *n;
+  }
+  bytes.resize(done);
+  co_return bytes;
+}
+
+// What the tag listings show of the image (meta::manifest_record::total_size, platforms): an index
+// adds each child's recorded total and names its entries' platforms; an image manifest's platform
+// is in its config blob, read here (small, and already stored).
+struct image_facts {
+  std::uint64_t total_size = 0;
+  std::vector<std::string> platforms;
+};
+awaitable<result<image_facts>> describe_image(context& ctx, std::string_view name, const parsed_manifest& m,
+                                              std::size_t manifest_bytes) {
+  std::vector<std::uint64_t> child_sizes;
+  for (const auto& child : m.manifests) {
+    auto found = co_await ctx.meta.manifest_by_digest(name, child.dgst);
+    if (!found) co_return std::unexpected(found.error());
+    child_sizes.push_back(*found ? (*found)->total_size : child.size);
+  }
+  image_facts out{total_size(m, manifest_bytes, child_sizes), index_platforms(m)};
+  if (!m.blobs.empty() && is_image_config_media_type(m.blobs.front().media_type) &&
+      m.blobs.front().size <= config_read_limit) {
+    auto config = co_await read_small_blob(ctx, m.blobs.front());
+    if (!config) co_return std::unexpected(config.error());
+    if (auto platform = config_platform(*config); !platform.empty()) out.platforms.push_back(std::move(platform));
+  }
+  co_return out;
+}
+
 }  // namespace
+
+awaitable<result<void>> check_tag_may_move(context& ctx, std::string_view name, std::string_view tag,
+                                           const std::optional<digest>& to) {
+  auto rule = ctx.auth.pol.immutable(name, tag);
+  if (!rule) co_return result<void>{};
+  auto current = co_await ctx.meta.manifest_by_tag(name, tag);
+  if (!current) co_return std::unexpected(current.error());
+  if (!*current || (to && (*current)->dgst == *to)) co_return result<void>{};
+  co_return fail(errc::denied, std::move(*rule));
+}
 
 awaitable<result<response>> get_manifest(context& ctx, request&, const route& r, bool head) {
   auto name = checked_name(r.name);
@@ -104,12 +159,22 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   if (!parsed) co_return std::unexpected(parsed.error());
   auto refs = co_await check_references(ctx, *name, *parsed);
   if (!refs) co_return std::unexpected(refs.error());
+  if (tag) {
+    const std::optional<digest> to = d;  // coroutines take references to named locals only
+    auto movable = co_await check_tag_may_move(ctx, *name, *tag, to);
+    if (!movable) co_return std::unexpected(movable.error());
+  }
 
   std::optional<digest> subject = parsed->subject;
   // Serve the Content-Type as pushed when it names the manifest's type; else the body's own type.
   std::string media_type = content_type.starts_with(parsed->media_type) ? content_type : parsed->media_type;
+  auto facts = co_await describe_image(ctx, *name, *parsed, body->size());
+  if (!facts) co_return std::unexpected(facts.error());
   auto rec = meta::make_manifest_record(d, std::move(media_type), std::move(*body), std::move(*parsed));
-  auto stored = co_await ctx.meta.put_manifest(*name, rec, tag);
+  rec.total_size = facts->total_size;
+  rec.platforms = std::move(facts->platforms);
+  const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
+  auto stored = co_await ctx.meta.put_manifest(*name, rec, tag, stamp);
   if (!stored) co_return std::unexpected(stored.error());
 
   response res = empty_response(201);
@@ -126,10 +191,18 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
   if (is_digest_reference(r.reference)) {
     auto d = checked_digest(r.reference);
     if (!d) co_return std::unexpected(d.error());
+    auto tags = co_await ctx.meta.tags().tags_on(*name, *d);
+    if (!tags) co_return std::unexpected(tags.error());
+    for (const auto& tag : *tags) {
+      if (auto rule = ctx.auth.pol.immutable(*name, tag)) co_return fail(errc::denied, std::move(*rule));
+    }
     deleted = co_await ctx.meta.delete_manifest(*name, *d);
   } else {
     auto tag = checked_tag(r.reference);
     if (!tag) co_return std::unexpected(tag.error());
+    const std::optional<digest> nowhere;
+    auto movable = co_await check_tag_may_move(ctx, *name, *tag, nowhere);
+    if (!movable) co_return std::unexpected(movable.error());
     deleted = co_await ctx.meta.delete_tag(*name, *tag);
   }
   if (!deleted) co_return std::unexpected(deleted.error());

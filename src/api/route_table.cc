@@ -63,6 +63,10 @@ const std::array kTable = {
              {k::repository, action::admin, access::source::body}, admin_create_repository},
     endpoint{rk::repository, verb::delete_, "admin_repository_delete", {k::repository, action::admin},
              admin_delete_repository},
+    endpoint{rk::repository_tags, verb::get, "admin_tags", list, admin_tags},
+    endpoint{rk::tag_history, verb::get, "admin_tag_history", list, admin_tag_history},
+    // Promotion: push on the target here; pull on the source, named in the body, in the handler.
+    endpoint{rk::repository_tag, verb::post, "admin_promote", push, admin_promote, true},
     endpoint{rk::users, verb::get, "admin_users", administrator, admin_users},
     endpoint{rk::users, verb::post, "admin_user_create", administrator, admin_create_user},
     endpoint{rk::user, verb::delete_, "admin_user_delete", administrator, admin_delete_user},

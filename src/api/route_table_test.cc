@@ -28,6 +28,9 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::namespaces, "/api/v1/namespaces"},
     {route_kind::repositories, "/api/v1/repositories"},
     {route_kind::repository, "/api/v1/repositories/a/b"},
+    {route_kind::repository_tags, "/api/v1/repositories/a/b/tags"},
+    {route_kind::repository_tag, "/api/v1/repositories/a/b/tags/v1"},
+    {route_kind::tag_history, "/api/v1/repositories/a/b/tags/v1/history"},
     {route_kind::users, "/api/v1/users"},
     {route_kind::user, "/api/v1/users/alice"},
     {route_kind::robots, "/api/v1/robots"},
@@ -110,10 +113,11 @@ TEST(RouteTable, OciRoutesRequireTheSpecsActions) {
       EXPECT_EQ(e->need.act, w.act) << e->operation;
     }
   }
-  // Only the two writes that start a repository's content create it.
+  // Only the writes that start a repository's content create it (a promotion may start it too).
   for (const auto& e : route_table()) {
     const bool creates = (e.kind == route_kind::manifest && e.method == verb::put) ||
-                         (e.kind == route_kind::uploads && e.method == verb::post);
+                         (e.kind == route_kind::uploads && e.method == verb::post) ||
+                         (e.kind == route_kind::repository_tag && e.method == verb::post);
     EXPECT_EQ(e.creates_repository, creates) << e.operation;
   }
 }
@@ -121,12 +125,23 @@ TEST(RouteTable, OciRoutesRequireTheSpecsActions) {
 TEST(RouteTable, AdminWritesNeedAdmin) {
   for (const auto& e : route_table()) {
     if (area_of(e.kind) != api_area::admin || e.method == verb::get) continue;
+    if (e.kind == route_kind::repository_tag) continue;  // a promotion: push, below
     EXPECT_EQ(e.need.act, action::admin) << e.operation;
     EXPECT_TRUE(e.need.k == k::administrator || e.need.k == k::repository) << e.operation;
   }
   EXPECT_EQ(find_endpoint(route_kind::users, verb::get)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::grants, verb::get)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::repositories, verb::post)->need.from, access::source::body);
+}
+
+// A promotion needs push on the target (the path); the handler checks pull on the source.
+TEST(RouteTable, LifecycleRoutesNeedListOrPush) {
+  EXPECT_EQ(find_endpoint(route_kind::repository_tags, verb::get)->need.act, action::list);
+  EXPECT_EQ(find_endpoint(route_kind::tag_history, verb::get)->need.act, action::list);
+  const endpoint* promote = find_endpoint(route_kind::repository_tag, verb::post);
+  EXPECT_EQ(promote->need.k, k::repository);
+  EXPECT_EQ(promote->need.act, action::push);
+  EXPECT_EQ(promote->need.from, access::source::path);
 }
 
 TEST(RouteTable, UnknownMethodsHaveNoEndpoint) {

@@ -41,6 +41,31 @@ route match_registry(std::string_view path) {
   return {};
 }
 
+// A repository's tags under /api/v1/repositories/<name>/: read from the end, as OCI paths are, so
+// a repository whose name ends in `/tags` (or `/tags/<x>`) is reached by these routes, not its own.
+route match_repository_item(route r, std::string_view key) {
+  if (key.ends_with("/tags")) {
+    r.kind = route_kind::repository_tags;
+    r.name = key.substr(0, key.size() - 5);
+    return r;
+  }
+  // "<name>/tags/<tag>/history", else "<name>/tags/<tag>" (a tag may be named "history").
+  const auto tag_route = [&](std::string_view path, route_kind kind) {
+    const auto [head, tag] = split_last(path);
+    const auto [name, tags] = split_last(head);
+    if (tags != "tags" || name.empty() || tag.empty()) return false;
+    r.kind = kind;
+    r.name = name;
+    r.reference = tag;
+    return true;
+  };
+  if (key.ends_with("/history") && tag_route(key.substr(0, key.size() - 8), route_kind::tag_history)) return r;
+  if (tag_route(key, route_kind::repository_tag)) return r;
+  r.kind = route_kind::repository;
+  r.name = key;
+  return r;
+}
+
 // /api/v1/<collection>[/<item>]: the item is a name (repositories: with slashes) or a grant id.
 route match_admin(std::string_view rest) {
   route r{.area = api_area::admin};
@@ -66,6 +91,7 @@ route match_admin(std::string_view rest) {
   for (const auto& e : kEntries) {
     if (e.collection != collection) continue;
     r.kind = item ? e.one : e.all;
+    if (r.kind == route_kind::repository) return match_repository_item(r, key);
     if (r.kind == route_kind::grant) {
       r.reference = key;
     } else {

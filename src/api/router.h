@@ -29,6 +29,9 @@ enum class route_kind {
   namespaces,    // /api/v1/namespaces
   repositories,  // /api/v1/repositories
   repository,    // /api/v1/repositories/<name>
+  repository_tags,  // /api/v1/repositories/<name>/tags
+  repository_tag,   // /api/v1/repositories/<name>/tags/<tag>
+  tag_history,      // /api/v1/repositories/<name>/tags/<tag>/history
   users,         // /api/v1/users
   user,          // /api/v1/users/<name>
   robots,        // /api/v1/robots

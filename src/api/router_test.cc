@@ -80,6 +80,24 @@ TEST(Router, AdminApi) {
   EXPECT_EQ(r.area, api_area::admin);
   EXPECT_EQ(r.name, "production/app");
 
+  r = match_route("/api/v1/repositories/production/app/tags");
+  EXPECT_EQ(r.kind, route_kind::repository_tags);
+  EXPECT_EQ(r.name, "production/app");
+  r = match_route("/api/v1/repositories/production/app/tags/v1.4.0");
+  EXPECT_EQ(r.kind, route_kind::repository_tag);
+  EXPECT_EQ(r.name, "production/app");
+  EXPECT_EQ(r.reference, "v1.4.0");
+  r = match_route("/api/v1/repositories/production/app/tags/latest/history");
+  EXPECT_EQ(r.kind, route_kind::tag_history);
+  EXPECT_EQ(r.name, "production/app");
+  EXPECT_EQ(r.reference, "latest");
+  // A tag named "history" is a tag; a path without a name before /tags is the repository itself.
+  r = match_route("/api/v1/repositories/a/tags/history");
+  EXPECT_EQ(r.kind, route_kind::repository_tag);
+  EXPECT_EQ(r.reference, "history");
+  r = match_route("/api/v1/repositories/tags/x");
+  EXPECT_EQ(r.kind, route_kind::repository);
+  EXPECT_EQ(r.name, "tags/x");
   r = match_route("/api/v1/grants/12");
   EXPECT_EQ(r.kind, route_kind::grant);
   EXPECT_EQ(r.reference, "12");

@@ -60,6 +60,10 @@ void read_namespace_rule(const YAML::Node& node, policy::namespace_rule& ns, con
                          const std::string& path) {
   if (const auto v = node["visibility"]) ns.vis = parse_visibility(v, where + "visibility", path);
   if (const auto c = node["creation"]) ns.create = parse_creation(c, where + "creation", path);
+  ns.immutable_tags = strings(node["immutable_tags"], where + "immutable_tags", path);
+  for (const auto& pattern : ns.immutable_tags) {
+    if (pattern.empty()) throw std::runtime_error(fmt::format("{}: `{}immutable_tags` holds an empty pattern", path, where));
+  }
 }
 
 policy::action_set actions_of(const YAML::Node& node, const std::string& key, const std::string& path) {
@@ -161,7 +165,7 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       throw std::runtime_error(fmt::format("{}: auth lifetimes and windows must be positive", path));
   }
   if (const auto d = root["default_namespace"]) {
-    reject_unknown(d, {"visibility", "creation"}, "default_namespace.", path);
+    reject_unknown(d, {"visibility", "creation", "immutable_tags"}, "default_namespace.", path);
     read_namespace_rule(d, c.policy.default_namespace, "default_namespace.", path);
   }
   if (const auto nss = root["namespaces"]) {
@@ -175,7 +179,7 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       const auto body = kv.second;
       if (body && !body.IsNull()) {
         if (!body.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
-        reject_unknown(body, {"visibility", "creation", "grants"}, where, path);
+        reject_unknown(body, {"visibility", "creation", "grants", "immutable_tags"}, where, path);
         read_namespace_rule(body, ns, where, path);
         if (const auto grants = body["grants"]) {
           for (std::size_t i = 0; i < grants.size(); ++i) {

@@ -80,6 +80,7 @@ auth:
 namespaces:
   production:
     creation: explicit
+    immutable_tags: ["v*", "main-*"]
     grants:
       - subject: robot:deploy
         actions: [pull]
@@ -110,6 +111,8 @@ federation:
   ASSERT_EQ(c.policy.namespaces.size(), 2u);
   EXPECT_EQ(c.policy.namespaces[0].name, "production");
   EXPECT_EQ(c.policy.namespaces[0].create, policy::creation::explicit_);
+  EXPECT_EQ(c.policy.namespaces[0].immutable_tags, (std::vector<std::string>{"v*", "main-*"}));
+  EXPECT_TRUE(c.policy.namespaces[1].immutable_tags.empty());
   EXPECT_EQ(c.policy.namespaces[1].vis, policy::visibility::public_pull);
   EXPECT_EQ(c.policy.default_namespace.create, policy::creation::explicit_);
   ASSERT_EQ(c.policy.grants.size(), 2u);
@@ -127,6 +130,8 @@ TEST(Config, RejectsBadAuthSections) {
   EXPECT_THROW(load_config(write_temp("namespaces:\n  prod:\n    visibility: open\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("namespaces:\n  prod:\n    creation: lazy\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("namespaces:\n  a/b: {}\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  prod:\n    immutable_tags: {a: b}\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  prod:\n    immutable_tags: ['']\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("grants:\n  - subject: x\n    actions: [write]\n    repositories: [a]\n")),
                std::runtime_error);
   EXPECT_THROW(load_config(write_temp("grants:\n  - subject: x\n    actions: [pull]\n")), std::runtime_error);

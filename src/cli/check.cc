@@ -19,7 +19,7 @@ namespace berth::cli {
 namespace {
 
 struct check_options {
-  std::string as, action, repo, config, data, registry, file;
+  std::string as, action, repo, tag, config, data, registry, file;
   bool exists = false;
 };
 
@@ -27,12 +27,16 @@ struct answer {
   bool yes = false;
   std::string subject;
   std::string reason;
+  std::string immutability;  // with a tag: whether it is immutable, and what that means for a push
 };
 
-// The registry's answer for `as` ("user:NAME", "robot:NAME", "anonymous", or an OIDC token).
-answer ask_access(const session& s, const std::string& as, const std::string& action, const std::string& repo) {
+// The registry's answer for `as` ("user:NAME", "robot:NAME", "anonymous", or an OIDC token), and
+// with a `tag`, whether that tag is immutable.
+answer ask_access(const session& s, const std::string& as, const std::string& action, const std::string& repo,
+                  const std::string& tag = "") {
   std::string target =
       fmt::format("/api/v1/check?action={}&repository={}", percent_encode(action), percent_encode(repo));
+  if (!tag.empty()) target += "&tag=" + percent_encode(tag);
   session who = s;
   if (as.starts_with("user:") || as.starts_with("robot:") || as == "anonymous") {
     target += "&subject=" + percent_encode(as);
@@ -42,7 +46,16 @@ answer ask_access(const session& s, const std::string& as, const std::string& ac
     throw cli_error("--as takes user:NAME, robot:NAME, anonymous or an OIDC token (robot tokens: use --data)");
   }
   const auto r = call(who, "GET", target);
-  return {r.value("allowed", false), r.value("subject", as), r.value("reason", "")};
+  answer a{r.value("allowed", false), r.value("subject", as), r.value("reason", ""), ""};
+  if (r.contains("immutable")) {
+    const bool exists = r.value("tag_exists", false);
+    a.immutability = r["immutable"].is_string()
+                         ? fmt::format("{}{}", r["immutable"].get<std::string>(),
+                                       exists ? ": a push of another digest, a delete or a promotion is refused"
+                                              : ": it does not exist yet, so the first push sets it")
+                         : fmt::format("tag {}:{} is mutable", repo, tag);
+  }
+  return a;
 }
 
 // Whether `repo` exists (its tag list answers) as the session sees it.
@@ -148,13 +161,15 @@ void run(const check_options& o) {
   if (o.as.empty() || o.action.empty()) throw cli_error("berth check needs --as and --action (or --exists)");
   answer a;
   if (!o.config.empty() || !o.data.empty()) {
+    if (!o.tag.empty()) throw cli_error("--tag asks the registry (whether the tag exists): drop --config/--data");
     const auto offline = app::offline_check(o.config, o.data, o.as, o.action, o.repo);
     a = {offline.allowed, offline.subject, offline.reason};
   } else {
-    a = ask_access(open_session(o.registry), o.as, o.action, o.repo);
+    a = ask_access(open_session(o.registry), o.as, o.action, o.repo, o.tag);
   }
   fmt::print("{}: {} may {}{} {}\n  {}\n", a.yes ? "allowed" : "denied", a.subject, a.yes ? "" : "not ", o.action,
              o.repo, a.reason);
+  if (!a.immutability.empty()) fmt::print("  {}\n", a.immutability);
   if (!a.yes) exit_with(exit_denied);
 }
 
@@ -169,6 +184,7 @@ void add_check_commands(CLI::App& cli) {
   check->add_option("--action", o->action, "pull, push, delete, list or admin")
       ->check(CLI::IsMember({"pull", "push", "delete", "list", "admin"}));
   check->add_option("--repo", o->repo, "Repository, e.g. production/app");
+  check->add_option("--tag", o->tag, "Also report whether this tag is immutable (asks the registry's API)");
   check->add_flag("--exists", o->exists, "Whether --repo exists (exit 3 when it does not)");
   check->add_option("-f,--file", o->file, "A preflight file of checks (exit 3 naming each that fails)")
       ->check(CLI::ExistingFile);

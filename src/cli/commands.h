@@ -14,5 +14,7 @@ void add_check_commands(CLI::App& cli);
 void add_plan_commands(CLI::App& cli);
 // berth migrate, berth import-distribution (migrate.cc).
 void add_migrate_commands(CLI::App& cli);
+// lifecycle.cc: `berth tags`, `berth promote`.
+void add_lifecycle_commands(CLI::App& cli);
 
 }  // namespace berth::cli

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -63,5 +64,7 @@ json call(const session& s, const std::string& method, const std::string& target
 std::string percent_encode(const std::string& s);
 // A Unix time in seconds as "YYYY-MM-DD HH:MM" (UTC), "-" when not a number.
 std::string time_text(const json& v);
+// "1.5 GB", "312 MB", "4.2 kB", "12 B" (decimal units, as docker and podman print sizes).
+std::string human_size(std::uint64_t bytes);
 
 }  // namespace berth::cli

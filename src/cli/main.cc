@@ -6,6 +6,7 @@
 //   berth migrate | import-distribution  copy a registry into the configured stores (cli/migrate.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
 //   berth plan|apply -f registry.yaml | export   the registry as code (plan.cc)
+//   berth tags | promote                 image lifecycle (lifecycle.cc)
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -50,7 +51,9 @@ int main(int argc, char** argv) {
   std::string repo_name;
   auto* repo_create = repo->add_subcommand("create", "Create a repository (needed in `creation: explicit` namespaces)");
   repo_create->add_option("name", repo_name, "Repository, e.g. production/app")->required();
-  auto* repo_list = repo->add_subcommand("list", "List the repositories you may see");
+  auto* repo_list = repo->add_subcommand("list", "List the repositories you may see, with tags, size, last push");
+  std::string repo_namespace;
+  repo_list->add_option("--namespace", repo_namespace, "Only this namespace's repositories, e.g. production");
   auto* repo_delete = repo->add_subcommand("delete", "Delete a repository with its manifests and tags");
   repo_delete->add_option("name", repo_name, "Repository")->required();
   for (auto* c : {repo_create, repo_list, repo_delete}) c->add_option("--registry", registry, "Registry URL");
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
   add_check_commands(cli);
   add_plan_commands(cli);
   add_migrate_commands(cli);
+  add_lifecycle_commands(cli);
 
   try {
     cli.parse(argc, argv);
@@ -118,8 +122,15 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (repo_list->parsed()) {
-      const auto r = call(open_session(registry), "GET", "/api/v1/repositories");
-      for (const auto& name : r["repositories"]) fmt::print("{}\n", name.get<std::string>());
+      std::string target = "/api/v1/repositories";
+      if (!repo_namespace.empty()) target += "?namespace=" + percent_encode(repo_namespace);
+      const auto r = call(open_session(registry), "GET", target);
+      fmt::print("{:<40} {:>6} {:>9}  {}\n", "REPOSITORY", "TAGS", "SIZE", "LAST PUSH");
+      for (const auto& x : r["repositories"]) {
+        const auto& last = x["last_push_ms"];
+        fmt::print("{:<40} {:>6} {:>9}  {}\n", x.value("name", ""), x.value("tags", 0), human_size(x.value("size", std::uint64_t{0})),
+                   last.is_number_integer() ? time_text(json(last.get<std::int64_t>() / 1000)) + " UTC" : "-");
+      }
       return 0;
     }
     if (repo_delete->parsed()) {

@@ -288,7 +288,7 @@ server_state server_state_from_api(const json& namespaces, const json& repositor
         ns.quota_bytes = n.at("quota_bytes").get<std::uint64_t>();
       s.namespaces[ns.name] = std::move(ns);
     }
-    for (const auto& r : field(repositories, "repositories")) s.repositories.insert(r.get<std::string>());
+    for (const auto& r : field(repositories, "repositories")) s.repositories.insert(r.at("name").get<std::string>());
     for (const auto& r : field(robots, "robots")) {
       robot_spec robot;
       robot.name = r.at("name").get<std::string>();

@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
+
 namespace berth {
 namespace {
 
@@ -56,7 +59,29 @@ result<descriptor> parse_descriptor(const json& value, field_path at) {
   if (size == nullptr || !size->is_number_unsigned())
     return invalid(fmt::format("{} must be a non-negative integer", at.member("size")));
 
-  return descriptor{type->get<std::string>(), std::move(*dgst), size->get<std::uint64_t>()};
+  return descriptor{type->get<std::string>(), std::move(*dgst), size->get<std::uint64_t>(), {}};
+}
+
+// "os/architecture[/variant]" from an object holding those members (an index entry's platform, an
+// image config); "" when os or architecture is missing, not a string, or "unknown".
+std::string platform_string(const json& obj) {
+  if (!obj.is_object()) return {};
+  const auto text = [&](const char* key) -> std::string {
+    const json* v = member(obj, key);
+    return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+  };
+  // A platform is shown and stored as one "a/b/c" string: parts are short words, never separators.
+  const auto word = [](const std::string& part) {
+    return part.size() <= 64 && std::all_of(part.begin(), part.end(), [](char c) {
+             return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '+';
+           });
+  };
+  const std::string os = text("os");
+  const std::string arch = text("architecture");
+  const std::string variant = text("variant");
+  if (os.empty() || arch.empty() || os == "unknown" || arch == "unknown") return {};
+  if (!word(os) || !word(arch) || !word(variant)) return {};
+  return variant.empty() ? fmt::format("{}/{}", os, arch) : fmt::format("{}/{}/{}", os, arch, variant);
 }
 
 // Appends every descriptor of the array `body[key]` to `out`. A missing or non-array field fails.
@@ -67,6 +92,7 @@ result<void> parse_descriptor_array(const json& body, const char* key, std::vect
   for (std::size_t i = 0; i < array->size(); ++i) {
     auto d = parse_descriptor((*array)[i], field_path{key, static_cast<std::ptrdiff_t>(i)});
     if (!d) return std::unexpected(std::move(d.error()));
+    if (const json* platform = member((*array)[i], "platform")) d->platform = platform_string(*platform);
     out.push_back(std::move(*d));
   }
   return {};
@@ -157,6 +183,33 @@ result<parsed_manifest> parse_manifest(std::string_view content_type, std::strin
   else if (is_image_manifest(out.media_type))
     out.artifact_type = out.blobs.front().media_type;  // the config: parse_image put it first
   return out;
+}
+
+std::uint64_t total_size(const parsed_manifest& m, std::size_t manifest_bytes,
+                         std::span<const std::uint64_t> child_sizes) {
+  std::uint64_t total = manifest_bytes;
+  for (const auto& b : m.blobs) total += b.size;
+  for (std::uint64_t s : child_sizes) total += s;
+  return total;
+}
+
+std::vector<std::string> index_platforms(const parsed_manifest& m) {
+  std::vector<std::string> out;
+  for (const auto& child : m.manifests) {
+    if (!child.platform.empty() && std::find(out.begin(), out.end(), child.platform) == out.end())
+      out.push_back(child.platform);
+  }
+  return out;
+}
+
+std::string config_platform(std::string_view config) {
+  const json body = json::parse(config.begin(), config.end(), nullptr, /*allow_exceptions=*/false);
+  return platform_string(body);
+}
+
+bool is_image_config_media_type(std::string_view type) {
+  return type == "application/vnd.oci.image.config.v1+json" ||
+         type == "application/vnd.docker.container.image.v1+json";
 }
 
 }  // namespace berth

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +28,9 @@ struct descriptor {
   std::string media_type;
   digest dgst;
   std::uint64_t size = 0;
+  // An index entry's platform, "os/architecture[/variant]" ("" when it has none, or unknown/unknown
+  // as BuildKit gives its attestation manifests).
+  std::string platform;
 };
 
 struct parsed_manifest {
@@ -51,5 +55,19 @@ bool is_manifest_media_type(std::string_view type);
 // digest, negative or missing size, missing mediaType), required fields are missing, the body's
 // mediaType disagrees with Content-Type, or the media type is not a manifest media type.
 result<parsed_manifest> parse_manifest(std::string_view content_type, std::string_view body);
+
+// What an image costs and runs on, as the tag listings show it (the lifecycle API).
+// The total size: the manifest's own bytes, plus for an image manifest its config and layers, plus
+// for an index the total size of each child as given in `child_sizes` (parallel to m.manifests: the
+// child's own recorded total, which the descriptor's size, the child manifest's bytes, is not).
+std::uint64_t total_size(const parsed_manifest& m, std::size_t manifest_bytes, std::span<const std::uint64_t> child_sizes);
+// The platforms of an index: its entries' platforms, in order, without duplicates or empties.
+std::vector<std::string> index_platforms(const parsed_manifest& m);
+// The platform an image config blob names ("linux/arm64/v8"), or "" when `config` is not an image
+// config (an artifact's config, "{}") or names no os and architecture.
+std::string config_platform(std::string_view config);
+// Whether a config blob of media type `type` can name a platform (OCI image config, Docker
+// container config): the only configs worth reading at push time.
+bool is_image_config_media_type(std::string_view type);
 
 }  // namespace berth

@@ -352,5 +352,78 @@ TEST(ParseManifestInvalid, DeepNestingIsRejectedWithoutCrashing) {
   EXPECT_EQ(m.error().code, errc::manifest_invalid);
 }
 
+// ---- size and platforms (the lifecycle API's tag records) ----
+
+TEST(ImageFacts, OciImageSizeIsManifestConfigAndLayers) {
+  const std::string body = oci_image().dump();
+  auto m = parse_manifest(media_type::oci_manifest, body);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(total_size(*m, body.size(), {}), body.size() + 6 + 100 + 200);
+  EXPECT_TRUE(index_platforms(*m).empty());
+}
+
+TEST(ImageFacts, DockerSchema2SizeAndConfigPlatform) {
+  json body = oci_image();
+  body["mediaType"] = media_type::docker_manifest;
+  body["config"]["mediaType"] = "application/vnd.docker.container.image.v1+json";
+  const std::string text = body.dump();
+  auto m = parse_manifest(media_type::docker_manifest, text);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(total_size(*m, text.size(), {}), text.size() + 306);
+  EXPECT_TRUE(is_image_config_media_type(m->blobs[0].media_type));
+  EXPECT_EQ(config_platform(R"({"architecture":"amd64","os":"linux","rootfs":{}})"), "linux/amd64");
+}
+
+TEST(ImageFacts, ConfigPlatformWithVariantAndWithout) {
+  EXPECT_EQ(config_platform(R"({"architecture":"arm64","variant":"v8","os":"linux"})"), "linux/arm64/v8");
+  EXPECT_EQ(config_platform(R"({"architecture":"arm64"})"), "");  // no os
+  EXPECT_EQ(config_platform("{}"), "");                           // an artifact's empty config
+  EXPECT_EQ(config_platform("not json"), "");
+  EXPECT_EQ(config_platform(R"({"architecture":7,"os":"linux"})"), "");
+  EXPECT_EQ(config_platform(R"({"architecture":"a,b","os":"linux"})"), "");  // never a separator
+  EXPECT_EQ(config_platform(R"({"architecture":"amd64","os":"lin\u0000ux"})"), "");
+  EXPECT_TRUE(is_image_config_media_type("application/vnd.oci.image.config.v1+json"));
+  EXPECT_FALSE(is_image_config_media_type(media_type::oci_empty));
+}
+
+TEST(ImageFacts, OciIndexSumsChildrenAsRecordedAndListsPlatforms) {
+  json body = oci_index();
+  body["manifests"][0]["platform"] = {{"architecture", "amd64"}, {"os", "linux"}};
+  body["manifests"][1]["platform"] = {{"architecture", "arm64"}, {"os", "linux"}, {"variant", "v8"}};
+  const std::string text = body.dump();
+  auto m = parse_manifest(media_type::oci_index, text);
+  ASSERT_TRUE(m.has_value());
+  const std::uint64_t children[] = {5000, 7000};  // each child's own total, not its descriptor size
+  EXPECT_EQ(total_size(*m, text.size(), children), text.size() + 12000);
+  EXPECT_EQ(index_platforms(*m), (std::vector<std::string>{"linux/amd64", "linux/arm64/v8"}));
+}
+
+TEST(ImageFacts, DockerManifestListSkipsUnknownAndDuplicatePlatforms) {
+  json body = oci_index();
+  body["mediaType"] = media_type::docker_list;
+  body["manifests"].push_back(desc(media_type::docker_manifest, kConfigDigest, 10));
+  body["manifests"][0]["platform"] = {{"architecture", "amd64"}, {"os", "linux"}};
+  body["manifests"][1]["platform"] = {{"architecture", "unknown"}, {"os", "unknown"}};  // an attestation
+  body["manifests"][2]["platform"] = {{"architecture", "amd64"}, {"os", "linux"}};
+  auto m = parse_manifest(media_type::docker_list, body.dump());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->manifests[1].platform, "");
+  EXPECT_EQ(index_platforms(*m), (std::vector<std::string>{"linux/amd64"}));
+}
+
+TEST(ImageFacts, ArtifactHasSizeAndNoPlatform) {
+  json body = {{"schemaVersion", 2},
+               {"mediaType", media_type::oci_manifest},
+               {"artifactType", "application/vnd.example.signature"},
+               {"config", desc(media_type::oci_empty, kEmptyDigest, 2)},
+               {"layers", {desc("application/vnd.example.sig", kLayer0, 90)}}};
+  const std::string text = body.dump();
+  auto m = parse_manifest(media_type::oci_manifest, text);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(total_size(*m, text.size(), {}), text.size() + 92);
+  EXPECT_FALSE(is_image_config_media_type(m->blobs[0].media_type));  // its config is not read
+  EXPECT_TRUE(index_platforms(*m).empty());
+}
+
 }  // namespace
 }  // namespace berth

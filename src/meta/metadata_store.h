@@ -29,6 +29,7 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/manifest.h"
+#include "meta/tag_records.h"
 #include "meta/upload_records.h"
 
 namespace berth::meta {
@@ -41,6 +42,9 @@ struct manifest_record {
   std::string artifact_type;     // as reported by referrers ("" when none)
   std::string annotations_json;  // compact JSON object, or ""
   std::vector<digest> references;  // blobs and child manifests it needs (kept for GC)
+  // The image's size: its bytes, config and layers; for an index, plus each child's total size.
+  std::uint64_t total_size = 0;
+  std::vector<std::string> platforms;  // "linux/arm64/v8", from the index or the image's config
 };
 
 // The record of manifest `d` (bytes `content`, served as `media_type`) that `m` was parsed from.
@@ -83,9 +87,10 @@ class metadata_store {
   virtual awaitable<result<std::vector<digest>>> missing_blobs(std::string_view repo, std::span<const digest> ds) = 0;
 
   // Manifests. Stores `m` in `repo` (creating the repository) and, when `tag` is set, points the tag
-  // at it, in one transaction. Storing the same digest again only moves the tag.
+  // at it, in one transaction, recording the move with `stamp` (tag_records.h). Storing the same
+  // digest again only moves the tag.
   virtual awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
-                                               std::optional<std::string_view> tag) = 0;
+                                               std::optional<std::string_view> tag, const push_stamp& stamp) = 0;
   virtual awaitable<result<std::optional<manifest_record>>> manifest_by_digest(std::string_view repo,
                                                                                const digest& d) = 0;
   virtual awaitable<result<std::optional<manifest_record>>> manifest_by_tag(std::string_view repo,
@@ -128,6 +133,9 @@ class metadata_store {
   // The records of unfinished uploads (upload_records.h), kept in the same database. Lives as long
   // as the store.
   virtual upload_records& uploads() = 0;
+  // The tags' records and history, repository summaries, promotion (tag_records.h), kept in the
+  // same database. Lives as long as the store.
+  virtual tag_records& tags() = 0;
 };
 
 // The SQLite store in the file `path` (created with its schema when missing; WAL, synchronous=FULL).

@@ -44,7 +44,7 @@ manifest_record manifest(std::string content, std::vector<digest> references = {
                          std::optional<digest> subject = std::nullopt, std::string artifact_type = "") {
   return manifest_record{digest_of(content), "application/vnd.oci.image.manifest.v1+json", std::move(content),
                          std::move(subject),  std::move(artifact_type),
-                         "",                 std::move(references)};
+                         "",                 std::move(references), 0, {}};
 }
 
 std::vector<digest> sorted(std::vector<digest> ds) {
@@ -101,7 +101,7 @@ TEST_P(metadata_store_contract, manifest_round_trip_is_byte_exact) {
   auto& m = *store_;
   auto rec = manifest(std::string("{\"a\":1}\0binary\xff", 15), {d("layer"), d("config")}, d("subject"), "x/sig");
   rec.annotations_json = R"({"k":"v"})";
-  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", rec, "v1")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", rec, "v1", test_stamp)).has_value());
 
   for (auto got : {sync_wait(m.manifest_by_digest("a/b", rec.dgst)).value(), sync_wait(m.manifest_by_tag("a/b", "v1")).value()}) {
     ASSERT_TRUE(got.has_value());
@@ -120,7 +120,7 @@ TEST_P(metadata_store_contract, manifest_round_trip_is_byte_exact) {
 TEST_P(metadata_store_contract, manifest_without_tag) {
   auto& m = *store_;
   const auto rec = manifest("untagged");
-  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", rec, std::nullopt)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", rec, std::nullopt, test_stamp)).has_value());
   EXPECT_TRUE(sync_wait(m.manifest_by_digest("a/b", rec.dgst)).value().has_value());
   EXPECT_EQ(sync_wait(m.list_tags("a/b", "", 10)).value(), strings{});
 }
@@ -129,11 +129,11 @@ TEST_P(metadata_store_contract, tag_moves) {
   auto& m = *store_;
   const auto one = manifest("one");
   const auto two = manifest("two");
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "latest")).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", two, "latest")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "latest", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", two, "latest", test_stamp)).has_value());
   EXPECT_EQ(sync_wait(m.manifest_by_tag("r", "latest")).value()->dgst, two.dgst);
   // Pushing a stored digest again only moves the tag back.
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "latest")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "latest", test_stamp)).has_value());
   EXPECT_EQ(sync_wait(m.manifest_by_tag("r", "latest")).value()->dgst, one.dgst);
   EXPECT_EQ(sync_wait(m.list_tags("r", "", 10)).value(), strings{"latest"});
 }
@@ -141,11 +141,11 @@ TEST_P(metadata_store_contract, tag_moves) {
 TEST_P(metadata_store_contract, same_digest_again_keeps_content) {
   auto& m = *store_;
   auto first = manifest("content", {d("layer")});
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", first, "a")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", first, "a", test_stamp)).has_value());
   auto again = first;
   again.media_type = "changed";
   again.references = {d("other")};
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", again, "b")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", again, "b", test_stamp)).has_value());
 
   auto got = sync_wait(m.manifest_by_tag("r", "b")).value();
   ASSERT_TRUE(got.has_value());
@@ -157,7 +157,7 @@ TEST_P(metadata_store_contract, same_digest_again_keeps_content) {
 TEST_P(metadata_store_contract, missing_manifests) {
   auto& m = *store_;
   const auto rec = manifest("held");
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, std::nullopt)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, std::nullopt, test_stamp)).has_value());
   const digest asked[] = {d("absent"), rec.dgst};
   EXPECT_EQ(sync_wait(m.missing_manifests("r", asked)).value(), std::vector<digest>{d("absent")});
   EXPECT_EQ(sync_wait(m.missing_manifests("other", asked)).value(), (std::vector<digest>{d("absent"), rec.dgst}));
@@ -167,9 +167,9 @@ TEST_P(metadata_store_contract, delete_manifest_removes_tags_and_references) {
   auto& m = *store_;
   auto rec = manifest("doomed", {d("layer")});
   const auto kept = manifest("kept");
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "a")).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "b")).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", kept, "c")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "a", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "b", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", kept, "c", test_stamp)).has_value());
 
   EXPECT_EQ(sync_wait(m.delete_manifest("r", rec.dgst)).value(), true);
   EXPECT_EQ(sync_wait(m.delete_manifest("r", rec.dgst)).value(), false);
@@ -178,14 +178,14 @@ TEST_P(metadata_store_contract, delete_manifest_removes_tags_and_references) {
 
   // Stored afresh without references: any left over from before would show up here.
   rec.references.clear();
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, std::nullopt)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, std::nullopt, test_stamp)).has_value());
   EXPECT_TRUE(sync_wait(m.manifest_by_digest("r", rec.dgst)).value()->references.empty());
 }
 
 TEST_P(metadata_store_contract, delete_tag_keeps_manifest) {
   auto& m = *store_;
   const auto rec = manifest("m");
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "t")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "t", test_stamp)).has_value());
   EXPECT_EQ(sync_wait(m.delete_tag("r", "t")).value(), true);
   EXPECT_EQ(sync_wait(m.delete_tag("r", "t")).value(), false);
   EXPECT_EQ(sync_wait(m.manifest_by_tag("r", "t")).value(), std::nullopt);
@@ -198,8 +198,8 @@ TEST_P(metadata_store_contract, list_tags_in_byte_order_with_paging) {
   auto& m = *store_;
   const auto rec = manifest("m");
   // Byte order: upper case before lower case, '-' < '.' < '_'.
-  for (const char* tag : {"b", "a_", "a.", "Z", "a-", "c"}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, tag)).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("other", rec, "zzz")).has_value());
+  for (const char* tag : {"b", "a_", "a.", "Z", "a-", "c"}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, tag, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("other", rec, "zzz", test_stamp)).has_value());
 
   EXPECT_EQ(sync_wait(m.list_tags("r", "", 100)).value(), (strings{"Z", "a-", "a.", "a_", "b", "c"}));
   EXPECT_EQ(sync_wait(m.list_tags("r", "", 0)).value(), strings{});
@@ -226,7 +226,7 @@ TEST_P(metadata_store_contract, list_repositories_in_byte_order_with_paging) {
 TEST_P(metadata_store_contract, last_may_be_any_bytes) {
   auto& m = *store_;
   const auto rec = manifest("m");
-  for (const char* tag : {"a", "a-", "a_b", "b"}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, tag)).has_value());
+  for (const char* tag : {"a", "a-", "a_b", "b"}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, tag, test_stamp)).has_value());
   EXPECT_EQ(sync_wait(m.list_tags("r", "a\xff\xfe", 10)).value(), strings{"b"});
   EXPECT_EQ(sync_wait(m.list_tags("r", std::string("a\0z", 3), 10)).value(), (strings{"a-", "a_b", "b"}));
   EXPECT_EQ(sync_wait(m.list_tags("r", "\xc3\xa9", 10)).value(), strings{});
@@ -241,7 +241,7 @@ TEST_P(metadata_store_contract, paging_visits_every_tag_once) {
   strings all;
   for (int i = 0; i < 120; ++i) all.push_back(fmt::format("t{:03}", (i * 37) % 120));
   await_all(static_cast<int>(all.size()), 2, [&](int i) -> awaitable<void> {
-    auto r = co_await m.put_manifest("r", rec, all[static_cast<std::size_t>(i)]);
+    auto r = co_await m.put_manifest("r", rec, all[static_cast<std::size_t>(i)], test_stamp);
     EXPECT_TRUE(r.has_value());
   });
   std::sort(all.begin(), all.end());
@@ -271,7 +271,7 @@ TEST_P(metadata_store_contract, create_and_delete_repository) {
 
   const auto rec = manifest("{}");
   ASSERT_TRUE(sync_wait(m.link_blob("prod/app", d("layer"), 5)).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", rec, "v1")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", rec, "v1", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.link_blob("other", d("layer"), 5)).has_value());
   EXPECT_EQ(sync_wait(m.repositories_with_blob(d("layer"), 10)).value(), (strings{"other", "prod/app"}));
   EXPECT_EQ(sync_wait(m.repositories_with_blob(d("layer"), 1)).value(), strings{"other"});
@@ -327,8 +327,8 @@ TEST_P(metadata_store_contract, referrers_of_a_subject) {
   auto sbom = manifest("sbom", {}, subject, "application/sbom");
   sbom.annotations_json = R"({"org.example":"1"})";
   const auto unrelated = manifest("unrelated", {}, d("elsewhere"), "application/sig");
-  for (const auto& rec : {sig, sbom, unrelated}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, std::nullopt)).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("other", sig, std::nullopt)).has_value());
+  for (const auto& rec : {sig, sbom, unrelated}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("other", sig, std::nullopt, test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.delete_manifest("other", sig.dgst)).value());  // other repositories never count
 
   auto all = sync_wait(m.referrers("r", subject, std::nullopt)).value();
@@ -353,7 +353,7 @@ TEST_P(metadata_store_contract, referrers_of_a_subject) {
 TEST_P(metadata_store_contract, data_survives_reopen) {
   const auto rec = manifest("persisted", {d("layer")});
   ASSERT_TRUE(sync_wait(store_->link_blob("r", d("layer"), 5)).has_value());
-  ASSERT_TRUE(sync_wait(store_->put_manifest("r", rec, "v1")).has_value());
+  ASSERT_TRUE(sync_wait(store_->put_manifest("r", rec, "v1", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(store_->create_repository("empty")).value());
   reopen();
   EXPECT_EQ(sync_wait(store_->linked_blob_size("r", d("layer"))).value(), 5u);
@@ -370,7 +370,7 @@ TEST_P(metadata_store_contract, concurrent_writers_all_commit) {
   auto& m = *store_;
   await_all(repos * per_repo, 4, [&](int i) -> awaitable<void> {
     const auto tag = fmt::format("t{}", i);
-    auto r = co_await m.put_manifest(fmt::format("r{}", i % repos), manifest(tag), tag);
+    auto r = co_await m.put_manifest(fmt::format("r{}", i % repos), manifest(tag), tag, test_stamp);
     EXPECT_TRUE(r.has_value());
   });
   reopen();
@@ -387,7 +387,7 @@ TEST_P(metadata_store_contract, parallel_link_put_and_delete) {
   auto& m = *store_;
   constexpr int n = 32;
   const auto shared = manifest("shared", {d("layer")});
-  ASSERT_TRUE(sync_wait(m.put_manifest("r", shared, "keep")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", shared, "keep", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.link_blob("r", d("layer-to-drop"), 1)).has_value());
   std::atomic<int> created{0};
   std::atomic<int> deleted{0};
@@ -434,7 +434,7 @@ TEST_P(metadata_store_contract, failing_write_does_not_affect_concurrent_ones) {
   auto& m = *store_;
   await_all(n, 4, [&](int i) -> awaitable<void> {
     const auto name = fmt::format("m{}", i);
-    auto r = co_await m.put_manifest("r", manifest(name), i == 3 ? std::string_view() : std::string_view(name));
+    auto r = co_await m.put_manifest("r", manifest(name), i == 3 ? std::string_view() : std::string_view(name), test_stamp);
     if (i == 3) {
       EXPECT_FALSE(r.has_value());
       if (!r) {
@@ -575,6 +575,220 @@ TEST_P(metadata_store_contract, concurrent_acquires_admit_exactly_one) {
   });
   EXPECT_EQ(admitted.load(), 1);
   EXPECT_EQ(busy.load(), 15);
+}
+
+// ---- tag records, history, promotion (tag_records.h) ----
+
+manifest_record sized(std::string content, std::uint64_t total, std::vector<std::string> platforms,
+                      std::vector<digest> references = {}, std::optional<digest> subject = std::nullopt) {
+  auto rec = manifest(std::move(content), std::move(references), std::move(subject));
+  rec.total_size = total;
+  rec.platforms = std::move(platforms);
+  return rec;
+}
+
+strings names(const std::vector<tag_record>& records) {
+  strings out;
+  for (const auto& r : records) out.push_back(r.name);
+  return out;
+}
+
+std::vector<digest> history_digests(tag_records& t, std::string_view repo, std::string_view tag) {
+  std::vector<digest> out;
+  const auto history = sync_wait(t.tag_history(repo, tag)).value();
+  for (const auto& e : history) out.push_back(e.dgst);
+  return out;
+}
+
+TEST_P(metadata_store_contract, a_tag_records_who_when_size_platforms_and_its_history) {
+  auto& m = *store_;
+  auto& t = m.tags();
+  const auto one = sized("one", 1234, {"linux/amd64", "linux/arm64/v8"});
+  const auto two = sized("two", 99, {});
+  const push_stamp alice{"user:alice", 2'000, ""};
+  const push_stamp ci{"robot:ci", 3'000, ""};
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "v1", alice)).has_value());
+  auto records = sync_wait(t.tag_list("r", tag_sort::name, false, "", 10)).value().value();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].name, "v1");
+  EXPECT_EQ(records[0].dgst, one.dgst);
+  EXPECT_EQ(records[0].media_type, one.media_type);
+  EXPECT_EQ(records[0].pushed_at_ms, 2'000);
+  EXPECT_EQ(records[0].pushed_by, "user:alice");
+  EXPECT_EQ(records[0].size, 1234u);
+  EXPECT_EQ(records[0].platforms, (strings{"linux/amd64", "linux/arm64/v8"}));
+  // The manifest keeps its size and platforms too.
+  auto stored = sync_wait(m.manifest_by_tag("r", "v1")).value().value();
+  EXPECT_EQ(stored.total_size, 1234u);
+  EXPECT_EQ(stored.platforms, one.platforms);
+
+  // The same digest again (a CI retry) changes nothing: neither the record nor the history.
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "v1", ci)).has_value());
+  records = sync_wait(t.tag_list("r", tag_sort::name, false, "", 10)).value().value();
+  EXPECT_EQ(records[0].pushed_by, "user:alice");
+  EXPECT_EQ(records[0].pushed_at_ms, 2'000);
+  EXPECT_EQ(history_digests(t, "r", "v1"), std::vector<digest>{one.dgst});
+
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", two, "v1", ci)).has_value());
+  const auto history = sync_wait(t.tag_history("r", "v1")).value();
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].dgst, two.dgst);  // newest first
+  EXPECT_EQ(history[0].by, "robot:ci");
+  EXPECT_EQ(history[0].at_ms, 3'000);
+  EXPECT_EQ(history[0].source, "");
+  EXPECT_EQ(history[1].dgst, one.dgst);
+  EXPECT_EQ(history[1].by, "user:alice");
+  EXPECT_EQ(sync_wait(t.tags_on("r", two.dgst)).value(), strings{"v1"});
+  EXPECT_EQ(sync_wait(t.tags_on("r", one.dgst)).value(), strings{});
+
+  // The history outlives the tag, and survives a reopen; it goes with the repository.
+  ASSERT_TRUE(sync_wait(m.delete_tag("r", "v1")).value());
+  reopen();
+  EXPECT_EQ(history_digests(store_->tags(), "r", "v1"), (std::vector<digest>{two.dgst, one.dgst}));
+  ASSERT_TRUE(sync_wait(store_->delete_repository("r")).value());
+  EXPECT_TRUE(sync_wait(store_->tags().tag_history("r", "v1")).value().empty());
+  EXPECT_EQ(sync_wait(store_->tags().tag_list("r", tag_sort::time, true, "", 10)).value(), std::nullopt);
+}
+
+TEST_P(metadata_store_contract, tags_list_by_time_or_name_in_either_order_with_paging) {
+  auto& m = *store_;
+  auto& t = m.tags();
+  const auto rec = manifest("m");
+  // Pushed at 3, 1, 2, 2 (a tie is broken by name).
+  const std::pair<const char*, std::int64_t> pushes[] = {{"a", 3}, {"b", 1}, {"c", 2}, {"d", 2}};
+  for (const auto& [tag, at] : pushes) {
+    const push_stamp stamp{"user:x", at, ""};
+    ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, tag, stamp)).has_value());
+  }
+  const auto list = [&](tag_sort sort, bool desc, std::string_view last, std::size_t n) {
+    return names(sync_wait(t.tag_list("r", sort, desc, last, n)).value().value());
+  };
+  EXPECT_EQ(list(tag_sort::time, true, "", 10), (strings{"a", "d", "c", "b"}));
+  EXPECT_EQ(list(tag_sort::time, false, "", 10), (strings{"b", "c", "d", "a"}));
+  EXPECT_EQ(list(tag_sort::name, false, "", 10), (strings{"a", "b", "c", "d"}));
+  EXPECT_EQ(list(tag_sort::name, true, "", 10), (strings{"d", "c", "b", "a"}));
+  // Pages follow on from the last tag of the previous one.
+  EXPECT_EQ(list(tag_sort::time, true, "", 2), (strings{"a", "d"}));
+  EXPECT_EQ(list(tag_sort::time, true, "d", 2), (strings{"c", "b"}));
+  EXPECT_EQ(list(tag_sort::time, false, "c", 10), (strings{"d", "a"}));
+  EXPECT_EQ(list(tag_sort::name, true, "c", 10), (strings{"b", "a"}));
+  EXPECT_EQ(list(tag_sort::name, false, "b", 1), strings{"c"});
+  EXPECT_EQ(sync_wait(t.tag_list("other", tag_sort::time, true, "", 10)).value(), std::nullopt);
+}
+
+TEST_P(metadata_store_contract, repository_summaries_count_tags_size_and_last_push) {
+  auto& m = *store_;
+  ASSERT_TRUE(sync_wait(m.link_blob("prod/app", d("layer"), 1000)).has_value());
+  const auto rec = manifest("m", {d("layer")});
+  const push_stamp early{"user:x", 5'000, ""};
+  const push_stamp late{"user:x", 9'000, ""};
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", rec, "a", early)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", rec, "b", late)).has_value());
+  ASSERT_TRUE(sync_wait(m.create_repository("prod/empty")).value());
+  ASSERT_TRUE(sync_wait(m.create_repository("production")).value());
+  ASSERT_TRUE(sync_wait(m.create_repository("staging/app")).value());
+  const auto summaries = sync_wait(m.tags().repository_summaries("prod/")).value();
+  ASSERT_EQ(summaries.size(), 2u);
+  EXPECT_EQ(summaries[0].name, "prod/app");
+  EXPECT_EQ(summaries[0].tags, 2u);
+  EXPECT_EQ(summaries[0].size, 1000u + rec.content.size());
+  EXPECT_EQ(summaries[0].last_push_ms, 9'000);
+  EXPECT_EQ(summaries[1].name, "prod/empty");
+  EXPECT_EQ(summaries[1].tags, 0u);
+  EXPECT_EQ(summaries[1].last_push_ms, 0);
+  EXPECT_EQ(sync_wait(m.tags().repository_summaries("")).value().size(), 4u);
+}
+
+// A multi-arch index with a signature: promotion brings the children, the referrer and their blobs
+// (links, not copies), and nothing else of the source.
+TEST_P(metadata_store_contract, promotion_links_the_index_children_referrers_and_blobs) {
+  auto& m = *store_;
+  auto& t = m.tags();
+  for (const char* blob : {"cfg", "amd64", "arm64", "sig-blob", "unrelated-blob"})
+    ASSERT_TRUE(sync_wait(m.link_blob("staging/app", d(blob), 10)).has_value());
+  const auto amd = sized("amd", 100, {"linux/amd64"}, {d("cfg"), d("amd64")});
+  const auto arm = sized("arm", 100, {"linux/arm64"}, {d("cfg"), d("arm64")});
+  const auto index = sized("index", 250, {"linux/amd64", "linux/arm64"}, {amd.dgst, arm.dgst});
+  const auto sig = sized("sig", 20, {}, {d("sig-blob")}, index.dgst);
+  const auto unrelated = sized("unrelated", 20, {}, {d("unrelated-blob")});
+  for (const auto& rec : {amd, arm, index, sig, unrelated})
+    ASSERT_TRUE(sync_wait(m.put_manifest("staging/app", rec, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("staging/app", index, "sha-1", test_stamp)).has_value());
+
+  const push_stamp promoter{"user:release", 7'000, "staging/app:sha-1"};
+  auto p = sync_wait(t.promote("prod/app", "latest", "staging/app", index.dgst, promoter)).value();
+  ASSERT_TRUE(p.has_value());
+  EXPECT_TRUE(p->moved);
+  EXPECT_EQ(p->previous, std::nullopt);
+
+  EXPECT_EQ(sync_wait(m.manifest_by_tag("prod/app", "latest")).value().value().dgst, index.dgst);
+  for (const auto& rec : {amd, arm, index, sig}) {
+    auto got = sync_wait(m.manifest_by_digest("prod/app", rec.dgst)).value();
+    ASSERT_TRUE(got.has_value()) << rec.content;
+    EXPECT_EQ(got->content, rec.content);
+    EXPECT_EQ(sorted(got->references), sorted(rec.references));
+    EXPECT_EQ(got->total_size, rec.total_size);
+  }
+  EXPECT_EQ(sync_wait(m.manifest_by_digest("prod/app", unrelated.dgst)).value(), std::nullopt);
+  const std::vector<digest> blobs{d("cfg"), d("amd64"), d("arm64"), d("sig-blob")};
+  EXPECT_TRUE(sync_wait(m.missing_blobs("prod/app", blobs)).value().empty());
+  EXPECT_EQ(sync_wait(m.linked_blob_size("prod/app", d("unrelated-blob"))).value(), std::nullopt);
+  const auto refs = sync_wait(m.referrers("prod/app", index.dgst, std::nullopt)).value();
+  ASSERT_EQ(refs.size(), 1u);
+  EXPECT_EQ(refs[0].dgst, sig.dgst);
+
+  auto records = sync_wait(t.tag_list("prod/app", tag_sort::time, true, "", 10)).value().value();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].pushed_by, "user:release");
+  EXPECT_EQ(records[0].size, 250u);
+  const auto history = sync_wait(t.tag_history("prod/app", "latest")).value();
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].source, "staging/app:sha-1");
+
+  // Idempotent: promoting what is there changes nothing.
+  p = sync_wait(t.promote("prod/app", "latest", "staging/app", index.dgst, promoter)).value();
+  ASSERT_TRUE(p.has_value());
+  EXPECT_FALSE(p->moved);
+  EXPECT_EQ(p->previous, index.dgst);
+  EXPECT_EQ(sync_wait(t.tag_history("prod/app", "latest")).value().size(), 1u);
+
+  // Rollback within one repository: the tag moves back, the history says from where.
+  const std::string source = "prod/app@" + amd.dgst.str();
+  const push_stamp rollback{"user:release", 8'000, source};
+  p = sync_wait(t.promote("prod/app", "latest", "prod/app", amd.dgst, rollback)).value();
+  ASSERT_TRUE(p.has_value());
+  EXPECT_TRUE(p->moved);
+  EXPECT_EQ(p->previous, index.dgst);
+  EXPECT_EQ(history_digests(t, "prod/app", "latest"), (std::vector<digest>{amd.dgst, index.dgst}));
+
+  // Unknown sources change nothing.
+  EXPECT_EQ(sync_wait(t.promote("prod/app", "latest", "staging/app", d("nothing"), promoter)).value(), std::nullopt);
+  EXPECT_EQ(sync_wait(t.promote("prod/new", "latest", "nowhere/app", index.dgst, promoter)).value(), std::nullopt);
+  EXPECT_FALSE(sync_wait(m.repository_exists("prod/new")).value());
+  EXPECT_EQ(sync_wait(m.manifest_by_tag("prod/app", "latest")).value().value().dgst, amd.dgst);
+}
+
+// Concurrent promotions onto one tag: one digest wins, and the history's newest entry is it.
+TEST_P(metadata_store_contract, concurrent_promotions_leave_a_consistent_history) {
+  auto& m = *store_;
+  std::vector<manifest_record> recs;
+  for (int i = 0; i < 8; ++i) {
+    recs.push_back(manifest(fmt::format("build-{}", i)));
+    ASSERT_TRUE(sync_wait(m.put_manifest("staging/app", recs.back(), std::nullopt, test_stamp)).has_value());
+  }
+  std::atomic<int> moved{0};
+  await_all(8, 4, [&](int i) -> awaitable<void> {
+    const push_stamp stamp{"robot:ci", 1'000 + i, "staging/app"};
+    auto p = co_await m.tags().promote("prod/app", "latest", "staging/app", recs[static_cast<std::size_t>(i)].dgst,
+                                       stamp);
+    EXPECT_TRUE(p.has_value() && p->has_value());
+    if (p && *p && (*p)->moved) ++moved;
+  });
+  EXPECT_EQ(moved.load(), 8);
+  const auto current = sync_wait(m.manifest_by_tag("prod/app", "latest")).value().value().dgst;
+  const auto history = history_digests(m.tags(), "prod/app", "latest");
+  ASSERT_EQ(history.size(), 8u);
+  EXPECT_EQ(history.front(), current);
 }
 
 }  // namespace

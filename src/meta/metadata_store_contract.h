@@ -22,6 +22,9 @@
 
 namespace berth::meta {
 
+// The pusher and time the tests record when they do not look at them.
+inline const push_stamp test_stamp{"user:test", 1'000'000, ""};
+
 struct metadata_backend {
   std::string name;
   // Opens the store kept under `location`, an empty directory of its own for each test; opening

@@ -7,6 +7,7 @@
 #include "meta/pg_metadata_store.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -84,6 +85,60 @@ CREATE TABLE uploads (
 );
 CREATE INDEX uploads_by_age ON uploads(updated_at);
 )sql",
+    // The lifecycle (tag_records.h): each manifest's total size and platforms, who set each tag
+    // and when (ms), and every move of a tag. Existing rows: a tag's time is when it was last set
+    // (updated_at, in seconds), its pusher "unknown"; a manifest's size counts its own bytes and
+    // the blobs it links, then an index adds its children's; platforms come from an index's
+    // entries (an image manifest's config is a blob the database does not hold: none until
+    // re-pushed). A manifest whose bytes jsonb refuses (a \u0000) keeps no platforms.
+    R"sql(
+ALTER TABLE manifests ADD COLUMN total_size bigint NOT NULL DEFAULT 0;
+ALTER TABLE manifests ADD COLUMN platforms text NOT NULL DEFAULT '';
+ALTER TABLE tags ADD COLUMN pushed_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE tags ADD COLUMN pushed_by text NOT NULL DEFAULT 'unknown';
+UPDATE tags SET pushed_at = updated_at * 1000;
+UPDATE manifests SET total_size = size + (SELECT coalesce(sum(l.size), 0) FROM manifest_refs x JOIN blob_links l
+  ON l.repo_id = x.repo_id AND l.digest = x.referenced WHERE x.repo_id = manifests.repo_id AND x.manifest = manifests.digest);
+UPDATE manifests SET total_size = total_size + (SELECT coalesce(sum(c.total_size), 0) FROM manifest_refs x JOIN manifests c
+  ON c.repo_id = x.repo_id AND c.digest = x.referenced WHERE x.repo_id = manifests.repo_id AND x.manifest = manifests.digest);
+DO $$
+DECLARE
+  r record;
+  doc jsonb;
+BEGIN
+  FOR r IN SELECT repo_id, digest, content FROM manifests WHERE position('"manifests"'::bytea IN content) > 0 LOOP
+    BEGIN
+      doc := convert_from(r.content, 'UTF8')::jsonb;
+    EXCEPTION WHEN others THEN
+      CONTINUE;
+    END;
+    IF jsonb_typeof(doc->'manifests') = 'array' THEN
+      UPDATE manifests SET platforms = coalesce((SELECT string_agg(p, ',' ORDER BY i) FROM (
+          SELECT p, min(i) AS i FROM (
+            SELECT (e->'platform'->>'os') || '/' || (e->'platform'->>'architecture') ||
+                   coalesce('/' || (e->'platform'->>'variant'), '') AS p, i
+            FROM jsonb_array_elements(doc->'manifests') WITH ORDINALITY AS a(e, i)
+            WHERE coalesce(e->'platform'->>'os', '') NOT IN ('', 'unknown')
+              AND coalesce(e->'platform'->>'architecture', '') NOT IN ('', 'unknown')) y
+          GROUP BY p) z), '')
+        WHERE repo_id = r.repo_id AND digest = r.digest;
+    END IF;
+  END LOOP;
+END $$;
+CREATE INDEX tags_by_time ON tags(repo_id, pushed_at, name);
+CREATE TABLE tag_history (
+  id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  repo_id   bigint NOT NULL REFERENCES repositories(id),
+  tag       text COLLATE "C" NOT NULL,
+  digest    text NOT NULL,
+  pushed_at bigint NOT NULL,
+  pushed_by text NOT NULL,
+  source    text NOT NULL
+);
+CREATE INDEX tag_history_by_tag ON tag_history(repo_id, tag, id);
+INSERT INTO tag_history(repo_id, tag, digest, pushed_at, pushed_by, source)
+  SELECT repo_id, name, digest, pushed_at, pushed_by, '' FROM tags ORDER BY pushed_at, name;
+)sql",
 };
 
 // ---- SQL ----
@@ -117,19 +172,76 @@ constexpr std::string_view missing_manifests_sql = BERTH_MISSING_SQL("manifests"
 // for the tag this transaction sets next.
 constexpr std::string_view insert_manifest_sql =
     "WITH m AS (INSERT INTO manifests(repo_id, digest, media_type, content, size, subject, artifact_type, "
-    "annotations, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " BERTH_NOW
-    ") "
+    "annotations, created_at, total_size, platforms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, " BERTH_NOW
+    ", $10, $11) "
     "ON CONFLICT (repo_id, digest) DO UPDATE SET size = manifests.size WHERE false RETURNING repo_id, digest) "
     "INSERT INTO manifest_refs(repo_id, manifest, referenced) "
     "SELECT m.repo_id, m.digest, r FROM m, unnest($9::text[]) AS r ON CONFLICT DO NOTHING";
+// The tag's digest, its row locked until the transaction ends (no row: the tag is new).
+constexpr std::string_view lock_tag_sql = "SELECT digest FROM tags WHERE repo_id = $1 AND name = $2 FOR UPDATE";
 constexpr std::string_view set_tag_sql =
-    "INSERT INTO tags(repo_id, name, digest, updated_at) VALUES ($1, $2, $3, " BERTH_NOW
-    ") "
-    "ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at";
+    "INSERT INTO tags(repo_id, name, digest, updated_at, pushed_at, pushed_by) VALUES ($1, $2, $3, " BERTH_NOW
+    ", $4, $5) "
+    "ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, "
+    "pushed_at = excluded.pushed_at, pushed_by = excluded.pushed_by";
+// After set_tag_sql, which holds the tag's row lock: concurrent moves of one tag get history ids in
+// the order they move it, so the newest entry is always the tag's digest.
+constexpr std::string_view insert_history_sql =
+    "INSERT INTO tag_history(repo_id, tag, digest, pushed_at, pushed_by, source) VALUES ($1, $2, $3, $4, $5, $6)";
+// A page of tag records of repository $1 (its id NULL, no rows, when it is unknown); $2 is `last`
+// ("" for the start), $3 the count. By time, the cursor is the last tag's current (pushed_at, name).
+#define BERTH_TAG_RECORDS(where, order)                                                                      \
+  "SELECT r.id, t.name, t.digest, t.media_type, t.pushed_at, t.pushed_by, t.total_size, t.platforms "         \
+  "FROM repositories r LEFT JOIN LATERAL (SELECT t.name, t.digest, m.media_type, t.pushed_at, t.pushed_by, "    \
+  "m.total_size, m.platforms FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest "   \
+  "WHERE t.repo_id = r.id AND " where " ORDER BY " order " LIMIT $3) t ON true WHERE r.name = $1 ORDER BY " order
+#define BERTH_TIME_CURSOR "(SELECT pushed_at FROM tags WHERE repo_id = r.id AND name = $2)"
+constexpr std::string_view tag_records_sql[2][2] = {
+    {BERTH_TAG_RECORDS("t.name > $2", "t.name"), BERTH_TAG_RECORDS("($2 = '' OR t.name < $2)", "t.name DESC")},
+    {BERTH_TAG_RECORDS("($2 = '' OR (t.pushed_at, t.name) > (" BERTH_TIME_CURSOR ", $2))", "t.pushed_at, t.name"),
+     BERTH_TAG_RECORDS("($2 = '' OR (t.pushed_at, t.name) < (" BERTH_TIME_CURSOR ", $2))",
+                       "t.pushed_at DESC, t.name DESC")},
+};
+#undef BERTH_TIME_CURSOR
+#undef BERTH_TAG_RECORDS
+constexpr std::string_view tag_history_sql =
+    "SELECT h.digest, h.pushed_at, h.pushed_by, h.source FROM repositories r JOIN tag_history h ON h.repo_id = r.id "
+    "WHERE r.name = $1 AND h.tag = $2 ORDER BY h.id DESC";
+constexpr std::string_view tags_on_sql =
+    "SELECT t.name FROM repositories r JOIN tags t ON t.repo_id = r.id WHERE r.name = $1 AND t.digest = $2 "
+    "ORDER BY t.name";
+constexpr std::string_view repository_summaries_sql =
+    "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
+    "(SELECT coalesce(sum(l.size), 0) FROM blob_links l WHERE l.repo_id = r.id) + "
+    "(SELECT coalesce(sum(m.size), 0) FROM manifests m WHERE m.repo_id = r.id), "
+    "(SELECT coalesce(max(t.pushed_at), 0) FROM tags t WHERE t.repo_id = r.id) "
+    "FROM repositories r WHERE left(r.name, length($1)) = $1 ORDER BY r.name";
+constexpr std::string_view lock_source_repo_sql = "SELECT id FROM repositories WHERE name = $1 FOR KEY SHARE";
+// What a promotion of $2 from repository $1 brings along: the manifest (when $1 holds it), the
+// manifests it references (an index's children), and those whose subject is any of them
+// (referrers), transitively.
+constexpr std::string_view promotion_closure_sql =
+    "WITH RECURSIVE closure(d) AS (SELECT digest FROM manifests WHERE repo_id = $1 AND digest = $2 UNION "
+    "SELECT m.digest FROM closure c JOIN manifests m ON m.repo_id = $1 AND (m.subject = c.d OR EXISTS "
+    "(SELECT 1 FROM manifest_refs x WHERE x.repo_id = $1 AND x.manifest = c.d AND x.referenced = m.digest))) "
+    "SELECT d FROM closure";
+// Copies manifests $3 (text[]) of repository $2 into $1: their rows, references, referenced blobs.
+constexpr std::string_view copy_manifests_sql =
+    "INSERT INTO manifests(repo_id, digest, media_type, content, size, subject, artifact_type, annotations, "
+    "created_at, total_size, platforms) SELECT $1, digest, media_type, content, size, subject, artifact_type, "
+    "annotations, " BERTH_NOW ", total_size, platforms FROM manifests WHERE repo_id = $2 AND digest = ANY($3::text[]) "
+    "ON CONFLICT DO NOTHING";
+constexpr std::string_view copy_refs_sql =
+    "INSERT INTO manifest_refs(repo_id, manifest, referenced) SELECT $1, manifest, referenced FROM manifest_refs "
+    "WHERE repo_id = $2 AND manifest = ANY($3::text[]) ON CONFLICT DO NOTHING";
+constexpr std::string_view copy_links_sql =
+    "INSERT INTO blob_links(repo_id, digest, size) SELECT DISTINCT $1::bigint, l.digest, l.size FROM manifest_refs x "
+    "JOIN blob_links l ON l.repo_id = x.repo_id AND l.digest = x.referenced WHERE x.repo_id = $2 "
+    "AND x.manifest = ANY($3::text[]) ON CONFLICT DO NOTHING";
 #define BERTH_MANIFEST_COLUMNS                                                                          \
   "SELECT m.digest, m.media_type, m.content, m.subject, m.artifact_type, m.annotations, "               \
   "(SELECT string_agg(x.referenced, ',' ORDER BY x.referenced) FROM manifest_refs x WHERE x.repo_id = " \
-  "m.repo_id AND x.manifest = m.digest) "
+  "m.repo_id AND x.manifest = m.digest), m.total_size, m.platforms "
 constexpr std::string_view manifest_by_digest_sql = BERTH_MANIFEST_COLUMNS
     "FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.name = $1 AND m.digest = $2";
 constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
@@ -233,12 +345,24 @@ std::uint64_t stored_size(const pg::rows& rows, std::size_t row, std::size_t col
   return static_cast<std::uint64_t>(rows.int64(row, column).value_or(0));
 }
 
+// Platforms are stored comma-separated (they hold no commas).
+std::string join_list(const std::vector<std::string>& items) { return fmt::format("{}", fmt::join(items, ",")); }
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto comma = std::min(text.find(','), text.size());
+    out.emplace_back(text.substr(0, comma));
+    text.remove_prefix(std::min(comma + 1, text.size()));
+  }
+  return out;
+}
+
 // The manifest in the first row (columns as in BERTH_MANIFEST_COLUMNS), or nullopt when none.
 result<std::optional<manifest_record>> read_manifest(const pg::rows& rows) {
   if (rows.size() == 0) return std::nullopt;
   auto d = stored_digest(rows.text(0, 0));
   if (!d) return std::unexpected(d.error());
-  manifest_record m{*d, {}, {}, std::nullopt, {}, {}, {}};
+  manifest_record m{*d, {}, {}, std::nullopt, {}, {}, {}, stored_size(rows, 0, 7), split_list(rows.text(0, 8))};
   const std::pair<std::size_t, std::string*> byte_columns[] = {
       {1, &m.media_type}, {2, &m.content}, {4, &m.artifact_type}, {5, &m.annotations_json}};
   for (auto [column, field] : byte_columns) {
@@ -299,6 +423,29 @@ awaitable<pg::result<std::int64_t>> ensure_repo(transaction& tx, std::string_vie
   co_return pg::fail(pg::errc::failed, fmt::format("repository {} neither found nor created", name));
 }
 
+// Points `tag` of repository `repo_id` at `d` in `tx` and records the move, unless it points there already.
+awaitable<pg::result<promotion>> set_tag(transaction& tx, std::int64_t repo_id, std::string_view tag, const digest& d,
+                                         const push_stamp& stamp) {
+  promotion out;
+  params lock_args{repo_id, tag};
+  auto current = co_await tx.query(lock_tag_sql, std::move(lock_args));
+  if (!current) co_return std::unexpected(std::move(current.error()));
+  if (current->size() > 0) {
+    auto previous = digest::parse(current->text(0, 0));
+    if (!previous) co_return pg::fail(pg::errc::failed, fmt::format("stored digest does not parse: {}", current->text(0, 0)));
+    out.previous = *previous;
+  }
+  if (out.previous == d) co_return out;
+  params tag_args{repo_id, tag, d.str(), stamp.at_ms, stamp.by};
+  auto tagged = co_await tx.query(set_tag_sql, std::move(tag_args));
+  if (!tagged) co_return std::unexpected(std::move(tagged.error()));
+  params history_args{repo_id, tag, d.str(), stamp.at_ms, stamp.by, stamp.source};
+  auto recorded = co_await tx.query(insert_history_sql, std::move(history_args));
+  if (!recorded) co_return std::unexpected(std::move(recorded.error()));
+  out.moved = true;
+  co_return out;
+}
+
 // Links `d` into `repo` (created when missing) in `tx`.
 awaitable<pg::result<void>> link_in(transaction& tx, std::string_view repo, const digest& d, std::uint64_t size) {
   auto repo_id = co_await ensure_repo(tx, repo);
@@ -309,7 +456,7 @@ awaitable<pg::result<void>> link_in(transaction& tx, std::string_view repo, cons
   co_return pg::result<void>{};
 }
 
-class pg_metadata_store final : public metadata_store, public upload_records {
+class pg_metadata_store final : public metadata_store, public upload_records, public tag_records {
  public:
   explicit pg_metadata_store(std::shared_ptr<pg::pool> pool) : pool_(std::move(pool)) {
     pg::migrate(*pool_, "meta", migrations);
@@ -342,8 +489,10 @@ class pg_metadata_store final : public metadata_store, public upload_records {
     co_return digest_column(*r);
   }
 
+  tag_records& tags() override { return *this; }
+
   awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
-                                       std::optional<std::string_view> tag) override {
+                                       std::optional<std::string_view> tag, const push_stamp& stamp) override {
     auto body = [&](transaction& tx) -> awaitable<pg::result<void>> {
       auto repo_id = co_await ensure_repo(tx, repo);
       if (!repo_id) co_return std::unexpected(std::move(repo_id.error()));
@@ -355,12 +504,13 @@ class pg_metadata_store final : public metadata_store, public upload_records {
                            m.subject ? param(m.subject->str()) : param(std::nullopt),
                            param::bytes(m.artifact_type),
                            param::bytes(m.annotations_json),
-                           text_array(m.references)};
+                           text_array(m.references),
+                           m.total_size,
+                           join_list(m.platforms)};
       auto stored = co_await tx.query(insert_manifest_sql, std::move(manifest_args));
       if (!stored) co_return std::unexpected(std::move(stored.error()));
       if (!tag) co_return pg::result<void>{};
-      params tag_args{*repo_id, *tag, m.dgst.str()};
-      auto tagged = co_await tx.query(set_tag_sql, std::move(tag_args));
+      auto tagged = co_await set_tag(tx, *repo_id, *tag, m.dgst, stamp);
       if (!tagged) co_return std::unexpected(std::move(tagged.error()));
       co_return pg::result<void>{};
     };
@@ -441,7 +591,7 @@ class pg_metadata_store final : public metadata_store, public upload_records {
       const std::int64_t id = found->int64(0, 0).value_or(0);
       // Manifests first: their tags and references cascade.
       for (const char* sql : {"DELETE FROM manifests WHERE repo_id = $1", "DELETE FROM blob_links WHERE repo_id = $1",
-                              "DELETE FROM repositories WHERE id = $1"}) {
+                              "DELETE FROM tag_history WHERE repo_id = $1", "DELETE FROM repositories WHERE id = $1"}) {
         params id_arg{id};
         auto deleted = co_await tx.query(sql, std::move(id_arg));
         if (!deleted) co_return std::unexpected(std::move(deleted.error()));
@@ -499,6 +649,89 @@ class pg_metadata_store final : public metadata_store, public upload_records {
           referrer{*d, std::move(*media_type), stored_size(*r, i, 2), std::move(*type), std::move(*annotations)});
     }
     co_return out;
+  }
+
+  // ---- tag_records ----
+
+  awaitable<result<std::optional<std::vector<tag_record>>>> tag_list(std::string_view repo, tag_sort sort,
+                                                                     bool descending, std::string_view last,
+                                                                     std::size_t n) override {
+    params args{repo, text_bound(last), limit(n)};
+    auto r = co_await query("tag_list", tag_records_sql[sort == tag_sort::time][descending], std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    if (r->size() == 0) co_return std::nullopt;  // no such repository
+    std::vector<tag_record> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      if (r->is_null(i, 1)) continue;  // the repository has no tag in range
+      auto d = stored_digest(r->text(i, 2));
+      if (!d) co_return std::unexpected(d.error());
+      auto media_type = stored_bytes(*r, i, 3);
+      if (!media_type) co_return std::unexpected(media_type.error());
+      out.push_back(tag_record{std::string(r->text(i, 1)), *d, std::move(*media_type), r->int64(i, 4).value_or(0),
+                               std::string(r->text(i, 5)), stored_size(*r, i, 6), split_list(r->text(i, 7))});
+    }
+    co_return out;
+  }
+
+  awaitable<result<std::vector<tag_event>>> tag_history(std::string_view repo, std::string_view tag) override {
+    params args{repo, tag};
+    auto r = co_await query("tag_history", tag_history_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<tag_event> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      auto d = stored_digest(r->text(i, 0));
+      if (!d) co_return std::unexpected(d.error());
+      out.push_back(tag_event{*d, r->int64(i, 1).value_or(0), std::string(r->text(i, 2)), std::string(r->text(i, 3))});
+    }
+    co_return out;
+  }
+
+  awaitable<result<std::vector<std::string>>> tags_on(std::string_view repo, const digest& d) override {
+    params args{repo, d.str()};
+    auto r = co_await query("tags_on", tags_on_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return string_column(*r);
+  }
+
+  awaitable<result<std::vector<repository_summary>>> repository_summaries(std::string_view prefix) override {
+    params args{text_bound(prefix)};
+    auto r = co_await query("repository_summaries", repository_summaries_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<repository_summary> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      out.push_back(repository_summary{std::string(r->text(i, 0)), stored_size(*r, i, 1), stored_size(*r, i, 2),
+                                       r->int64(i, 3).value_or(0)});
+    }
+    co_return out;
+  }
+
+  awaitable<result<std::optional<promotion>>> promote(std::string_view dst, std::string_view tag, std::string_view src,
+                                                      const digest& d, const push_stamp& stamp) override {
+    auto body = [&](transaction& tx) -> awaitable<pg::result<std::optional<promotion>>> {
+      // Locks in the usual order: repositories (source, then target), manifests, tags.
+      params src_args{src};
+      auto src_row = co_await tx.query(lock_source_repo_sql, std::move(src_args));
+      if (!src_row) co_return std::unexpected(std::move(src_row.error()));
+      if (src_row->size() == 0) co_return std::nullopt;
+      const std::int64_t src_id = src_row->int64(0, 0).value_or(0);
+      params closure_args{src_id, d.str()};
+      auto closure = co_await tx.query(promotion_closure_sql, std::move(closure_args));
+      if (!closure) co_return std::unexpected(std::move(closure.error()));
+      if (closure->size() == 0) co_return std::nullopt;  // the source does not hold `d`
+      auto dst_id = co_await ensure_repo(tx, dst);
+      if (!dst_id) co_return std::unexpected(std::move(dst_id.error()));
+      std::vector<std::string> digests = string_column(*closure);
+      std::string array = "{" + join_list(digests) + "}";  // digests hold no quotes, commas or braces
+      for (std::string_view sql : {copy_manifests_sql, copy_refs_sql, copy_links_sql}) {
+        params copy_args{*dst_id, src_id, array};
+        auto copied = co_await tx.query(sql, std::move(copy_args));
+        if (!copied) co_return std::unexpected(std::move(copied.error()));
+      }
+      auto moved = co_await set_tag(tx, *dst_id, tag, d, stamp);
+      if (!moved) co_return std::unexpected(std::move(moved.error()));
+      co_return std::optional<promotion>(std::move(*moved));
+    };
+    co_return co_await transact("promote", body);
   }
 
   // ---- upload_records ----

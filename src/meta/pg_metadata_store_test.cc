@@ -58,7 +58,7 @@ TEST_F(pg_metadata_store_test, instances_see_each_others_writes) {
   auto a = instance();
   auto b = instance();
   const manifest_record m{digest_of("m"), "application/vnd.oci.image.manifest.v1+json", "m", {}, "", "", {}};
-  ASSERT_TRUE(sync_wait(a->put_manifest("r", m, "latest")).has_value());
+  ASSERT_TRUE(sync_wait(a->put_manifest("r", m, "latest", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(a->link_blob("r", digest_of("layer"), 3)).has_value());
   EXPECT_EQ(sync_wait(b->manifest_by_tag("r", "latest")).value()->content, "m");
   EXPECT_EQ(sync_wait(b->linked_blob_size("r", digest_of("layer"))).value(), 3u);

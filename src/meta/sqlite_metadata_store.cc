@@ -4,6 +4,7 @@
 // concurrent writes together with one fsync; the caller's coroutine waits without a thread.
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <mutex>
@@ -83,6 +84,41 @@ CREATE TABLE uploads (
 ) WITHOUT ROWID;
 CREATE INDEX uploads_by_age ON uploads(updated_at);
 )sql",
+    // The lifecycle (tag_records.h): each manifest's total size and platforms, who set each tag
+    // and when (ms), and every move of a tag. Existing rows: a tag's time is when it was last set
+    // (updated_at, in seconds), its pusher "unknown"; a manifest's size counts its own bytes and
+    // the blobs it links, then an index adds its children's; platforms come from an index's
+    // entries (an image manifest's config is a blob this file does not hold: none until re-pushed).
+    R"sql(
+ALTER TABLE manifests ADD COLUMN total_size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE manifests ADD COLUMN platforms TEXT NOT NULL DEFAULT '';
+ALTER TABLE tags ADD COLUMN pushed_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tags ADD COLUMN pushed_by TEXT NOT NULL DEFAULT 'unknown';
+UPDATE tags SET pushed_at = updated_at * 1000;
+UPDATE manifests SET total_size = size + (SELECT coalesce(sum(l.size), 0) FROM manifest_refs x JOIN blob_links l
+  ON l.repo_id = x.repo_id AND l.digest = x.referenced WHERE x.repo_id = manifests.repo_id AND x.manifest = manifests.digest);
+UPDATE manifests SET total_size = total_size + (SELECT coalesce(sum(c.total_size), 0) FROM manifest_refs x JOIN manifests c
+  ON c.repo_id = x.repo_id AND c.digest = x.referenced WHERE x.repo_id = manifests.repo_id AND x.manifest = manifests.digest);
+UPDATE manifests SET platforms = coalesce((SELECT group_concat(p, ',') FROM (SELECT DISTINCT
+  json_extract(e.value, '$.platform.os') || '/' || json_extract(e.value, '$.platform.architecture') ||
+  coalesce('/' || json_extract(e.value, '$.platform.variant'), '') AS p
+  FROM json_each(manifests.content, '$.manifests') e WHERE json_extract(e.value, '$.platform.os') NOT IN ('', 'unknown')
+  AND json_extract(e.value, '$.platform.architecture') NOT IN ('', 'unknown'))), '')
+  WHERE json_valid(content) AND json_type(content, '$.manifests') = 'array';
+CREATE INDEX tags_by_time ON tags(repo_id, pushed_at, name);
+CREATE TABLE tag_history (
+  id        INTEGER PRIMARY KEY,
+  repo_id   INTEGER NOT NULL REFERENCES repositories(id),
+  tag       TEXT NOT NULL,
+  digest    TEXT NOT NULL,
+  pushed_at INTEGER NOT NULL,
+  pushed_by TEXT NOT NULL,
+  source    TEXT NOT NULL
+);
+CREATE INDEX tag_history_by_tag ON tag_history(repo_id, tag, id);
+INSERT INTO tag_history(repo_id, tag, digest, pushed_at, pushed_by, source)
+  SELECT repo_id, name, digest, pushed_at, pushed_by, '' FROM tags ORDER BY pushed_at, name;
+)sql",
 };
 // ---- SQL ----
 
@@ -98,17 +134,68 @@ constexpr std::string_view has_blob_sql = "SELECT 1 FROM blob_links WHERE repo_i
 constexpr std::string_view has_manifest_sql = "SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2";
 constexpr std::string_view insert_manifest_sql =
     "INSERT INTO manifests(repo_id, digest, media_type, content, size, subject, artifact_type, annotations, "
-    "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, unixepoch()) ON CONFLICT DO NOTHING";
+    "created_at, total_size, platforms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, unixepoch(), ?9, ?10) "
+    "ON CONFLICT DO NOTHING";
 constexpr std::string_view insert_ref_sql =
     "INSERT INTO manifest_refs(repo_id, manifest, referenced) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+constexpr std::string_view tag_digest_sql = "SELECT digest FROM tags WHERE repo_id = ?1 AND name = ?2";
 constexpr std::string_view set_tag_sql =
-    "INSERT INTO tags(repo_id, name, digest, updated_at) VALUES (?1, ?2, ?3, unixepoch()) "
-    "ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at";
+    "INSERT INTO tags(repo_id, name, digest, updated_at, pushed_at, pushed_by) VALUES (?1, ?2, ?3, unixepoch(), ?4, ?5) "
+    "ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, "
+    "pushed_at = excluded.pushed_at, pushed_by = excluded.pushed_by";
+constexpr std::string_view insert_history_sql =
+    "INSERT INTO tag_history(repo_id, tag, digest, pushed_at, pushed_by, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+// A page of tag records; ?2 is `last` ("" for the start), ?3 the count. By time, the cursor is the
+// last tag's current (pushed_at, name).
+#define BERTH_TAG_RECORDS(where, order)                                                              \
+  "SELECT t.name, t.digest, m.media_type, t.pushed_at, t.pushed_by, m.total_size, m.platforms "      \
+  "FROM tags t JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest WHERE t.repo_id = ?1 " \
+  "AND " where " ORDER BY " order " LIMIT ?3"
+#define BERTH_TIME_CURSOR "(SELECT pushed_at FROM tags WHERE repo_id = ?1 AND name = ?2)"
+constexpr std::string_view tag_records_sql[2][2] = {
+    {BERTH_TAG_RECORDS("t.name > ?2", "t.name"), BERTH_TAG_RECORDS("(?2 = '' OR t.name < ?2)", "t.name DESC")},
+    {BERTH_TAG_RECORDS("(?2 = '' OR (t.pushed_at, t.name) > (" BERTH_TIME_CURSOR ", ?2))", "t.pushed_at, t.name"),
+     BERTH_TAG_RECORDS("(?2 = '' OR (t.pushed_at, t.name) < (" BERTH_TIME_CURSOR ", ?2))",
+                       "t.pushed_at DESC, t.name DESC")},
+};
+#undef BERTH_TIME_CURSOR
+#undef BERTH_TAG_RECORDS
+constexpr std::string_view tag_history_sql =
+    "SELECT h.digest, h.pushed_at, h.pushed_by, h.source FROM repositories r JOIN tag_history h ON h.repo_id = r.id "
+    "WHERE r.name = ?1 AND h.tag = ?2 ORDER BY h.id DESC";
+constexpr std::string_view tags_on_sql =
+    "SELECT t.name FROM repositories r JOIN tags t ON t.repo_id = r.id WHERE r.name = ?1 AND t.digest = ?2 "
+    "ORDER BY t.name";
+constexpr std::string_view repository_summaries_sql =
+    "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
+    "(SELECT coalesce(sum(l.size), 0) FROM blob_links l WHERE l.repo_id = r.id) + "
+    "(SELECT coalesce(sum(m.size), 0) FROM manifests m WHERE m.repo_id = r.id), "
+    "(SELECT coalesce(max(t.pushed_at), 0) FROM tags t WHERE t.repo_id = r.id) "
+    "FROM repositories r WHERE substr(r.name, 1, length(?1)) = ?1 ORDER BY r.name";
+// What a promotion of ?2 from repository ?1 brings along: the manifest, the manifests it references
+// (an index's children), and those whose subject is any of them (referrers), transitively.
+constexpr std::string_view promotion_closure_sql =
+    "WITH RECURSIVE closure(d) AS (SELECT ?2 UNION SELECT m.digest FROM closure c JOIN manifests m ON m.repo_id = ?1 "
+    "AND (m.subject = c.d OR EXISTS (SELECT 1 FROM manifest_refs x WHERE x.repo_id = ?1 AND x.manifest = c.d "
+    "AND x.referenced = m.digest))) SELECT d FROM closure";
+// Copy manifest ?3 of repository ?2 into ?1: its row, its references, the blobs it references.
+constexpr std::string_view copy_manifest_sql =
+    "INSERT INTO manifests(repo_id, digest, media_type, content, size, subject, artifact_type, annotations, "
+    "created_at, total_size, platforms) SELECT ?1, digest, media_type, content, size, subject, artifact_type, "
+    "annotations, unixepoch(), total_size, platforms FROM manifests WHERE repo_id = ?2 AND digest = ?3 "
+    "ON CONFLICT DO NOTHING";
+constexpr std::string_view copy_refs_sql =
+    "INSERT INTO manifest_refs(repo_id, manifest, referenced) SELECT ?1, manifest, referenced FROM manifest_refs "
+    "WHERE repo_id = ?2 AND manifest = ?3 ON CONFLICT DO NOTHING";
+constexpr std::string_view copy_links_sql =
+    "INSERT INTO blob_links(repo_id, digest, size) SELECT ?1, l.digest, l.size FROM manifest_refs x "
+    "JOIN blob_links l ON l.repo_id = x.repo_id AND l.digest = x.referenced WHERE x.repo_id = ?2 AND x.manifest = ?3 "
+    "ON CONFLICT DO NOTHING";
 // One statement per lookup, so the manifest and its references come from the same snapshot.
 #define BERTH_MANIFEST_COLUMNS                                                                   \
   "SELECT m.digest, m.media_type, m.content, m.subject, m.artifact_type, m.annotations, "       \
   "(SELECT group_concat(x.referenced, ',') FROM manifest_refs x WHERE x.repo_id = m.repo_id " \
-  "AND x.manifest = m.digest) "
+  "AND x.manifest = m.digest), m.total_size, m.platforms "
 constexpr std::string_view manifest_by_digest_sql = BERTH_MANIFEST_COLUMNS
     "FROM repositories r JOIN manifests m ON m.repo_id = r.id WHERE r.name = ?1 AND m.digest = ?2";
 constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
@@ -167,6 +254,18 @@ result<digest> stored_digest(std::string_view text) {
   return d;
 }
 
+// Platforms are stored comma-separated (they hold no commas).
+std::string join_list(const std::vector<std::string>& items) { return fmt::format("{}", fmt::join(items, ",")); }
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto comma = std::min(text.find(','), text.size());
+    out.emplace_back(text.substr(0, comma));
+    text.remove_prefix(std::min(comma + 1, text.size()));
+  }
+  return out;
+}
+
 // The id of repository `name`, or nullopt when it does not exist.
 result<std::optional<std::int64_t>> find_repo(connection& db, std::string_view name) {
   auto st = db.prepare(repo_id_sql);
@@ -199,7 +298,7 @@ result<std::optional<manifest_record>> read_manifest(statement& st) {
   auto d = stored_digest(st.text(0));
   if (!d) return std::unexpected(d.error());
   manifest_record m{*d, std::string(st.text(1)), std::string(st.text(2)), std::nullopt, std::string(st.text(4)),
-                    std::string(st.text(5)), {}};
+                    std::string(st.text(5)), {}, static_cast<std::uint64_t>(st.int64(7)), split_list(st.text(8))};
   if (!st.is_null(3)) {
     auto subject = stored_digest(st.text(3));
     if (!subject) return std::unexpected(subject.error());
@@ -304,7 +403,7 @@ class reader_pool {
 
 using sqlite::durability;
 
-class sqlite_metadata_store final : public metadata_store, public upload_records {
+class sqlite_metadata_store final : public metadata_store, public upload_records, public tag_records {
  public:
   sqlite_metadata_store(const std::string& path, upload_leases leases)
       : writer_(open_and_migrate(path, leases)), readers_(path) {
@@ -333,14 +432,18 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     co_return read([&](connection& db) { return missing(db, repo, ds, has_blob_sql); });
   }
 
+  tag_records& tags() override { return *this; }
+
   awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
-                                       std::optional<std::string_view> tag) override {
+                                       std::optional<std::string_view> tag, const push_stamp& stamp) override {
     co_return co_await write([&](connection& db) -> result<void> {
       auto repo_id = ensure_repo(db, repo);
       if (!repo_id) return std::unexpected(repo_id.error());
       if (auto r = insert_manifest(db, *repo_id, m); !r) return r;
       if (!tag) return {};
-      return db.prepare(set_tag_sql).bind(*repo_id, *tag, m.dgst.str()).run();
+      auto moved = set_tag(db, *repo_id, *tag, m.dgst, stamp);
+      if (!moved) return std::unexpected(moved.error());
+      return {};
     });
   }
 
@@ -421,7 +524,7 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
       if (!*found) return false;
       // Manifests first: their tags and references cascade.
       for (const char* sql : {"DELETE FROM manifests WHERE repo_id = ?1", "DELETE FROM blob_links WHERE repo_id = ?1",
-                              "DELETE FROM repositories WHERE id = ?1"}) {
+                              "DELETE FROM tag_history WHERE repo_id = ?1", "DELETE FROM repositories WHERE id = ?1"}) {
         if (auto r = db.prepare(sql).bind(**found).run(); !r) return std::unexpected(r.error());
       }
       return true;
@@ -483,6 +586,99 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
         out.push_back(referrer{*d, std::string(st.text(1)), static_cast<std::uint64_t>(st.int64(2)),
                                std::string(st.text(3)), std::string(st.text(4))});
       }
+    });
+  }
+
+  // ---- tag_records ----
+
+  awaitable<result<std::optional<std::vector<tag_record>>>> tag_list(std::string_view repo, tag_sort sort,
+                                                                     bool descending, std::string_view last,
+                                                                     std::size_t n) override {
+    co_return read([&](connection& db) -> result<std::optional<std::vector<tag_record>>> {
+      auto repo_id = find_repo(db, repo);
+      if (!repo_id) return std::unexpected(repo_id.error());
+      if (!*repo_id) return std::nullopt;
+      auto st = db.prepare(tag_records_sql[sort == tag_sort::time][descending]);
+      st.bind(**repo_id, last, std::uint64_t{n});
+      std::vector<tag_record> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        auto d = stored_digest(st.text(1));
+        if (!d) return std::unexpected(d.error());
+        out.push_back(tag_record{std::string(st.text(0)), *d, std::string(st.text(2)), st.int64(3),
+                                 std::string(st.text(4)), static_cast<std::uint64_t>(st.int64(5)),
+                                 split_list(st.text(6))});
+      }
+    });
+  }
+
+  awaitable<result<std::vector<tag_event>>> tag_history(std::string_view repo, std::string_view tag) override {
+    co_return read([&](connection& db) -> result<std::vector<tag_event>> {
+      auto st = db.prepare(tag_history_sql);
+      st.bind(repo, tag);
+      std::vector<tag_event> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        auto d = stored_digest(st.text(0));
+        if (!d) return std::unexpected(d.error());
+        out.push_back(tag_event{*d, st.int64(1), std::string(st.text(2)), std::string(st.text(3))});
+      }
+    });
+  }
+
+  awaitable<result<std::vector<std::string>>> tags_on(std::string_view repo, const digest& d) override {
+    co_return read([&](connection& db) {
+      auto st = db.prepare(tags_on_sql);
+      return column_strings(st.bind(repo, d.str()));
+    });
+  }
+
+  awaitable<result<std::vector<repository_summary>>> repository_summaries(std::string_view prefix) override {
+    co_return read([&](connection& db) -> result<std::vector<repository_summary>> {
+      auto st = db.prepare(repository_summaries_sql);
+      st.bind(prefix);
+      std::vector<repository_summary> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        out.push_back(repository_summary{std::string(st.text(0)), static_cast<std::uint64_t>(st.int64(1)),
+                                         static_cast<std::uint64_t>(st.int64(2)), st.int64(3)});
+      }
+    });
+  }
+
+  awaitable<result<std::optional<promotion>>> promote(std::string_view dst, std::string_view tag, std::string_view src,
+                                                      const digest& d, const push_stamp& stamp) override {
+    co_return co_await write([&](connection& db) -> result<std::optional<promotion>> {
+      auto src_id = find_repo(db, src);
+      if (!src_id) return std::unexpected(src_id.error());
+      if (!*src_id) return std::nullopt;
+      std::vector<std::string> closure;
+      {
+        auto st = db.prepare(promotion_closure_sql);
+        auto found = column_strings(st.bind(**src_id, d.str()));
+        if (!found) return std::unexpected(found.error());
+        closure = std::move(*found);
+      }
+      {
+        auto st = db.prepare(has_manifest_sql);
+        auto row = st.bind(**src_id, d.str()).step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return std::nullopt;
+      }
+      auto dst_id = ensure_repo(db, dst);
+      if (!dst_id) return std::unexpected(dst_id.error());
+      for (const auto& m : closure) {
+        for (std::string_view sql : {copy_manifest_sql, copy_refs_sql, copy_links_sql}) {
+          if (auto r = db.prepare(sql).bind(*dst_id, **src_id, m).run(); !r) return std::unexpected(r.error());
+        }
+      }
+      return set_tag(db, *dst_id, tag, d, stamp);
     });
   }
 
@@ -625,13 +821,38 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     return static_cast<std::uint64_t>(st.int64(0));
   }
 
+  // Points `tag` at `d` and records the move, unless it points there already. Writer only.
+  static result<promotion> set_tag(connection& db, std::int64_t repo_id, std::string_view tag, const digest& d,
+                                   const push_stamp& stamp) {
+    promotion out;
+    {
+      auto st = db.prepare(tag_digest_sql);
+      auto row = st.bind(repo_id, tag).step();
+      if (!row) return std::unexpected(row.error());
+      if (*row) {
+        auto previous = stored_digest(st.text(0));
+        if (!previous) return std::unexpected(previous.error());
+        out.previous = *previous;
+      }
+    }
+    if (out.previous == d) return out;
+    if (auto r = db.prepare(set_tag_sql).bind(repo_id, tag, d.str(), stamp.at_ms, stamp.by).run(); !r)
+      return std::unexpected(r.error());
+    if (auto r = db.prepare(insert_history_sql).bind(repo_id, tag, d.str(), stamp.at_ms, stamp.by, stamp.source).run();
+        !r)
+      return std::unexpected(r.error());
+    out.moved = true;
+    return out;
+  }
+
   // Stores `m` with its references unless `repo_id` already holds that digest (content unchanged).
   static result<void> insert_manifest(connection& db, std::int64_t repo_id, const manifest_record& m) {
     std::optional<std::string_view> subject;
     if (m.subject) subject = m.subject->str();
+    const std::string platforms = join_list(m.platforms);  // bound without a copy: outlives the step
     auto st = db.prepare(insert_manifest_sql);
     st.bind(repo_id, m.dgst.str(), m.media_type, blob_view{m.content}, std::uint64_t{m.content.size()}, subject,
-            m.artifact_type, m.annotations_json);
+            m.artifact_type, m.annotations_json, m.total_size, platforms);
     auto inserted = changed_rows(db, st);
     if (!inserted) return std::unexpected(inserted.error());
     if (!*inserted) return {};  // already stored: the caller only moves the tag

@@ -60,6 +60,46 @@ TEST_F(sqlite_metadata_store_test, refuses_a_newer_schema) {
   EXPECT_THROW(make_sqlite_metadata_store(path()), std::runtime_error);
 }
 
+// What version 3 added (the lifecycle), taken away again: the file is as version 2 wrote it.
+constexpr const char* undo_lifecycle =
+    "DROP TABLE tag_history; DROP INDEX tags_by_time; ALTER TABLE tags DROP COLUMN pushed_at; "
+    "ALTER TABLE tags DROP COLUMN pushed_by; ALTER TABLE manifests DROP COLUMN total_size; "
+    "ALTER TABLE manifests DROP COLUMN platforms; PRAGMA user_version = 2";
+
+// A registry upgraded to tag records: every tag gets its time (when it was last set), "unknown" as
+// its pusher and one history entry; each manifest its size (an index: with its children's) and an
+// index its platforms, without a re-push.
+TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
+  const std::string child = R"({"schemaVersion":2,"config":{}})";
+  const std::string index =
+      R"({"schemaVersion":2,"manifests":[{"digest":"x","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},)"
+      R"({"platform":{"os":"unknown","architecture":"unknown"}},{"platform":{"os":"linux","architecture":"amd64"}}]})";
+  const manifest_record c{digest_of(child), "application/vnd.oci.image.manifest.v1+json", child, {}, "", "",
+                          {digest_of("layer")}, 0, {}};
+  const manifest_record i{digest_of(index), "application/vnd.oci.image.index.v1+json", index, {}, "", "",
+                          {c.dgst}, 0, {}};
+  ASSERT_TRUE(sync_wait(store_->link_blob("r", digest_of("layer"), 1000)).has_value());
+  ASSERT_TRUE(sync_wait(store_->put_manifest("r", c, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(store_->put_manifest("r", i, "latest", test_stamp)).has_value());
+  store_.reset();
+  {
+    auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
+    ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
+    ASSERT_TRUE(db->exec("UPDATE tags SET updated_at = 1700000000").has_value());
+  }
+  reopen();
+  auto records = sync_wait(store_->tags().tag_list("r", tag_sort::time, true, "", 10)).value().value();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].pushed_at_ms, 1'700'000'000'000);
+  EXPECT_EQ(records[0].pushed_by, "unknown");
+  EXPECT_EQ(records[0].size, index.size() + child.size() + 1000);
+  EXPECT_EQ(records[0].platforms, (std::vector<std::string>{"linux/arm64/v8", "linux/amd64"}));
+  const auto history = sync_wait(store_->tags().tag_history("r", "latest")).value();
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].dgst, i.dgst);
+}
+
 // A database written before upload records existed (schema version 1) gains the table on open and
 // keeps its data.
 TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
@@ -68,6 +108,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
     ASSERT_TRUE(db->exec("DROP TABLE uploads; PRAGMA user_version = 1").has_value());
   }
   reopen();
@@ -105,8 +146,8 @@ TEST_F(sqlite_metadata_store_test, another_process_keeps_the_leases) {
 // Reads complete inline on the caller's thread from their own snapshot: a write stuck behind a lock
 // (here another connection's open transaction) holds up neither the reads nor the caller's thread.
 TEST_F(sqlite_metadata_store_test, reads_do_not_wait_for_the_writer) {
-  const auto m = manifest_record{digest_of("m"), "application/vnd.oci.image.manifest.v1+json", "m", {}, "", "", {}};
-  ASSERT_TRUE(sync_wait(store_->put_manifest("r", m, "latest")).has_value());
+  const auto m = manifest_record{digest_of("m"), "application/vnd.oci.image.manifest.v1+json", "m", {}, "", "", {}, 0, {}};
+  ASSERT_TRUE(sync_wait(store_->put_manifest("r", m, "latest", test_stamp)).has_value());
 
   auto other = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
   ASSERT_TRUE(other.has_value());
@@ -117,7 +158,7 @@ TEST_F(sqlite_metadata_store_test, reads_do_not_wait_for_the_writer) {
   boost::asio::co_spawn(
       ioc,
       [&]() -> boost::asio::awaitable<void> {
-        auto r = co_await store_->put_manifest("r", m, "moved");
+        auto r = co_await store_->put_manifest("r", m, "moved", test_stamp);
         EXPECT_TRUE(r.has_value());
         written = true;
       },

@@ -151,6 +151,16 @@ decision policy::may_create(std::string_view repository) const {
                                      repository, ns.name.empty() ? std::string("(default)") : ns.name, repository)};
 }
 
+std::optional<std::string> policy::immutable(std::string_view repository, std::string_view tag) const {
+  const auto& ns = namespace_of(repository);
+  for (const auto& pattern : ns.immutable_tags) {
+    if (!pattern_matches(pattern, tag)) continue;
+    const std::string rule = ns.name.empty() ? std::string("default_namespace") : "namespaces." + ns.name;
+    return fmt::format("tag {}:{} is immutable ({}.immutable_tags: {})", repository, tag, rule, pattern);
+  }
+  return std::nullopt;
+}
+
 decision policy::preflight(const principal& who, action a, std::string_view repository, bool exists) const {
   auto d = decide(who, a, repository);
   if (!d.allowed || a != action::push || exists) return d;

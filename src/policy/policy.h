@@ -65,6 +65,9 @@ struct namespace_rule {
   std::string name;  // "" for the default (names outside every declared namespace)
   visibility vis = visibility::private_;
   creation create = creation::on_push;
+  // Tag patterns (as for grants: `*` matches any run) whose tags, once they exist, never move:
+  // "v*", "main-*".
+  std::vector<std::string> immutable_tags;
 };
 
 // Someone proven to be `subject`: "user:NAME", "robot:NAME", "oidc:..." or "anonymous".
@@ -109,6 +112,11 @@ class policy {
   // Whether a push may create `repository`, which does not exist: not in an `explicit` namespace,
   // and then the reason names the repository and the command that creates it.
   decision may_create(std::string_view repository) const;
+
+  // Whether `tag` of `repository` is immutable: nullopt when it is not, else the refusal naming the
+  // tag and the rule, "tag production/app:v1.4.0 is immutable (namespaces.production.immutable_tags: v*)".
+  // Callers refuse to move or delete such a tag once it exists (re-pushing its digest is no move).
+  std::optional<std::string> immutable(std::string_view repository, std::string_view tag) const;
 
   // What a push or any other action would meet, as `berth check` answers: decide(), then for a push
   // to a repository that does not exist (`exists` false), may_create(): the push would fail with

@@ -137,6 +137,21 @@ TEST(Policy, PreflightRefusesAPushThatWouldMeetAnExplicitNamespace) {
   EXPECT_NE(d.reason.find("no grant allows it"), std::string::npos) << d.reason;
 }
 
+TEST(Policy, ImmutableTagsNameTheTagAndTheRule) {
+  policy_config c;
+  c.namespaces.push_back(namespace_rule{"production", visibility::private_, creation::on_push, {"latest-*", "v*"}});
+  c.default_namespace.immutable_tags = {"release"};
+  const policy p(std::move(c));
+  EXPECT_EQ(p.immutable("production/app", "v1.4.0"),
+            "tag production/app:v1.4.0 is immutable (namespaces.production.immutable_tags: v*)");
+  EXPECT_EQ(p.immutable("production/app", "latest"), std::nullopt);
+  EXPECT_EQ(p.immutable("production/team/app", "latest-1"),
+            "tag production/team/app:latest-1 is immutable (namespaces.production.immutable_tags: latest-*)");
+  EXPECT_EQ(p.immutable("staging/app", "v1"), std::nullopt);
+  EXPECT_EQ(p.immutable("other/app", "release"),
+            "tag other/app:release is immutable (default_namespace.immutable_tags: release)");
+}
+
 TEST(Policy, AllowedActionsCutsRequestsDown) {
   const auto p = sample();
   principal deploy{"robot:deploy", {}, {}};

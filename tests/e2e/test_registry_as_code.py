@@ -193,7 +193,8 @@ def test_the_servers_config_decides_namespaces(make_registry, tmp_path, cli_env)
         assert (f"conflict: {path}:2: namespace production: creation is on-push in the file but explicit on the "
                 "server") in bad.stderr, bad.stderr
         assert f"conflict: {path}:5: namespace qa is not declared in the server's config" in bad.stderr
-        assert f"note: {path}:2: namespaces.production.immutable_tags is not managed" in bad.stderr
+        assert (f"conflict: {path}:2: namespace production: immutable_tags is [v*] in the file but [] on the "
+                "server") in bad.stderr, bad.stderr
     assert repositories(admin) == []
 
 
