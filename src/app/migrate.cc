@@ -18,6 +18,7 @@
 #include "core/manifest.h"
 #include "core/read_file.h"
 #include "core/sync_wait.h"
+#include "core/unix_time.h"
 #include "uploads/upload_service.h"
 
 namespace berth::app {
@@ -183,20 +184,23 @@ class target {
       ++sum.manifests_present;
       co_return;
     }
-    auto put = co_await stores_.meta->put_manifest(repo, m, std::nullopt);
+    const meta::push_stamp untagged{"", unix_millis(), ""};
+    auto put = co_await stores_.meta->put_manifest(repo, m, std::nullopt, untagged);
     checked(std::move(put), fmt::format("target: storing manifest {} in {}", m.dgst.str(), repo));
     ++sum.manifests_copied;
   }
 
-  // Points `tag` of `repo` at `m` unless it points there already.
-  awaitable<void> put_tag(std::string_view repo, std::string_view tag, const meta::manifest_record& m) {
+  // Points `tag` of `repo` at `m` unless it points there already, recording the source's time and
+  // pusher (`stamp`).
+  awaitable<void> put_tag(std::string_view repo, std::string_view tag, const meta::manifest_record& m,
+                          const meta::push_stamp& stamp) {
     auto current = co_await stores_.meta->manifest_by_tag(repo, tag);
     auto found = checked(std::move(current), fmt::format("target: tag {}:{}", repo, tag));
     if (found && found->dgst == m.dgst) {
       ++sum.tags_present;
       co_return;
     }
-    auto put = co_await stores_.meta->put_manifest(repo, m, tag);
+    auto put = co_await stores_.meta->put_manifest(repo, m, tag, stamp);
     checked(std::move(put), fmt::format("target: tagging {}:{}", repo, tag));
     ++sum.tags_set;
   }
@@ -300,16 +304,19 @@ awaitable<void> copy_repository(stores& from, target& to, const std::string& rep
     }
     last = digests.back().str();
   }
+  // Tags keep when and by whom they were pushed (their history before that stays behind).
   for (std::string last;;) {
-    auto next = co_await from.meta->list_tags(repo, last, page);
-    const auto tags = checked(std::move(next), fmt::format("source: tags of {}", repo)).value_or(std::vector<std::string>{});
+    auto next = co_await from.meta->tags().tag_list(repo, meta::tag_sort::name, false, last, page);
+    const auto tags =
+        checked(std::move(next), fmt::format("source: tags of {}", repo)).value_or(std::vector<meta::tag_record>{});
     if (tags.empty()) break;
     for (const auto& tag : tags) {
-      auto m = co_await from.meta->manifest_by_tag(repo, tag);
-      const auto rec = checked(std::move(m), fmt::format("source: tag {}:{}", repo, tag));
-      if (rec) co_await to.put_tag(repo, tag, *rec);
+      auto m = co_await from.meta->manifest_by_digest(repo, tag.dgst);
+      const auto rec = checked(std::move(m), fmt::format("source: tag {}:{}", repo, tag.name));
+      const meta::push_stamp stamp{tag.pushed_by, tag.pushed_at_ms, ""};
+      if (rec) co_await to.put_tag(repo, tag.name, *rec, stamp);
     }
-    last = tags.back();
+    last = tags.back().name;
   }
   to.progress_line().repository_done();
 }
@@ -424,13 +431,27 @@ class distribution_store {
     return out;
   }
 
-  // Tag name -> digest, from _manifests/tags/<tag>/current/link.
-  std::map<std::string, digest> tags(const std::string& repo) const {
-    std::map<std::string, digest> out;
+  struct tag_link {
+    digest dgst;
+    std::int64_t pushed_at_ms = 0;  // the link file's time: when Distribution last moved the tag
+  };
+  // Tag name -> its digest and time, from _manifests/tags/<tag>/current/link.
+  std::map<std::string, tag_link> tags(const std::string& repo) const {
+    std::map<std::string, tag_link> out;
     const fs::path base = v2_ / "repositories" / repo / "_manifests" / "tags";
     if (!fs::is_directory(base)) return out;
     for (const auto& entry : fs::directory_iterator(base)) {
-      if (auto d = link(entry.path() / "current" / "link")) out.emplace(entry.path().filename().string(), *d);
+      const fs::path file = entry.path() / "current" / "link";
+      auto d = link(file);
+      if (!d) continue;
+      std::error_code ec;
+      const auto written = fs::last_write_time(file, ec);
+      const std::int64_t at_ms =
+          ec ? unix_millis()
+             : std::chrono::duration_cast<std::chrono::milliseconds>(
+                   fs::file_time_type::clock::to_sys(written).time_since_epoch())
+                   .count();
+      out.emplace(entry.path().filename().string(), tag_link{*d, at_ms});
     }
     return out;
   }
@@ -493,13 +514,15 @@ awaitable<void> import_repository(const distribution_store& src, target& to, con
     manifests.emplace(d, std::move(*rec));
   }
   for (const auto& [tag, d] : src.tags(repo)) {
-    auto found = manifests.find(d);
+    auto found = manifests.find(d.dgst);
     if (found == manifests.end()) {
       to.sum.notes.push_back(fmt::format("{}:{} points at {}, which is not a revision of the repository; skipped",
-                                         repo, tag, d.str()));
+                                         repo, tag, d.dgst.str()));
       continue;
     }
-    co_await to.put_tag(repo, tag, found->second);
+    // Distribution records no pusher; the tag's time is when its link was written.
+    const meta::push_stamp stamp{"import:distribution", d.pushed_at_ms, ""};
+    co_await to.put_tag(repo, tag, found->second, stamp);
   }
   to.progress_line().repository_done();
 }

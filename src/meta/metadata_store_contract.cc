@@ -295,9 +295,9 @@ TEST_P(metadata_store_contract, contents_are_listed_in_digest_order_with_paging)
   ASSERT_TRUE(sync_wait(m.link_blob("other", d("l4"), 4)).has_value());
   const auto tagged = manifest("tagged");
   const auto untagged = manifest("untagged");
-  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", tagged, "v1")).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", untagged, std::nullopt)).has_value());
-  ASSERT_TRUE(sync_wait(m.put_manifest("other", manifest("elsewhere"), std::nullopt)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", tagged, "v1", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/b", untagged, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("other", manifest("elsewhere"), std::nullopt, test_stamp)).has_value());
 
   std::vector<digest> seen;
   std::string last;
