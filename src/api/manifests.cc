@@ -8,6 +8,7 @@
 #include "api/handlers.h"
 #include "core/manifest.h"
 #include "core/reference.h"
+#include "core/unix_time.h"
 
 namespace berth::api {
 namespace {
@@ -55,7 +56,7 @@ awaitable<result<void>> check_references(context& ctx, std::string_view name, co
 
 meta::manifest_record make_record(digest d, std::string media_type, std::string content, parsed_manifest&& m) {
   meta::manifest_record rec{std::move(d), std::move(media_type), std::move(content), std::move(m.subject),
-                            std::move(m.artifact_type), std::move(m.annotations_json), {}};
+                            std::move(m.artifact_type), std::move(m.annotations_json), {}, 0, {}};
   rec.references.reserve(m.blobs.size() + m.manifests.size());
   for (auto& b : m.blobs) rec.references.push_back(std::move(b.dgst));
   for (auto& c : m.manifests) rec.references.push_back(std::move(c.dgst));
@@ -118,7 +119,8 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   // Serve the Content-Type as pushed when it names the manifest's type; else the body's own type.
   std::string media_type = content_type.starts_with(parsed->media_type) ? content_type : parsed->media_type;
   auto rec = make_record(d, std::move(media_type), std::move(*body), std::move(*parsed));
-  auto stored = co_await ctx.meta.put_manifest(*name, rec, tag);
+  const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
+  auto stored = co_await ctx.meta.put_manifest(*name, rec, tag, stamp);
   if (!stored) co_return std::unexpected(stored.error());
 
   response res = empty_response(201);
