@@ -4,4 +4,9 @@
 
 #include <CLI/CLI.hpp>
 
-namespace berth::cli {}  // namespace berth::cli
+namespace berth::cli {
+
+// retention.cc: berth retention preview|run.
+void add_retention_commands(CLI::App& cli);
+
+}  // namespace berth::cli

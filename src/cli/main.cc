@@ -3,6 +3,7 @@
 //   berth login URL [-u USER]            check credentials and keep them (0600) for the commands below
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
 //   berth check --as WHO --action A --repo R   the policy's answer, offline (--config/--data) or via the API
+//   berth retention preview|run [--repo PATTERN]   what the retention rules delete (retention.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
   check->add_option("--registry", registry, "Ask this registry's API (default: the last `berth login`)");
 
   auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
+
+  add_retention_commands(cli);
 
   try {
     cli.parse(argc, argv);
