@@ -70,6 +70,10 @@ awaitable<result<response>> admin_grants(context& ctx, request& req, const route
 awaitable<result<response>> admin_create_grant(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_delete_grant(context& ctx, request& req, const route& r);
 
+// retention.cc: /api/v1/retention/{preview,run} (global admin).
+awaitable<result<response>> admin_retention_preview(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_retention_run(context& ctx, request& req, const route& r);
+
 // Shared helpers (registry_api.cc).
 // Verifies a username and password (or robot token, or OIDC token as the password of `oidc`):
 // failed attempts count against the account from the client's address; past the limit,

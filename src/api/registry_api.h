@@ -13,6 +13,7 @@
 #include "api/access.h"
 #include "core/offload.h"
 #include "http/message.h"
+#include "lifecycle/retention.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
 #include "uploads/upload_service.h"
@@ -27,6 +28,8 @@ struct api_options {
   bool trust_forwarded_headers = false;
   // The scheme of Location URLs when no trusted proxy says otherwise.
   std::string scheme = "http";
+  // The retention rules that /api/v1/retention/... apply.
+  lifecycle::retention_config retention;
 };
 
 struct endpoint;

@@ -76,6 +76,8 @@ const std::array kTable = {
     endpoint{rk::grants, verb::get, "admin_grants", administrator, admin_grants},
     endpoint{rk::grants, verb::post, "admin_grant_create", administrator, admin_create_grant},
     endpoint{rk::grant, verb::delete_, "admin_grant_delete", administrator, admin_delete_grant},
+    endpoint{rk::retention_preview, verb::post, "admin_retention_preview", administrator, admin_retention_preview},
+    endpoint{rk::retention_run, verb::post, "admin_retention_run", administrator, admin_retention_run},
 };
 
 }  // namespace

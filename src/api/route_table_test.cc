@@ -37,6 +37,8 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::robot, "/api/v1/robots/ci"},
     {route_kind::grants, "/api/v1/grants"},
     {route_kind::grant, "/api/v1/grants/1"},
+    {route_kind::retention_preview, "/api/v1/retention/preview"},
+    {route_kind::retention_run, "/api/v1/retention/run"},
 };
 
 api_area area_of(route_kind kind) {

@@ -69,6 +69,9 @@ route match_repository_item(route r, std::string_view key) {
 // /api/v1/<collection>[/<item>]: the item is a name (repositories: with slashes) or a grant id.
 route match_admin(std::string_view rest) {
   route r{.area = api_area::admin};
+  if (rest == "retention/preview") r.kind = route_kind::retention_preview;
+  if (rest == "retention/run") r.kind = route_kind::retention_run;
+  if (r.kind != route_kind::not_found) return r;
   const auto slash = rest.find('/');
   const std::string_view collection = rest.substr(0, slash);
   const bool item = slash != std::string_view::npos;

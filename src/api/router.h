@@ -38,6 +38,8 @@ enum class route_kind {
   robot,         // /api/v1/robots/<name>
   grants,        // /api/v1/grants
   grant,         // /api/v1/grants/<id>
+  retention_preview,  // /api/v1/retention/preview
+  retention_run,      // /api/v1/retention/run
 };
 
 // Which part of the API a path belongs to: it decides which credentials are accepted and how a

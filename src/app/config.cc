@@ -149,6 +149,57 @@ void read_backends(const YAML::Node& root, config& c, const std::string& path) {
   }
 }
 
+lifecycle::retention_rule read_retention_rule(const YAML::Node& node, const std::string& where,
+                                              const std::string& path) {
+  if (!node.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
+  if (node["untagged_days"])
+    throw std::runtime_error(fmt::format(
+        "{}: `{}.untagged_days` is not supported: Berth keeps no time per manifest; a run deletes the manifests "
+        "its deleted tags leave untagged, and garbage collection what nothing refers to",
+        path, where));
+  reject_unknown(node, {"repositories", "keep_last", "keep_days", "protect"}, where + ".", path);
+  lifecycle::retention_rule rule;
+  rule.source = where;
+  rule.repositories = strings(node["repositories"], where + ".repositories", path);
+  if (rule.repositories.empty())
+    throw std::runtime_error(fmt::format("{}: `{}.repositories` needs at least one pattern", path, where));
+  rule.protect = strings(node["protect"], where + ".protect", path);
+  if (node["keep_last"]) {
+    int n = -1;
+    read(node, "keep_last", n, path);
+    if (n < 0) throw std::runtime_error(fmt::format("{}: `{}.keep_last` must be 0 or more", path, where));
+    rule.keep_last = static_cast<std::size_t>(n);
+  }
+  if (node["keep_days"]) {
+    int days = -1;
+    read(node, "keep_days", days, path);
+    if (days < 0) throw std::runtime_error(fmt::format("{}: `{}.keep_days` must be 0 or more", path, where));
+    rule.keep_days = days;
+  }
+  if (!rule.keep_last && !rule.keep_days)
+    throw std::runtime_error(fmt::format("{}: `{}` needs keep_last or keep_days", path, where));
+  return rule;
+}
+
+// `retention:` is the list of rules, or a mapping {rules, interval_minutes}.
+void read_retention(const YAML::Node& node, lifecycle::retention_config& out, const std::string& path) {
+  YAML::Node rules = node;
+  std::string where = "retention";
+  if (node.IsMap()) {
+    reject_unknown(node, {"rules", "interval_minutes"}, "retention.", path);
+    read(node, "interval_minutes", out.interval_minutes, path);
+    if (out.interval_minutes < 0)
+      throw std::runtime_error(fmt::format("{}: `retention.interval_minutes` must be 0 or more", path));
+    rules = node["rules"];
+    where = "retention.rules";
+  }
+  if (!rules) return;
+  if (!rules.IsSequence()) throw std::runtime_error(fmt::format("{}: `{}` must be a list of rules", path, where));
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    out.rules.push_back(read_retention_rule(rules[i], fmt::format("{}[{}]", where, i), path));
+  }
+}
+
 void read_auth_sections(const YAML::Node& root, config& c, const std::string& path) {
   if (const auto a = root["auth"]) {
     reject_unknown(a,
@@ -276,7 +327,7 @@ config load_config(const std::string& path) {
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: expected a mapping at the top level", path));
   reject_unknown(root,
                  {"listen", "data", "log_level", "tls", "limits", "trust_forwarded_headers", "threads", "storage",
-                  "metadata", "auth", "namespaces", "default_namespace", "grants", "users", "federation"},
+                  "metadata", "auth", "namespaces", "default_namespace", "grants", "users", "federation", "retention"},
                  "", path);
   read(root, "listen", c.listen, path);
   read(root, "data", c.data, path);
@@ -312,6 +363,7 @@ config load_config(const std::string& path) {
   try {
     read_backends(root, c, path);
     read_auth_sections(root, c, path);
+    if (const auto retention = root["retention"]) read_retention(retention, c.retention, path);
   } catch (const YAML::Exception& e) {
     throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
   }

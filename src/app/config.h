@@ -7,6 +7,7 @@
 #include <string>
 
 #include "http/server.h"
+#include "lifecycle/retention.h"
 #include "policy/authenticator.h"
 #include "policy/federation_config.h"
 #include "policy/policy.h"
@@ -65,6 +66,8 @@ struct config {
   std::vector<policy::config_user> users;
   // federation:
   std::vector<policy::federation_issuer> federation;
+  // retention: (rules, and the schedule of runs)
+  lifecycle::retention_config retention;
 };
 
 // Reads the YAML file at `path` over the defaults. Throws std::runtime_error naming the file and the

@@ -208,5 +208,59 @@ TEST(Config, RejectsBadBackends) {
   }
 }
 
+TEST(Config, RetentionRulesAsAListOrWithASchedule) {
+  const auto c = load_config(write_temp(R"(
+retention:
+  - repositories: ["development/*", "staging/*"]
+    keep_last: 10
+    keep_days: 14
+    protect: ["latest", "v*"]
+  - repositories: tools/*
+    keep_last: 0
+)"));
+  ASSERT_EQ(c.retention.rules.size(), 2u);
+  const auto& r = c.retention.rules[0];
+  EXPECT_EQ(r.repositories, (std::vector<std::string>{"development/*", "staging/*"}));
+  EXPECT_EQ(r.keep_last, 10u);
+  EXPECT_EQ(r.keep_days, 14);
+  EXPECT_EQ(r.protect, (std::vector<std::string>{"latest", "v*"}));
+  EXPECT_EQ(r.source, "retention[0]");
+  EXPECT_EQ(c.retention.rules[1].keep_last, 0u);
+  EXPECT_FALSE(c.retention.rules[1].keep_days);
+  EXPECT_EQ(c.retention.interval_minutes, 0);
+
+  const auto s = load_config(write_temp("retention:\n  interval_minutes: 30\n  rules:\n"
+                                        "    - repositories: [a/*]\n      keep_days: 1\n"));
+  EXPECT_EQ(s.retention.interval_minutes, 30);
+  ASSERT_EQ(s.retention.rules.size(), 1u);
+  EXPECT_EQ(s.retention.rules[0].source, "retention.rules[0]");
+}
+
+TEST(Config, RejectsBadRetentionRulesNamingTheFileAndKey) {
+  const auto message = [](const std::string& yaml) {
+    const auto path = write_temp(yaml);
+    try {
+      load_config(path);
+    } catch (const std::runtime_error& e) {
+      const std::string what = e.what();
+      EXPECT_TRUE(what.starts_with(path)) << what;
+      return what;
+    }
+    ADD_FAILURE() << "accepted: " << yaml;
+    return std::string();
+  };
+  EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_lsat: 1\n").find("`retention[0].keep_lsat`"),
+            std::string::npos);
+  EXPECT_NE(message("retention:\n  - repositories: [a]\n").find("needs keep_last or keep_days"), std::string::npos);
+  EXPECT_NE(message("retention:\n  - keep_last: 1\n").find("`retention[0].repositories`"), std::string::npos);
+  EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_last: -1\n").find("keep_last"), std::string::npos);
+  EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_days: 1\n    untagged_days: 1\n")
+                .find("`retention[0].untagged_days` is not supported"),
+            std::string::npos);
+  EXPECT_NE(message("retention:\n  interval: 5\n").find("`retention.interval`"), std::string::npos);
+  EXPECT_NE(message("retention:\n  interval_minutes: -1\n").find("interval_minutes"), std::string::npos);
+  EXPECT_NE(message("retention: 7\n").find("list of rules"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace berth::app

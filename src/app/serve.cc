@@ -32,6 +32,7 @@
 #include "auth/token_service.h"
 #include "core/offload.h"
 #include "core/sync_wait.h"
+#include "core/unix_time.h"
 #include "http/server.h"
 #include "policy/authenticator.h"
 #include "policy/policy.h"
@@ -43,6 +44,25 @@ namespace {
 boost::asio::awaitable<void> purge_uploads(uploads::upload_service& service, std::chrono::hours idle) {
   const auto n = co_await service.purge(idle);
   if (n > 0) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
+}
+
+// A scheduled retention run (retention.interval_minutes): logs what it deleted, or why it failed.
+boost::asio::awaitable<void> run_retention(meta::metadata_store& meta, const lifecycle::retention_config& config,
+                                           const policy::policy& pol) {
+  auto plans = co_await lifecycle::plan(meta, config, std::nullopt, unix_millis(), lifecycle::immutable_tags(pol));
+  if (!plans) {
+    spdlog::error("retention: {}", plans.error().detail);
+    co_return;
+  }
+  auto deleted = co_await lifecycle::apply(meta, std::move(*plans));
+  if (!deleted) {
+    spdlog::error("retention: {}", deleted.error().detail);
+    co_return;
+  }
+  for (const auto& p : *deleted) {
+    spdlog::info("retention: {}: deleted {} tag(s) and {} manifest(s)", p.repository, p.tags.size(),
+                 p.manifests.size());
+  }
 }
 
 // Writes `text` to a new file `path` readable by its owner only.
@@ -135,6 +155,7 @@ int serve(const config& c) {
   options.max_page = c.max_page;
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
+  options.retention = c.retention;
   api::auth_services auth{pol, authn, identities, limiter, *tokens, c.service};
   api::registry_api api(blobs, uploads, meta, pool, options, auth);
 
@@ -166,11 +187,25 @@ int serve(const config& c) {
   purge_timer.expires_after(std::chrono::hours(1));
   purge_timer.async_wait(purge_later);
 
+  boost::asio::steady_timer retention_timer(ioc);
+  const std::chrono::minutes retention_interval(c.retention.interval_minutes);
+  std::function<void(const boost::system::error_code&)> retain_later = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    boost::asio::co_spawn(ioc, run_retention(meta, c.retention, pol), boost::asio::detached);
+    retention_timer.expires_after(retention_interval);
+    retention_timer.async_wait(retain_later);
+  };
+  if (retention_interval.count() > 0) {
+    retention_timer.expires_after(retention_interval);
+    retention_timer.async_wait(retain_later);
+  }
+
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
     purge_timer.cancel();
+    retention_timer.cancel();
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 

@@ -16,5 +16,7 @@ void add_plan_commands(CLI::App& cli);
 void add_migrate_commands(CLI::App& cli);
 // lifecycle.cc: `berth tags`, `berth promote`.
 void add_lifecycle_commands(CLI::App& cli);
+// retention.cc: berth retention preview|run.
+void add_retention_commands(CLI::App& cli);
 
 }  // namespace berth::cli

@@ -4,6 +4,7 @@
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
 //   berth check --as WHO --action A --repo R | --repo R --exists | -f checks.yaml   (check.cc)
 //   berth migrate | import-distribution  copy a registry into the configured stores (cli/migrate.cc)
+//   berth retention preview|run [--repo PATTERN]   what the retention rules delete (retention.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
 //   berth plan|apply -f registry.yaml | export   the registry as code (plan.cc)
 //   berth tags | promote                 image lifecycle (lifecycle.cc)
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
   add_plan_commands(cli);
   add_migrate_commands(cli);
   add_lifecycle_commands(cli);
+  add_retention_commands(cli);
 
   try {
     cli.parse(argc, argv);

@@ -1,0 +1,75 @@
+// The retention API (admin; lifecycle/retention.h decides):
+//   POST /api/v1/retention/preview {"repository": PATTERN}?   what a run would delete now
+//   POST /api/v1/retention/run     {"repository": PATTERN}?   deletes it, and answers what it deleted
+// Both answer {"repositories": [{"repository", "tags": [{"tag", "digest", "pushed_at_ms", "size"}],
+// "manifests": [digest, ...]}], "tags": N, "manifests": M}; a repository with nothing to delete is left out.
+#include <nlohmann/json.hpp>
+
+#include "api/handlers.h"
+#include "core/unix_time.h"
+#include "lifecycle/retention.h"
+
+namespace berth::api {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t body_limit = 64 * 1024;
+
+// The optional repository pattern of the body (an empty body: every repository).
+awaitable<result<std::optional<std::string>>> only_pattern(request& req) {
+  auto body = co_await req.read_body(body_limit);
+  if (!body) co_return std::unexpected(body.error());
+  if (body->empty()) co_return std::nullopt;
+  const auto doc = json::parse(*body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) co_return fail(errc::invalid_argument, "the body must be a JSON object");
+  const auto it = doc.find("repository");
+  if (it == doc.end() || it->is_null()) co_return std::nullopt;
+  if (!it->is_string() || it->get<std::string>().empty())
+    co_return fail(errc::invalid_argument, "`repository` must be a repository pattern such as \"dev/*\"");
+  co_return it->get<std::string>();
+}
+
+response plans_response(const std::vector<lifecycle::repository_plan>& plans) {
+  json repos = json::array();
+  std::size_t tags = 0;
+  std::size_t manifests = 0;
+  for (const auto& p : plans) {
+    json ts = json::array();
+    for (const auto& t : p.tags) {
+      ts.push_back({{"tag", t.name}, {"digest", t.dgst.str()}, {"pushed_at_ms", t.pushed_at_ms}, {"size", t.size}});
+    }
+    json ms = json::array();
+    for (const auto& d : p.manifests) ms.push_back(d.str());
+    tags += p.tags.size();
+    manifests += p.manifests.size();
+    repos.push_back({{"repository", p.repository}, {"tags", std::move(ts)}, {"manifests", std::move(ms)}});
+  }
+  return json_response(200, json{{"repositories", repos}, {"tags", tags}, {"manifests", manifests}}.dump());
+}
+
+awaitable<result<std::vector<lifecycle::repository_plan>>> planned(context& ctx, request& req) {
+  auto only = co_await only_pattern(req);
+  if (!only) co_return std::unexpected(only.error());
+  const auto now_ms = unix_seconds() * 1000;
+  co_return co_await lifecycle::plan(ctx.meta, ctx.options.retention, *only, now_ms,
+                                     lifecycle::immutable_tags(ctx.auth.pol));
+}
+
+}  // namespace
+
+awaitable<result<response>> admin_retention_preview(context& ctx, request& req, const route&) {
+  auto plans = co_await planned(ctx, req);
+  if (!plans) co_return std::unexpected(plans.error());
+  co_return plans_response(*plans);
+}
+
+awaitable<result<response>> admin_retention_run(context& ctx, request& req, const route&) {
+  auto plans = co_await planned(ctx, req);
+  if (!plans) co_return std::unexpected(plans.error());
+  auto deleted = co_await lifecycle::apply(ctx.meta, std::move(*plans));
+  if (!deleted) co_return std::unexpected(deleted.error());
+  co_return plans_response(*deleted);
+}
+
+}  // namespace berth::api

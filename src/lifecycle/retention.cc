@@ -1,0 +1,187 @@
+#include "lifecycle/retention.h"
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+
+namespace berth::lifecycle {
+namespace {
+
+constexpr std::int64_t ms_per_day = 86'400'000;
+
+bool any_matches(const std::vector<std::string>& patterns, std::string_view name) {
+  return std::ranges::any_of(patterns, [&](const std::string& p) { return policy::pattern_matches(p, name); });
+}
+
+// The manifests `repo` holds, fetched once each.
+class manifest_cache {
+ public:
+  manifest_cache(meta::metadata_store& meta, std::string_view repo) : meta_(meta), repo_(repo) {}
+
+  // The manifests among the references of manifest `d` (none when `repo` does not hold `d`).
+  awaitable<result<std::vector<digest>>> child_manifests(const digest& d) {
+    auto it = children_.find(d);
+    if (it != children_.end()) co_return it->second;
+    auto m = co_await meta_.manifest_by_digest(repo_, d);
+    if (!m) co_return std::unexpected(m.error());
+    std::vector<digest> children;
+    if (*m && !(*m)->references.empty()) {
+      auto missing = co_await meta_.missing_manifests(repo_, (*m)->references);
+      if (!missing) co_return std::unexpected(missing.error());
+      const std::set<digest> absent(missing->begin(), missing->end());
+      for (const auto& r : (*m)->references) {
+        if (!absent.contains(r)) children.push_back(r);
+      }
+    }
+    children_.emplace(d, children);
+    co_return children;
+  }
+
+ private:
+  meta::metadata_store& meta_;
+  std::string repo_;
+  std::map<digest, std::vector<digest>> children_;
+};
+
+// Every manifest the remaining tags need: their manifests and, through indexes, their children.
+awaitable<result<std::set<digest>>> needed_by(manifest_cache& cache, const std::set<digest>& roots) {
+  std::set<digest> needed = roots;
+  std::vector<digest> todo(roots.begin(), roots.end());
+  while (!todo.empty()) {
+    const digest d = std::move(todo.back());
+    todo.pop_back();
+    auto children = co_await cache.child_manifests(d);
+    if (!children) co_return std::unexpected(children.error());
+    for (auto& c : *children) {
+      if (needed.insert(c).second) todo.push_back(std::move(c));
+    }
+  }
+  co_return needed;
+}
+
+awaitable<result<std::optional<repository_plan>>> plan_repository(meta::metadata_store& meta, std::string_view repo,
+                                                                  std::span<const retention_rule* const> rules,
+                                                                  std::int64_t now_ms, const immutable_fn& immutable) {
+  auto records =
+      co_await meta.tags().tag_list(repo, meta::tag_sort::time, true, "", std::numeric_limits<std::size_t>::max());
+  if (!records) co_return std::unexpected(records.error());
+  if (!*records) co_return std::nullopt;
+  std::vector<tag_entry> tags;
+  for (auto& r : **records) tags.push_back({std::move(r.name), std::move(r.dgst), r.pushed_at_ms, r.size});
+  repository_plan plan{std::string(repo), expired_tags(repo, tags, rules, now_ms, immutable), {}};
+  if (plan.tags.empty()) co_return std::nullopt;
+
+  std::set<std::string_view> going;
+  for (const auto& t : plan.tags) going.insert(t.name);
+  std::set<digest> remaining;
+  for (const auto& t : tags) {
+    if (!going.contains(t.name)) remaining.insert(t.dgst);
+  }
+  manifest_cache cache(meta, repo);
+  auto needed = co_await needed_by(cache, remaining);
+  if (!needed) co_return std::unexpected(needed.error());
+
+  // Breadth first from the manifests the tags leave: each is listed before its children and referrers.
+  std::set<digest> listed;
+  for (const auto& t : plan.tags) {
+    if (!needed->contains(t.dgst) && listed.insert(t.dgst).second) plan.manifests.push_back(t.dgst);
+  }
+  for (std::size_t i = 0; i < plan.manifests.size(); ++i) {
+    const digest d = plan.manifests[i];
+    auto children = co_await cache.child_manifests(d);
+    if (!children) co_return std::unexpected(children.error());
+    auto referrers = co_await meta.referrers(repo, d, std::nullopt);
+    if (!referrers) co_return std::unexpected(referrers.error());
+    std::vector<digest> next = std::move(*children);
+    for (auto& r : *referrers) next.push_back(std::move(r.dgst));
+    for (auto& n : next) {
+      if (!needed->contains(n) && listed.insert(n).second) plan.manifests.push_back(std::move(n));
+    }
+  }
+  co_return plan;
+}
+
+}  // namespace
+
+// Immutable tags (namespaces.NS.immutable_tags) are never deleted by retention.
+immutable_fn immutable_tags(const policy::policy& pol) {
+  return [&pol](std::string_view r, std::string_view t) { return pol.immutable(r, t).has_value(); };
+}
+
+std::vector<const retention_rule*> rules_for(std::string_view repository, std::span<const retention_rule> rules) {
+  std::vector<const retention_rule*> out;
+  for (const auto& r : rules) {
+    if (any_matches(r.repositories, repository)) out.push_back(&r);
+  }
+  return out;
+}
+
+std::vector<tag_entry> expired_tags(std::string_view repository, std::span<const tag_entry> tags,
+                                    std::span<const retention_rule* const> rules, std::int64_t now_ms,
+                                    const immutable_fn& immutable) {
+  if (rules.empty()) return {};
+  std::vector<tag_entry> newest_first(tags.begin(), tags.end());
+  std::ranges::sort(newest_first, [](const tag_entry& a, const tag_entry& b) {
+    return a.pushed_at_ms != b.pushed_at_ms ? a.pushed_at_ms > b.pushed_at_ms : a.name < b.name;
+  });
+  const auto kept = [&](const tag_entry& t, std::size_t rank) {
+    return std::ranges::any_of(rules, [&](const retention_rule* r) {
+      return (r->keep_last && rank < *r->keep_last) ||
+             (r->keep_days && t.pushed_at_ms >= now_ms - std::int64_t{*r->keep_days} * ms_per_day) ||
+             any_matches(r->protect, t.name);
+    });
+  };
+  std::vector<tag_entry> out;
+  for (std::size_t rank = 0; rank < newest_first.size(); ++rank) {
+    const auto& t = newest_first[rank];
+    if (!kept(t, rank) && !immutable(repository, t.name)) out.push_back(t);
+  }
+  return out;
+}
+
+awaitable<result<std::vector<repository_plan>>> plan(meta::metadata_store& meta, const retention_config& config,
+                                                     std::optional<std::string_view> only, std::int64_t now_ms,
+                                                     const immutable_fn& immutable) {
+  std::vector<repository_plan> plans;
+  if (config.rules.empty()) co_return plans;
+  auto repos = co_await meta.list_repositories("", std::numeric_limits<std::size_t>::max());
+  if (!repos) co_return std::unexpected(repos.error());
+  for (const auto& repo : *repos) {
+    if (only && !policy::pattern_matches(*only, repo)) continue;
+    const auto rules = rules_for(repo, config.rules);
+    if (rules.empty()) continue;
+    auto p = co_await plan_repository(meta, repo, rules, now_ms, immutable);
+    if (!p) co_return std::unexpected(p.error());
+    if (*p) plans.push_back(std::move(**p));
+  }
+  co_return plans;
+}
+
+awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta, std::vector<repository_plan> plans) {
+  std::vector<repository_plan> done;
+  for (auto& p : plans) {
+    repository_plan deleted{p.repository, {}, {}};
+    for (auto& t : p.tags) {
+      // A tag pushed again since the plan points elsewhere now: it is not the one judged.
+      auto current = co_await meta.manifest_by_tag(p.repository, t.name);
+      if (!current) co_return std::unexpected(current.error());
+      if (!*current || (*current)->dgst != t.dgst) continue;
+      auto gone = co_await meta.delete_tag(p.repository, t.name);
+      if (!gone) co_return std::unexpected(gone.error());
+      if (*gone) deleted.tags.push_back(std::move(t));
+    }
+    for (auto& d : p.manifests) {
+      auto tagged = co_await meta.tags().tags_on(p.repository, d);
+      if (!tagged) co_return std::unexpected(tagged.error());
+      if (!tagged->empty()) continue;
+      auto gone = co_await meta.delete_manifest(p.repository, d);
+      if (!gone) co_return std::unexpected(gone.error());
+      if (*gone) deleted.manifests.push_back(std::move(d));
+    }
+    if (!deleted.tags.empty() || !deleted.manifests.empty()) done.push_back(std::move(deleted));
+  }
+  co_return done;
+}
+
+}  // namespace berth::lifecycle
