@@ -7,6 +7,7 @@
 // Thread-safety: handle() runs concurrently on the io_context's threads; the stores are thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -27,6 +28,8 @@ struct api_options {
   bool trust_forwarded_headers = false;
   // The scheme of Location URLs when no trusted proxy says otherwise.
   std::string scheme = "http";
+  // Garbage collection asked for through the API spares what was used within this window.
+  std::chrono::milliseconds gc_grace = std::chrono::hours(1);
 };
 
 struct endpoint;

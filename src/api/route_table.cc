@@ -72,6 +72,8 @@ const std::array kTable = {
     endpoint{rk::grants, verb::get, "admin_grants", administrator, admin_grants},
     endpoint{rk::grants, verb::post, "admin_grant_create", administrator, admin_create_grant},
     endpoint{rk::grant, verb::delete_, "admin_grant_delete", administrator, admin_delete_grant},
+    endpoint{rk::gc, verb::get, "admin_gc_runs", administrator, admin_gc_runs},
+    endpoint{rk::gc, verb::post, "admin_gc_run", administrator, admin_gc_run},
 };
 
 }  // namespace

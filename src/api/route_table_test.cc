@@ -34,6 +34,7 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::robot, "/api/v1/robots/ci"},
     {route_kind::grants, "/api/v1/grants"},
     {route_kind::grant, "/api/v1/grants/1"},
+    {route_kind::gc, "/api/v1/gc"},
 };
 
 api_area area_of(route_kind kind) {
@@ -126,6 +127,8 @@ TEST(RouteTable, AdminWritesNeedAdmin) {
   }
   EXPECT_EQ(find_endpoint(route_kind::users, verb::get)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::grants, verb::get)->need.k, k::administrator);
+  EXPECT_EQ(find_endpoint(route_kind::gc, verb::get)->need.k, k::administrator);
+  EXPECT_EQ(find_endpoint(route_kind::gc, verb::post)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::repositories, verb::post)->need.from, access::source::body);
 }
 

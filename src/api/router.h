@@ -35,6 +35,7 @@ enum class route_kind {
   robot,         // /api/v1/robots/<name>
   grants,        // /api/v1/grants
   grant,         // /api/v1/grants/<id>
+  gc,            // /api/v1/gc
 };
 
 // Which part of the API a path belongs to: it decides which credentials are accepted and how a

@@ -4,4 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
-namespace berth::cli {}  // namespace berth::cli
+namespace berth::cli {
+
+void add_gc_commands(CLI::App& cli);  // gc.cc: berth gc
+
+}  // namespace berth::cli

@@ -3,6 +3,7 @@
 //   berth login URL [-u USER]            check credentials and keep them (0600) for the commands below
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
 //   berth check --as WHO --action A --repo R   the policy's answer, offline (--config/--data) or via the API
+//   berth gc [--dry-run] [--json]        garbage collection (cli/gc.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -86,6 +87,7 @@ int main(int argc, char** argv) {
   check->add_option("--registry", registry, "Ask this registry's API (default: the last `berth login`)");
 
   auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
+  add_gc_commands(cli);
 
   try {
     cli.parse(argc, argv);

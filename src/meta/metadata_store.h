@@ -28,6 +28,7 @@
 
 #include "core/digest.h"
 #include "core/error.h"
+#include "meta/blob_records.h"
 #include "meta/upload_records.h"
 
 namespace berth::meta {
@@ -57,8 +58,10 @@ class metadata_store {
 
   // Blob links. The size of `d` if repository `repo` links it, else nullopt.
   virtual awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) = 0;
-  // Links `d` into `repo`, creating the repository when needed. Idempotent.
-  virtual awaitable<result<void>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) = 0;
+  // Mounts: links `d` into `repo` (creating the repository when needed) when some repository links
+  // it already, and renews the link's time; false when none does, or when garbage collection is
+  // deleting it (nothing changes). Idempotent. Uploads link through upload_records::complete.
+  virtual awaitable<result<bool>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) = 0;
   // Unlinks `d` from `repo`; false when it was not linked.
   virtual awaitable<result<bool>> unlink_blob(std::string_view repo, const digest& d) = 0;
   // Of `ds`, the blobs that `repo` does not link (in the order given).
@@ -66,6 +69,8 @@ class metadata_store {
 
   // Manifests. Stores `m` in `repo` (creating the repository) and, when `tag` is set, points the tag
   // at it, in one transaction. Storing the same digest again only moves the tag.
+  // MANIFEST_BLOB_UNKNOWN when one of m.references is neither linked into nor a manifest of `repo`
+  // at the commit (the caller checked before; this re-check is what garbage collection relies on).
   virtual awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
                                                std::optional<std::string_view> tag) = 0;
   virtual awaitable<result<std::optional<manifest_record>>> manifest_by_digest(std::string_view repo,
@@ -103,6 +108,8 @@ class metadata_store {
   // The records of unfinished uploads (upload_records.h), kept in the same database. Lives as long
   // as the store.
   virtual upload_records& uploads() = 0;
+  // The blob records garbage collection decides on (blob_records.h). Lives as long as the store.
+  virtual blob_records& blobs() = 0;
 };
 
 // The SQLite store in the file `path` (created with its schema when missing; WAL, synchronous=FULL).
