@@ -28,7 +28,7 @@ struct config {
   std::size_t max_connections = 0;  // 0: derived from RLIMIT_NOFILE (http::default_max_connections)
   std::size_t max_connections_per_address = 0;  // 0: a quarter of max_connections
   // gc: garbage collection (README "Garbage collection").
-  int gc_grace_minutes = 60;     // links and blobs used more recently are never collected
+  double gc_grace_minutes = 60;  // links and blobs used more recently are never collected (0.05: 3 s, for tests)
   int gc_interval_minutes = 60;  // a collection runs this often; 0: only when asked (berth gc)
 
   // storage: where blob bytes live.

@@ -44,7 +44,7 @@ limits:
   max_connections: 100
   max_connections_per_address: 10
 gc:
-  grace_minutes: 0
+  grace_minutes: 0.05
   interval_minutes: 5
 )"));
   EXPECT_EQ(c.listen, "0.0.0.0:5443");
@@ -61,7 +61,7 @@ gc:
   EXPECT_EQ(c.body_idle_seconds, 7);
   EXPECT_EQ(c.max_connections, 100u);
   EXPECT_EQ(c.max_connections_per_address, 10u);
-  EXPECT_EQ(c.gc_grace_minutes, 0);
+  EXPECT_DOUBLE_EQ(c.gc_grace_minutes, 0.05);
   EXPECT_EQ(c.gc_interval_minutes, 5);
 }
 

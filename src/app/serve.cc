@@ -144,7 +144,8 @@ int serve(const config& c) {
   options.max_page = c.max_page;
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
-  options.gc_grace = std::chrono::minutes(c.gc_grace_minutes);
+  options.gc_grace =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double, std::ratio<60>>(c.gc_grace_minutes));
   api::auth_services auth{pol, authn, identities, limiter, *tokens, c.service};
   api::registry_api api(blobs, uploads, meta, pool, options, auth);
 
