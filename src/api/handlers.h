@@ -62,6 +62,8 @@ awaitable<result<response>> admin_delete_grant(context& ctx, request& req, const
 // gc.cc: POST /api/v1/gc?dry_run=true|false runs a collection; GET lists the last runs.
 awaitable<result<response>> admin_gc_run(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_gc_runs(context& ctx, request& req, const route& r);
+// usage.cc: GET /api/v1/usage[?namespace=NS].
+awaitable<result<response>> admin_usage(context& ctx, request& req, const route& r);
 
 // Shared helpers (registry_api.cc).
 // Verifies a username and password (or robot token, or OIDC token as the password of `oidc`):

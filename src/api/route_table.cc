@@ -74,6 +74,7 @@ const std::array kTable = {
     endpoint{rk::grant, verb::delete_, "admin_grant_delete", administrator, admin_delete_grant},
     endpoint{rk::gc, verb::get, "admin_gc_runs", administrator, admin_gc_runs},
     endpoint{rk::gc, verb::post, "admin_gc_run", administrator, admin_gc_run},
+    endpoint{rk::usage, verb::get, "admin_usage", administrator, admin_usage},
 };
 
 }  // namespace

@@ -35,6 +35,7 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::grants, "/api/v1/grants"},
     {route_kind::grant, "/api/v1/grants/1"},
     {route_kind::gc, "/api/v1/gc"},
+    {route_kind::usage, "/api/v1/usage"},
 };
 
 api_area area_of(route_kind kind) {

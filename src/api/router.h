@@ -36,6 +36,7 @@ enum class route_kind {
   grants,        // /api/v1/grants
   grant,         // /api/v1/grants/<id>
   gc,            // /api/v1/gc
+  usage,         // /api/v1/usage
 };
 
 // Which part of the API a path belongs to: it decides which credentials are accepted and how a

@@ -6,6 +6,7 @@
 
 namespace berth::cli {
 
-void add_gc_commands(CLI::App& cli);  // gc.cc: berth gc
+void add_gc_commands(CLI::App& cli);     // gc.cc: berth gc
+void add_usage_commands(CLI::App& cli);  // usage.cc: berth usage
 
 }  // namespace berth::cli

@@ -4,6 +4,7 @@
 //   berth whoami | repo create|list|delete | robot create|list|revoke   (the admin API)
 //   berth check --as WHO --action A --repo R   the policy's answer, offline (--config/--data) or via the API
 //   berth gc [--dry-run] [--json]        garbage collection (cli/gc.cc)
+//   berth usage [--namespace NS] [--json]   storage use and dedup (cli/usage.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -88,6 +89,7 @@ int main(int argc, char** argv) {
 
   auto* hash = cli.add_subcommand("hash-password", "Print the argon2id hash of a password read from stdin");
   add_gc_commands(cli);
+  add_usage_commands(cli);
 
   try {
     cli.parse(argc, argv);

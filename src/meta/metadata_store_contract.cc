@@ -708,6 +708,38 @@ TEST_P(metadata_store_contract, concurrent_links_and_marks_never_both_win) {
   }
 }
 
+TEST_P(metadata_store_contract, usage_per_namespace_and_repository_counts_shared_blobs_once) {
+  auto& m = *store_;
+  for (const char* repo : {"prod/app", "prod/db", "dev/app"}) {
+    ASSERT_TRUE(sync_wait(link(m, repo, d("base"), 100)).has_value());
+  }
+  ASSERT_TRUE(sync_wait(link(m, "prod/app", d("app"), 10)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "production/x", d("x"), 7)).has_value());  // not in namespace prod
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m1", {d("base"), d("app")}), "v1")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m2", {d("base")}), "v2")).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m2", {d("base")}), "latest")).has_value());
+
+  const auto all = sync_wait(m.usage("")).value();
+  EXPECT_EQ(all.stored_bytes, 117u);
+  ASSERT_EQ(all.namespaces.size(), 3u);
+  EXPECT_EQ(all.namespaces[0].name, "dev");
+  EXPECT_EQ(all.namespaces[1].name, "prod");
+  EXPECT_EQ(all.namespaces[2].name, "production");
+
+  const auto prod = sync_wait(m.usage("prod")).value();
+  ASSERT_EQ(prod.namespaces.size(), 1u);
+  const auto& ns = prod.namespaces[0];
+  EXPECT_EQ(ns.stored_bytes, 110u);  // base once, app
+  ASSERT_EQ(ns.repositories.size(), 2u);
+  EXPECT_EQ(ns.repositories[0].name, "prod/app");
+  EXPECT_EQ(ns.repositories[0].tags, 3u);
+  EXPECT_EQ(ns.repositories[0].manifests, 2u);
+  EXPECT_EQ(ns.repositories[0].logical_bytes, 110u);
+  EXPECT_EQ(ns.repositories[1].name, "prod/db");
+  EXPECT_EQ(ns.repositories[1].logical_bytes, 100u);
+  EXPECT_TRUE(sync_wait(m.usage("nowhere")).value().namespaces.empty());
+}
+
 TEST_P(metadata_store_contract, gc_runs_are_logged_newest_first) {
   auto& b = store_->blobs();
   EXPECT_TRUE(sync_wait(b.runs(10)).value().empty());

@@ -12,10 +12,12 @@
 #include <cstdint>
 #include <chrono>
 #include <limits>
+#include <map>
 #include <set>
 #include <tuple>
 #include <utility>
 
+#include "meta/usage.h"
 #include "pg/store_support.h"
 
 namespace berth::meta {
@@ -191,6 +193,18 @@ constexpr std::string_view runs_sql =
 // link sweep waits for this transaction and then sees the manifest) and manifests.
 constexpr std::string_view held_references_sql =
     "SELECT digest FROM blob_links WHERE repo_id = $1 AND digest = ANY($2::text[]) FOR KEY SHARE";
+// Usage: $1 is a namespace, or "" for all.
+#define BERTH_IN_NAMESPACE(name) "($1 = '' OR split_part(" name ", '/', 1) = $1)"
+constexpr std::string_view repository_usage_sql =
+    "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
+    "(SELECT count(*) FROM manifests m WHERE m.repo_id = r.id), "
+    "(SELECT coalesce(sum(size), 0) FROM blob_links l WHERE l.repo_id = r.id) "
+    "FROM repositories r WHERE " BERTH_IN_NAMESPACE("r.name") " ORDER BY r.name";
+constexpr std::string_view namespace_stored_sql =
+    "SELECT ns, sum(size) FROM (SELECT DISTINCT split_part(r.name, '/', 1) AS ns, l.digest, l.size "
+    "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_IN_NAMESPACE("r.name") ") s GROUP BY ns";
+#undef BERTH_IN_NAMESPACE
+constexpr std::string_view registry_stored_sql = "SELECT coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view held_manifests_sql =
     "SELECT digest FROM manifests WHERE repo_id = $1 AND digest = ANY($2::text[])";
 constexpr std::string_view unlink_sql =
@@ -616,6 +630,26 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
           referrer{*d, std::move(*media_type), stored_size(*r, i, 2), std::move(*type), std::move(*annotations)});
     }
     co_return out;
+  }
+
+  awaitable<result<usage_report>> usage(std::string_view ns) override {
+    params repo_args{ns};
+    auto repos = co_await query("usage", repository_usage_sql, std::move(repo_args));
+    if (!repos) co_return std::unexpected(std::move(repos.error()));
+    params ns_args{ns};
+    auto stored = co_await query("usage", namespace_stored_sql, std::move(ns_args));
+    if (!stored) co_return std::unexpected(std::move(stored.error()));
+    params none;
+    auto total = co_await query("usage", registry_stored_sql, std::move(none));
+    if (!total) co_return std::unexpected(std::move(total.error()));
+    std::vector<repository_usage> out;
+    for (std::size_t i = 0; i < repos->size(); ++i) {
+      out.push_back(repository_usage{std::string(repos->text(i, 0)), stored_size(*repos, i, 1),
+                                     stored_size(*repos, i, 2), stored_size(*repos, i, 3)});
+    }
+    std::map<std::string, std::uint64_t, std::less<>> by_namespace;
+    for (std::size_t i = 0; i < stored->size(); ++i) by_namespace[std::string(stored->text(i, 0))] = stored_size(*stored, i, 1);
+    co_return group_usage(std::move(out), by_namespace, stored_size(*total, 0, 0));
   }
 
   // ---- upload_records ----

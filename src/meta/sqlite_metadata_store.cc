@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <tuple>
 #include <stdexcept>
@@ -15,6 +16,7 @@
 #include "meta/group_commit.h"
 #include "meta/metadata_store.h"
 #include "meta/sqlite_db.h"
+#include "meta/usage.h"
 
 namespace berth::meta {
 namespace {
@@ -158,6 +160,21 @@ constexpr std::string_view insert_run_sql =
 constexpr std::string_view runs_sql =
     "SELECT started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes FROM gc_runs "
     "ORDER BY id DESC LIMIT ?1";
+// Usage: ?1 is a namespace, or "" for all.
+#define BERTH_IN_NAMESPACE(name) "(?1 = '' OR " name " = ?1 OR substr(" name ", 1, length(?1) + 1) = ?1 || '/')"
+#define BERTH_NAMESPACE(name) \
+  "CASE WHEN instr(" name ", '/') > 0 THEN substr(" name ", 1, instr(" name ", '/') - 1) ELSE " name " END"
+constexpr std::string_view repository_usage_sql =
+    "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
+    "(SELECT count(*) FROM manifests m WHERE m.repo_id = r.id), "
+    "(SELECT coalesce(sum(size), 0) FROM blob_links l WHERE l.repo_id = r.id) "
+    "FROM repositories r WHERE " BERTH_IN_NAMESPACE("r.name") " ORDER BY r.name";
+constexpr std::string_view namespace_stored_sql =
+    "SELECT ns, sum(size) FROM (SELECT DISTINCT " BERTH_NAMESPACE("r.name") " AS ns, l.digest, l.size "
+    "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_IN_NAMESPACE("r.name") ") GROUP BY ns";
+#undef BERTH_NAMESPACE
+#undef BERTH_IN_NAMESPACE
+constexpr std::string_view registry_stored_sql = "SELECT count(*), coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view has_link_or_manifest_sql =
     "SELECT 1 FROM blob_links WHERE repo_id = ?1 AND digest = ?2 "
     "UNION ALL SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2";
@@ -577,6 +594,38 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
         out.push_back(referrer{*d, std::string(st.text(1)), static_cast<std::uint64_t>(st.int64(2)),
                                std::string(st.text(3)), std::string(st.text(4))});
       }
+    });
+  }
+
+  awaitable<result<usage_report>> usage(std::string_view ns) override {
+    co_return read([&](connection& db) -> result<usage_report> {
+      std::vector<repository_usage> repos;
+      {
+        auto st = db.prepare(repository_usage_sql);
+        st.bind(ns);
+        for (;;) {
+          auto row = st.step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) break;
+          const auto u = [&](int column) { return static_cast<std::uint64_t>(st.int64(column)); };
+          repos.push_back(repository_usage{std::string(st.text(0)), u(1), u(2), u(3)});
+        }
+      }
+      std::map<std::string, std::uint64_t, std::less<>> stored;
+      {
+        auto st = db.prepare(namespace_stored_sql);
+        st.bind(ns);
+        for (;;) {
+          auto row = st.step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) break;
+          stored[std::string(st.text(0))] = static_cast<std::uint64_t>(st.int64(1));
+        }
+      }
+      auto st = db.prepare(registry_stored_sql);
+      auto total = two_counts(st);
+      if (!total) return std::unexpected(total.error());
+      return group_usage(std::move(repos), stored, total->second);
     });
   }
 
