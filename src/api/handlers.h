@@ -69,6 +69,11 @@ awaitable<result<response>> admin_revoke_robot(context& ctx, request& req, const
 awaitable<result<response>> admin_grants(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_create_grant(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_delete_grant(context& ctx, request& req, const route& r);
+// gc.cc: POST /api/v1/gc?dry_run=true|false runs a collection; GET lists the last runs.
+awaitable<result<response>> admin_gc_run(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_gc_runs(context& ctx, request& req, const route& r);
+// usage.cc: GET /api/v1/usage[?namespace=NS].
+awaitable<result<response>> admin_usage(context& ctx, request& req, const route& r);
 
 // retention.cc: /api/v1/retention/{preview,run} (global admin).
 awaitable<result<response>> admin_retention_preview(context& ctx, request& req, const route& r);

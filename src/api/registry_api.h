@@ -7,6 +7,7 @@
 // Thread-safety: handle() runs concurrently on the io_context's threads; the stores are thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 
@@ -30,6 +31,8 @@ struct api_options {
   std::string scheme = "http";
   // The retention rules that /api/v1/retention/... apply.
   lifecycle::retention_config retention;
+  // Garbage collection asked for through the API spares what was used within this window.
+  std::chrono::milliseconds gc_grace = std::chrono::hours(1);
 };
 
 struct endpoint;

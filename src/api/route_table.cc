@@ -78,6 +78,9 @@ const std::array kTable = {
     endpoint{rk::grant, verb::delete_, "admin_grant_delete", administrator, admin_delete_grant},
     endpoint{rk::retention_preview, verb::post, "admin_retention_preview", administrator, admin_retention_preview},
     endpoint{rk::retention_run, verb::post, "admin_retention_run", administrator, admin_retention_run},
+    endpoint{rk::gc, verb::get, "admin_gc_runs", administrator, admin_gc_runs},
+    endpoint{rk::gc, verb::post, "admin_gc_run", administrator, admin_gc_run},
+    endpoint{rk::usage, verb::get, "admin_usage", administrator, admin_usage},
 };
 
 }  // namespace

@@ -39,6 +39,8 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::grant, "/api/v1/grants/1"},
     {route_kind::retention_preview, "/api/v1/retention/preview"},
     {route_kind::retention_run, "/api/v1/retention/run"},
+    {route_kind::gc, "/api/v1/gc"},
+    {route_kind::usage, "/api/v1/usage"},
 };
 
 api_area area_of(route_kind kind) {
@@ -133,6 +135,8 @@ TEST(RouteTable, AdminWritesNeedAdmin) {
   }
   EXPECT_EQ(find_endpoint(route_kind::users, verb::get)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::grants, verb::get)->need.k, k::administrator);
+  EXPECT_EQ(find_endpoint(route_kind::gc, verb::get)->need.k, k::administrator);
+  EXPECT_EQ(find_endpoint(route_kind::gc, verb::post)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::repositories, verb::post)->need.from, access::source::body);
 }
 

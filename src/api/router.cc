@@ -90,6 +90,8 @@ route match_admin(std::string_view rest) {
       {"users", route_kind::users, route_kind::user},
       {"robots", route_kind::robots, route_kind::robot},
       {"grants", route_kind::grants, route_kind::grant},
+      {"gc", route_kind::gc, route_kind::not_found},
+      {"usage", route_kind::usage, route_kind::not_found},
   };
   for (const auto& e : kEntries) {
     if (e.collection != collection) continue;

@@ -40,6 +40,8 @@ enum class route_kind {
   grant,         // /api/v1/grants/<id>
   retention_preview,  // /api/v1/retention/preview
   retention_run,      // /api/v1/retention/run
+  gc,            // /api/v1/gc
+  usage,         // /api/v1/usage
 };
 
 // Which part of the API a path belongs to: it decides which credentials are accepted and how a

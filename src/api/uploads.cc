@@ -89,6 +89,7 @@ awaitable<result<std::optional<response>>> try_mount(context& ctx, request& req,
   if (!*size) co_return std::optional<response>{};
   auto linked = co_await ctx.meta.link_blob(name, *d, **size);
   if (!linked) co_return std::unexpected(linked.error());
+  if (!*linked) co_return std::optional<response>{};  // collected meanwhile: the client uploads it
   co_return blob_created(ctx, req, name, *d);
 }
 

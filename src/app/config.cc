@@ -327,7 +327,7 @@ config load_config(const std::string& path) {
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: expected a mapping at the top level", path));
   reject_unknown(root,
                  {"listen", "data", "log_level", "tls", "limits", "trust_forwarded_headers", "threads", "storage",
-                  "metadata", "auth", "namespaces", "default_namespace", "grants", "users", "federation", "retention"},
+                  "metadata", "auth", "namespaces", "default_namespace", "grants", "users", "federation", "retention", "gc"},
                  "", path);
   read(root, "listen", c.listen, path);
   read(root, "data", c.data, path);
@@ -359,6 +359,13 @@ config load_config(const std::string& path) {
       throw std::runtime_error(fmt::format("{}: `upload_idle_hours` must be at least 1", path));
     if (c.body_idle_seconds < 1)
       throw std::runtime_error(fmt::format("{}: `body_idle_seconds` must be at least 1", path));
+  }
+  if (const auto gc = root["gc"]) {
+    reject_unknown(gc, {"grace_minutes", "interval_minutes"}, "gc.", path);
+    read(gc, "grace_minutes", c.gc_grace_minutes, path);
+    read(gc, "interval_minutes", c.gc_interval_minutes, path);
+    if (c.gc_grace_minutes < 0 || c.gc_interval_minutes < 0)
+      throw std::runtime_error(fmt::format("{}: `gc.grace_minutes` and `gc.interval_minutes` cannot be negative", path));
   }
   try {
     read_backends(root, c, path);

@@ -28,6 +28,9 @@ struct config {
   int body_idle_seconds = 30;       // a body in or out that makes no progress for this long: the connection closes
   std::size_t max_connections = 0;  // 0: derived from RLIMIT_NOFILE (http::default_max_connections)
   std::size_t max_connections_per_address = 0;  // 0: a quarter of max_connections
+  // gc: garbage collection (README "Garbage collection").
+  double gc_grace_minutes = 60;  // links and blobs used more recently are never collected (0.05: 3 s, for tests)
+  int gc_interval_minutes = 60;  // a collection runs this often; 0: only when asked (berth gc)
 
   // storage: where blob bytes live.
   enum class storage_driver { filesystem, s3 };

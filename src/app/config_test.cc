@@ -43,6 +43,9 @@ limits:
   body_idle_seconds: 7
   max_connections: 100
   max_connections_per_address: 10
+gc:
+  grace_minutes: 0.05
+  interval_minutes: 5
 )"));
   EXPECT_EQ(c.listen, "0.0.0.0:5443");
   EXPECT_EQ(c.data, "/srv/berth");
@@ -58,6 +61,8 @@ limits:
   EXPECT_EQ(c.body_idle_seconds, 7);
   EXPECT_EQ(c.max_connections, 100u);
   EXPECT_EQ(c.max_connections_per_address, 10u);
+  EXPECT_DOUBLE_EQ(c.gc_grace_minutes, 0.05);
+  EXPECT_EQ(c.gc_interval_minutes, 5);
 }
 
 TEST(Config, RejectsUnknownKeysAndWrongTypes) {
@@ -66,6 +71,8 @@ TEST(Config, RejectsUnknownKeysAndWrongTypes) {
   EXPECT_THROW(load_config(write_temp("tls:\n  certificate: a.pem\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("limits:\n  upload_idle_hours: 0\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("limits:\n  body_idle_seconds: 0\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("gc:\n  grace_minutes: -1\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("gc:\n  every: 5\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("limits:\n  max_connections: -1\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("- a\n- b\n")), std::runtime_error);
   EXPECT_THROW(load_config("/nonexistent/berth.yaml"), std::runtime_error);

@@ -140,7 +140,9 @@ class target {
     auto linked = co_await stores_.meta->linked_blob_size(repo, d);
     if (!checked(std::move(linked), fmt::format("target: link of {} in {}", d.str(), repo))) {
       auto link = co_await stores_.meta->link_blob(repo, d, size);
-      checked(std::move(link), fmt::format("target: linking {} into {}", d.str(), repo));
+      // Linked as a mount is: only while another repository links it (else it may be awaiting
+      // garbage collection, and goes through an upload like a new blob).
+      if (!checked(std::move(link), fmt::format("target: linking {} into {}", d.str(), repo))) co_return false;
       ++sum.links;
     }
     ++sum.blobs_present;

@@ -33,6 +33,7 @@
 #include "core/offload.h"
 #include "core/sync_wait.h"
 #include "core/unix_time.h"
+#include "gc/collector.h"
 #include "http/server.h"
 #include "policy/authenticator.h"
 #include "policy/policy.h"
@@ -40,6 +41,14 @@
 
 namespace berth::app {
 namespace {
+
+// A scheduled collection; a failure is logged (by the stores) and the next one tries again.
+boost::asio::awaitable<void> collect_garbage(meta::metadata_store& meta, storage::blob_store& blobs,
+                                             std::chrono::milliseconds grace) {
+  gc::collector collector(meta, blobs);
+  auto run = co_await collector.run(grace, false);
+  if (!run) spdlog::warn("scheduled garbage collection failed: {}", info(run.error().code).wire);
+}
 
 boost::asio::awaitable<void> purge_uploads(uploads::upload_service& service, std::chrono::hours idle) {
   const auto n = co_await service.purge(idle);
@@ -156,6 +165,8 @@ int serve(const config& c) {
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
   options.retention = c.retention;
+  options.gc_grace =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double, std::ratio<60>>(c.gc_grace_minutes));
   api::auth_services auth{pol, authn, identities, limiter, *tokens, c.service};
   api::registry_api api(blobs, uploads, meta, pool, options, auth);
 
@@ -199,6 +210,19 @@ int serve(const config& c) {
     retention_timer.expires_after(retention_interval);
     retention_timer.async_wait(retain_later);
   }
+  // Garbage collection every gc.interval_minutes (the first one interval after start-up).
+  boost::asio::steady_timer gc_timer(ioc);
+  const std::chrono::minutes gc_interval(c.gc_interval_minutes);
+  std::function<void(const boost::system::error_code&)> collect_later = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    boost::asio::co_spawn(ioc, collect_garbage(meta, blobs, options.gc_grace), boost::asio::detached);
+    gc_timer.expires_after(gc_interval);
+    gc_timer.async_wait(collect_later);
+  };
+  if (gc_interval.count() > 0) {
+    gc_timer.expires_after(gc_interval);
+    gc_timer.async_wait(collect_later);
+  }
 
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
@@ -206,6 +230,7 @@ int serve(const config& c) {
     spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
     purge_timer.cancel();
     retention_timer.cancel();
+    gc_timer.cancel();
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 

@@ -18,5 +18,7 @@ void add_migrate_commands(CLI::App& cli);
 void add_lifecycle_commands(CLI::App& cli);
 // retention.cc: berth retention preview|run.
 void add_retention_commands(CLI::App& cli);
+void add_gc_commands(CLI::App& cli);     // gc.cc: berth gc
+void add_usage_commands(CLI::App& cli);  // usage.cc: berth usage
 
 }  // namespace berth::cli

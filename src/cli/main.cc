@@ -5,6 +5,8 @@
 //   berth check --as WHO --action A --repo R | --repo R --exists | -f checks.yaml   (check.cc)
 //   berth migrate | import-distribution  copy a registry into the configured stores (cli/migrate.cc)
 //   berth retention preview|run [--repo PATTERN]   what the retention rules delete (retention.cc)
+//   berth gc [--dry-run] [--json]        garbage collection (cli/gc.cc)
+//   berth usage [--namespace NS] [--json]   storage use and dedup (cli/usage.cc)
 //   berth hash-password                  an argon2id hash for the config's users:
 //   berth plan|apply -f registry.yaml | export   the registry as code (plan.cc)
 //   berth tags | promote                 image lifecycle (lifecycle.cc)
@@ -82,6 +84,8 @@ int main(int argc, char** argv) {
   add_migrate_commands(cli);
   add_lifecycle_commands(cli);
   add_retention_commands(cli);
+  add_gc_commands(cli);
+  add_usage_commands(cli);
 
   try {
     cli.parse(argc, argv);

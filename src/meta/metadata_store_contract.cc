@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iterator>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,21 @@ manifest_record manifest(std::string content, std::vector<digest> references = {
                          "",                 std::move(references), 0, {}};
 }
 
+// Links `d` into `repo` as an upload does: claim, then complete an upload record.
+awaitable<result<void>> link(metadata_store& m, std::string_view repo, const digest& d, std::uint64_t size) {
+  static std::atomic<int> uploads{0};
+  auto& u = m.uploads();
+  const upload_record r{fmt::format("link-{}", uploads++), std::string(repo), 0, ""};
+  auto generation = co_await u.claim(d, size);
+  if (!generation) co_return std::unexpected(generation.error());
+  auto created = co_await u.create(r, upload_lease{1, std::numeric_limits<std::int64_t>::max()}, 0);
+  if (!created) co_return created;
+  auto completed = co_await u.complete(r.id, 1, d, size, *generation);
+  if (!completed) co_return std::unexpected(completed.error());
+  EXPECT_TRUE(*completed);
+  co_return result<void>{};
+}
+
 std::vector<digest> sorted(std::vector<digest> ds) {
   std::sort(ds.begin(), ds.end());
   return ds;
@@ -72,9 +88,9 @@ TEST_P(metadata_store_contract, empty_store_answers_not_found) {
 
 TEST_P(metadata_store_contract, blob_links_are_per_repository_and_idempotent) {
   auto& m = *store_;
-  ASSERT_TRUE(sync_wait(m.link_blob("a/b", d("one"), 11)).has_value());
-  ASSERT_TRUE(sync_wait(m.link_blob("a/b", d("one"), 11)).has_value());  // idempotent
-  ASSERT_TRUE(sync_wait(m.link_blob("c", d("two"), 22)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "a/b", d("one"), 11)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "a/b", d("one"), 11)).has_value());  // idempotent
+  ASSERT_TRUE(sync_wait(link(m, "c", d("two"), 22)).has_value());
 
   EXPECT_EQ(sync_wait(m.linked_blob_size("a/b", d("one"))).value(), 11u);
   EXPECT_EQ(sync_wait(m.linked_blob_size("a/b", d("two"))).value(), std::nullopt);  // linked elsewhere only
@@ -91,7 +107,7 @@ TEST_P(metadata_store_contract, blob_links_are_per_repository_and_idempotent) {
 
 TEST_P(metadata_store_contract, linking_creates_the_repository) {
   auto& m = *store_;
-  ASSERT_TRUE(sync_wait(m.link_blob("a/b", d("one"), 1)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "a/b", d("one"), 1)).has_value());
   EXPECT_TRUE(sync_wait(m.repository_exists("a/b")).value());
   EXPECT_EQ(sync_wait(m.list_tags("a/b", "", 10)).value(), strings{});  // exists, no tags
   EXPECT_EQ(sync_wait(m.list_repositories("", 10)).value(), strings{"a/b"});
@@ -101,6 +117,7 @@ TEST_P(metadata_store_contract, manifest_round_trip_is_byte_exact) {
   auto& m = *store_;
   auto rec = manifest(std::string("{\"a\":1}\0binary\xff", 15), {d("layer"), d("config")}, d("subject"), "x/sig");
   rec.annotations_json = R"({"k":"v"})";
+  for (const digest& ref : rec.references) ASSERT_TRUE(sync_wait(link(m, "a/b", ref, 1)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("a/b", rec, "v1", test_stamp)).has_value());
 
   for (auto got : {sync_wait(m.manifest_by_digest("a/b", rec.dgst)).value(), sync_wait(m.manifest_by_tag("a/b", "v1")).value()}) {
@@ -141,6 +158,7 @@ TEST_P(metadata_store_contract, tag_moves) {
 TEST_P(metadata_store_contract, same_digest_again_keeps_content) {
   auto& m = *store_;
   auto first = manifest("content", {d("layer")});
+  ASSERT_TRUE(sync_wait(link(m, "r", d("layer"), 1)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("r", first, "a", test_stamp)).has_value());
   auto again = first;
   again.media_type = "changed";
@@ -167,6 +185,7 @@ TEST_P(metadata_store_contract, delete_manifest_removes_tags_and_references) {
   auto& m = *store_;
   auto rec = manifest("doomed", {d("layer")});
   const auto kept = manifest("kept");
+  ASSERT_TRUE(sync_wait(link(m, "r", d("layer"), 1)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "a", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "b", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("r", kept, "c", test_stamp)).has_value());
@@ -214,7 +233,7 @@ TEST_P(metadata_store_contract, list_tags_in_byte_order_with_paging) {
 
 TEST_P(metadata_store_contract, list_repositories_in_byte_order_with_paging) {
   auto& m = *store_;
-  for (const char* repo : {"b/x", "a", "b", "A"}) ASSERT_TRUE(sync_wait(m.link_blob(repo, d("x"), 1)).has_value());
+  for (const char* repo : {"b/x", "a", "b", "A"}) ASSERT_TRUE(sync_wait(link(m, repo, d("x"), 1)).has_value());
   EXPECT_EQ(sync_wait(m.list_repositories("", 10)).value(), (strings{"A", "a", "b", "b/x"}));
   EXPECT_EQ(sync_wait(m.list_repositories("", 0)).value(), strings{});
   EXPECT_EQ(sync_wait(m.list_repositories("a", 1)).value(), strings{"b"});
@@ -270,9 +289,9 @@ TEST_P(metadata_store_contract, create_and_delete_repository) {
   EXPECT_EQ(sync_wait(m.list_tags("prod/app", "", 10)).value(), strings{});
 
   const auto rec = manifest("{}");
-  ASSERT_TRUE(sync_wait(m.link_blob("prod/app", d("layer"), 5)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "prod/app", d("layer"), 5)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", rec, "v1", test_stamp)).has_value());
-  ASSERT_TRUE(sync_wait(m.link_blob("other", d("layer"), 5)).has_value());
+  EXPECT_TRUE(sync_wait(m.link_blob("other", d("layer"), 5)).value());  // a mount
   EXPECT_EQ(sync_wait(m.repositories_with_blob(d("layer"), 10)).value(), (strings{"other", "prod/app"}));
   EXPECT_EQ(sync_wait(m.repositories_with_blob(d("layer"), 1)).value(), strings{"other"});
 
@@ -290,9 +309,9 @@ TEST_P(metadata_store_contract, contents_are_listed_in_digest_order_with_paging)
   EXPECT_TRUE(sync_wait(m.list_manifests("a/b", "", 10)).value().empty());
   std::vector<digest> links{d("l1"), d("l2"), d("l3")};
   for (std::size_t i = 0; i < links.size(); ++i) {
-    ASSERT_TRUE(sync_wait(m.link_blob("a/b", links[i], 10 + i)).has_value());
+    ASSERT_TRUE(sync_wait(link(m, "a/b", links[i], 10 + i)).has_value());
   }
-  ASSERT_TRUE(sync_wait(m.link_blob("other", d("l4"), 4)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "other", d("l4"), 4)).has_value());
   const auto tagged = manifest("tagged");
   const auto untagged = manifest("untagged");
   ASSERT_TRUE(sync_wait(m.put_manifest("a/b", tagged, "v1", test_stamp)).has_value());
@@ -352,7 +371,7 @@ TEST_P(metadata_store_contract, referrers_of_a_subject) {
 
 TEST_P(metadata_store_contract, data_survives_reopen) {
   const auto rec = manifest("persisted", {d("layer")});
-  ASSERT_TRUE(sync_wait(store_->link_blob("r", d("layer"), 5)).has_value());
+  ASSERT_TRUE(sync_wait(link(*store_, "r", d("layer"), 5)).has_value());
   ASSERT_TRUE(sync_wait(store_->put_manifest("r", rec, "v1", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(store_->create_repository("empty")).value());
   reopen();
@@ -387,16 +406,19 @@ TEST_P(metadata_store_contract, parallel_link_put_and_delete) {
   auto& m = *store_;
   constexpr int n = 32;
   const auto shared = manifest("shared", {d("layer")});
+  ASSERT_TRUE(sync_wait(link(m, "r", d("layer"), 1)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("r", shared, "keep", test_stamp)).has_value());
-  ASSERT_TRUE(sync_wait(m.link_blob("r", d("layer-to-drop"), 1)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "r", d("layer-to-drop"), 1)).has_value());
   std::atomic<int> created{0};
   std::atomic<int> deleted{0};
   std::atomic<int> unlinked{0};
   await_all(n, 4, [&](int i) -> awaitable<void> {
     // Everyone links the same blob (idempotent under a race) and a blob of their own.
-    auto same = co_await m.link_blob("r", d("same"), 4);
+    const digest same_digest = d("same");
+    auto same = co_await link(m, "r", same_digest, 4);
     EXPECT_TRUE(same.has_value());
-    auto own = co_await m.link_blob("r", d(fmt::format("own{}", i)), static_cast<std::uint64_t>(i));
+    const digest own_digest = d(fmt::format("own{}", i));
+    auto own = co_await link(m, "r", own_digest, static_cast<std::uint64_t>(i));
     EXPECT_TRUE(own.has_value());
     if (i % 2 == 0) {
       auto gone = co_await m.unlink_blob("r", d(fmt::format("own{}", i)));
@@ -498,7 +520,7 @@ TEST_P(metadata_store_contract, an_expired_lease_is_taken_over_and_its_holder_ch
   // The old holder comes back: every change it tries is refused.
   EXPECT_FALSE(sync_wait(u.update(upload("u1", "team/app", 99), 1, kNow + 5 * kMinute, kNow + 2 * kMinute)).value());
   EXPECT_FALSE(sync_wait(u.remove("u1", 1)).value());
-  EXPECT_FALSE(sync_wait(u.complete("u1", 1, d("blob"), 5)).value());
+  EXPECT_FALSE(sync_wait(u.complete("u1", 1, d("blob"), 5, 0)).value());
   EXPECT_EQ(sync_wait(u.find("u1")).value()->size, 0u);
   EXPECT_EQ(sync_wait(store_->linked_blob_size("team/app", d("blob"))).value(), std::nullopt);
   // The new holder renews its lease and is still the one holding it after the first would have expired.
@@ -513,12 +535,13 @@ TEST_P(metadata_store_contract, an_expired_lease_is_taken_over_and_its_holder_ch
 TEST_P(metadata_store_contract, complete_links_the_blob_and_forgets_the_upload) {
   auto& u = store_->uploads();
   ASSERT_TRUE(sync_wait(u.create(upload("u1", "team/app"), lease(7), kNow)).has_value());
-  EXPECT_FALSE(sync_wait(u.complete("u1", 8, d("blob"), 5)).value());  // not the holder
-  EXPECT_TRUE(sync_wait(u.complete("u1", 7, d("blob"), 5)).value());
+  const std::int64_t generation = sync_wait(u.claim(d("blob"), 5)).value();
+  EXPECT_FALSE(sync_wait(u.complete("u1", 8, d("blob"), 5, generation)).value());  // not the holder
+  EXPECT_TRUE(sync_wait(u.complete("u1", 7, d("blob"), 5, generation)).value());
   EXPECT_EQ(sync_wait(store_->linked_blob_size("team/app", d("blob"))).value(), 5u);
   EXPECT_TRUE(sync_wait(store_->repository_exists("team/app")).value());
   EXPECT_EQ(sync_wait(u.find("u1")).value(), std::nullopt);
-  EXPECT_FALSE(sync_wait(u.complete("u1", 7, d("blob"), 5)).value());
+  EXPECT_FALSE(sync_wait(u.complete("u1", 7, d("blob"), 5, generation)).value());
   reopen();
   EXPECT_EQ(sync_wait(store_->linked_blob_size("team/app", d("blob"))).value(), 5u);
 }
@@ -678,7 +701,7 @@ TEST_P(metadata_store_contract, tags_list_by_time_or_name_in_either_order_with_p
 
 TEST_P(metadata_store_contract, repository_summaries_count_tags_size_and_last_push) {
   auto& m = *store_;
-  ASSERT_TRUE(sync_wait(m.link_blob("prod/app", d("layer"), 1000)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "prod/app", d("layer"), 1000)).has_value());
   const auto rec = manifest("m", {d("layer")});
   const push_stamp early{"user:x", 5'000, ""};
   const push_stamp late{"user:x", 9'000, ""};
@@ -705,7 +728,7 @@ TEST_P(metadata_store_contract, promotion_links_the_index_children_referrers_and
   auto& m = *store_;
   auto& t = m.tags();
   for (const char* blob : {"cfg", "amd64", "arm64", "sig-blob", "unrelated-blob"})
-    ASSERT_TRUE(sync_wait(m.link_blob("staging/app", d(blob), 10)).has_value());
+    ASSERT_TRUE(sync_wait(link(m, "staging/app", d(blob), 10)).has_value());
   const auto amd = sized("amd", 100, {"linux/amd64"}, {d("cfg"), d("amd64")});
   const auto arm = sized("arm", 100, {"linux/arm64"}, {d("cfg"), d("arm64")});
   const auto index = sized("index", 250, {"linux/amd64", "linux/arm64"}, {amd.dgst, arm.dgst});
@@ -789,6 +812,197 @@ TEST_P(metadata_store_contract, concurrent_promotions_leave_a_consistent_history
   const auto history = history_digests(m.tags(), "prod/app", "latest");
   ASSERT_EQ(history.size(), 8u);
   EXPECT_EQ(history.front(), current);
+// ---- garbage collection (blob_records.h) ----
+
+constexpr std::int64_t kHour = 3600 * 1000;
+
+std::vector<digest> digests(const std::vector<blob_entry>& entries) {
+  std::vector<digest> out;
+  for (const auto& e : entries) out.push_back(e.dgst);
+  return out;
+}
+
+TEST_P(metadata_store_contract, put_manifest_refuses_references_that_are_not_linked) {
+  auto& m = *store_;
+  const auto rec = manifest("needs-layer", {d("layer")});
+  EXPECT_EQ(sync_wait(m.put_manifest("r", rec, "v1", test_stamp)).error().code, errc::manifest_blob_unknown);
+  EXPECT_FALSE(sync_wait(m.repository_exists("r")).value());  // nothing half-stored
+  ASSERT_TRUE(sync_wait(link(m, "r", d("layer"), 3)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "v1", test_stamp)).has_value());
+  // An index may list a manifest of the repository instead of a linked blob.
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", manifest("index", {rec.dgst}), "all", test_stamp)).has_value());
+}
+
+TEST_P(metadata_store_contract, mounts_need_a_repository_that_links_the_blob) {
+  auto& m = *store_;
+  EXPECT_FALSE(sync_wait(m.link_blob("to", d("nowhere"), 1)).value());
+  EXPECT_FALSE(sync_wait(m.repository_exists("to")).value());
+  ASSERT_TRUE(sync_wait(link(m, "from", d("layer"), 1)).has_value());
+  EXPECT_TRUE(sync_wait(m.link_blob("to", d("layer"), 1)).value());
+  EXPECT_EQ(sync_wait(m.linked_blob_size("to", d("layer"))).value(), 1u);
+}
+
+TEST_P(metadata_store_contract, the_sweep_removes_only_old_links_no_manifest_needs) {
+  auto& m = *store_;
+  auto& b = m.blobs();
+  ASSERT_TRUE(sync_wait(link(m, "r", d("needed"), 10)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "r", d("loose"), 20)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "other", d("needed"), 10)).has_value());  // needed in r only
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", manifest("m", {d("needed")}), "v1", test_stamp)).has_value());
+
+  // Within the grace window nothing goes.
+  auto young = sync_wait(b.sweep_links(kHour)).value();
+  EXPECT_EQ(young.links, 0u);
+  const auto estimated = sync_wait(b.estimate(0)).value();
+  EXPECT_EQ(estimated.links, 2u);
+  EXPECT_EQ(estimated.link_bytes, 30u);
+  EXPECT_EQ(estimated.blobs, 1u);  // loose; needed is kept by r's manifest
+  EXPECT_EQ(estimated.bytes, 20u);
+
+  const auto swept = sync_wait(b.sweep_links(0)).value();
+  EXPECT_EQ(swept.links, 2u);
+  EXPECT_EQ(swept.link_bytes, 30u);
+  EXPECT_EQ(sync_wait(m.linked_blob_size("r", d("needed"))).value(), 10u);
+  EXPECT_EQ(sync_wait(m.linked_blob_size("r", d("loose"))).value(), std::nullopt);
+  EXPECT_EQ(sync_wait(m.linked_blob_size("other", d("needed"))).value(), std::nullopt);
+  EXPECT_EQ(sync_wait(b.sweep_links(0)).value().links, 0u);
+}
+
+TEST_P(metadata_store_contract, unreferenced_blobs_are_marked_then_forgotten) {
+  auto& m = *store_;
+  auto& b = m.blobs();
+  ASSERT_TRUE(sync_wait(link(m, "r", d("kept"), 1)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "r", d("gone"), 2)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", manifest("m", {d("kept")}), "v1", test_stamp)).has_value());
+  EXPECT_TRUE(sync_wait(m.unlink_blob("r", d("gone"))).value());
+
+  EXPECT_TRUE(sync_wait(b.unreferenced(kHour, "", 10)).value().empty());  // used within the hour
+  const auto candidates = sync_wait(b.unreferenced(0, "", 10)).value();
+  ASSERT_EQ(digests(candidates), std::vector<digest>{d("gone")});
+  EXPECT_EQ(candidates[0].size, 2u);
+  EXPECT_TRUE(sync_wait(b.unreferenced(0, d("gone").str(), 10)).value().empty());  // paging
+
+  const digest both[] = {d("kept"), d("gone")};
+  EXPECT_TRUE(sync_wait(b.mark_for_deletion(both, kHour)).value().empty());
+  EXPECT_EQ(digests(sync_wait(b.mark_for_deletion(both, 0)).value()), std::vector<digest>{d("gone")});
+  EXPECT_EQ(digests(sync_wait(b.marked(10)).value()), std::vector<digest>{d("gone")});
+  EXPECT_TRUE(sync_wait(b.unreferenced(0, "", 10)).value().empty());
+  // While marked, it can be neither claimed nor mounted.
+  EXPECT_EQ(sync_wait(m.uploads().claim(d("gone"), 2)).error().code, errc::unavailable);
+  EXPECT_FALSE(sync_wait(m.link_blob("r", d("gone"), 2)).value());
+
+  reopen();  // a collector killed here: the next run finds the mark
+  auto& again = store_->blobs();
+  EXPECT_EQ(digests(sync_wait(again.marked(10)).value()), std::vector<digest>{d("gone")});
+  const digest gone[] = {d("gone")};
+  EXPECT_EQ(sync_wait(again.forget(gone)).value().size(), 1u);
+  EXPECT_TRUE(sync_wait(again.forget(gone)).value().empty());  // another collector was first
+  EXPECT_TRUE(sync_wait(again.marked(10)).value().empty());
+  // Pushed again: a fresh life.
+  ASSERT_TRUE(sync_wait(link(*store_, "r", d("gone"), 2)).has_value());
+  EXPECT_EQ(sync_wait(store_->linked_blob_size("r", d("gone"))).value(), 2u);
+}
+
+// An upload claimed the blob and committed (deduplicated against bytes already stored); the
+// collector marked it before the upload linked it: the link must fail, as the bytes are going.
+TEST_P(metadata_store_contract, a_claim_overtaken_by_a_deletion_cannot_link) {
+  auto& m = *store_;
+  auto& u = m.uploads();
+  const std::int64_t generation = sync_wait(u.claim(d("blob"), 4)).value();
+  ASSERT_TRUE(sync_wait(u.create(upload_record{"u1", "r", 0, ""}, upload_lease{1, kHour}, 0)).has_value());
+  const digest ds[] = {d("blob")};
+  ASSERT_EQ(sync_wait(m.blobs().mark_for_deletion(ds, 0)).value().size(), 1u);
+  EXPECT_EQ(sync_wait(u.complete("u1", 1, d("blob"), 4, generation)).error().code, errc::unavailable);
+  EXPECT_EQ(sync_wait(m.linked_blob_size("r", d("blob"))).value(), std::nullopt);
+  EXPECT_TRUE(sync_wait(u.find("u1")).value().has_value());  // nothing changed
+  ASSERT_EQ(sync_wait(m.blobs().forget(ds)).value().size(), 1u);
+  // The client pushes again: a new claim, a new generation, and the link holds.
+  const std::int64_t again = sync_wait(u.claim(d("blob"), 4)).value();
+  EXPECT_TRUE(sync_wait(u.complete("u1", 1, d("blob"), 4, again)).value());
+  EXPECT_EQ(sync_wait(m.linked_blob_size("r", d("blob"))).value(), 4u);
+  // A stale generation of a live record is refused too.
+  ASSERT_TRUE(sync_wait(u.create(upload_record{"u2", "r", 0, ""}, upload_lease{1, kHour}, 0)).has_value());
+  EXPECT_EQ(sync_wait(u.complete("u2", 1, d("blob"), 4, generation)).error().code, errc::unavailable);
+}
+
+// Links and marks race: every blob ends either linked (and not marked) or marked (and not linked).
+TEST_P(metadata_store_contract, concurrent_links_and_marks_never_both_win) {
+  auto& m = *store_;
+  constexpr int n = 24;
+  std::vector<digest> all;
+  for (int i = 0; i < n; ++i) {
+    all.push_back(d(fmt::format("race{}", i)));
+    ASSERT_TRUE(sync_wait(link(m, "src", all.back(), 1)).has_value());
+  }
+  EXPECT_EQ(sync_wait(m.blobs().sweep_links(0)).value().links, static_cast<std::uint64_t>(n));
+  await_all(2 * n, 4, [&](int i) -> awaitable<void> {
+    const digest& target = all[static_cast<std::size_t>(i / 2)];
+    if (i % 2 == 0) {
+      auto r = co_await link(m, "dst", target, 1);
+      if (!r) {
+        EXPECT_EQ(r.error().code, errc::unavailable);
+      }
+    } else {
+      const digest one[] = {target};
+      auto marked = co_await m.blobs().mark_for_deletion(one, 0);
+      EXPECT_TRUE(marked.has_value());
+    }
+  });
+  const auto marked = digests(sync_wait(m.blobs().marked(SIZE_MAX)).value());
+  for (const digest& x : all) {
+    const bool linked = sync_wait(m.linked_blob_size("dst", x)).value().has_value();
+    const bool is_marked = std::find(marked.begin(), marked.end(), x) != marked.end();
+    EXPECT_NE(linked, is_marked) << x.str();
+  }
+}
+
+TEST_P(metadata_store_contract, usage_per_namespace_and_repository_counts_shared_blobs_once) {
+  auto& m = *store_;
+  for (const char* repo : {"prod/app", "prod/db", "dev/app"}) {
+    ASSERT_TRUE(sync_wait(link(m, repo, d("base"), 100)).has_value());
+  }
+  ASSERT_TRUE(sync_wait(link(m, "prod/app", d("app"), 10)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "production/x", d("x"), 7)).has_value());  // not in namespace prod
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m1", {d("base"), d("app")}), "v1", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m2", {d("base")}), "v2", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m2", {d("base")}), "latest", test_stamp)).has_value());
+
+  const auto all = sync_wait(m.usage("")).value();
+  EXPECT_EQ(all.stored_bytes, 117u);
+  ASSERT_EQ(all.namespaces.size(), 3u);
+  EXPECT_EQ(all.namespaces[0].name, "dev");
+  EXPECT_EQ(all.namespaces[1].name, "prod");
+  EXPECT_EQ(all.namespaces[2].name, "production");
+
+  const auto prod = sync_wait(m.usage("prod")).value();
+  ASSERT_EQ(prod.namespaces.size(), 1u);
+  const auto& ns = prod.namespaces[0];
+  EXPECT_EQ(ns.stored_bytes, 110u);  // base once, app
+  ASSERT_EQ(ns.repositories.size(), 2u);
+  EXPECT_EQ(ns.repositories[0].name, "prod/app");
+  EXPECT_EQ(ns.repositories[0].tags, 3u);
+  EXPECT_EQ(ns.repositories[0].manifests, 2u);
+  EXPECT_EQ(ns.repositories[0].logical_bytes, 110u);
+  EXPECT_EQ(ns.repositories[1].name, "prod/db");
+  EXPECT_EQ(ns.repositories[1].logical_bytes, 100u);
+  EXPECT_TRUE(sync_wait(m.usage("nowhere")).value().namespaces.empty());
+}
+
+TEST_P(metadata_store_contract, gc_runs_are_logged_newest_first) {
+  auto& b = store_->blobs();
+  EXPECT_TRUE(sync_wait(b.runs(10)).value().empty());
+  ASSERT_TRUE(sync_wait(b.record_run(gc_run{1000, 5, true, gc_counts{0, 1, 2, 3, 4}})).has_value());
+  ASSERT_TRUE(sync_wait(b.record_run(gc_run{2000, 6, false, gc_counts{0, 5, 6, 7, 8}})).has_value());
+  const auto runs = sync_wait(b.runs(1)).value();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].started_ms, 2000);
+  EXPECT_EQ(runs[0].duration_ms, 6);
+  EXPECT_FALSE(runs[0].dry_run);
+  EXPECT_EQ(runs[0].counts.links, 5u);
+  EXPECT_EQ(runs[0].counts.link_bytes, 6u);
+  EXPECT_EQ(runs[0].counts.blobs, 7u);
+  EXPECT_EQ(runs[0].counts.bytes, 8u);
+  EXPECT_TRUE(sync_wait(b.runs(10)).value()[1].dry_run);
 }
 
 }  // namespace

@@ -11,9 +11,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <chrono>
 #include <limits>
+#include <map>
+#include <set>
+#include <tuple>
 #include <utility>
 
+#include "meta/usage.h"
 #include "pg/store_support.h"
 
 namespace berth::meta {
@@ -139,11 +144,40 @@ CREATE INDEX tag_history_by_tag ON tag_history(repo_id, tag, id);
 INSERT INTO tag_history(repo_id, tag, digest, pushed_at, pushed_by, source)
   SELECT repo_id, name, digest, pushed_at, pushed_by, '' FROM tags ORDER BY pushed_at, name;
 )sql",
+    // Garbage collection (blob_records.h): one record per blob, with the last use (unix ms) and a
+    // generation; a link's time. Existing links and blobs start their grace window now.
+    R"sql(
+ALTER TABLE blob_links ADD COLUMN linked_at bigint NOT NULL DEFAULT 0;
+UPDATE blob_links SET linked_at = (extract(epoch FROM now()) * 1000)::bigint;
+CREATE TABLE blobs (
+  digest     text PRIMARY KEY,
+  size       bigint NOT NULL,
+  used_at    bigint NOT NULL,
+  generation bigint NOT NULL,
+  deleting   boolean NOT NULL DEFAULT false
+);
+INSERT INTO blobs(digest, size, used_at, generation)
+  SELECT digest, max(size), (extract(epoch FROM now()) * 1000)::bigint, (random() * 9e15)::bigint
+  FROM blob_links GROUP BY digest;
+CREATE INDEX blobs_deleting ON blobs(digest) WHERE deleting;
+CREATE TABLE gc_runs (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  started_at  bigint NOT NULL,
+  duration_ms bigint NOT NULL,
+  dry_run     integer NOT NULL,
+  manifests   bigint NOT NULL,
+  links       bigint NOT NULL,
+  link_bytes  bigint NOT NULL,
+  blobs       bigint NOT NULL,
+  bytes       bigint NOT NULL
+);
+)sql",
 };
 
 // ---- SQL ----
 
 #define BERTH_NOW "extract(epoch FROM now())::bigint"
+#define BERTH_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 // The id of repository $1, locked against deletion until the transaction ends; created when
 // missing. No row when a concurrent transaction created it meanwhile (run it again: it is seen then).
 constexpr std::string_view ensure_repo_sql =
@@ -157,7 +191,77 @@ constexpr std::string_view repo_exists_sql = "SELECT 1 FROM repositories WHERE n
 constexpr std::string_view linked_size_sql =
     "SELECT l.size FROM repositories r JOIN blob_links l ON l.repo_id = r.id WHERE r.name = $1 AND l.digest = $2";
 constexpr std::string_view link_sql =
-    "INSERT INTO blob_links(repo_id, digest, size) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+    "INSERT INTO blob_links(repo_id, digest, size, linked_at) VALUES ($1, $2, $3, " BERTH_NOW_MS
+    ") ON CONFLICT (repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at";
+// Garbage collection (blob_records.h). Every transaction that adds a link first updates the blob's
+// record (locking it), and mark_for_deletion locks that record before it looks for links: of a
+// link and a mark, the later sees the earlier.
+constexpr std::string_view claim_sql =
+    "INSERT INTO blobs(digest, size, used_at, generation) VALUES ($1, $2, " BERTH_NOW_MS
+    ", (random() * 9e15)::bigint) "
+    "ON CONFLICT (digest) DO UPDATE SET used_at = excluded.used_at WHERE NOT blobs.deleting RETURNING generation";
+constexpr std::string_view use_generation_sql =
+    "UPDATE blobs SET used_at = " BERTH_NOW_MS " WHERE digest = $1 AND generation = $2 AND NOT deleting";
+constexpr std::string_view use_linked_sql =
+    "UPDATE blobs SET used_at = " BERTH_NOW_MS " WHERE digest = $1 AND NOT deleting";
+constexpr std::string_view any_link_sql = "SELECT 1 FROM blob_links WHERE digest = $1 LIMIT 1";
+// A link the sweep removes: older than the grace window ($1: its end), needed by no manifest of
+// its repository.
+#define BERTH_CUTOFF(grace) "(" BERTH_NOW_MS " - " grace "::bigint)"
+#define BERTH_UNNEEDED_LINK(l)                                                                    \
+  l ".linked_at <= " BERTH_CUTOFF("$1") " AND NOT EXISTS (SELECT 1 FROM manifest_refs x WHERE x.repo_id = " l \
+  ".repo_id AND x.referenced = " l ".digest)"
+// Locks the candidates, then deletes them in a second statement, whose snapshot is taken after the
+// locks: a manifest committed meanwhile (it held its links FOR KEY SHARE) is seen and keeps them.
+constexpr std::string_view lock_unneeded_links_sql =
+    "SELECT l.repo_id, l.digest FROM blob_links l WHERE " BERTH_UNNEEDED_LINK("l") " FOR UPDATE OF l";
+constexpr std::string_view delete_unneeded_links_sql =
+    "DELETE FROM blob_links l USING unnest($2::bigint[], $3::text[]) AS c(repo_id, digest) "
+    "WHERE l.repo_id = c.repo_id AND l.digest = c.digest AND " BERTH_UNNEEDED_LINK("l") " RETURNING l.size";
+constexpr std::string_view estimate_links_sql =
+    "SELECT count(*), coalesce(sum(size), 0) FROM blob_links l WHERE " BERTH_UNNEEDED_LINK("l");
+#define BERTH_UNREFERENCED_BLOB                                                                                \
+  "NOT b.deleting AND b.used_at <= " BERTH_CUTOFF("$1") " AND NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.digest = b.digest " \
+  "AND NOT (" BERTH_UNNEEDED_LINK("k") "))"
+constexpr std::string_view estimate_blobs_sql =
+    "SELECT count(*), coalesce(sum(size), 0) FROM blobs b WHERE " BERTH_UNREFERENCED_BLOB;
+constexpr std::string_view unreferenced_sql = "SELECT digest, size FROM blobs b WHERE b.digest COLLATE \"C\" > $2 AND "
+    BERTH_UNREFERENCED_BLOB " ORDER BY b.digest COLLATE \"C\" LIMIT $3";
+#undef BERTH_UNREFERENCED_BLOB
+#undef BERTH_UNNEEDED_LINK
+constexpr std::string_view lock_blobs_sql =
+    "SELECT 1 FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR UPDATE";
+constexpr std::string_view mark_sql =
+    "UPDATE blobs b SET deleting = true, generation = (random() * 9e15)::bigint WHERE digest = ANY($1::text[]) "
+    "AND NOT deleting AND used_at <= " BERTH_CUTOFF("$2") " AND NOT EXISTS (SELECT 1 FROM blob_links l "
+    "WHERE l.digest = b.digest) RETURNING digest, size";
+constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting ORDER BY digest LIMIT $1";
+constexpr std::string_view forget_sql =
+    "DELETE FROM blobs WHERE digest = ANY($1::text[]) AND deleting RETURNING digest, size";
+constexpr std::string_view insert_run_sql =
+    "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+constexpr std::string_view runs_sql =
+    "SELECT started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes FROM gc_runs "
+    "ORDER BY id DESC LIMIT $1";
+// The references of a manifest being stored that the repository holds: links (locked, so that the
+// link sweep waits for this transaction and then sees the manifest) and manifests.
+constexpr std::string_view held_references_sql =
+    "SELECT digest FROM blob_links WHERE repo_id = $1 AND digest = ANY($2::text[]) FOR KEY SHARE";
+// Usage: $1 is a namespace, or "" for all.
+#define BERTH_IN_NAMESPACE(name) "($1 = '' OR split_part(" name ", '/', 1) = $1)"
+constexpr std::string_view repository_usage_sql =
+    "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
+    "(SELECT count(*) FROM manifests m WHERE m.repo_id = r.id), "
+    "(SELECT coalesce(sum(size), 0) FROM blob_links l WHERE l.repo_id = r.id) "
+    "FROM repositories r WHERE " BERTH_IN_NAMESPACE("r.name") " ORDER BY r.name";
+constexpr std::string_view namespace_stored_sql =
+    "SELECT ns, sum(size) FROM (SELECT DISTINCT split_part(r.name, '/', 1) AS ns, l.digest, l.size "
+    "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_IN_NAMESPACE("r.name") ") s GROUP BY ns";
+#undef BERTH_IN_NAMESPACE
+constexpr std::string_view registry_stored_sql = "SELECT coalesce(sum(size), 0) FROM blobs";
+constexpr std::string_view held_manifests_sql =
+    "SELECT digest FROM manifests WHERE repo_id = $1 AND digest = ANY($2::text[])";
 constexpr std::string_view unlink_sql =
     "DELETE FROM blob_links WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2";
 // Of the digests in $2 (in order), those `repo` $1 does not hold in `table`.
@@ -301,6 +405,8 @@ constexpr std::string_view idle_uploads_sql =
     "SELECT id, repo, size, hash_state FROM uploads WHERE updated_at < $1 AND lease_until <= $2 "
     "ORDER BY updated_at, id LIMIT $3";
 #undef BERTH_NOW
+#undef BERTH_NOW_MS
+#undef BERTH_CUTOFF
 
 // ---- helpers ----
 
@@ -456,13 +562,36 @@ awaitable<pg::result<void>> link_in(transaction& tx, std::string_view repo, cons
   co_return pg::result<void>{};
 }
 
-class pg_metadata_store final : public metadata_store, public upload_records, public tag_records {
+std::unexpected<error> being_deleted(const digest& d) {
+  error e{errc::unavailable, fmt::format("blob {} is being deleted by garbage collection: push it again", d.str())};
+  e.retry_after = std::chrono::seconds(1);
+  return std::unexpected(std::move(e));
+}
+
+// A refusal decided inside a transaction: the body records it and fails, which rolls back.
+pg::result<void> refuse(std::optional<error>& refusal, std::unexpected<error> why) {
+  refusal = std::move(why.error());
+  return pg::fail(pg::errc::failed, "refused");
+}
+
+result<std::vector<blob_entry>> blob_entries(const pg::rows& rows) {
+  std::vector<blob_entry> out;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    auto d = stored_digest(rows.text(i, 0));
+    if (!d) return std::unexpected(d.error());
+    out.push_back(blob_entry{*d, stored_size(rows, i, 1)});
+  }
+  return out;
+}
+
+class pg_metadata_store final : public metadata_store, public upload_records, public tag_records, public blob_records {
  public:
   explicit pg_metadata_store(std::shared_ptr<pg::pool> pool) : pool_(std::move(pool)) {
     pg::migrate(*pool_, "meta", migrations);
   }
 
   upload_records& uploads() override { return *this; }
+  blob_records& blobs() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     params args{repo, d.str()};
@@ -472,8 +601,20 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     co_return stored_size(*r, 0, 0);
   }
 
-  awaitable<result<void>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) override {
-    auto body = [&](transaction& tx) { return link_in(tx, repo, d, size); };
+  awaitable<result<bool>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) override {
+    auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
+      params use_args{d.str()};
+      auto used = co_await tx.query(use_linked_sql, std::move(use_args));
+      if (!used) co_return std::unexpected(std::move(used.error()));
+      if (used->affected() == 0) co_return false;
+      params link_args{d.str()};
+      auto linked = co_await tx.query(any_link_sql, std::move(link_args));
+      if (!linked) co_return std::unexpected(std::move(linked.error()));
+      if (linked->size() == 0) co_return false;
+      auto made = co_await link_in(tx, repo, d, size);
+      if (!made) co_return std::unexpected(std::move(made.error()));
+      co_return true;
+    };
     co_return co_await transact("link_blob", body);
   }
 
@@ -493,9 +634,27 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
 
   awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
                                        std::optional<std::string_view> tag, const push_stamp& stamp) override {
+    std::optional<error> refusal;
     auto body = [&](transaction& tx) -> awaitable<pg::result<void>> {
       auto repo_id = co_await ensure_repo(tx, repo);
       if (!repo_id) co_return std::unexpected(std::move(repo_id.error()));
+      // A manifest stored already keeps its references: only a new one needs its blobs linked.
+      std::vector<digest> asked = m.references;
+      asked.push_back(m.dgst);
+      std::set<std::string, std::less<>> held;
+      params manifests_args{*repo_id, text_array(asked)};
+      auto manifests = co_await tx.query(held_manifests_sql, std::move(manifests_args));
+      if (!manifests) co_return std::unexpected(std::move(manifests.error()));
+      for (std::size_t i = 0; i < manifests->size(); ++i) held.emplace(manifests->text(i, 0));
+      if (!held.contains(m.dgst.str()) && !m.references.empty()) {
+        params links_args{*repo_id, text_array(m.references)};
+        auto links = co_await tx.query(held_references_sql, std::move(links_args));
+        if (!links) co_return std::unexpected(std::move(links.error()));
+        for (std::size_t i = 0; i < links->size(); ++i) held.emplace(links->text(i, 0));
+        for (const digest& ref : m.references) {
+          if (!held.contains(ref.str())) co_return refuse(refusal, fail(errc::manifest_blob_unknown, ref.str()));
+        }
+      }
       params manifest_args{*repo_id,
                            m.dgst.str(),
                            param::bytes(m.media_type),
@@ -514,7 +673,7 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
       if (!tagged) co_return std::unexpected(std::move(tagged.error()));
       co_return pg::result<void>{};
     };
-    co_return co_await transact("put_manifest", body);
+    co_return co_await transact("put_manifest", body, &refusal);
   }
 
   awaitable<result<std::optional<manifest_record>>> manifest_by_digest(std::string_view repo,
@@ -734,6 +893,26 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     co_return co_await transact("promote", body);
   }
 
+  awaitable<result<usage_report>> usage(std::string_view ns) override {
+    params repo_args{ns};
+    auto repos = co_await query("usage", repository_usage_sql, std::move(repo_args));
+    if (!repos) co_return std::unexpected(std::move(repos.error()));
+    params ns_args{ns};
+    auto stored = co_await query("usage", namespace_stored_sql, std::move(ns_args));
+    if (!stored) co_return std::unexpected(std::move(stored.error()));
+    params none;
+    auto total = co_await query("usage", registry_stored_sql, std::move(none));
+    if (!total) co_return std::unexpected(std::move(total.error()));
+    std::vector<repository_usage> out;
+    for (std::size_t i = 0; i < repos->size(); ++i) {
+      out.push_back(repository_usage{std::string(repos->text(i, 0)), stored_size(*repos, i, 1),
+                                     stored_size(*repos, i, 2), stored_size(*repos, i, 3)});
+    }
+    std::map<std::string, std::uint64_t, std::less<>> by_namespace;
+    for (std::size_t i = 0; i < stored->size(); ++i) by_namespace[std::string(stored->text(i, 0))] = stored_size(*stored, i, 1);
+    co_return group_usage(std::move(out), by_namespace, stored_size(*total, 0, 0));
+  }
+
   // ---- upload_records ----
 
   awaitable<result<void>> create(const upload_record& r, const upload_lease& lease, std::int64_t now_ms) override {
@@ -776,18 +955,34 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     co_return co_await changes("remove upload", delete_held_upload_sql, std::move(args));
   }
 
-  awaitable<result<bool>> complete(std::string_view id, std::int64_t token, const digest& d,
-                                   std::uint64_t size) override {
+  awaitable<result<std::int64_t>> claim(const digest& d, std::uint64_t size) override {
+    params args{d.str(), size};
+    auto r = co_await query("claim blob", claim_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    if (r->size() == 0) co_return being_deleted(d);
+    co_return r->int64(0, 0).value_or(0);
+  }
+
+  awaitable<result<bool>> complete(std::string_view id, std::int64_t token, const digest& d, std::uint64_t size,
+                                   std::int64_t generation) override {
+    std::optional<error> refusal;
     auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
       params args{id, token};
       auto removed = co_await tx.query(delete_held_upload_sql, std::move(args));
       if (!removed) co_return std::unexpected(std::move(removed.error()));
       if (removed->size() == 0) co_return false;
+      params use_args{d.str(), generation};
+      auto used = co_await tx.query(use_generation_sql, std::move(use_args));
+      if (!used) co_return std::unexpected(std::move(used.error()));
+      if (used->affected() == 0) {
+        auto refused = refuse(refusal, being_deleted(d));
+        co_return std::unexpected(std::move(refused.error()));
+      }
       auto linked = co_await link_in(tx, removed->text(0, 0), d, size);
       if (!linked) co_return std::unexpected(std::move(linked.error()));
       co_return true;
     };
-    co_return co_await transact("complete upload", body);
+    co_return co_await transact("complete upload", body, &refusal);
   }
 
   awaitable<result<std::vector<upload_record>>> idle(std::int64_t before_ms, std::int64_t now_ms,
@@ -800,6 +995,108 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
       auto u = read_upload(*r, i);
       if (!u) co_return std::unexpected(u.error());
       out.push_back(std::move(*u));
+    }
+    co_return out;
+  }
+
+  // ---- blob_records ----
+
+  awaitable<result<gc_counts>> sweep_links(std::int64_t grace_ms) override {
+    auto body = [&](transaction& tx) -> awaitable<pg::result<gc_counts>> {
+      params lock_args{grace_ms};
+      auto locked = co_await tx.query(lock_unneeded_links_sql, std::move(lock_args));
+      if (!locked) co_return std::unexpected(std::move(locked.error()));
+      gc_counts out;
+      if (locked->size() == 0) co_return out;
+      std::string ids = "{";
+      std::vector<digest> digests;
+      for (std::size_t i = 0; i < locked->size(); ++i) {
+        if (i > 0) ids += ',';
+        ids += locked->text(i, 0);
+        auto d = digest::parse(locked->text(i, 1));
+        if (!d) co_return pg::fail(pg::errc::failed, fmt::format("stored digest does not parse: {}", locked->text(i, 1)));
+        digests.push_back(*d);
+      }
+      params delete_args{grace_ms, ids + "}", text_array(digests)};
+      auto deleted = co_await tx.query(delete_unneeded_links_sql, std::move(delete_args));
+      if (!deleted) co_return std::unexpected(std::move(deleted.error()));
+      for (std::size_t i = 0; i < deleted->size(); ++i) {
+        ++out.links;
+        out.link_bytes += stored_size(*deleted, i, 0);
+      }
+      co_return out;
+    };
+    co_return co_await transact("sweep links", body);
+  }
+
+  awaitable<result<gc_counts>> estimate(std::int64_t grace_ms) override {
+    gc_counts out;
+    for (auto [sql, count, bytes] : {std::tuple{estimate_links_sql, &out.links, &out.link_bytes},
+                                     std::tuple{estimate_blobs_sql, &out.blobs, &out.bytes}}) {
+      params args{grace_ms};
+      auto r = co_await query("gc estimate", sql, std::move(args));
+      if (!r) co_return std::unexpected(std::move(r.error()));
+      *count = stored_size(*r, 0, 0);
+      *bytes = stored_size(*r, 0, 1);
+    }
+    co_return out;
+  }
+
+  awaitable<result<std::vector<blob_entry>>> unreferenced(std::int64_t grace_ms, std::string_view after,
+                                                          std::size_t n) override {
+    params args{grace_ms, after, limit(n)};
+    auto r = co_await query("unreferenced blobs", unreferenced_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return blob_entries(*r);
+  }
+
+  // The records are locked first, in digest order, and looked at again by a second statement whose
+  // snapshot sees every link committed while the locks were awaited.
+  awaitable<result<std::vector<blob_entry>>> mark_for_deletion(std::span<const digest> ds,
+                                                               std::int64_t grace_ms) override {
+    auto body = [&](transaction& tx) -> awaitable<pg::result<pg::rows>> {
+      params lock_args{text_array(ds)};
+      auto locked = co_await tx.query(lock_blobs_sql, std::move(lock_args));
+      if (!locked) co_return std::unexpected(std::move(locked.error()));
+      params args{text_array(ds), grace_ms};
+      co_return co_await tx.query(mark_sql, std::move(args));
+    };
+    auto marked = co_await transact("mark blobs", body);
+    if (!marked) co_return std::unexpected(std::move(marked.error()));
+    co_return blob_entries(*marked);
+  }
+
+  awaitable<result<std::vector<blob_entry>>> marked(std::size_t n) override {
+    params args{limit(n)};
+    auto r = co_await query("marked blobs", marked_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return blob_entries(*r);
+  }
+
+  awaitable<result<std::vector<blob_entry>>> forget(std::span<const digest> ds) override {
+    params args{text_array(ds)};
+    auto r = co_await query("forget blobs", forget_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return blob_entries(*r);
+  }
+
+  awaitable<result<void>> record_run(const gc_run& r) override {
+    const gc_counts& c = r.counts;
+    params args{r.started_ms, r.duration_ms, int{r.dry_run}, c.manifests, c.links, c.link_bytes, c.blobs, c.bytes};
+    auto done = co_await query("record gc run", insert_run_sql, std::move(args));
+    if (!done) co_return std::unexpected(std::move(done.error()));
+    co_return result<void>{};
+  }
+
+  awaitable<result<std::vector<gc_run>>> runs(std::size_t n) override {
+    params args{limit(n)};
+    auto r = co_await query("gc runs", runs_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<gc_run> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      const auto u = [&](std::size_t column) { return stored_size(*r, i, column); };
+      out.push_back(gc_run{r->int64(i, 0).value_or(0), r->int64(i, 1).value_or(0), r->int64(i, 2).value_or(0) != 0,
+                           gc_counts{u(3), u(4), u(5), u(6), u(7)}});
     }
     co_return out;
   }
@@ -820,10 +1117,12 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
   }
 
   // body(transaction&) in one transaction (pg::in_transaction); a failure is logged (pg::failure).
+  // A body that refuses (refuse()) rolls back, and its refusal is the answer.
   template <class F>
-  auto transact(std::string_view what, F& body)
+  auto transact(std::string_view what, F& body, std::optional<error>* refusal = nullptr)
       -> awaitable<result<typename decltype(body(std::declval<transaction&>()))::value_type::value_type>> {
     auto r = co_await pg::in_transaction(*pool_, body);
+    if (!r && refusal && *refusal) co_return std::unexpected(std::move(**refusal));
     if (!r) co_return pg::failure(store_name, what, r.error());
     if constexpr (std::is_void_v<typename decltype(r)::value_type>) {
       co_return result<void>{};

@@ -59,7 +59,9 @@ TEST_F(pg_metadata_store_test, instances_see_each_others_writes) {
   auto b = instance();
   const manifest_record m{digest_of("m"), "application/vnd.oci.image.manifest.v1+json", "m", {}, "", "", {}};
   ASSERT_TRUE(sync_wait(a->put_manifest("r", m, "latest", test_stamp)).has_value());
-  ASSERT_TRUE(sync_wait(a->link_blob("r", digest_of("layer"), 3)).has_value());
+  const std::int64_t generation = sync_wait(a->uploads().claim(digest_of("layer"), 3)).value();
+  ASSERT_TRUE(sync_wait(a->uploads().create(upload_record{"u1", "r", 0, ""}, upload_lease{1, 1}, 0)).has_value());
+  ASSERT_TRUE(sync_wait(a->uploads().complete("u1", 1, digest_of("layer"), 3, generation)).value());
   EXPECT_EQ(sync_wait(b->manifest_by_tag("r", "latest")).value()->content, "m");
   EXPECT_EQ(sync_wait(b->linked_blob_size("r", digest_of("layer"))).value(), 3u);
   EXPECT_TRUE(sync_wait(b->delete_tag("r", "latest")).value());
@@ -80,8 +82,9 @@ TEST_F(pg_metadata_store_test, leases_hold_across_instances) {
   const upload_record progress{"u1", "r", 5, "state"};
   EXPECT_TRUE(sync_wait(a->uploads().update(progress, 1, 0, now)).value());
   EXPECT_EQ(sync_wait(b->uploads().acquire("r", "u1", upload_lease{2, now + 60'000}, now)).value(), progress);
-  EXPECT_FALSE(sync_wait(a->uploads().complete("u1", 1, digest_of("blob"), 5)).value());
-  EXPECT_TRUE(sync_wait(b->uploads().complete("u1", 2, digest_of("blob"), 5)).value());
+  const std::int64_t generation = sync_wait(b->uploads().claim(digest_of("blob"), 5)).value();
+  EXPECT_FALSE(sync_wait(a->uploads().complete("u1", 1, digest_of("blob"), 5, generation)).value());
+  EXPECT_TRUE(sync_wait(b->uploads().complete("u1", 2, digest_of("blob"), 5, generation)).value());
   EXPECT_EQ(sync_wait(a->linked_blob_size("r", digest_of("blob"))).value(), 5u);
 }
 
@@ -106,7 +109,7 @@ TEST_F(pg_metadata_store_test, instances_starting_together_migrate_once) {
   }
   ASSERT_EQ(failures.load(), 0);
   for (int i = 0; i < n; ++i) {
-    ASSERT_TRUE(sync_wait(stores[static_cast<std::size_t>(i)]->link_blob(fmt::format("r{}", i), digest_of("x"), 1)));
+    ASSERT_TRUE(sync_wait(stores[static_cast<std::size_t>(i)]->create_repository(fmt::format("r{}", i))).value());
   }
   EXPECT_EQ(sync_wait(stores[0]->list_repositories("", 100)).value().size(), static_cast<std::size_t>(n));
 }

@@ -7,13 +7,17 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <map>
 #include <mutex>
+#include <tuple>
 #include <stdexcept>
 #include <utility>
 
 #include "meta/group_commit.h"
 #include "meta/metadata_store.h"
 #include "meta/sqlite_db.h"
+#include "meta/usage.h"
 
 namespace berth::meta {
 namespace {
@@ -119,6 +123,33 @@ CREATE INDEX tag_history_by_tag ON tag_history(repo_id, tag, id);
 INSERT INTO tag_history(repo_id, tag, digest, pushed_at, pushed_by, source)
   SELECT repo_id, name, digest, pushed_at, pushed_by, '' FROM tags ORDER BY pushed_at, name;
 )sql",
+    // Garbage collection (blob_records.h): one record per blob, with the last use (unix ms) and a
+    // generation; a link's time. Existing links and blobs start their grace window now.
+    R"sql(
+ALTER TABLE blob_links ADD COLUMN linked_at INTEGER NOT NULL DEFAULT 0;
+UPDATE blob_links SET linked_at = unixepoch() * 1000;
+CREATE TABLE blobs (
+  digest     TEXT PRIMARY KEY,
+  size       INTEGER NOT NULL,
+  used_at    INTEGER NOT NULL,
+  generation INTEGER NOT NULL,
+  deleting   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO blobs(digest, size, used_at, generation)
+  SELECT digest, max(size), unixepoch() * 1000, random() FROM blob_links GROUP BY digest;
+CREATE INDEX blobs_deleting ON blobs(deleting) WHERE deleting != 0;
+CREATE TABLE gc_runs (
+  id          INTEGER PRIMARY KEY,
+  started_at  INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  dry_run     INTEGER NOT NULL,
+  manifests   INTEGER NOT NULL,
+  links       INTEGER NOT NULL,
+  link_bytes  INTEGER NOT NULL,
+  blobs       INTEGER NOT NULL,
+  bytes       INTEGER NOT NULL
+);
+)sql",
 };
 // ---- SQL ----
 
@@ -127,7 +158,62 @@ constexpr std::string_view insert_repo_sql = "INSERT INTO repositories(name) VAL
 constexpr std::string_view linked_size_sql =
     "SELECT l.size FROM repositories r JOIN blob_links l ON l.repo_id = r.id WHERE r.name = ?1 AND l.digest = ?2";
 constexpr std::string_view link_sql =
-    "INSERT INTO blob_links(repo_id, digest, size) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
+    "INSERT INTO blob_links(repo_id, digest, size, linked_at) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT DO UPDATE SET linked_at = excluded.linked_at";
+// Garbage collection (blob_records.h). ?1 is the store's clock, ?2 the end of the grace window.
+constexpr std::string_view claim_sql =
+    "INSERT INTO blobs(digest, size, used_at, generation) VALUES (?1, ?2, ?3, random()) "
+    "ON CONFLICT DO UPDATE SET used_at = excluded.used_at WHERE deleting = 0 RETURNING generation";
+constexpr std::string_view use_generation_sql =
+    "UPDATE blobs SET used_at = ?3 WHERE digest = ?1 AND generation = ?2 AND deleting = 0";
+constexpr std::string_view use_linked_sql =
+    "UPDATE blobs SET used_at = ?2 WHERE digest = ?1 AND deleting = 0 "
+    "AND EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)";
+// A link the sweep keeps: younger than the grace window, or referenced by a manifest of its repository.
+#define BERTH_UNNEEDED_LINK(l) \
+  l ".linked_at <= ?1 AND NOT EXISTS (SELECT 1 FROM manifest_refs x WHERE x.repo_id = " l ".repo_id AND x.referenced = " l ".digest)"
+constexpr std::string_view sweep_links_sql =
+    "DELETE FROM blob_links AS l WHERE " BERTH_UNNEEDED_LINK("l") " RETURNING size";
+constexpr std::string_view estimate_links_sql =
+    "SELECT count(*), coalesce(sum(size), 0) FROM blob_links AS l WHERE " BERTH_UNNEEDED_LINK("l");
+#define BERTH_UNREFERENCED_BLOB \
+  "b.deleting = 0 AND b.used_at <= ?1 AND NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.digest = b.digest " \
+  "AND NOT (" BERTH_UNNEEDED_LINK("k") "))"
+constexpr std::string_view estimate_blobs_sql =
+    "SELECT count(*), coalesce(sum(size), 0) FROM blobs b WHERE " BERTH_UNREFERENCED_BLOB;
+constexpr std::string_view unreferenced_sql =
+    "SELECT digest, size FROM blobs b WHERE b.digest > ?2 AND " BERTH_UNREFERENCED_BLOB " ORDER BY b.digest LIMIT ?3";
+#undef BERTH_UNREFERENCED_BLOB
+#undef BERTH_UNNEEDED_LINK
+constexpr std::string_view mark_sql =
+    "UPDATE blobs SET deleting = 1, generation = random() WHERE digest = ?1 AND deleting = 0 AND used_at <= ?2 "
+    "AND NOT EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1) RETURNING digest, size";
+constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting != 0 ORDER BY digest LIMIT ?1";
+constexpr std::string_view forget_sql = "DELETE FROM blobs WHERE digest = ?1 AND deleting != 0 RETURNING digest, size";
+constexpr std::string_view insert_run_sql =
+    "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr std::string_view runs_sql =
+    "SELECT started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes FROM gc_runs "
+    "ORDER BY id DESC LIMIT ?1";
+// Usage: ?1 is a namespace, or "" for all.
+#define BERTH_IN_NAMESPACE(name) "(?1 = '' OR " name " = ?1 OR substr(" name ", 1, length(?1) + 1) = ?1 || '/')"
+#define BERTH_NAMESPACE(name) \
+  "CASE WHEN instr(" name ", '/') > 0 THEN substr(" name ", 1, instr(" name ", '/') - 1) ELSE " name " END"
+constexpr std::string_view repository_usage_sql =
+    "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
+    "(SELECT count(*) FROM manifests m WHERE m.repo_id = r.id), "
+    "(SELECT coalesce(sum(size), 0) FROM blob_links l WHERE l.repo_id = r.id) "
+    "FROM repositories r WHERE " BERTH_IN_NAMESPACE("r.name") " ORDER BY r.name";
+constexpr std::string_view namespace_stored_sql =
+    "SELECT ns, sum(size) FROM (SELECT DISTINCT " BERTH_NAMESPACE("r.name") " AS ns, l.digest, l.size "
+    "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_IN_NAMESPACE("r.name") ") GROUP BY ns";
+#undef BERTH_NAMESPACE
+#undef BERTH_IN_NAMESPACE
+constexpr std::string_view registry_stored_sql = "SELECT count(*), coalesce(sum(size), 0) FROM blobs";
+constexpr std::string_view has_link_or_manifest_sql =
+    "SELECT 1 FROM blob_links WHERE repo_id = ?1 AND digest = ?2 "
+    "UNION ALL SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2";
 constexpr std::string_view unlink_sql =
     "DELETE FROM blob_links WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2";
 constexpr std::string_view has_blob_sql = "SELECT 1 FROM blob_links WHERE repo_id = ?1 AND digest = ?2";
@@ -403,7 +489,54 @@ class reader_pool {
 
 using sqlite::durability;
 
-class sqlite_metadata_store final : public metadata_store, public upload_records, public tag_records {
+// The store's clock, unix milliseconds.
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The first row's two counts (count(*), sum(size)).
+result<std::pair<std::uint64_t, std::uint64_t>> two_counts(statement& st) {
+  auto row = st.step();
+  if (!row) return std::unexpected(row.error());
+  if (!*row) return std::pair<std::uint64_t, std::uint64_t>{};
+  return std::pair{static_cast<std::uint64_t>(st.int64(0)), static_cast<std::uint64_t>(st.int64(1))};
+}
+
+result<std::vector<blob_entry>> read_blob_entries(statement& st) {
+  std::vector<blob_entry> out;
+  for (;;) {
+    auto row = st.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return out;
+    auto d = stored_digest(st.text(0));
+    if (!d) return std::unexpected(d.error());
+    out.push_back(blob_entry{*d, static_cast<std::uint64_t>(st.int64(1))});
+  }
+}
+
+// Runs `sql` (bound by `bind`) for each of `ds`; the (digest, size) rows it returns.
+template <class Bind>
+result<std::vector<blob_entry>> each_returning(connection& db, std::span<const digest> ds, Bind bind,
+                                               std::string_view sql) {
+  std::vector<blob_entry> out;
+  for (const digest& d : ds) {
+    auto st = db.prepare(sql);
+    bind(st, d);
+    auto rows = read_blob_entries(st);
+    if (!rows) return std::unexpected(rows.error());
+    out.insert(out.end(), rows->begin(), rows->end());
+  }
+  return out;
+}
+
+std::unexpected<error> being_deleted(const digest& d) {
+  error e{errc::unavailable, fmt::format("blob {} is being deleted by garbage collection: push it again", d.str())};
+  e.retry_after = std::chrono::seconds(1);
+  return std::unexpected(std::move(e));
+}
+
+class sqlite_metadata_store final : public metadata_store, public upload_records, public tag_records, public blob_records {
  public:
   sqlite_metadata_store(const std::string& path, upload_leases leases)
       : writer_(open_and_migrate(path, leases)), readers_(path) {
@@ -412,13 +545,21 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
   }
 
   upload_records& uploads() override { return *this; }
+  blob_records& blobs() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     co_return read([&](connection& db) { return optional_size(db.prepare(linked_size_sql).bind(repo, d.str())); });
   }
 
-  awaitable<result<void>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) override {
-    co_return co_await write([&](connection& db) { return link(db, repo, d, size); });
+  awaitable<result<bool>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) override {
+    co_return co_await write([&](connection& db) -> result<bool> {
+      const std::int64_t now = now_ms();
+      auto st = db.prepare(use_linked_sql);
+      auto used = changed_rows(db, st.bind(d.str(), now));
+      if (!used || !*used) return used;
+      if (auto r = link(db, repo, d, size, now); !r) return std::unexpected(r.error());
+      return true;
+    });
   }
 
   awaitable<result<bool>> unlink_blob(std::string_view repo, const digest& d) override {
@@ -439,6 +580,15 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     co_return co_await write([&](connection& db) -> result<void> {
       auto repo_id = ensure_repo(db, repo);
       if (!repo_id) return std::unexpected(repo_id.error());
+      // A manifest stored already keeps its references: only a new one needs its blobs linked.
+      auto held = missing(db, repo, std::span(&m.dgst, 1), has_manifest_sql);
+      if (!held) return std::unexpected(held.error());
+      for (const digest& ref : held->empty() ? std::span<const digest>() : std::span(m.references)) {
+        auto st = db.prepare(has_link_or_manifest_sql);
+        auto row = st.bind(*repo_id, ref.str()).step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return fail(errc::manifest_blob_unknown, ref.str());
+      }
       if (auto r = insert_manifest(db, *repo_id, m); !r) return r;
       if (!tag) return {};
       auto moved = set_tag(db, *repo_id, *tag, m.dgst, stamp);
@@ -682,6 +832,38 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     });
   }
 
+  awaitable<result<usage_report>> usage(std::string_view ns) override {
+    co_return read([&](connection& db) -> result<usage_report> {
+      std::vector<repository_usage> repos;
+      {
+        auto st = db.prepare(repository_usage_sql);
+        st.bind(ns);
+        for (;;) {
+          auto row = st.step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) break;
+          const auto u = [&](int column) { return static_cast<std::uint64_t>(st.int64(column)); };
+          repos.push_back(repository_usage{std::string(st.text(0)), u(1), u(2), u(3)});
+        }
+      }
+      std::map<std::string, std::uint64_t, std::less<>> stored;
+      {
+        auto st = db.prepare(namespace_stored_sql);
+        st.bind(ns);
+        for (;;) {
+          auto row = st.step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) break;
+          stored[std::string(st.text(0))] = static_cast<std::uint64_t>(st.int64(1));
+        }
+      }
+      auto st = db.prepare(registry_stored_sql);
+      auto total = two_counts(st);
+      if (!total) return std::unexpected(total.error());
+      return group_usage(std::move(repos), stored, total->second);
+    });
+  }
+
   // ---- upload_records: none of these fsyncs but complete(), which links a blob ----
 
   awaitable<result<void>> create(const upload_record& r, const upload_lease& lease, std::int64_t now_ms) override {
@@ -735,9 +917,22 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
         durability::relaxed);
   }
 
-  awaitable<result<bool>> complete(std::string_view id, std::int64_t token, const digest& d,
-                                   std::uint64_t size) override {
+  awaitable<result<std::int64_t>> claim(const digest& d, std::uint64_t size) override {
+    co_return co_await write(
+        [&](connection& db) -> result<std::int64_t> {
+          auto st = db.prepare(claim_sql);
+          auto row = st.bind(d.str(), size, now_ms()).step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) return being_deleted(d);
+          return st.int64(0);
+        },
+        durability::relaxed);
+  }
+
+  awaitable<result<bool>> complete(std::string_view id, std::int64_t token, const digest& d, std::uint64_t size,
+                                   std::int64_t generation) override {
     co_return co_await write([&](connection& db) -> result<bool> {
+      const std::int64_t now = now_ms();
       std::string repo;
       {
         auto st = db.prepare(held_upload_repo_sql);
@@ -746,7 +941,11 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
         if (!*row) return false;
         repo = st.text(0);
       }
-      if (auto r = link(db, repo, d, size); !r) return std::unexpected(r.error());
+      auto st = db.prepare(use_generation_sql);
+      auto used = changed_rows(db, st.bind(d.str(), generation, now));
+      if (!used) return std::unexpected(used.error());
+      if (!*used) return being_deleted(d);
+      if (auto r = link(db, repo, d, size, now); !r) return std::unexpected(r.error());
       if (auto r = db.prepare(delete_held_upload_sql).bind(id, token).run(); !r) return std::unexpected(r.error());
       return true;
     });
@@ -763,6 +962,93 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
         if (!r) return std::unexpected(r.error());
         if (!*r) return out;
         out.push_back(std::move(**r));
+      }
+    });
+  }
+
+  // ---- blob_records ----
+
+  awaitable<result<gc_counts>> sweep_links(std::int64_t grace_ms) override {
+    co_return co_await write([&](connection& db) -> result<gc_counts> {
+      auto st = db.prepare(sweep_links_sql);
+      st.bind(now_ms() - grace_ms);
+      gc_counts out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        ++out.links;
+        out.link_bytes += static_cast<std::uint64_t>(st.int64(0));
+      }
+    });
+  }
+
+  awaitable<result<gc_counts>> estimate(std::int64_t grace_ms) override {
+    co_return read([&](connection& db) -> result<gc_counts> {
+      const std::int64_t cutoff = now_ms() - grace_ms;
+      auto links = db.prepare(estimate_links_sql);
+      auto l = two_counts(links.bind(cutoff));
+      if (!l) return std::unexpected(l.error());
+      auto blobs = db.prepare(estimate_blobs_sql);
+      auto b = two_counts(blobs.bind(cutoff));
+      if (!b) return std::unexpected(b.error());
+      gc_counts out;
+      std::tie(out.links, out.link_bytes) = *l;
+      std::tie(out.blobs, out.bytes) = *b;
+      return out;
+    });
+  }
+
+  awaitable<result<std::vector<blob_entry>>> unreferenced(std::int64_t grace_ms, std::string_view after,
+                                                          std::size_t n) override {
+    co_return read([&](connection& db) {
+      auto st = db.prepare(unreferenced_sql);
+      return read_blob_entries(st.bind(now_ms() - grace_ms, after, std::uint64_t{n}));
+    });
+  }
+
+  awaitable<result<std::vector<blob_entry>>> mark_for_deletion(std::span<const digest> ds,
+                                                               std::int64_t grace_ms) override {
+    co_return co_await write([&](connection& db) {
+      const std::int64_t cutoff = now_ms() - grace_ms;
+      return each_returning(db, ds, [&](statement& st, const digest& d) { st.bind(d.str(), cutoff); }, mark_sql);
+    });
+  }
+
+  awaitable<result<std::vector<blob_entry>>> marked(std::size_t n) override {
+    co_return read([&](connection& db) {
+      auto st = db.prepare(marked_sql);
+      return read_blob_entries(st.bind(std::uint64_t{n}));
+    });
+  }
+
+  awaitable<result<std::vector<blob_entry>>> forget(std::span<const digest> ds) override {
+    co_return co_await write([&](connection& db) {
+      return each_returning(db, ds, [&](statement& st, const digest& d) { st.bind(d.str()); }, forget_sql);
+    });
+  }
+
+  awaitable<result<void>> record_run(const gc_run& r) override {
+    co_return co_await write([&](connection& db) {
+      const gc_counts& c = r.counts;
+      return db.prepare(insert_run_sql)
+          .bind(r.started_ms, r.duration_ms, std::int64_t{r.dry_run}, c.manifests, c.links, c.link_bytes, c.blobs,
+                c.bytes)
+          .run();
+    });
+  }
+
+  awaitable<result<std::vector<gc_run>>> runs(std::size_t n) override {
+    co_return read([&](connection& db) -> result<std::vector<gc_run>> {
+      auto st = db.prepare(runs_sql);
+      st.bind(std::uint64_t{n});
+      std::vector<gc_run> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        const auto u = [&](int column) { return static_cast<std::uint64_t>(st.int64(column)); };
+        out.push_back(gc_run{st.int64(0), st.int64(1), st.int64(2) != 0, gc_counts{u(3), u(4), u(5), u(6), u(7)}});
       }
     });
   }
@@ -807,11 +1093,12 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     }
   }
 
-  // Links `d` into `repo` (created when missing). Writer only.
-  static result<void> link(connection& db, std::string_view repo, const digest& d, std::uint64_t size) {
+  // Links `d` into `repo` (created when missing) at `now`. Writer only.
+  static result<void> link(connection& db, std::string_view repo, const digest& d, std::uint64_t size,
+                           std::int64_t now) {
     auto repo_id = ensure_repo(db, repo);
     if (!repo_id) return std::unexpected(repo_id.error());
-    return db.prepare(link_sql).bind(*repo_id, d.str(), size).run();
+    return db.prepare(link_sql).bind(*repo_id, d.str(), size, now).run();
   }
 
   static result<std::optional<std::uint64_t>> optional_size(statement& st) {

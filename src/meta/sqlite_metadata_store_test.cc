@@ -100,22 +100,31 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   EXPECT_EQ(history[0].dgst, i.dgst);
 }
 
-// A database written before upload records existed (schema version 1) gains the table on open and
-// keeps its data.
+// A version-1 file (before upload records and garbage collection) with a link: after the
+// migration the link has a blob record, so it can be mounted and, once unlinked, collected.
 TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
-  ASSERT_TRUE(sync_wait(store_->link_blob("r", digest_of("x"), 1)).has_value());
   store_.reset();
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
-    ASSERT_TRUE(db->exec("DROP TABLE uploads; PRAGMA user_version = 1").has_value());
+    const std::string downgrade = "DROP TABLE uploads; DROP TABLE blobs; DROP TABLE gc_runs; "
+                                  "ALTER TABLE blob_links DROP COLUMN linked_at; "
+                                  "INSERT INTO repositories(id, name) VALUES (1, 'r'); "
+                                  "INSERT INTO blob_links(repo_id, digest, size) VALUES (1, '" +
+                                  digest_of("x").str() + "', 1); PRAGMA user_version = 1";
+    ASSERT_TRUE(db->exec(downgrade.c_str()).has_value());
   }
   reopen();
   EXPECT_EQ(sync_wait(store_->linked_blob_size("r", digest_of("x"))).value(), 1u);
   const upload_record rec{"u1", "r", 0, ""};
   EXPECT_TRUE(sync_wait(store_->uploads().create(rec, upload_lease{}, 1)).has_value());
   EXPECT_EQ(sync_wait(store_->uploads().find("u1")).value(), rec);
+  EXPECT_TRUE(sync_wait(store_->link_blob("mounted", digest_of("x"), 1)).value());
+  EXPECT_TRUE(sync_wait(store_->blobs().unreferenced(60'000, "", 10)).value().empty());  // a fresh grace window
+  ASSERT_TRUE(sync_wait(store_->delete_repository("r")).value());
+  ASSERT_TRUE(sync_wait(store_->delete_repository("mounted")).value());
+  EXPECT_EQ(sync_wait(store_->blobs().unreferenced(0, "", 10)).value().size(), 1u);
 }
 
 // One process owns the database, so a lease found when it opens belongs to a process that died:

@@ -68,11 +68,16 @@ class upload_records {
                                          std::int64_t now_ms) = 0;
   // Removes the upload `token` holds; false when it holds none.
   virtual awaitable<result<bool>> remove(std::string_view id, std::int64_t token) = 0;
+  // Before an upload's bytes are stored as blob `d` of `size` bytes: records that they are about
+  // to be (a fresh use, for the grace window) and returns the generation of `d`'s record, which
+  // complete() checks (blob_records.h). UNAVAILABLE while garbage collection deletes `d` (retry).
+  virtual awaitable<result<std::int64_t>> claim(const digest& d, std::uint64_t size) = 0;
   // The upload `token` holds is finished as blob `d` of `size` bytes: in one transaction, removes
   // the upload and links `d` into its repository (creating the repository). Durable on return.
-  // false when `token` holds no upload `id` (nothing changes).
+  // false when `token` holds no upload `id` (nothing changes); UNAVAILABLE when `d` is no longer
+  // of `generation` (garbage collection deleted the bytes since the claim: push it again).
   virtual awaitable<result<bool>> complete(std::string_view id, std::int64_t token, const digest& d,
-                                           std::uint64_t size) = 0;
+                                           std::uint64_t size, std::int64_t generation) = 0;
   // At most `n` uploads not changed since `before_ms` that nobody holds at `now_ms`, oldest first:
   // abandoned by their clients.
   virtual awaitable<result<std::vector<upload_record>>> idle(std::int64_t before_ms, std::int64_t now_ms,

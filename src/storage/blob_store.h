@@ -92,6 +92,11 @@ class blob_store {
   virtual awaitable<result<std::uint64_t>> stat(const digest& d) = 0;
   // Opens the blob for reading; BLOB_UNKNOWN when it is not stored.
   virtual awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) = 0;
+  // Deletes blob `d`'s bytes; succeeds when none are stored (idempotent, so an interrupted
+  // garbage collection can run it again). Only the garbage collector calls it, for a blob the
+  // metadata store has marked for deletion (meta/blob_records.h): nothing may link it any more.
+  // Readers already open may keep reading (filesystem) or fail (S3).
+  virtual awaitable<result<void>> remove(const digest& d) = 0;
 
   // Uploads, named by ids the upload service chose (lowercase UUIDs: safe as a path component).
   // Creates the empty upload `id`. REQUIRES: `id` is new.

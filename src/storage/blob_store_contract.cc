@@ -161,6 +161,19 @@ TEST_P(blob_store_contract, committing_a_stored_digest_keeps_one_copy) {
   EXPECT_TRUE(sync_wait(store_->list_uploads()).value().empty());
 }
 
+TEST_P(blob_store_contract, remove_deletes_the_bytes_and_is_idempotent) {
+  const digest gone = sync_wait(upload(*store_, upload_id(1), "garbage"));
+  const digest kept = sync_wait(upload(*store_, upload_id(2), "kept"));
+  ASSERT_TRUE(sync_wait(store_->remove(gone)).has_value());
+  EXPECT_EQ(sync_wait(store_->stat(gone)).error().code, errc::blob_unknown);
+  EXPECT_EQ(sync_wait(store_->open(gone)).error().code, errc::blob_unknown);
+  EXPECT_TRUE(sync_wait(store_->remove(gone)).has_value());  // an interrupted sweep runs it again
+  EXPECT_EQ(contents(*store_, kept), "kept");
+  // The same bytes uploaded again are stored afresh.
+  EXPECT_EQ(sync_wait(upload(*store_, upload_id(3), "garbage")), gone);
+  EXPECT_EQ(contents(*store_, gone), "garbage");
+}
+
 TEST_P(blob_store_contract, uploads_are_listed_until_deleted) {
   ASSERT_TRUE(sync_wait(store_->create_upload(upload_id(1))).has_value());
   ASSERT_TRUE(sync_wait(store_->create_upload(upload_id(2))).has_value());

@@ -347,6 +347,16 @@ class fs_blob_store final : public blob_store {
     co_return std::make_unique<fs_reader>(std::move(fd), static_cast<std::uint64_t>(st.st_size));
   }
 
+  // Unlinking a large file waits on the filesystem: on the pool. No fsync of the directory: a
+  // deletion lost to a power failure leaves garbage, never a missing blob.
+  awaitable<result<void>> remove(const digest& d) override {
+    co_return co_await pool_.run([&]() -> result<void> {
+      const fs::path path = layout_.blob(d);
+      if (::unlink(path.c_str()) != 0 && !is_absent(errno)) return backend_failure("unlink", path, errno);
+      return {};
+    });
+  }
+
   // Built under tmp/ and renamed into uploads/, so an upload is never seen half-made: a crash
   // leaves only a directory in tmp/, which start-up clears. No fsync: only a commit must survive
   // power loss, and the page cache survives a killed process.

@@ -489,6 +489,14 @@ class s3_blob_store final : public blob_store {
     });
   }
 
+  awaitable<result<void>> remove(const digest& d) override {
+    co_return co_await pool_.run([&]() -> result<void> {
+      auto removed = client_->remove(keys_.blob(d));
+      if (!removed) return backend_failure("delete blob", removed.error());
+      return {};
+    });
+  }
+
   awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) override {
     auto size = co_await stat(d);
     if (!size) co_return std::unexpected(size.error());

@@ -175,13 +175,18 @@ awaitable<result<std::uint64_t>> upload_session::commit(const digest& expected) 
     co_return fail(errc::digest_invalid, "digest does not match the uploaded content");
   }
   const std::uint64_t size = s_->data->size();
+  // Claimed before the commit: bytes a deduplicating commit finds stored are not deleted under it
+  // (meta/blob_records.h).
+  auto generation = co_await s_->service.records_.claim(expected, size);
+  if (!generation) co_return std::unexpected(generation.error());
   auto stored = co_await s_->data->commit(expected);
   if (!stored) co_return std::unexpected(stored.error());
   s_->data.reset();
   s_->held = false;
   // The blob is durable; a crash before this commit leaves a record whose bytes are gone, which
   // the next open() or the purge removes.
-  auto linked = co_await s_->service.records_.complete(s_->saved.id, s_->lease.token, expected, size);
+  auto linked = co_await s_->service.records_.complete(s_->saved.id, s_->lease.token, expected, size,
+                                                                *generation);
   if (!linked) co_return std::unexpected(linked.error());
   if (!*linked) co_return fail(errc::upload_busy, "the upload was taken over by another request");
   co_return size;

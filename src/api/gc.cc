@@ -1,0 +1,42 @@
+// /api/v1/gc (global administrators): POST ?dry_run=true|false runs a garbage collection now (a dry
+// run only counts) and answers what it freed; GET answers the last runs, newest first, from every
+// instance (they are logged in the metadata store).
+#include <nlohmann/json.hpp>
+
+#include "api/handlers.h"
+#include "gc/collector.h"
+
+namespace berth::api {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::size_t runs_listed = 20;
+
+json run_json(const meta::gc_run& r) {
+  return {{"started_at_ms", r.started_ms},  {"duration_ms", r.duration_ms},
+          {"dry_run", r.dry_run},           {"manifests", r.counts.manifests},
+          {"links", r.counts.links},        {"link_bytes", r.counts.link_bytes},
+          {"blobs", r.counts.blobs},        {"bytes", r.counts.bytes}};
+}
+
+}  // namespace
+
+awaitable<result<response>> admin_gc_run(context& ctx, request& req, const route&) {
+  const auto dry = req.query("dry_run");
+  if (dry && *dry != "true" && *dry != "false") co_return fail(errc::invalid_argument, "dry_run is true or false");
+  gc::collector collector(ctx.meta, ctx.blobs);
+  auto run = co_await collector.run(ctx.options.gc_grace, dry && *dry == "true");
+  if (!run) co_return std::unexpected(run.error());
+  co_return json_response(200, run_json(*run).dump());
+}
+
+awaitable<result<response>> admin_gc_runs(context& ctx, request&, const route&) {
+  auto runs = co_await ctx.meta.blobs().runs(runs_listed);
+  if (!runs) co_return std::unexpected(runs.error());
+  json out = json::array();
+  for (const auto& r : *runs) out.push_back(run_json(r));
+  co_return json_response(200, json{{"runs", out}}.dump());
+}
+
+}  // namespace berth::api

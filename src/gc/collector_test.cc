@@ -1,0 +1,119 @@
+// The collector over the filesystem blob store and the SQLite metadata store, blobs pushed through
+// the upload service as the API does: what it frees, what it keeps, dry runs, and the run a killed
+// collector left half done.
+#include "gc/collector.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/sync_wait.h"
+#include "uploads/upload_service.h"
+
+namespace berth::gc {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class CollectorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "berth-gc-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    blobs_ = storage::make_fs_blob_store((root_ / "blobs").string(), pool_);
+    meta_ = meta::make_sqlite_metadata_store((root_ / "berth.db").string());
+    uploads_ = std::make_unique<uploads::upload_service>(*blobs_, meta_->uploads(), pool_);
+  }
+  void TearDown() override {
+    pool_.join();
+    uploads_.reset();
+    meta_.reset();
+    blobs_.reset();
+    fs::remove_all(root_);
+  }
+
+  digest push(std::string_view repo, std::string_view bytes) {
+    auto id = sync_wait(uploads_->create(repo));
+    EXPECT_TRUE(id.has_value());
+    auto s = sync_wait(uploads_->open(repo, *id));
+    EXPECT_TRUE(s.has_value());
+    EXPECT_TRUE(sync_wait(s->write(bytes)).has_value());
+    const digest d = digest_of(bytes);
+    EXPECT_TRUE(sync_wait(s->commit(d)).has_value());
+    return d;
+  }
+  bool stored(const digest& d) { return sync_wait(blobs_->stat(d)).has_value(); }
+
+  fs::path root_;
+  blocking_pool pool_{2};
+  std::unique_ptr<storage::blob_store> blobs_;
+  std::unique_ptr<meta::metadata_store> meta_;
+  std::unique_ptr<uploads::upload_service> uploads_;
+};
+
+TEST_F(CollectorTest, frees_exactly_what_nothing_references) {
+  const digest layer = push("app", "layer-bytes");
+  const digest shared = push("app", "shared");
+  ASSERT_EQ(push("other", "shared"), shared);
+  const digest garbage = push("app", "garbage!");
+  ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("m"), "t", "m", {}, "", "", {layer, shared}}, "v1")).has_value());
+  ASSERT_TRUE(sync_wait(meta_->delete_manifest("app", digest_of("m"))).value());
+  ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("n"), "t", "n", {}, "", "", {layer}}, "v1")).has_value());
+  collector c(*meta_, *blobs_);
+
+  // Within the grace window, nothing.
+  const auto young = sync_wait(c.run(1h, false)).value();
+  EXPECT_EQ(young.counts.links, 0u);
+  EXPECT_EQ(young.counts.blobs, 0u);
+
+  // A dry run says what would go, and changes nothing: app's links to shared and garbage, the
+  // garbage blob; shared is still linked by other.
+  const auto preview = sync_wait(c.run(0ms, true)).value();
+  EXPECT_TRUE(preview.dry_run);
+  EXPECT_EQ(preview.counts.links, 3u);  // app: shared, garbage; other: shared (no manifest)
+  EXPECT_EQ(preview.counts.blobs, 2u);
+  EXPECT_EQ(preview.counts.bytes, 6u + 8u);
+  EXPECT_TRUE(stored(garbage));
+
+  const auto run = sync_wait(c.run(0ms, false)).value();
+  EXPECT_EQ(run.counts.links, preview.counts.links);
+  EXPECT_EQ(run.counts.blobs, preview.counts.blobs);
+  EXPECT_EQ(run.counts.bytes, preview.counts.bytes);
+  EXPECT_TRUE(stored(layer));
+  EXPECT_FALSE(stored(shared));
+  EXPECT_FALSE(stored(garbage));
+  EXPECT_EQ(sync_wait(meta_->linked_blob_size("app", layer)).value(), 11u);
+
+  const auto runs = sync_wait(meta_->blobs().runs(10)).value();
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_FALSE(runs[0].dry_run);
+  EXPECT_EQ(runs[0].counts.bytes, 14u);
+
+  // Pushed again after the collection: stored afresh.
+  EXPECT_EQ(push("app", "garbage!"), garbage);
+  EXPECT_TRUE(stored(garbage));
+  EXPECT_EQ(sync_wait(c.run(1h, false)).value().counts.blobs, 0u);
+  EXPECT_TRUE(stored(garbage));
+}
+
+// A collector killed after marking (and maybe after deleting some bytes): the next run finishes.
+TEST_F(CollectorTest, the_next_run_finishes_an_interrupted_one) {
+  const digest a = push("app", "aaa");
+  const digest b = push("app", "bbbb");
+  ASSERT_TRUE(sync_wait(meta_->delete_repository("app")).value());
+  const digest both[] = {a, b};
+  ASSERT_EQ(sync_wait(meta_->blobs().mark_for_deletion(both, 0)).value().size(), 2u);
+  ASSERT_TRUE(sync_wait(blobs_->remove(a)).has_value());  // killed here
+  const auto run = sync_wait(collector(*meta_, *blobs_).run(1h, false)).value();
+  EXPECT_EQ(run.counts.blobs, 2u);
+  EXPECT_EQ(run.counts.bytes, 7u);
+  EXPECT_FALSE(stored(a));
+  EXPECT_FALSE(stored(b));
+  EXPECT_TRUE(sync_wait(meta_->blobs().marked(10)).value().empty());
+}
+
+}  // namespace
+}  // namespace berth::gc
