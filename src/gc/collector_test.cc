@@ -54,14 +54,16 @@ class CollectorTest : public ::testing::Test {
   std::unique_ptr<uploads::upload_service> uploads_;
 };
 
+const meta::push_stamp kStamp{"user:test", 1'000, ""};
+
 TEST_F(CollectorTest, frees_exactly_what_nothing_references) {
   const digest layer = push("app", "layer-bytes");
   const digest shared = push("app", "shared");
   ASSERT_EQ(push("other", "shared"), shared);
   const digest garbage = push("app", "garbage!");
-  ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("m"), "t", "m", {}, "", "", {layer, shared}}, "v1")).has_value());
+  ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("m"), "t", "m", {}, "", "", {layer, shared}}, "v1", kStamp)).has_value());
   ASSERT_TRUE(sync_wait(meta_->delete_manifest("app", digest_of("m"))).value());
-  ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("n"), "t", "n", {}, "", "", {layer}}, "v1")).has_value());
+  ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("n"), "t", "n", {}, "", "", {layer}}, "v1", kStamp)).has_value());
   collector c(*meta_, *blobs_);
 
   // Within the grace window, nothing.

@@ -812,6 +812,8 @@ TEST_P(metadata_store_contract, concurrent_promotions_leave_a_consistent_history
   const auto history = history_digests(m.tags(), "prod/app", "latest");
   ASSERT_EQ(history.size(), 8u);
   EXPECT_EQ(history.front(), current);
+}
+
 // ---- garbage collection (blob_records.h) ----
 
 constexpr std::int64_t kHour = 3600 * 1000;
