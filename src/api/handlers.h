@@ -60,6 +60,11 @@ awaitable<result<response>> admin_grants(context& ctx, request& req, const route
 awaitable<result<response>> admin_create_grant(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_delete_grant(context& ctx, request& req, const route& r);
 
+// operations.cc: probes and Prometheus metrics.
+awaitable<result<response>> health_live(context& ctx, request& req, const route& r);
+awaitable<result<response>> health_ready(context& ctx, request& req, const route& r);
+awaitable<result<response>> metrics_get(context& ctx, request& req, const route& r);
+
 // Shared helpers (registry_api.cc).
 // Verifies a username and password (or robot token, or OIDC token as the password of `oidc`):
 // failed attempts count against the account from the client's address; past the limit,

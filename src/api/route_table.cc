@@ -72,6 +72,12 @@ const std::array kTable = {
     endpoint{rk::grants, verb::get, "admin_grants", administrator, admin_grants},
     endpoint{rk::grants, verb::post, "admin_grant_create", administrator, admin_create_grant},
     endpoint{rk::grant, verb::delete_, "admin_grant_delete", administrator, admin_delete_grant},
+    // Operations (operations.cc): probes need no credentials and tell nothing but their state.
+    endpoint{rk::health_live, verb::get, "health_live", anyone, health_live},
+    endpoint{rk::health_live, verb::head, "health_live", anyone, health_live},
+    endpoint{rk::health_ready, verb::get, "health_ready", anyone, health_ready},
+    endpoint{rk::health_ready, verb::head, "health_ready", anyone, health_ready},
+    endpoint{rk::metrics, verb::get, "metrics", {k::metrics}, metrics_get},
 };
 
 }  // namespace
@@ -83,6 +89,10 @@ const endpoint* find_endpoint(route_kind kind, verb method) {
     if (e.kind == kind && e.method == method) return &e;
   }
   return nullptr;
+}
+
+std::size_t endpoint_index(const endpoint* e) {
+  return e == nullptr ? kTable.size() : static_cast<std::size_t>(e - kTable.data());
 }
 
 result<void> authorize_named(const context& ctx, std::string_view name) {

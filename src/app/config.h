@@ -7,6 +7,7 @@
 #include <string>
 
 #include "http/server.h"
+#include "ops/access_log.h"
 #include "policy/authenticator.h"
 #include "policy/federation_config.h"
 #include "policy/policy.h"
@@ -27,6 +28,8 @@ struct config {
   int body_idle_seconds = 30;       // a body in or out that makes no progress for this long: the connection closes
   std::size_t max_connections = 0;  // 0: derived from RLIMIT_NOFILE (http::default_max_connections)
   std::size_t max_connections_per_address = 0;  // 0: a quarter of max_connections
+  bool metrics_public = false;     // metrics.public: /metrics without credentials
+  ops::access_log_format access_log = ops::access_log_format::off;  // log.access: text, json or off
 
   // storage: where blob bytes live.
   enum class storage_driver { filesystem, s3 };

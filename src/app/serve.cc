@@ -136,7 +136,11 @@ int serve(const config& c) {
   options.trust_forwarded_headers = c.trust_forwarded_headers;
   options.scheme = c.tls ? "https" : "http";
   api::auth_services auth{pol, authn, identities, limiter, *tokens, c.service};
-  api::registry_api api(blobs, uploads, meta, pool, options, auth);
+  api::operations_options ops_options;
+  ops_options.metrics_public = c.metrics_public;
+  ops_options.access_log = c.access_log;
+  api::operations ops(ops_options);
+  api::registry_api api(blobs, uploads, meta, pool, options, auth, ops);
 
   // Abandoned uploads go at start-up, before the first request can ask for one, then every hour.
   const std::chrono::hours upload_idle(c.upload_idle_hours);
@@ -151,8 +155,9 @@ int serve(const config& c) {
   server_options.max_connections_per_address = c.max_connections_per_address;
   router routes;
   const http::handler registry = [&api](http::request& req) { return api.handle(req); };
-  for (const char* prefix : {"/v2", "/token", "/api/v1"}) routes.mount(prefix, registry);
+  for (const char* prefix : {"/v2", "/token", "/api/v1", "/health", "/metrics"}) routes.mount(prefix, registry);
   http::server server(ioc, server_options, [&routes](http::request& req) { return routes(req); });
+  ops.metrics().set_connections_source([&server] { return server.open_connections(); });
   const auto endpoint = server.listen();
   server.start();
 
@@ -171,6 +176,7 @@ int serve(const config& c) {
     if (ec) return;
     spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
     purge_timer.cancel();
+    ops.stopping();
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 

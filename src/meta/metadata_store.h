@@ -103,6 +103,10 @@ class metadata_store {
   // The records of unfinished uploads (upload_records.h), kept in the same database. Lives as long
   // as the store.
   virtual upload_records& uploads() = 0;
+
+  // Whether the store answers now (the readiness check, /health/ready): one trivial round trip
+  // (SQLite: a read, and an empty transaction on the writer, which takes the write lock).
+  virtual awaitable<result<void>> probe() = 0;
 };
 
 // The SQLite store in the file `path` (created with its schema when missing; WAL, synchronous=FULL).

@@ -105,6 +105,11 @@ class blob_store {
   // Every upload the backend holds (including remains a crash left), for the purge to compare
   // with the upload records.
   virtual awaitable<result<std::vector<upload_entry>>> list_uploads() = 0;
+
+  // Whether the store takes writes now (the readiness check, /health/ready): writes and removes a
+  // small object where uploads are written, leaving nothing behind. Cheap: one create and one
+  // delete, no fsync. Errors: `internal` or `unavailable` as for any write.
+  virtual awaitable<result<void>> probe() = 0;
 };
 
 // The filesystem store rooted at `root` (created when missing). Layout in docs/storage-layout.md.

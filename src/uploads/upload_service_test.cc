@@ -35,6 +35,7 @@ class counting_store final : public storage::blob_store {
   awaitable<result<void>> create_upload(std::string_view id) override { return inner_->create_upload(id); }
   awaitable<result<void>> delete_upload(std::string_view id) override { return inner_->delete_upload(id); }
   awaitable<result<std::vector<storage::upload_entry>>> list_uploads() override { return inner_->list_uploads(); }
+  awaitable<result<void>> probe() override { return inner_->probe(); }
   awaitable<result<std::unique_ptr<storage::upload_data>>> open_upload(std::string_view id) override {
     auto data = co_await inner_->open_upload(id);
     if (!data) co_return std::unexpected(data.error());
