@@ -174,9 +174,9 @@ int serve(const config& c) {
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
+    ops.stopping();  // before the log line, which tells the tests (and operators) that it has begun
     spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
     purge_timer.cancel();
-    ops.stopping();
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 
