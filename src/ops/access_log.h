@@ -3,7 +3,9 @@
 // route (the route table's operation name, never the raw path), the repository, the status, the
 // body bytes in and out, the duration and the User-Agent. What it never holds: the request target
 // (query strings may carry tokens), credentials, or any header but the User-Agent.
-// Thread-safety: write() may be called concurrently; each line is written whole.
+// Lines are buffered and reach standard output within a second (and when the log is destroyed).
+// Thread-safety: write() may be called concurrently; each line is written whole. One access_log
+// with a format other than off at a time (its logger is registered as "access").
 #pragma once
 
 #include <chrono>
