@@ -1,5 +1,6 @@
 // Micro-benchmarks for the functions every request goes through: digest and name/tag parsing,
-// manifest validation, routing and error rendering. Run by bench/run; by hand:
+// manifest validation, routing, error rendering, and what every request adds for operations (the
+// metrics' counters, an access-log line). Run by bench/run; by hand:
 //   build/bench/bench/micro/berth_micro --benchmark_min_time=0.2
 #include <benchmark/benchmark.h>
 
@@ -10,6 +11,8 @@
 #include "core/digest.h"
 #include "core/manifest.h"
 #include "core/reference.h"
+#include "ops/access_log.h"
+#include "ops/metrics.h"
 
 namespace {
 
@@ -107,6 +110,39 @@ void BM_error_response(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_error_response);
+
+constexpr berth::ops::endpoint_labels kEndpoints[] = {{"manifest_get", "GET"}, {"blob_get", "GET"}};
+berth::ops::metrics shared_metrics(kEndpoints);
+
+// What registry_api::handle adds to every request for the metrics: two clock reads and the counters
+// (threads share one metrics object, as the server's I/O threads do).
+void BM_metrics_request(benchmark::State& state) {
+  for (auto _ : state) {
+    const auto started = std::chrono::steady_clock::now();
+    shared_metrics.request(0, 200, std::chrono::steady_clock::now() - started);
+  }
+}
+BENCHMARK(BM_metrics_request)->Threads(1)->Threads(2);
+
+// Formatting one JSON access-log line (writing it is a write(2) on top).
+void BM_access_log_json(benchmark::State& state) {
+  berth::ops::access_entry e;
+  e.time = std::chrono::system_clock::now();
+  e.remote_address = "10.0.0.7";
+  e.identity = "user:ci";
+  e.method = "GET";
+  e.route = "manifest_get";
+  e.repository = "production/shop";
+  e.status = 200;
+  e.bytes_out = 1571;
+  e.duration = std::chrono::microseconds(412);
+  e.user_agent = "containers/5.23.1 (github.com/containers/image)";
+  for (auto _ : state) {
+    auto line = berth::ops::format_access(e, berth::ops::access_log_format::json);
+    benchmark::DoNotOptimize(line);
+  }
+}
+BENCHMARK(BM_access_log_json);
 
 }  // namespace
 

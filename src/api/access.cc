@@ -55,7 +55,7 @@ std::string param(std::string_view name, std::string_view value) {
 
 std::string challenge(const auth_services& auth, api_area area, std::string_view token_url, std::string_view scope,
                       std::string_view err) {
-  if (area == api_area::token || (area == api_area::admin && err.empty()))
+  if (area == api_area::token || ((area == api_area::admin || area == api_area::operations) && err.empty()))
     return "Basic " + param("realm", auth.service);
   std::string out = "Bearer " + param("realm", token_url) + "," + param("service", auth.service);
   if (!scope.empty()) out += "," + param("scope", scope);

@@ -79,6 +79,11 @@ awaitable<result<response>> admin_usage(context& ctx, request& req, const route&
 awaitable<result<response>> admin_retention_preview(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_retention_run(context& ctx, request& req, const route& r);
 
+// operations.cc: probes and Prometheus metrics.
+awaitable<result<response>> health_live(context& ctx, request& req, const route& r);
+awaitable<result<response>> health_ready(context& ctx, request& req, const route& r);
+awaitable<result<response>> metrics_get(context& ctx, request& req, const route& r);
+
 // Shared helpers (registry_api.cc).
 // Verifies a username and password (or robot token, or OIDC token as the password of `oidc`):
 // failed attempts count against the account from the client's address; past the limit,

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -64,18 +65,24 @@ bool is_mount(const route& r, const request& req) {
   return r.kind == route_kind::uploads && req.method() == verb::post && req.query("mount");
 }
 
-// What a request needs: its endpoint's access; for an unknown route or method, any authenticated
-// caller gets the 404 or 405 (anyone, on /token).
-access required(const route& r, const endpoint* e) {
-  if (e != nullptr) return e->need;
-  return {r.area == api_area::token ? access::kind::anyone : access::kind::authenticated};
+// What a request needs: its endpoint's access (the metrics': administrator unless `metrics.public`);
+// for an unknown route or method, any authenticated caller gets the 404 or 405 (anyone, on /token
+// and beside the probes).
+access required(const context& ctx, const route& r, const endpoint* e) {
+  if (e == nullptr) {
+    const bool open = r.area == api_area::token || r.area == api_area::operations;
+    return {open ? access::kind::anyone : access::kind::authenticated};
+  }
+  if (e->need.k != access::kind::metrics) return e->need;
+  if (ctx.ops.options().metrics_public) return {access::kind::anyone};
+  return {access::kind::administrator, policy::action::admin};
 }
 
 // For the challenge, every scope the request needs, space-separated: "repository:NAME:pull,push",
 // "registry:catalog:*", "registry:admin:*", and for a cross-repository mount also
 // "repository:FROM:pull". Names are echoed only when they are valid by the grammar.
 std::string challenge_scope(const route& r, const request& req, const access& need) {
-  if (r.area == api_area::admin) return std::string(admin_scope);
+  if (r.area == api_area::admin || r.area == api_area::operations) return std::string(admin_scope);
   if (need.k == access::kind::catalog) return "registry:catalog:*";
   if (need.k != access::kind::repository || need.scope.empty() || !valid_name(r.name)) return {};
   std::string scope = fmt::format("repository:{}:{}", r.name, need.scope);
@@ -101,6 +108,7 @@ result<void> authorize(const context& ctx, const caller& who, const access& need
     case kind::authenticated:
     case kind::catalog:
     case kind::administrator:
+    case kind::metrics:  // resolved by required(): never seen here
       if (who.anonymous()) return unauthorized("authentication required");
       if (need.k == kind::catalog && who.token() != nullptr && !grants_registry(*who.token(), "catalog"))
         return unauthorized("the token does not grant the catalog");
@@ -169,23 +177,25 @@ awaitable<void> widen_to_identity(context& ctx, std::optional<caller>& who) {
   if (resolved) who.emplace(std::move(*resolved));
 }
 
+// `identity` is set to the caller's subject once it is known (for the access log).
 awaitable<result<response>> guarded(context& ctx, request& req, const route& r, const endpoint* e,
-                                    std::string& challenge_error) {
+                                    std::string& challenge_error, std::string& identity) {
+  const access need = required(ctx, r, e);
   std::optional<caller> who;
-  if (r.area == api_area::token) {
-    who.emplace(policy::principal{});  // the token endpoint reads the credentials itself
+  if (need.k == access::kind::anyone) {
+    who.emplace(policy::principal{});  // the token endpoint reads the credentials itself; probes need none
   } else {
     // GCC 12 miscompiles co_await inside a conditional expression: one statement each.
     result<caller> authenticated = fail(errc::internal);
-    if (r.area == api_area::admin) {
+    if (r.area == api_area::admin || r.area == api_area::operations) {
       authenticated = co_await authenticate_admin(ctx, req, challenge_error);
     } else {
       authenticated = co_await authenticate(ctx, req, challenge_error);
     }
     if (!authenticated) co_return std::unexpected(authenticated.error());
     who.emplace(std::move(*authenticated));
+    identity = who->subject();
   }
-  const access need = required(r, e);
   if (auto ok = authorize(ctx, *who, need, r, challenge_error); !ok) {
     co_return std::unexpected(head_refusal(r, req, *who, ok.error()));
   }
@@ -270,11 +280,6 @@ response finalize(const request& req, const result<response>& res, response out)
   return out;
 }
 
-response finalize(const request& req, result<response> res) {
-  response out = res ? std::move(*res) : error_response(res.error());
-  return finalize(req, res, std::move(out));
-}
-
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // host[:port] (RFC 3986 authority without userinfo): a registered name or IPv4 address, or an IPv6
@@ -321,19 +326,106 @@ result<void> check_origin(const context& ctx, const request& req) {
 
 }  // namespace
 
+namespace {
+
+// An upload request, counted in berth_uploads_in_flight while it is served.
+class upload_in_flight {
+ public:
+  upload_in_flight(ops::metrics& m, const endpoint* e) {
+    const bool upload = e != nullptr && (e->kind == route_kind::uploads || e->kind == route_kind::upload) &&
+                        (e->method == verb::post || e->method == verb::patch || e->method == verb::put);
+    if (upload) {
+      metrics_ = &m;
+      m.upload(true);
+    }
+  }
+  ~upload_in_flight() {
+    if (metrics_ != nullptr) metrics_->upload(false);
+  }
+  upload_in_flight(const upload_in_flight&) = delete;
+  upload_in_flight& operator=(const upload_in_flight&) = delete;
+
+ private:
+  ops::metrics* metrics_ = nullptr;
+};
+
+// Why a caller was refused, for berth_auth_failures_total; nullopt when it was not, or when it sent
+// no credentials at all (the first step of every client's login, not a failure).
+std::optional<ops::auth_failure> refusal_reason(const request& req, const result<response>& res) {
+  if (res) return std::nullopt;
+  switch (res.error().code) {
+    case errc::denied:
+      return ops::auth_failure::denied;
+    case errc::too_many_requests:
+      return ops::auth_failure::rate_limited;
+    case errc::unauthorized: {
+      auto creds = parse_authorization(req);
+      if (!creds) return ops::auth_failure::bad_credentials;
+      if (creds->kind == credentials::scheme::bearer) return ops::auth_failure::bad_token;
+      if (creds->kind == credentials::scheme::basic) return ops::auth_failure::bad_credentials;
+      return std::nullopt;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+// Counts the answered request in the metrics and writes its access-log line.
+void account(context& ctx, const request& req, const route& r, const endpoint* e, const result<response>& res,
+             const response& out, std::string_view identity, std::chrono::steady_clock::time_point started) {
+  const auto elapsed = std::chrono::steady_clock::now() - started;
+  ops::metrics& m = ctx.ops.metrics();
+  m.request(endpoint_index(e), out.status, elapsed);
+  const std::uint64_t bytes_out = out.stream ? out.stream->length : out.body.size();
+  if (e != nullptr) {
+    if (e->kind == route_kind::blob && e->method == verb::get) m.blob_bytes_sent(bytes_out);
+    if (e->kind == route_kind::upload || e->kind == route_kind::uploads) m.blob_bytes_received(req.body_bytes());
+    if (e->kind == route_kind::token && out.status == 200) m.token_issued();
+  }
+  if (const auto why = refusal_reason(req, res)) m.auth_failed(*why);
+  const auto& log = ctx.ops.access_log();
+  if (!log.enabled()) return;
+  // A repository only where the route names one (an admin route's name may be a user's).
+  const bool names_repository = r.area == api_area::registry || r.kind == route_kind::repository;
+  log.write(ops::access_entry{
+      .time = std::chrono::system_clock::now(),
+      .remote_address = client_address(ctx, req),
+      .identity = identity,
+      .method = http::beast::http::to_string(req.method()),
+      .route = e != nullptr ? e->operation : std::string_view("none"),
+      .repository = names_repository ? r.name : std::string_view(),
+      .status = out.status,
+      .bytes_in = req.body_bytes(),
+      .bytes_out = bytes_out,
+      .duration = elapsed,
+      .user_agent = req.header("User-Agent").value_or(""),
+  });
+}
+
+}  // namespace
+
 awaitable<response> registry_api::handle(request& req) {
-  if (auto ok = check_origin(ctx_, req); !ok) co_return finalize(req, std::unexpected(ok.error()));
+  const auto started = std::chrono::steady_clock::now();
   const route r = match_route(req.path());
   const endpoint* e = find_endpoint(r.kind, req.method());
+  const upload_in_flight counted(ctx_.ops.metrics(), e);
   std::string challenge_error;
-  auto res = co_await guarded(ctx_, req, r, e, challenge_error);
+  std::string identity;
+  result<response> res = fail(errc::internal);
+  if (auto ok = check_origin(ctx_, req); !ok) {
+    res = std::unexpected(ok.error());
+  } else {
+    res = co_await guarded(ctx_, req, r, e, challenge_error, identity);
+  }
   response out = res ? std::move(*res) : error_response(res.error());
   if (!res && res.error().code == errc::unauthorized) {
     out.headers.set(http::beast::http::field::www_authenticate,
                     challenge(ctx_.auth, r.area, absolute_url(ctx_, req, "/token"),
-                              challenge_scope(r, req, required(r, e)), challenge_error));
+                              challenge_scope(r, req, required(ctx_, r, e)), challenge_error));
   }
-  co_return finalize(req, res, std::move(out));
+  out = finalize(req, res, std::move(out));
+  account(ctx_, req, r, e, res, out, identity, started);
+  co_return out;
 }
 
 result<std::string_view> checked_name(std::string_view name) {

@@ -1,9 +1,10 @@
 // The OCI Distribution v1.1 API (/v2/...) over a blob store and a metadata store, the token endpoint
 // (/token, token.cc) and the admin API (/api/v1/..., admin.cc). Every endpoint, with its handler
 // and the access it requires, is a row of one table (route_table.h); handlers live one group per
-// file (blobs.cc, uploads.cc, manifests.cc, listings.cc). handle() matches the route, authenticates
-// the caller as the route's area requires, checks the row's access (access.cc), calls the handler,
-// and renders every error and challenge in one place (errors.cc, access.cc).
+// file (blobs.cc, uploads.cc, manifests.cc, listings.cc, operations.cc). handle() matches the route,
+// authenticates the caller as the route's area requires, checks the row's access (access.cc), calls
+// the handler, renders every error and challenge in one place (errors.cc, access.cc), and counts
+// the request in the metrics and the access log (operations.h).
 // Thread-safety: handle() runs concurrently on the io_context's threads; the stores are thread-safe.
 #pragma once
 
@@ -12,6 +13,7 @@
 #include <string>
 
 #include "api/access.h"
+#include "api/operations.h"
 #include "core/offload.h"
 #include "http/message.h"
 #include "lifecycle/retention.h"
@@ -46,6 +48,7 @@ struct context {
   blocking_pool& pool;
   const api_options& options;
   auth_services& auth;
+  operations& ops;
   const caller* who = nullptr;
   const endpoint* current = nullptr;
 };
@@ -53,8 +56,8 @@ struct context {
 class registry_api {
  public:
   registry_api(storage::blob_store& blobs, uploads::upload_service& uploads, meta::metadata_store& meta,
-               blocking_pool& pool, api_options options, auth_services& auth)
-      : options_(std::move(options)), ctx_{blobs, uploads, meta, pool, options_, auth} {}
+               blocking_pool& pool, api_options options, auth_services& auth, operations& ops)
+      : options_(std::move(options)), ctx_{blobs, uploads, meta, pool, options_, auth, ops} {}
 
   // Answers one request. Never throws for expected failures: they become OCI error responses.
   http::asio::awaitable<http::response> handle(http::request& req);

@@ -81,6 +81,12 @@ const std::array kTable = {
     endpoint{rk::gc, verb::get, "admin_gc_runs", administrator, admin_gc_runs},
     endpoint{rk::gc, verb::post, "admin_gc_run", administrator, admin_gc_run},
     endpoint{rk::usage, verb::get, "admin_usage", administrator, admin_usage},
+    // Operations (operations.cc): probes need no credentials and tell nothing but their state.
+    endpoint{rk::health_live, verb::get, "health_live", anyone, health_live},
+    endpoint{rk::health_live, verb::head, "health_live", anyone, health_live},
+    endpoint{rk::health_ready, verb::get, "health_ready", anyone, health_ready},
+    endpoint{rk::health_ready, verb::head, "health_ready", anyone, health_ready},
+    endpoint{rk::metrics, verb::get, "metrics", {k::metrics}, metrics_get},
 };
 
 }  // namespace
@@ -92,6 +98,10 @@ const endpoint* find_endpoint(route_kind kind, verb method) {
     if (e.kind == kind && e.method == method) return &e;
   }
   return nullptr;
+}
+
+std::size_t endpoint_index(const endpoint* e) {
+  return e == nullptr ? kTable.size() : static_cast<std::size_t>(e - kTable.data());
 }
 
 result<void> authorize_named(const context& ctx, std::string_view name) {

@@ -23,6 +23,7 @@ struct access {
     catalog,        // authenticated, and a bearer token must hold registry:catalog:*
     repository,     // `act` on one repository, named by the route (or by the body: see `from`)
     administrator,  // `admin` on every repository: users, robots, grants
+    metrics,        // administrator, or anyone when the config says `metrics.public: true`
   };
   enum class source {
     path,  // the route's name
@@ -52,6 +53,8 @@ std::span<const endpoint> route_table();
 // The endpoint for `kind` and `method`; nullptr when there is none (404 for route_kind::not_found,
 // else 405).
 const endpoint* find_endpoint(route_kind kind, verb method);
+// The row's position in route_table(); route_table().size() for nullptr (the metrics' index).
+std::size_t endpoint_index(const endpoint* e);
 
 // For a handler whose repository comes from the body (access::source::body): whether the caller
 // may do the endpoint's action on `name` (NAME_INVALID when it is not a valid name, DENIED when not).

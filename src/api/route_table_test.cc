@@ -41,6 +41,9 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::retention_run, "/api/v1/retention/run"},
     {route_kind::gc, "/api/v1/gc"},
     {route_kind::usage, "/api/v1/usage"},
+    {route_kind::health_live, "/health/live"},
+    {route_kind::health_ready, "/health/ready"},
+    {route_kind::metrics, "/metrics"},
 };
 
 api_area area_of(route_kind kind) {
@@ -76,11 +79,21 @@ TEST(RouteTable, NoRouteAndMethodAnswersTwiceAndEveryRowIsComplete) {
   }
 }
 
-TEST(RouteTable, OnlyTheTokenEndpointIsOpenToAnyone) {
+TEST(RouteTable, OnlyTheTokenEndpointAndTheProbesAreOpenToAnyone) {
   for (const auto& e : route_table()) {
-    const bool token = e.kind == route_kind::token || e.kind == route_kind::token_keys;
-    EXPECT_EQ(e.need.k == k::anyone, token) << e.operation;
+    const bool open = e.kind == route_kind::token || e.kind == route_kind::token_keys ||
+                      e.kind == route_kind::health_live || e.kind == route_kind::health_ready;
+    EXPECT_EQ(e.need.k == k::anyone, open) << e.operation;
   }
+  // The metrics are the administrator's unless the configuration makes them public.
+  EXPECT_EQ(find_endpoint(route_kind::metrics, verb::get)->need.k, k::metrics);
+  EXPECT_EQ(area_of(route_kind::metrics), api_area::operations);
+}
+
+TEST(RouteTable, EndpointIndexIsTheRowsPosition) {
+  const auto table = route_table();
+  for (std::size_t i = 0; i < table.size(); ++i) EXPECT_EQ(endpoint_index(&table[i]), i);
+  EXPECT_EQ(endpoint_index(nullptr), table.size());
 }
 
 // The access matrix of the OCI routes: reads pull, writes push, deletes delete, listings list.

@@ -114,6 +114,10 @@ route match_route(std::string_view path) {
   if (path == "/token/jwks.json") return {route_kind::token_keys, {}, {}, api_area::token};
   if (path.starts_with("/token/")) return {route_kind::not_found, {}, {}, api_area::token};
   if (path.starts_with(kAdminPrefix)) return match_admin(path.substr(kAdminPrefix.size()));
+  if (path == "/health/live") return {route_kind::health_live, {}, {}, api_area::operations};
+  if (path == "/health/ready") return {route_kind::health_ready, {}, {}, api_area::operations};
+  if (path == "/metrics") return {route_kind::metrics, {}, {}, api_area::operations};
+  if (path.starts_with("/health/")) return {route_kind::not_found, {}, {}, api_area::operations};
   return match_registry(path);
 }
 

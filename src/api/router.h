@@ -1,5 +1,5 @@
 // Maps a request path onto a route of the HTTP API: the OCI Distribution routes under /v2/, the
-// token endpoint and the admin API under /api/v1/. Repository names contain slashes, so an OCI path
+// token endpoint, the admin API under /api/v1/, and /health/* and /metrics. Repository names contain slashes, so an OCI path
 // is read from its end: the last segments say which resource it is, the rest is the name. Nothing
 // here validates the name or reference; the handlers do, before they touch storage. What each route
 // answers, and the access it needs, is in route_table.h.
@@ -42,11 +42,17 @@ enum class route_kind {
   retention_run,      // /api/v1/retention/run
   gc,            // /api/v1/gc
   usage,         // /api/v1/usage
+  // Operations.
+  health_live,   // /health/live
+  health_ready,  // /health/ready
+  metrics,       // /metrics
 };
 
 // Which part of the API a path belongs to: it decides which credentials are accepted and how a
 // refusal is challenged (access.h).
-enum class api_area { registry, token, admin };
+// `operations`: the health probes and the metrics, for load balancers and Prometheus (Basic
+// credentials, as the admin API, when the route needs any).
+enum class api_area { registry, token, admin, operations };
 
 struct route {
   route_kind kind = route_kind::not_found;

@@ -326,14 +326,31 @@ config load_config(const std::string& path) {
   if (root.IsNull()) return c;
   if (!root.IsMap()) throw std::runtime_error(fmt::format("{}: expected a mapping at the top level", path));
   reject_unknown(root,
-                 {"listen", "data", "log_level", "tls", "limits", "trust_forwarded_headers", "threads", "storage",
-                  "metadata", "auth", "namespaces", "default_namespace", "grants", "users", "federation", "retention", "gc"},
+                 {"listen", "data", "log_level", "log", "metrics", "tls", "limits", "trust_forwarded_headers",
+                  "threads", "storage", "metadata", "auth", "namespaces", "default_namespace", "grants", "users",
+                  "federation", "retention", "gc"},
                  "", path);
   read(root, "listen", c.listen, path);
   read(root, "data", c.data, path);
   read(root, "log_level", c.log_level, path);
   read(root, "trust_forwarded_headers", c.trust_forwarded_headers, path);
   read(root, "threads", c.threads, path);
+  if (const auto log = root["log"]) {
+    reject_unknown(log, {"access"}, "log.", path);
+    std::string format = "off";
+    read(log, "access", format, path);
+    if (format == "text") {
+      c.access_log = ops::access_log_format::text;
+    } else if (format == "json") {
+      c.access_log = ops::access_log_format::json;
+    } else if (format != "off") {
+      throw std::runtime_error(fmt::format("{}: `log.access` must be text, json or off", path));
+    }
+  }
+  if (const auto metrics = root["metrics"]) {
+    reject_unknown(metrics, {"public"}, "metrics.", path);
+    read(metrics, "public", c.metrics_public, path);
+  }
   if (const auto tls = root["tls"]) {
     reject_unknown(tls, {"certificate", "private_key"}, "tls.", path);
     http::tls_files files;

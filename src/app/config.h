@@ -8,6 +8,7 @@
 
 #include "http/server.h"
 #include "lifecycle/retention.h"
+#include "ops/access_log.h"
 #include "policy/authenticator.h"
 #include "policy/federation_config.h"
 #include "policy/policy.h"
@@ -31,6 +32,8 @@ struct config {
   // gc: garbage collection (README "Garbage collection").
   double gc_grace_minutes = 60;  // links and blobs used more recently are never collected (0.05: 3 s, for tests)
   int gc_interval_minutes = 60;  // a collection runs this often; 0: only when asked (berth gc)
+  bool metrics_public = false;     // metrics.public: /metrics without credentials
+  ops::access_log_format access_log = ops::access_log_format::off;  // log.access: text, json or off
 
   // storage: where blob bytes live.
   enum class storage_driver { filesystem, s3 };

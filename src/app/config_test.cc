@@ -65,6 +65,19 @@ gc:
   EXPECT_EQ(c.gc_interval_minutes, 5);
 }
 
+TEST(Config, OperationsKeys) {
+  auto c = load_config(write_temp(""));
+  EXPECT_EQ(c.access_log, ops::access_log_format::off);
+  EXPECT_FALSE(c.metrics_public);
+  c = load_config(write_temp("log: {access: json}\nmetrics: {public: true}\n"));
+  EXPECT_EQ(c.access_log, ops::access_log_format::json);
+  EXPECT_TRUE(c.metrics_public);
+  EXPECT_EQ(load_config(write_temp("log: {access: text}\n")).access_log, ops::access_log_format::text);
+  EXPECT_THROW(load_config(write_temp("log: {access: xml}\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("log: {format: json}\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("metrics: {public: maybe}\n")), std::runtime_error);
+}
+
 TEST(Config, RejectsUnknownKeysAndWrongTypes) {
   EXPECT_THROW(load_config(write_temp("listne: x\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("limits:\n  manifest_max_bytes: lots\n")), std::runtime_error);

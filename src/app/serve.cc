@@ -168,7 +168,11 @@ int serve(const config& c) {
   options.gc_grace =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double, std::ratio<60>>(c.gc_grace_minutes));
   api::auth_services auth{pol, authn, identities, limiter, *tokens, c.service};
-  api::registry_api api(blobs, uploads, meta, pool, options, auth);
+  api::operations_options ops_options;
+  ops_options.metrics_public = c.metrics_public;
+  ops_options.access_log = c.access_log;
+  api::operations ops(ops_options);
+  api::registry_api api(blobs, uploads, meta, pool, options, auth, ops);
 
   // Abandoned uploads go at start-up, before the first request can ask for one, then every hour.
   const std::chrono::hours upload_idle(c.upload_idle_hours);
@@ -183,8 +187,9 @@ int serve(const config& c) {
   server_options.max_connections_per_address = c.max_connections_per_address;
   router routes;
   const http::handler registry = [&api](http::request& req) { return api.handle(req); };
-  for (const char* prefix : {"/v2", "/token", "/api/v1"}) routes.mount(prefix, registry);
+  for (const char* prefix : {"/v2", "/token", "/api/v1", "/health", "/metrics"}) routes.mount(prefix, registry);
   http::server server(ioc, server_options, [&routes](http::request& req) { return routes(req); });
+  ops.metrics().set_connections_source([&server] { return server.open_connections(); });
   const auto endpoint = server.listen();
   server.start();
 
@@ -227,6 +232,7 @@ int serve(const config& c) {
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
+    ops.stopping();  // before the log line, which tells the tests (and operators) that it has begun
     spdlog::info("signal {}: finishing requests in flight, then stopping", signo);
     purge_timer.cancel();
     retention_timer.cancel();

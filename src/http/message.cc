@@ -134,6 +134,7 @@ asio::awaitable<result<std::string>> request::read_body(std::size_t limit) {
     if (!n) co_return std::unexpected(std::move(n.error()));
     if (*n == 0) break;
     used += *n;
+    body_bytes_ += *n;
   }
   if (used > limit) co_return fail(errc::payload_too_large, fmt::format("the body is larger than {} bytes", limit));
   if (content_length_ && used < *content_length_) co_return fail(errc::size_invalid, "the body is shorter than announced");
@@ -157,6 +158,7 @@ asio::awaitable<result<std::uint64_t>> request::stream_body(const body_sink& sin
         break;
       }
       filled += *n;
+      body_bytes_ += *n;
     }
     // Bytes that arrived before a failure are passed on too: an interrupted upload keeps them.
     if (filled == 0) break;

@@ -71,6 +71,8 @@ class request {
   bool chunked() const { return chunked_; }
   bool has_body() const { return chunked_ || content_length_.value_or(0) > 0; }
   const std::string& remote_address() const { return remote_address_; }
+  // The body bytes read so far (by read_body or stream_body).
+  std::uint64_t body_bytes() const { return body_bytes_; }
 
   // Reads the whole body into memory, allocating as the bytes arrive (never the announced size
   // ahead of them). Fails with payload_too_large (413) past `limit` bytes (without reading the
@@ -93,6 +95,7 @@ class request {
   bool chunked_;
   std::string remote_address_;
   body_source* body_;
+  std::uint64_t body_bytes_ = 0;
 };
 
 // Where a response body that is not in memory comes from (a blob): read piece by piece at

@@ -956,4 +956,9 @@ void server::start() { state_->start(); }
 
 void server::shutdown(std::chrono::milliseconds grace) { state_->shutdown(grace); }
 
+std::size_t server::open_connections() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->live.size();
+}
+
 }  // namespace berth::http

@@ -60,6 +60,8 @@ class server {
   // connections close afterwards). After `grace`, the remaining connections are closed by force.
   // The io_context's run() returns once every connection is gone.
   void shutdown(std::chrono::milliseconds grace);
+  // The connections open now (berth_connections_open). Thread-safe.
+  std::size_t open_connections() const;
 
  private:
   struct state;

@@ -166,6 +166,10 @@ class metadata_store {
   virtual tag_records& tags() = 0;
   // The blob records garbage collection decides on (blob_records.h). Lives as long as the store.
   virtual blob_records& blobs() = 0;
+
+  // Whether the store answers now (the readiness check, /health/ready): one trivial round trip
+  // (SQLite: a read, and an empty transaction on the writer, which takes the write lock).
+  virtual awaitable<result<void>> probe() = 0;
 };
 
 // The SQLite store in the file `path` (created with its schema when missing; WAL, synchronous=FULL).

@@ -86,6 +86,11 @@ TEST_P(metadata_store_contract, empty_store_answers_not_found) {
   EXPECT_TRUE(sync_wait(m.referrers("a/b", d("x"), std::nullopt)).value().empty());
 }
 
+TEST_P(metadata_store_contract, probe_answers) {
+  EXPECT_TRUE(sync_wait(store_->probe()).has_value());
+  EXPECT_EQ(sync_wait(store_->list_repositories("", 10)).value(), strings{});
+}
+
 TEST_P(metadata_store_contract, blob_links_are_per_repository_and_idempotent) {
   auto& m = *store_;
   ASSERT_TRUE(sync_wait(link(m, "a/b", d("one"), 11)).has_value());

@@ -1101,6 +1101,12 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     co_return out;
   }
 
+  awaitable<result<void>> probe() override {
+    auto r = co_await query("probe", "SELECT 1", {});
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return result<void>{};
+  }
+
  private:
   // One statement on the pool, retried on conflict; a failure is logged (pg::failure).
   awaitable<result<pg::rows>> query(std::string_view what, std::string_view sql, params args) {

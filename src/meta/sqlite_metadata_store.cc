@@ -1053,6 +1053,17 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     });
   }
 
+  awaitable<result<void>> probe() override {
+    auto answered = read([](connection& db) -> result<void> {
+      auto st = db.prepare("SELECT 1 FROM repositories LIMIT 1");
+      auto row = st.step();
+      if (!row) return std::unexpected(row.error());
+      return {};
+    });
+    if (!answered) co_return answered;
+    co_return co_await write([](connection&) -> result<void> { return {}; }, durability::relaxed);
+  }
+
  private:
   static connection open_and_migrate(const std::string& path, upload_leases leases) {
     auto db = open_or_throw(path, connection::mode::read_write);

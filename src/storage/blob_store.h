@@ -117,6 +117,11 @@ class blob_store {
     (void)before;
     co_return 0;
   }
+
+  // Whether the store takes writes now (the readiness check, /health/ready): writes and removes a
+  // small object where uploads are written, leaving nothing behind. Cheap: one create and one
+  // delete, no fsync. Errors: `internal` or `unavailable` as for any write.
+  virtual awaitable<result<void>> probe() = 0;
 };
 
 // The filesystem store rooted at `root` (created when missing). Layout in docs/storage-layout.md.

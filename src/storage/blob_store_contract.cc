@@ -95,6 +95,12 @@ TEST_P(blob_store_contract, unknown_blobs_and_uploads) {
   EXPECT_TRUE(sync_wait(store_->list_uploads()).value().empty());
 }
 
+TEST_P(blob_store_contract, probe_writes_and_leaves_nothing) {
+  EXPECT_TRUE(sync_wait(store_->probe()).has_value());
+  EXPECT_TRUE(sync_wait(store_->probe()).has_value());
+  EXPECT_TRUE(sync_wait(store_->list_uploads()).value().empty());
+}
+
 TEST_P(blob_store_contract, committed_blob_reads_back_at_any_offset) {
   const std::string bytes = pattern(300 * 1000 + 7);
   const digest d = sync_wait(upload(*store_, upload_id(1), bytes, 100 * 1000));

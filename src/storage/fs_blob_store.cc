@@ -1,5 +1,6 @@
 // The filesystem blob store. Layout, crash behaviour and the reasons for both: docs/storage-layout.md.
 #include <fcntl.h>
+#include <atomic>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -423,9 +424,19 @@ class fs_blob_store final : public blob_store {
     });
   }
 
+  // A file created and unlinked in tmp/, where every upload starts (page cache only: inline).
+  awaitable<result<void>> probe() override {
+    const fs::path file = layout_.tmp() / fmt::format("probe-{}", probes_.fetch_add(1, std::memory_order_relaxed));
+    if (unique_fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)); !fd)
+      co_return backend_failure("create", file, errno);
+    if (::unlink(file.c_str()) != 0) co_return backend_failure("unlink", file, errno);
+    co_return result<void>{};
+  }
+
  private:
   layout layout_;
   blocking_pool& pool_;
+  std::atomic<std::uint64_t> probes_{0};  // names concurrent probes apart
 };
 
 // Creates the fixed directories of the layout (a fan-out directory comes with its first blob), then
@@ -452,7 +463,7 @@ void create_layout(const layout& where) {
   }
 }
 
-// Left-overs of create_upload() that a crash interrupted; nothing else lives in tmp/.
+// Left-overs of create_upload() (or of a probe) that a crash interrupted; nothing else lives in tmp/.
 // Also proves at start-up, rather than on the first push, that the root is writable.
 void clear_tmp(const layout& where) {
   std::error_code ec;

@@ -475,6 +475,15 @@ class s3_upload final : public upload_data {
   background_job job_;
 };
 
+// PUTs and deletes an object under probe/ (a random name: instances probe the bucket at once).
+s3::result<void> write_probe(s3::client& client, std::string_view prefix) {
+  std::random_device random;
+  const std::string probe = fmt::format("{}probe/{:08x}{:08x}", prefix, random(), random());
+  auto put = client.put(probe, "probe");
+  if (!put) return std::unexpected(put.error());
+  return client.remove(probe);
+}
+
 class s3_blob_store final : public blob_store {
  public:
   s3_blob_store(std::shared_ptr<s3::client> client, s3_blob_options options, blocking_pool& pool)
@@ -578,6 +587,14 @@ class s3_blob_store final : public blob_store {
     });
   }
 
+  awaitable<result<void>> probe() override {
+    co_return co_await pool_.run([&]() -> result<void> {
+      auto written = write_probe(*client_, options_.prefix);
+      if (!written) return backend_failure("probe", written.error());
+      return {};
+    });
+  }
+
  private:
   std::shared_ptr<s3::client> client_;
   s3_blob_options options_;
@@ -606,14 +623,10 @@ std::string describe_start_up_failure(const s3::config& cfg, const s3::error& e)
   return fmt::format("S3 bucket {} at {} cannot be written: {}", cfg.bucket, cfg.endpoint, e.message);
 }
 
-// Proves the bucket reachable and writable: PUTs and deletes a probe object.
+// Proves the bucket reachable and writable at start-up (write_probe).
 void check_bucket(s3::client& client, const s3_blob_options& options) {
-  std::random_device random;
-  const std::string probe = fmt::format("{}probe/{:08x}{:08x}", options.prefix, random(), random());
-  auto put = client.put(probe, "probe");
-  if (!put) throw std::runtime_error(describe_start_up_failure(options.client, put.error()));
-  auto removed = client.remove(probe);
-  if (!removed) throw std::runtime_error(describe_start_up_failure(options.client, removed.error()));
+  auto written = write_probe(client, options.prefix);
+  if (!written) throw std::runtime_error(describe_start_up_failure(options.client, written.error()));
 }
 
 }  // namespace

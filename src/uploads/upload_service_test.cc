@@ -41,6 +41,7 @@ class counting_store final : public storage::blob_store {
     leftovers_before = before;
     co_return leftovers;
   }
+  awaitable<result<void>> probe() override { return inner_->probe(); }
   awaitable<result<std::unique_ptr<storage::upload_data>>> open_upload(std::string_view id) override {
     auto data = co_await inner_->open_upload(id);
     if (!data) co_return std::unexpected(data.error());

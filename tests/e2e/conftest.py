@@ -136,6 +136,18 @@ http: {{addr: 127.0.0.1:{port}}}
         return self.start()
 
 
+def wait_for_log(registry, text, timeout=10):
+    """Waits until the server has written `text` to its log (an observable event, not a delay)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(registry.log_path) as f:
+            if text in f.read():
+                return
+        time.sleep(0.01)
+    pytest.fail(f"the server never logged {text!r}")
+
+
 @pytest.fixture
 def data_dir():
     d = tempfile.mkdtemp(prefix="berth-e2e-")

@@ -10,21 +10,11 @@ import time
 
 import pytest
 
+from conftest import wait_for_log
 from e2eauth import basic
 from ociclient import OCTET, Client, digest_of, random_bytes, with_query
 
 NAME = "server/test"
-
-
-def wait_for_log(registry, text, timeout=10):
-    """Waits until the server has written `text` to its log (an observable event, not a delay)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(registry.log_path) as f:
-            if text in f.read():
-                return
-        time.sleep(0.01)
-    pytest.fail(f"the server never logged {text!r}")
 
 
 def test_sigterm_lets_an_upload_in_flight_finish_and_keeps_unfinished_sessions(registry):

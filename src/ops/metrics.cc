@@ -1,0 +1,162 @@
+#include "ops/metrics.h"
+
+#include <fmt/format.h>
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace berth::ops {
+namespace {
+
+constexpr std::array<std::string_view, 4> kReasons = {"bad_credentials", "bad_token", "denied", "rate_limited"};
+
+void header(fmt::memory_buffer& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+// The process's start, in seconds since the epoch: its start in clock ticks after boot
+// (/proc/self/stat, field 22) plus the boot time (/proc/stat, btime). Now when either is unreadable.
+double process_start_time() {
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::ifstream stat("/proc/self/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return now;
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after its ')'.
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::string field;
+  unsigned long long ticks = 0;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+    if (i == 22) ticks = std::stoull(field);
+  }
+  std::ifstream system_stat("/proc/stat");
+  for (std::string key; system_stat >> key;) {
+    if (key == "btime") {
+      double boot = 0;
+      system_stat >> boot;
+      return boot + static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    }
+    std::getline(system_stat, line);
+  }
+  return now;
+}
+
+std::size_t open_fds() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return 0;
+  std::size_t n = 0;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(dir);
+  return n > 0 ? n - 1 : 0;  // not the directory's own descriptor
+}
+
+std::uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size = 0;
+  std::uint64_t resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+metrics::metrics(std::span<const endpoint_labels> endpoints)
+    : labels_(endpoints),
+      endpoints_(std::make_unique<per_endpoint[]>(endpoints.size() + 1)),
+      start_time_(process_start_time()) {}
+
+metrics::~metrics() = default;
+
+void metrics::request(std::size_t endpoint, unsigned status, std::chrono::nanoseconds duration) {
+  per_endpoint& e = endpoints_[endpoint];
+  e.by_status[status - first_status].fetch_add(1, std::memory_order_relaxed);
+  const double seconds = std::chrono::duration<double>(duration).count();
+  std::size_t bucket = 0;
+  while (bucket < bucket_bounds.size() && seconds > bucket_bounds[bucket]) ++bucket;
+  e.buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+  e.nanoseconds.fetch_add(static_cast<std::uint64_t>(duration.count()), std::memory_order_relaxed);
+}
+
+void metrics::auth_failed(auth_failure why) {
+  auth_failures_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string metrics::render() const {
+  fmt::memory_buffer out;
+  auto it = std::back_inserter(out);
+  auto route_of = [&](std::size_t i) { return i < labels_.size() ? labels_[i] : endpoint_labels{"none", "other"}; };
+  const std::size_t n = labels_.size() + 1;
+
+  header(out, "berth_http_requests_total", "counter", "HTTP requests answered, by route (API operation), method and status.");
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto l = route_of(i);
+    for (unsigned s = 0; s < statuses; ++s) {
+      const auto v = endpoints_[i].by_status[s].load(std::memory_order_relaxed);
+      if (v != 0)
+        fmt::format_to(it, "berth_http_requests_total{{route=\"{}\",method=\"{}\",code=\"{}\"}} {}\n", l.route,
+                       l.method, s + first_status, v);
+    }
+  }
+  header(out, "berth_http_request_duration_seconds", "histogram",
+         "Time from a request's header to its response's start, by route.");
+  for (std::size_t i = 0; i < n; ++i) {
+    const per_endpoint& e = endpoints_[i];
+    std::array<std::uint64_t, bucket_bounds.size() + 1> counts{};
+    std::uint64_t total = 0;
+    for (std::size_t b = 0; b < counts.size(); ++b) total += counts[b] = e.buckets[b].load(std::memory_order_relaxed);
+    if (total == 0) continue;
+    // Rows may share an operation name (GET and HEAD of /v2/): the method label keeps them apart.
+    const auto l = route_of(i);
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < bucket_bounds.size(); ++b) {
+      cumulative += counts[b];
+      fmt::format_to(it, "berth_http_request_duration_seconds_bucket{{route=\"{}\",method=\"{}\",le=\"{}\"}} {}\n",
+                     l.route, l.method, bucket_bounds[b], cumulative);
+    }
+    fmt::format_to(it, "berth_http_request_duration_seconds_bucket{{route=\"{}\",method=\"{}\",le=\"+Inf\"}} {}\n",
+                   l.route, l.method, total);
+    fmt::format_to(it, "berth_http_request_duration_seconds_sum{{route=\"{}\",method=\"{}\"}} {}\n", l.route, l.method,
+                   static_cast<double>(e.nanoseconds.load(std::memory_order_relaxed)) / 1e9);
+    fmt::format_to(it, "berth_http_request_duration_seconds_count{{route=\"{}\",method=\"{}\"}} {}\n", l.route,
+                   l.method, total);
+  }
+
+  header(out, "berth_blob_bytes_received_total", "counter", "Blob bytes received in upload bodies.");
+  fmt::format_to(it, "berth_blob_bytes_received_total {}\n", bytes_received_.load(std::memory_order_relaxed));
+  header(out, "berth_blob_bytes_sent_total", "counter", "Blob bytes answered to GET requests.");
+  fmt::format_to(it, "berth_blob_bytes_sent_total {}\n", bytes_sent_.load(std::memory_order_relaxed));
+  header(out, "berth_uploads_in_flight", "gauge", "Upload requests being served.");
+  fmt::format_to(it, "berth_uploads_in_flight {}\n", uploads_in_flight_.load(std::memory_order_relaxed));
+  header(out, "berth_connections_open", "gauge", "Open client connections.");
+  fmt::format_to(it, "berth_connections_open {}\n", connections_ ? connections_() : 0);
+  header(out, "berth_auth_failures_total", "counter", "Refused callers, by reason.");
+  for (std::size_t r = 0; r < kReasons.size(); ++r)
+    fmt::format_to(it, "berth_auth_failures_total{{reason=\"{}\"}} {}\n", kReasons[r],
+                   auth_failures_[r].load(std::memory_order_relaxed));
+  header(out, "berth_tokens_issued_total", "counter", "Access tokens issued by /token.");
+  fmt::format_to(it, "berth_tokens_issued_total {}\n", tokens_issued_.load(std::memory_order_relaxed));
+
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  rlimit files{};
+  ::getrlimit(RLIMIT_NOFILE, &files);
+  header(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+  fmt::format_to(it, "process_cpu_seconds_total {}\n", seconds(usage.ru_utime) + seconds(usage.ru_stime));
+  header(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  fmt::format_to(it, "process_resident_memory_bytes {}\n", resident_bytes());
+  header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
+  fmt::format_to(it, "process_open_fds {}\n", open_fds());
+  header(out, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+  fmt::format_to(it, "process_max_fds {}\n", files.rlim_cur);
+  header(out, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+  fmt::format_to(it, "process_start_time_seconds {:.2f}\n", start_time_);
+  return fmt::to_string(out);
+}
+
+}  // namespace berth::ops

@@ -1,0 +1,81 @@
+// Berth's Prometheus metrics: counters that the request path updates without a lock or a map (each
+// is an atomic in an array indexed by the route table's endpoint), rendered in the Prometheus text
+// format (version 0.0.4) when /metrics is scraped. Names follow Prometheus conventions: a `berth_`
+// prefix, base units (seconds, bytes), `_total` on counters; plus the standard `process_` set.
+// Thread-safety: every method may be called concurrently; render() reads each counter once, so a
+// scrape taken during traffic is consistent per series, not across series.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace berth::ops {
+
+// The labels of one endpoint: its operation name (the route table's, e.g. "manifest_get") and method.
+struct endpoint_labels {
+  std::string_view route;
+  std::string_view method;
+};
+
+// Why a caller was refused (berth_auth_failures_total{reason}).
+enum class auth_failure {
+  bad_credentials,  // Basic credentials (or a robot or OIDC token as password) refused
+  bad_token,        // a bearer token invalid, expired or without the scope the route needs
+  denied,           // authenticated, but the grants do not allow it (403)
+  rate_limited,     // too many failed logins from the address (429)
+};
+
+class metrics {
+ public:
+  // `endpoints` labels the counters: index i is endpoint i; index endpoints.size() counts the
+  // requests that matched no endpoint (route "none"). The views must outlive the object.
+  explicit metrics(std::span<const endpoint_labels> endpoints);
+  ~metrics();
+
+  // One answered request. REQUIRES: endpoint <= endpoints.size(); 100 <= status <= 599.
+  void request(std::size_t endpoint, unsigned status, std::chrono::nanoseconds duration);
+  void auth_failed(auth_failure why);
+  void token_issued() { tokens_issued_.fetch_add(1, std::memory_order_relaxed); }
+  void blob_bytes_received(std::uint64_t n) { bytes_received_.fetch_add(n, std::memory_order_relaxed); }
+  void blob_bytes_sent(std::uint64_t n) { bytes_sent_.fetch_add(n, std::memory_order_relaxed); }
+  // An upload request began (true) or ended (false) receiving its body.
+  void upload(bool begins) { uploads_in_flight_.fetch_add(begins ? 1 : -1, std::memory_order_relaxed); }
+  // Where berth_connections_open comes from (the HTTP server); set before the first scrape.
+  void set_connections_source(std::function<std::size_t()> source) { connections_ = std::move(source); }
+
+  // Every series in the Prometheus text format.
+  std::string render() const;
+
+  // The histogram's upper bounds, in seconds (Prometheus' defaults).
+  static constexpr std::array<double, 11> bucket_bounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                           0.5,   1,    2.5,   5,    10};
+
+ private:
+  static constexpr unsigned first_status = 100;
+  static constexpr unsigned statuses = 500;  // 100..599
+  struct per_endpoint {
+    std::array<std::atomic<std::uint64_t>, statuses> by_status{};
+    // Non-cumulative: buckets[i] counts durations in (bound[i-1], bound[i]]; the last is +Inf.
+    std::array<std::atomic<std::uint64_t>, bucket_bounds.size() + 1> buckets{};
+    std::atomic<std::uint64_t> nanoseconds{0};
+  };
+
+  std::span<const endpoint_labels> labels_;
+  std::unique_ptr<per_endpoint[]> endpoints_;
+  std::array<std::atomic<std::uint64_t>, 4> auth_failures_{};
+  std::atomic<std::uint64_t> tokens_issued_{0};
+  std::atomic<std::uint64_t> bytes_received_{0};
+  std::atomic<std::uint64_t> bytes_sent_{0};
+  std::atomic<std::int64_t> uploads_in_flight_{0};
+  std::function<std::size_t()> connections_;
+  double start_time_;  // seconds since the epoch
+};
+
+}  // namespace berth::ops
