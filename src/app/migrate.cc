@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "app/backends.h"
@@ -192,6 +193,32 @@ class target {
     ++sum.manifests_copied;
   }
 
+  // Stores the manifests of `repo` so that an index comes after the manifests it lists (the store
+  // refuses a manifest whose references are not there yet); a reference cycle, which no push can
+  // make, is stored as it comes and the store names what is missing.
+  awaitable<void> put_manifests(std::string_view repo, std::vector<meta::manifest_record> ms) {
+    std::set<digest> pending;
+    for (const auto& m : ms) pending.insert(m.dgst);
+    while (!ms.empty()) {
+      std::vector<meta::manifest_record> later;
+      for (auto& m : ms) {
+        const bool ready = std::none_of(m.references.begin(), m.references.end(),
+                                        [&](const digest& r) { return r != m.dgst && pending.contains(r); });
+        if (!ready) {
+          later.push_back(std::move(m));
+          continue;
+        }
+        co_await put_manifest(repo, m);
+        pending.erase(m.dgst);
+      }
+      if (later.size() == ms.size()) {
+        for (const auto& m : later) co_await put_manifest(repo, m);
+        break;
+      }
+      ms = std::move(later);
+    }
+  }
+
   // Points `tag` of `repo` at `m` unless it points there already, recording the source's time and
   // pusher (`stamp`).
   awaitable<void> put_tag(std::string_view repo, std::string_view tag, const meta::manifest_record& m,
@@ -295,17 +322,19 @@ awaitable<void> copy_repository(stores& from, target& to, const std::string& rep
     auto reader = checked(std::move(opened), fmt::format("source: blob {} of {}", link.dgst.str(), repo));
     co_await to.copy_blob(repo, link.dgst, *reader, fmt::format("source blob {}", link.dgst.str()));
   }
+  std::vector<meta::manifest_record> records;
   for (std::string last;;) {
     auto next = co_await from.meta->list_manifests(repo, last, page);
     const auto digests = checked(std::move(next), fmt::format("source: manifests of {}", repo));
     if (digests.empty()) break;
     for (const auto& d : digests) {
       auto m = co_await from.meta->manifest_by_digest(repo, d);
-      const auto rec = checked(std::move(m), fmt::format("source: manifest {} of {}", d.str(), repo));
-      if (rec) co_await to.put_manifest(repo, *rec);
+      auto rec = checked(std::move(m), fmt::format("source: manifest {} of {}", d.str(), repo));
+      if (rec) records.push_back(std::move(*rec));
     }
     last = digests.back().str();
   }
+  co_await to.put_manifests(repo, std::move(records));
   // Tags keep when and by whom they were pushed (their history before that stays behind).
   for (std::string last;;) {
     auto next = co_await from.meta->tags().tag_list(repo, meta::tag_sort::name, false, last, page);
@@ -509,12 +538,14 @@ awaitable<void> import_repository(const distribution_store& src, target& to, con
     co_await to.copy_blob(repo, d, reader, path.string());
   }
   std::map<digest, meta::manifest_record> manifests;
+  std::vector<meta::manifest_record> records;
   for (const auto& d : src.links(repo, "_manifests/revisions")) {
     auto rec = read_manifest(src, repo, d, to.sum);
     if (!rec) continue;
-    co_await to.put_manifest(repo, *rec);
+    records.push_back(*rec);
     manifests.emplace(d, std::move(*rec));
   }
+  co_await to.put_manifests(repo, std::move(records));
   for (const auto& [tag, d] : src.tags(repo)) {
     auto found = manifests.find(d.dgst);
     if (found == manifests.end()) {

@@ -70,7 +70,7 @@ def robots(admin):
 
 
 def repositories(admin):
-    return admin.call("GET", "repositories", expect=200).json()["repositories"]
+    return [r["name"] for r in admin.call("GET", "repositories", expect=200).json()["repositories"]]
 
 
 def test_plan_apply_plan_edit_prune(make_registry, tmp_path, cli_env):
