@@ -301,8 +301,8 @@ awaitable<std::vector<std::string>> all_repositories(meta::metadata_store& m) {
 }
 
 // Every blob link of `repo` in `m`, in digest order.
-awaitable<std::vector<meta::blob_link>> all_links(meta::metadata_store& m, std::string_view repo) {
-  std::vector<meta::blob_link> out;
+awaitable<std::vector<meta::blob_entry>> all_links(meta::metadata_store& m, std::string_view repo) {
+  std::vector<meta::blob_entry> out;
   for (;;) {
     const std::string last = out.empty() ? std::string() : out.back().dgst.str();
     auto next = co_await m.list_blob_links(repo, last, page);

@@ -122,7 +122,7 @@ json api_state() {
   return {
       {"namespaces",
        json{{"namespaces", {{{"name", "production"}, {"visibility", "private"}, {"creation", "explicit"}}}}}},
-      {"repositories", json{{"repositories", {"production/gateway", "staging/web"}}}},
+      {"repositories", json{{"repositories", {{{"name", "production/gateway"}}, {{"name", "staging/web"}}}}}},
       {"robots",
        json{{"robots",
              {{{"name", "deploy"}, {"description", "rollouts"}, {"expires_at", 1827532800}, {"revoked_at", nullptr}},

@@ -68,12 +68,6 @@ struct referrer {
   std::string annotations_json;
 };
 
-// A blob a repository links, as listed for copying a registry (berth migrate).
-struct blob_link {
-  digest dgst;
-  std::uint64_t size = 0;
-};
-
 // Storage use, as `berth usage` shows it. Bytes are blob bytes (manifests, kept in the database,
 // are counted, not weighed). A namespace is the first component of a repository name.
 struct repository_usage {
@@ -146,7 +140,7 @@ class metadata_store {
   // A repository's contents in digest (byte) order, starting after `last` ("" for the start), at most
   // `n`: its blob links and the digests of its manifests (tagged or not). Empty when the repository
   // is unknown. For copying a registry elsewhere (app/migrate.h), not for requests.
-  virtual awaitable<result<std::vector<blob_link>>> list_blob_links(std::string_view repo, std::string_view last,
+  virtual awaitable<result<std::vector<blob_entry>>> list_blob_links(std::string_view repo, std::string_view last,
                                                                     std::size_t n) = 0;
   virtual awaitable<result<std::vector<digest>>> list_manifests(std::string_view repo, std::string_view last,
                                                                 std::size_t n) = 0;

@@ -767,18 +767,12 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     co_return string_column(*r);
   }
 
-  awaitable<result<std::vector<blob_link>>> list_blob_links(std::string_view repo, std::string_view last,
+  awaitable<result<std::vector<blob_entry>>> list_blob_links(std::string_view repo, std::string_view last,
                                                             std::size_t n) override {
     params args{repo, text_bound(last), limit(n)};
     auto r = co_await query("list_blob_links", list_links_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
-    std::vector<blob_link> out;
-    for (std::size_t i = 0; i < r->size(); ++i) {
-      auto d = stored_digest(r->text(i, 0));
-      if (!d) co_return std::unexpected(d.error());
-      out.push_back(blob_link{*d, stored_size(*r, i, 1)});
-    }
-    co_return out;
+    co_return blob_entries(*r);
   }
 
   awaitable<result<std::vector<digest>>> list_manifests(std::string_view repo, std::string_view last,

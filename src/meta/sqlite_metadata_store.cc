@@ -688,20 +688,11 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     });
   }
 
-  awaitable<result<std::vector<blob_link>>> list_blob_links(std::string_view repo, std::string_view last,
+  awaitable<result<std::vector<blob_entry>>> list_blob_links(std::string_view repo, std::string_view last,
                                                             std::size_t n) override {
-    co_return read([&](connection& db) -> result<std::vector<blob_link>> {
+    co_return read([&](connection& db) {
       auto st = db.prepare(list_links_sql);
-      st.bind(repo, last, std::uint64_t{n});
-      std::vector<blob_link> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
-        auto d = stored_digest(st.text(0));
-        if (!d) return std::unexpected(d.error());
-        out.push_back(blob_link{*d, static_cast<std::uint64_t>(st.int64(1))});
-      }
+      return read_blob_entries(st.bind(repo, last, std::uint64_t{n}));
     });
   }
 

@@ -60,6 +60,10 @@ TEST_F(sqlite_metadata_store_test, refuses_a_newer_schema) {
   EXPECT_THROW(make_sqlite_metadata_store(path()), std::runtime_error);
 }
 
+// What version 4 added (garbage collection), taken away again: the file is as version 3 wrote it.
+constexpr const char* undo_gc =
+    "DROP TABLE blobs; DROP TABLE gc_runs; ALTER TABLE blob_links DROP COLUMN linked_at; PRAGMA user_version = 3";
+
 // What version 3 added (the lifecycle), taken away again: the file is as version 2 wrote it.
 constexpr const char* undo_lifecycle =
     "DROP TABLE tag_history; DROP INDEX tags_by_time; ALTER TABLE tags DROP COLUMN pushed_at; "
@@ -78,13 +82,16 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
                           {digest_of("layer")}, 0, {}};
   const manifest_record i{digest_of(index), "application/vnd.oci.image.index.v1+json", index, {}, "", "",
                           {c.dgst}, 0, {}};
-  ASSERT_TRUE(sync_wait(store_->link_blob("r", digest_of("layer"), 1000)).has_value());
+  const std::int64_t generation = sync_wait(store_->uploads().claim(digest_of("layer"), 1000)).value();
+  ASSERT_TRUE(sync_wait(store_->uploads().create(upload_record{"u1", "r", 0, ""}, upload_lease{1, 1}, 0)).has_value());
+  ASSERT_TRUE(sync_wait(store_->uploads().complete("u1", 1, digest_of("layer"), 1000, generation)).value());
   ASSERT_TRUE(sync_wait(store_->put_manifest("r", c, std::nullopt, test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(store_->put_manifest("r", i, "latest", test_stamp)).has_value());
   store_.reset();
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
     ASSERT_TRUE(db->exec("UPDATE tags SET updated_at = 1700000000").has_value());
   }
@@ -107,9 +114,9 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
-    const std::string downgrade = "DROP TABLE uploads; DROP TABLE blobs; DROP TABLE gc_runs; "
-                                  "ALTER TABLE blob_links DROP COLUMN linked_at; "
+    const std::string downgrade = "DROP TABLE uploads; "
                                   "INSERT INTO repositories(id, name) VALUES (1, 'r'); "
                                   "INSERT INTO blob_links(repo_id, digest, size) VALUES (1, '" +
                                   digest_of("x").str() + "', 1); PRAGMA user_version = 1";
