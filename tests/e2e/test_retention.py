@@ -142,6 +142,25 @@ def test_a_manifest_another_remaining_tag_points_at_stays(make_registry, tmp_pat
     assert sorted(oci.tags(APP)) == ["third", "v9"]
 
 
+def test_immutable_tags_are_never_deleted(make_registry, tmp_path):
+    reg = start(make_registry, tmp_path, config="""
+namespaces:
+  dev:
+    creation: on-push
+    immutable_tags: ["rel-*"]
+retention:
+  - repositories: ["dev/*"]
+    keep_last: 1
+""")
+    oci = Client(reg)
+    for tag in ("rel-1", "a", "rel-2", "b"):
+        oci.push_image(APP, tag)
+    preview = retention(oci, "preview")
+    assert [t["tag"] for t in by_repository(preview)[APP]["tags"]] == ["a"]
+    assert retention(oci, "run") == preview
+    assert sorted(oci.tags(APP)) == ["b", "rel-1", "rel-2"]
+
+
 def test_only_administrators_and_bad_bodies(make_registry, tmp_path):
     reg = start(make_registry, tmp_path, config=RULES)
     Admin(reg).user("dev", "dev-password-123", actions=["push", "delete"], repositories=["dev/*"])
