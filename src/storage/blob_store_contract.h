@@ -8,7 +8,7 @@
 //                            blob_backend_name);
 //
 // and links blob_store_contract.cc into its test binary. What only one backend does (its layout on
-// disk, its write-back, start-up clean-up) stays in its own tests.
+// disk, O_DIRECT, start-up clean-up) stays in its own tests.
 #pragma once
 
 #include <gtest/gtest.h>
