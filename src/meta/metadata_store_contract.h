@@ -7,7 +7,7 @@
 //                            ::testing::Values(metadata_backend{"sqlite", [](const std::string& dir) {...}}),
 //                            metadata_backend_name);
 //
-// and links metadata_store_contract.cc into its test binary. Backend-specific behaviour (schema
+// and links the metadata_store_contract object library into its test binary. Backend-specific behaviour (schema
 // versions, WAL, how leases of a dead process end) stays in the backend's own tests.
 #pragma once
 

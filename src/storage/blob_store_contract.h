@@ -7,7 +7,7 @@
 //                            ::testing::Values(blob_backend{"fs", [](const std::string& dir, blocking_pool& pool) {...}}),
 //                            blob_backend_name);
 //
-// and links blob_store_contract.cc into its test binary. What only one backend does (its layout on
+// and links the blob_store_contract object library into its test binary. What only one backend does (its layout on
 // disk, O_DIRECT, start-up clean-up) stays in its own tests.
 #pragma once
 
