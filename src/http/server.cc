@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -46,6 +47,16 @@ auto with(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec)
 constexpr std::size_t first_read_size = 4096;
 constexpr std::size_t stream_piece = 256 * 1024;
 constexpr std::size_t max_sendfile = 1 << 30;
+// Blob files are written with O_DIRECT (src/storage), so the first send of one reads the disk, with
+// about one read-ahead window (read_ahead_kb) in flight behind sendfile. A file body of at least
+// `read_ahead_from` bytes asks the kernel (POSIX_FADV_WILLNEED) for the `read_ahead` bytes past
+// what has been sent, so the disk streams while the socket drains (the first download after a push,
+// bench/run --only download on a loaded VM: 0.21-0.33x Distribution before, 0.43-0.69x with it).
+// The kernel reads at most max(read_ahead_kb, max_sectors_kb) per advice, so advice goes in pieces
+// of `read_ahead_piece`. On a file in the page cache an advice is a lookup of its pages.
+constexpr std::uint64_t read_ahead_from = 4 << 20;
+constexpr std::uint64_t read_ahead = 32 << 20;
+constexpr std::uint64_t read_ahead_piece = 1 << 20;
 // How long a closing connection with unread input is drained, so that our response is not
 // destroyed by the RST the kernel sends when a socket is closed with unread data.
 constexpr std::chrono::milliseconds linger_time{500};
@@ -606,7 +617,14 @@ class connection final : public live_connection {
     if (ec) co_return false;
     off_t offset = static_cast<off_t>(b.offset);
     std::uint64_t left = b.length;
+    const std::uint64_t end = b.offset + b.length;
+    std::uint64_t advised = b.length >= read_ahead_from ? b.offset : end;  // read-ahead asked up to here
     while (left > 0) {
+      for (const auto upto = std::min(end, static_cast<std::uint64_t>(offset) + read_ahead); advised < upto;) {
+        const std::uint64_t piece = std::min(read_ahead_piece, upto - advised);
+        ::posix_fadvise(fd, static_cast<off_t>(advised), static_cast<off_t>(piece), POSIX_FADV_WILLNEED);
+        advised += piece;
+      }
       ssize_t n = ::sendfile(sock.native_handle(), fd, &offset, std::min<std::uint64_t>(left, max_sendfile));
       if (n > 0) {
         left -= static_cast<std::uint64_t>(n);

@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -364,6 +365,43 @@ TEST_F(ServerTest, FileSliceSendsTheRangeOfTheFile) {
   EXPECT_EQ(res[bhttp::field::content_length], "200000");
   EXPECT_TRUE(res.body() == contents.substr(1000, 200000));
   EXPECT_EQ(c.request(bhttp::verb::get, "/hello?name=next").body(), "hello next");
+}
+
+// How many of the pages of [from, to) of the file at `path` are in the page cache.
+std::size_t cached_pages(const std::string& path, std::size_t from, std::size_t to) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  void* map = ::mmap(nullptr, to - from, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(from));
+  ::close(fd);
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((to - from) / page);
+  ::mincore(map, to - from, resident.data());
+  ::munmap(map, to - from);
+  return static_cast<std::size_t>(std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; }));
+}
+
+// A large file body is read ahead of sendfile: with the client reading nothing, so that sendfile
+// stops once the socket buffers are full (a few MiB), the pages 24-32 MiB into a cold file still
+// come into the page cache. Without the advice only the kernel's 128 KiB read-ahead would.
+TEST_F(ServerTest, ALargeFileBodyIsReadAheadOfWhatTheSocketTook) {
+  start();
+  constexpr std::size_t mib = 1 << 20;
+  temp_file file(pattern(48 * mib));
+  {
+    const int fd = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
+    ::fdatasync(fd);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  }
+  const std::size_t pages = 8 * mib / static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  if (cached_pages(file.path(), 24 * mib, 32 * mib) != 0) GTEST_SKIP() << "the file system keeps files in memory";
+  client c(endpoint_);
+  c.send("GET /file?path=" + file.path() + "&offset=0&length=" + std::to_string(48 * mib) +
+         " HTTP/1.1\r\nHost: t\r\n\r\n");
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (cached_pages(file.path(), 24 * mib, 32 * mib) < pages && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);  // polling the page cache, which sends no signal
+  }
+  EXPECT_EQ(cached_pages(file.path(), 24 * mib, 32 * mib), pages);
 }
 
 TEST_F(ServerTest, StreamWithoutAFileIsReadInPieces) {
