@@ -60,11 +60,16 @@ def _create_bucket(env):
         raise RuntimeError(f"creating bucket {BUCKET}: HTTP {out.stdout} {out.stderr}")
 
 
+def s3_env():
+    """The run's S3 service (S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY, S3_SECRET_KEY), its BUCKET created."""
+    return _server_env("s3", "rgw.sh", "BERTH_TEST_RGW_ENV")
+
+
 def new_backend(data_dir, pg=None):
     """A fresh prefix and database for one registry; returns the YAML that selects them. `pg`: the env
     of a PostgreSQL of the test's own (default: the run's)."""
     pg = pg or _server_env("postgres", "pg.sh", "BERTH_TEST_PG_ENV")
-    s3 = _server_env("s3", "rgw.sh", "BERTH_TEST_RGW_ENV")
+    s3 = s3_env()
     name = "e2e_" + uuid.uuid4().hex[:16]
     admin_url = pg["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", admin_url, "-c", f"CREATE DATABASE {name}"],

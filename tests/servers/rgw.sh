@@ -3,6 +3,8 @@
 # lives in RAM; no mgr; cephx off) and a RADOS Gateway, all on 127.0.0.1 and free ports, with one S3
 # user. Installs ceph-mon, ceph-osd and radosgw when missing.
 #
+# The OSD holds at most RGW_MEMSTORE_BYTES of data (default 2 GiB; the benchmark asks for more).
+#
 # Usage: tests/servers/rgw.sh start DIR   writes DIR/env: S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY,
 #                                         S3_SECRET_KEY, PIDS, TMP
 #        tests/servers/rgw.sh stop DIR    kills the daemons by pid, deletes the data
@@ -58,7 +60,7 @@ mon data = $d/mon.\$id
 osd data = $d/osd.\$id
 [osd]
 osd objectstore = memstore
-memstore device bytes = 2147483648
+memstore device bytes = ${RGW_MEMSTORE_BYTES:-2147483648}
 osd memory target = 1073741824
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$s3_port
