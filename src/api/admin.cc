@@ -110,6 +110,9 @@ result<std::string> account_name(const route& r) {
   return std::string(r.name);
 }
 
+// A limit as JSON: its number, or null when there is none.
+json optional_number(const std::optional<std::uint64_t>& n) { return n ? json(*n) : json(nullptr); }
+
 }  // namespace
 
 awaitable<result<response>> admin_whoami(context& ctx, request&, const route&) {
@@ -129,7 +132,9 @@ awaitable<result<response>> admin_namespaces(context& ctx, request&, const route
     out.push_back({{"name", ns.name},
                    {"visibility", visibility_name(ns.vis)},
                    {"creation", creation_name(ns.create)},
-                   {"immutable_tags", ns.immutable_tags}});
+                   {"immutable_tags", ns.immutable_tags},
+                   {"quota_bytes", optional_number(ns.quota_bytes)},
+                   {"max_repositories", optional_number(ns.max_repositories)}});
   }
   const auto& d = ctx.auth.pol.default_namespace();
   co_return json_response(200, json{{"namespaces", out},

@@ -33,10 +33,6 @@ awaitable<result<response>> get_manifest(context& ctx, request& req, const route
 awaitable<result<response>> put_manifest(context& ctx, request& req, const route& r);
 awaitable<result<response>> delete_manifest(context& ctx, request& req, const route& r);
 awaitable<result<response>> get_referrers(context& ctx, request& req, const route& r);
-// A tag the namespace makes immutable (policy::immutable) may not move once it exists: to another
-// digest than `to`, or anywhere when `to` is nullopt (a delete). DENIED naming the tag and the rule.
-awaitable<result<void>> check_tag_may_move(context& ctx, std::string_view name, std::string_view tag,
-                                           const std::optional<digest>& to);
 
 // lifecycle.cc: /api/v1/repositories/<name>/tags[...]: tag records, history, promotion.
 awaitable<result<response>> admin_tags(context& ctx, request& req, const route& r);

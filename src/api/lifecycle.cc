@@ -164,10 +164,9 @@ awaitable<result<response>> admin_promote(context& ctx, request& req, const rout
     target = (*found)->dgst;
   }
   const digest& d = *target;
-  auto movable = co_await check_tag_may_move(ctx, *name, *tag, target);
-  if (!movable) co_return std::unexpected(movable.error());
-
-  const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), source_text};
+  // The store refuses to move an immutable tag in the transaction that would move it.
+  const std::string immutable = ctx.auth.pol.immutable(*name, *tag).value_or("");
+  const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), source_text, immutable};
   auto promoted = co_await ctx.meta.tags().promote(*name, *tag, source->repository, d, stamp);
   if (!promoted) co_return std::unexpected(promoted.error());
   if (!*promoted) co_return fail(errc::manifest_unknown, fmt::format("source {} does not exist", source_text));

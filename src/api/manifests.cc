@@ -100,16 +100,6 @@ awaitable<result<image_facts>> describe_image(context& ctx, std::string_view nam
 
 }  // namespace
 
-awaitable<result<void>> check_tag_may_move(context& ctx, std::string_view name, std::string_view tag,
-                                           const std::optional<digest>& to) {
-  auto rule = ctx.auth.pol.immutable(name, tag);
-  if (!rule) co_return result<void>{};
-  auto current = co_await ctx.meta.manifest_by_tag(name, tag);
-  if (!current) co_return std::unexpected(current.error());
-  if (!*current || (to && (*current)->dgst == *to)) co_return result<void>{};
-  co_return fail(errc::denied, std::move(*rule));
-}
-
 awaitable<result<response>> get_manifest(context& ctx, request&, const route& r, bool head) {
   auto name = checked_name(r.name);
   if (!name) co_return std::unexpected(name.error());
@@ -159,11 +149,6 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   if (!parsed) co_return std::unexpected(parsed.error());
   auto refs = co_await check_references(ctx, *name, *parsed);
   if (!refs) co_return std::unexpected(refs.error());
-  if (tag) {
-    const std::optional<digest> to = d;  // coroutines take references to named locals only
-    auto movable = co_await check_tag_may_move(ctx, *name, *tag, to);
-    if (!movable) co_return std::unexpected(movable.error());
-  }
 
   std::optional<digest> subject = parsed->subject;
   // Serve the Content-Type as pushed when it names the manifest's type; else the body's own type.
@@ -173,7 +158,9 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   auto rec = meta::make_manifest_record(d, std::move(media_type), std::move(*body), std::move(*parsed));
   rec.total_size = facts->total_size;
   rec.platforms = std::move(facts->platforms);
-  const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
+  // The store refuses to move an immutable tag in the transaction that would move it.
+  const std::string immutable = tag ? ctx.auth.pol.immutable(*name, *tag).value_or("") : "";
+  const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}, immutable};
   auto stored = co_await ctx.meta.put_manifest(*name, rec, tag, stamp);
   if (!stored) co_return std::unexpected(stored.error());
 
@@ -200,9 +187,14 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
   } else {
     auto tag = checked_tag(r.reference);
     if (!tag) co_return std::unexpected(tag.error());
-    const std::optional<digest> nowhere;
-    auto movable = co_await check_tag_may_move(ctx, *name, *tag, nowhere);
-    if (!movable) co_return std::unexpected(movable.error());
+    if (auto rule = ctx.auth.pol.immutable(*name, *tag)) {
+      // An immutable tag is never deleted: refused when it exists, unknown when not. Nothing is
+      // written, so a push creating it meanwhile cannot be undone by this request.
+      auto current = co_await ctx.meta.manifest_by_tag(*name, *tag);
+      if (!current) co_return std::unexpected(current.error());
+      if (*current) co_return fail(errc::denied, std::move(*rule));
+      co_return fail(errc::manifest_unknown, std::string(r.reference));
+    }
     deleted = co_await ctx.meta.delete_tag(*name, *tag);
   }
   if (!deleted) co_return std::unexpected(deleted.error());

@@ -1,6 +1,7 @@
 // GET /api/v1/usage[?namespace=NS] (global administrators): storage use per namespace and
-// repository (repositories, tags, manifests, logical and stored bytes) and the dedup ratio
-// (logical / stored), from the metadata store's aggregates (metadata_store::usage).
+// repository (repositories, tags, manifests, logical and stored bytes), the dedup ratio
+// (logical / stored), and each namespace's quota with its use (stored + manifest bytes, as the
+// quota counts them; meta/quota.h), from the metadata store (metadata_store::usage).
 #include <nlohmann/json.hpp>
 
 #include "api/handlers.h"
@@ -34,9 +35,21 @@ awaitable<result<response>> admin_usage(context& ctx, request& req, const route&
       logical += r.logical_bytes;
     }
     logical_total += logical;
-    namespaces.push_back({{"name", n.name}, {"repositories", n.repositories.size()}, {"tags", tags},
-                          {"manifests", manifests}, {"logical_bytes", logical}, {"stored_bytes", n.stored_bytes},
-                          {"dedup_ratio", ratio(logical, n.stored_bytes)}, {"repository_usage", repos}});
+    const std::uint64_t quota_used = n.stored_bytes + n.manifest_bytes;
+    const auto& rule = ctx.auth.pol.namespace_of(n.name + "/");
+    json entry{{"name", n.name}, {"repositories", n.repositories.size()}, {"tags", tags},
+               {"manifests", manifests}, {"logical_bytes", logical}, {"stored_bytes", n.stored_bytes},
+               {"manifest_bytes", n.manifest_bytes}, {"quota_used_bytes", quota_used},
+               {"dedup_ratio", ratio(logical, n.stored_bytes)}, {"quota_bytes", nullptr},
+               {"quota_percent", nullptr}, {"max_repositories", nullptr}, {"repository_usage", repos}};
+    if (rule.name == n.name && rule.quota_bytes) {
+      entry["quota_bytes"] = *rule.quota_bytes;
+      entry["quota_percent"] = *rule.quota_bytes == 0 ? 100.0
+                                                       : 100.0 * static_cast<double>(quota_used) /
+                                                             static_cast<double>(*rule.quota_bytes);
+    }
+    if (rule.name == n.name && rule.max_repositories) entry["max_repositories"] = *rule.max_repositories;
+    namespaces.push_back(std::move(entry));
   }
   json out{{"namespaces", namespaces}};
   if (ns.empty()) {

@@ -8,6 +8,8 @@
 
 #include <stdexcept>
 #include "auth/identity_store.h"
+#include "core/byte_size.h"
+#include "core/decimal.h"
 #include "core/reference.h"
 
 namespace berth::app {
@@ -63,6 +65,20 @@ void read_namespace_rule(const YAML::Node& node, policy::namespace_rule& ns, con
   ns.immutable_tags = strings(node["immutable_tags"], where + "immutable_tags", path);
   for (const auto& pattern : ns.immutable_tags) {
     if (pattern.empty()) throw std::runtime_error(fmt::format("{}: `{}immutable_tags` holds an empty pattern", path, where));
+  }
+}
+
+// namespaces.NS.quota_bytes ("200GiB", "500MB", bytes) and max_repositories.
+void read_quotas(const YAML::Node& node, policy::namespace_rule& ns, const std::string& where, const std::string& path) {
+  if (const auto q = node["quota_bytes"]) {
+    auto bytes = q.IsScalar() ? parse_byte_size(q.as<std::string>()) : fail(errc::invalid_argument, "not a size");
+    if (!bytes) throw std::runtime_error(fmt::format("{}: `{}quota_bytes`: {}", path, where, bytes.error().detail));
+    ns.quota_bytes = *bytes;
+  }
+  if (const auto m = node["max_repositories"]) {
+    const auto count = m.IsScalar() ? parse_decimal(m.as<std::string>()) : std::nullopt;
+    if (!count) throw std::runtime_error(fmt::format("{}: `{}max_repositories` must be a whole number", path, where));
+    ns.max_repositories = *count;
   }
 }
 
@@ -230,8 +246,10 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       const auto body = kv.second;
       if (body && !body.IsNull()) {
         if (!body.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
-        reject_unknown(body, {"visibility", "creation", "grants", "immutable_tags"}, where, path);
+        reject_unknown(body, {"visibility", "creation", "grants", "immutable_tags", "quota_bytes", "max_repositories"},
+                       where, path);
         read_namespace_rule(body, ns, where, path);
+        read_quotas(body, ns, where, path);
         if (const auto grants = body["grants"]) {
           for (std::size_t i = 0; i < grants.size(); ++i) {
             c.policy.grants.push_back(

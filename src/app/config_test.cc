@@ -145,6 +145,27 @@ federation:
   EXPECT_EQ(c.federation[0].rules[0].name, "rules[0]");
 }
 
+TEST(Config, ReadsNamespaceQuotas) {
+  const auto c = load_config(write_temp("namespaces:\n  dev:\n    quota_bytes: 200GiB\n    max_repositories: 5\n"
+                                        "  ops:\n    quota_bytes: 1048576\n  free: {}\n"));
+  ASSERT_EQ(c.policy.namespaces.size(), 3u);
+  EXPECT_EQ(c.policy.namespaces[0].quota_bytes, 200ull << 30);
+  EXPECT_EQ(c.policy.namespaces[0].max_repositories, 5u);
+  EXPECT_EQ(c.policy.namespaces[1].quota_bytes, 1048576u);
+  EXPECT_EQ(c.policy.namespaces[1].max_repositories, std::nullopt);
+  EXPECT_EQ(c.policy.namespaces[2].quota_bytes, std::nullopt);
+  try {
+    load_config(write_temp("namespaces:\n  dev:\n    quota_bytes: lots\n"));
+    ADD_FAILURE() << "a quota that is not a size was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("`namespaces.dev.quota_bytes`: `lots` is not a size"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  dev:\n    max_repositories: -1\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  dev:\n    max_repositories: [1]\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("namespaces:\n  dev:\n    quota_bytes: {a: 1}\n")), std::runtime_error);
+}
+
 TEST(Config, RejectsBadAuthSections) {
   EXPECT_THROW(load_config(write_temp("auth:\n  servce: x\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("namespaces:\n  prod:\n    visibility: open\n")), std::runtime_error);

@@ -116,6 +116,15 @@ void bootstrap_admin(const config& c, auth::identity_store& identities) {
 
 // Every connection is a descriptor: take what the hard limit allows, as Go's runtime does. The soft
 // limit is often 1024 for the sake of select(2), which nothing in Berth uses.
+// The quotas the config declares (namespaces.NS.quota_bytes, max_repositories), for the store.
+meta::namespace_limits namespace_limits(const config& c) {
+  meta::namespace_limits out;
+  for (const auto& ns : c.policy.namespaces) {
+    if (ns.quota_bytes || ns.max_repositories) out[ns.name] = meta::namespace_limit{ns.quota_bytes, ns.max_repositories};
+  }
+  return out;
+}
+
 void raise_descriptor_limit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
@@ -146,6 +155,7 @@ int serve(const config& c) {
   auto opened = open_stores(c, pool, opener::server);
   storage::blob_store& blobs = *opened.blobs;
   meta::metadata_store& meta = *opened.meta;
+  meta.set_limits(namespace_limits(c));
   auth::identity_store& identities = *opened.identities;
   uploads::upload_service uploads(blobs, meta.uploads(), pool);
   bootstrap_admin(c, identities);

@@ -12,6 +12,7 @@
 #include "auth/identity_store.h"
 #include "cli/common.h"
 #include "cli/yaml_reader.h"
+#include "core/byte_size.h"
 #include "core/reference.h"
 #include "policy/policy.h"
 
@@ -33,27 +34,6 @@ bool valid_tag_pattern(std::string_view pattern) {
   std::string sample(pattern);
   std::replace(sample.begin(), sample.end(), '*', 'a');
   return valid_tag(sample);
-}
-
-// "200GiB", "10GB", "1048576": bytes. nullopt when malformed.
-std::optional<std::uint64_t> parse_size(std::string_view text) {
-  std::uint64_t n = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || end == text.data()) return std::nullopt;
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  static const std::map<std::string_view, std::uint64_t> units = {{"", 1},
-                                                                  {"B", 1},
-                                                                  {"KB", 1000},
-                                                                  {"MB", 1000'000},
-                                                                  {"GB", 1000'000'000},
-                                                                  {"TB", 1000'000'000'000},
-                                                                  {"KiB", 1ull << 10},
-                                                                  {"MiB", 1ull << 20},
-                                                                  {"GiB", 1ull << 30},
-                                                                  {"TiB", 1ull << 40}};
-  const auto it = units.find(unit);
-  if (it == units.end() || n > UINT64_MAX / it->second) return std::nullopt;
-  return n * it->second;
 }
 
 // "2027-11-30" or "2027-11-30T12:00:00Z": Unix seconds.
@@ -129,9 +109,9 @@ class reader : public yaml_reader {
         if (const auto q = body["quota_bytes"]) {
           const auto text = scalar(q, where + ".quota_bytes");
           if (text) {
-            ns.quota_bytes = parse_size(*text);
-            if (!ns.quota_bytes)
-              error(q, fmt::format("`{}.quota_bytes` must be a size such as 200GiB, 500MB or 1048576", where));
+            const auto bytes = parse_byte_size(*text);
+            if (!bytes) error(q, fmt::format("`{}.quota_bytes` must be a size such as 200GiB, 500MB or 1048576", where));
+            if (bytes) ns.quota_bytes = *bytes;
           }
         }
       }

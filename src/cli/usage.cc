@@ -1,5 +1,5 @@
-// berth usage [--namespace NS] [--json]: storage use per namespace and repository, and the dedup
-// ratio (GET /api/v1/usage).
+// berth usage [--namespace NS] [--json]: storage use per namespace and repository, the dedup
+// ratio, and each namespace's quota with the share used (GET /api/v1/usage).
 #include <fmt/core.h>
 
 #include "cli/commands.h"
@@ -25,13 +25,18 @@ void add_usage_commands(CLI::App& cli) {
       fmt::print("{}\n", r.dump(2));
       return;
     }
-    fmt::print("{:<40} {:>6} {:>9} {:>16} {:>16} {:>6}\n", "NAMESPACE / REPOSITORY", "TAGS", "MANIFESTS",
-               "LOGICAL BYTES", "STORED BYTES", "DEDUP");
+    fmt::print("{:<40} {:>6} {:>9} {:>16} {:>16} {:>6} {:>16} {:>6}\n", "NAMESPACE / REPOSITORY", "TAGS",
+               "MANIFESTS", "LOGICAL BYTES", "STORED BYTES", "DEDUP", "QUOTA", "USED");
     for (const auto& n : r.value("namespaces", json::array())) {
-      fmt::print("{:<40} {:>6} {:>9} {:>16} {:>16} {:>5.2f}x\n",
-                 fmt::format("{} ({} repositories)", n.value("name", ""), n.value("repositories", 0)),
+      const auto quota = n.value("quota_bytes", json());
+      const auto max_repos = n.value("max_repositories", json());
+      fmt::print("{:<40} {:>6} {:>9} {:>16} {:>16} {:>5.2f}x {:>16} {:>6}\n",
+                 fmt::format("{} ({} repositories{})", n.value("name", ""), n.value("repositories", 0),
+                             max_repos.is_number() ? fmt::format(" of {}", max_repos.get<std::uint64_t>()) : ""),
                  n.value("tags", 0), n.value("manifests", 0), n.value("logical_bytes", std::uint64_t{0}),
-                 n.value("stored_bytes", std::uint64_t{0}), n.value("dedup_ratio", 1.0));
+                 n.value("stored_bytes", std::uint64_t{0}), n.value("dedup_ratio", 1.0),
+                 quota.is_number() ? fmt::format("{}", quota.get<std::uint64_t>()) : "-",
+                 quota.is_number() ? fmt::format("{:.0f}%", n.value("quota_percent", 0.0)) : "-");
       for (const auto& repo : n.value("repository_usage", json::array())) {
         fmt::print("  {:<38} {:>6} {:>9} {:>16}\n", repo.value("name", ""), repo.value("tags", 0),
                    repo.value("manifests", 0), repo.value("logical_bytes", std::uint64_t{0}));

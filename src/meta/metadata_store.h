@@ -31,6 +31,7 @@
 #include "core/manifest.h"
 #include "meta/tag_records.h"
 #include "meta/blob_records.h"
+#include "meta/quota.h"
 #include "meta/upload_records.h"
 
 namespace berth::meta {
@@ -78,7 +79,8 @@ struct repository_usage {
 };
 struct namespace_usage {
   std::string name;
-  std::uint64_t stored_bytes = 0;  // the distinct blobs its repositories link, each counted once
+  std::uint64_t stored_bytes = 0;    // the distinct blobs its repositories link, each counted once
+  std::uint64_t manifest_bytes = 0;  // its manifests' bytes; with stored_bytes, what its quota counts
   std::vector<repository_usage> repositories;  // in byte order
 };
 struct usage_report {
@@ -148,9 +150,19 @@ class metadata_store {
   virtual awaitable<result<std::vector<referrer>>> referrers(std::string_view repo, const digest& subject,
                                                              std::optional<std::string_view> artifact_type) = 0;
 
-  // Storage use of namespace `ns` ("" for every namespace), from aggregates over the indexed tables
-  // (one pass over the links and manifests asked about: milliseconds for 100,000 links).
+  // Storage use of namespace `ns` ("" for every namespace): per repository from aggregates over the
+  // indexed tables (one pass over the links and manifests asked about: milliseconds for 100,000
+  // links), per namespace from its counters (quota.h).
   virtual awaitable<result<usage_report>> usage(std::string_view ns) = 0;
+
+  // Quotas (quota.h). From now on, a call that would take a namespace past its limits changes
+  // nothing and fails with DENIED naming the namespace, its use and the limit: a link (an upload's
+  // completion, a mount), a manifest, a promotion, a repository created by a push or by
+  // create_repository. The check is in the transaction that makes the change, after it, against the
+  // namespace's counters, which every such transaction updates (and so locks, on PostgreSQL) before
+  // it commits: of concurrent pushes into one namespace, only those that fit together commit.
+  // REQUIRES: called before the store is shared between threads (at start-up).
+  virtual void set_limits(namespace_limits limits) = 0;
 
   // The records of unfinished uploads (upload_records.h), kept in the same database. Lives as long
   // as the store.

@@ -995,6 +995,160 @@ TEST_P(metadata_store_contract, usage_per_namespace_and_repository_counts_shared
   EXPECT_TRUE(sync_wait(m.usage("nowhere")).value().namespaces.empty());
 }
 
+// ---- quotas (quota.h) ----
+
+using bytes_pair = std::pair<std::uint64_t, std::uint64_t>;
+
+// The namespace's counters as usage() reports them: distinct blob bytes, manifest bytes.
+bytes_pair namespace_bytes_of(metadata_store& m, std::string_view ns) {
+  const auto report = sync_wait(m.usage(ns)).value();
+  if (report.namespaces.empty()) return {0, 0};
+  return {report.namespaces[0].stored_bytes, report.namespaces[0].manifest_bytes};
+}
+
+TEST_P(metadata_store_contract, namespace_counters_follow_every_change_counting_each_blob_once) {
+  auto& m = *store_;
+  ASSERT_TRUE(sync_wait(link(m, "dev/a", d("base"), 100)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "dev/a", d("base"), 100)).has_value());  // again: no change
+  ASSERT_TRUE(sync_wait(link(m, "dev/b", d("base"), 100)).has_value());  // shared: counted once
+  ASSERT_TRUE(sync_wait(m.link_blob("dev/c", d("base"), 100)).value());  // a mount, also once
+  ASSERT_TRUE(sync_wait(link(m, "dev/b", d("own"), 7)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "ops/a", d("base"), 100)).has_value());  // another namespace
+  const auto rec = manifest("m1", {d("base")});
+  ASSERT_TRUE(sync_wait(m.put_manifest("dev/a", rec, "v1", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("dev/a", rec, "v2", test_stamp)).has_value());  // stored once
+  EXPECT_EQ(namespace_bytes_of(m, "dev"), bytes_pair(107, 2));
+  EXPECT_EQ(namespace_bytes_of(m, "ops"), bytes_pair(100, 0));
+
+  EXPECT_TRUE(sync_wait(m.unlink_blob("dev/b", d("base"))).value());  // still in dev/a and dev/c
+  EXPECT_EQ(namespace_bytes_of(m, "dev").first, 107u);
+  EXPECT_TRUE(sync_wait(m.delete_manifest("dev/a", rec.dgst)).value());
+  EXPECT_EQ(namespace_bytes_of(m, "dev"), bytes_pair(107, 0));
+  // The sweep deletes both remaining links of `base` in dev in one statement: counted off once.
+  EXPECT_EQ(sync_wait(m.blobs().sweep_links(0)).value().links, 4u);
+  EXPECT_EQ(namespace_bytes_of(m, "dev"), bytes_pair(0, 0));
+  EXPECT_EQ(namespace_bytes_of(m, "ops").first, 0u);
+
+  ASSERT_TRUE(sync_wait(link(m, "dev/a", d("base"), 100)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "dev/b", d("base"), 100)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("dev/b", manifest("m2", {d("base")}), "v1", test_stamp)).has_value());
+  EXPECT_TRUE(sync_wait(m.delete_repository("dev/b")).value());
+  EXPECT_EQ(namespace_bytes_of(m, "dev"), bytes_pair(100, 0));
+  reopen();
+  EXPECT_EQ(namespace_bytes_of(*store_, "dev").first, 100u);
+}
+
+TEST_P(metadata_store_contract, a_change_past_the_quota_is_refused_and_leaves_nothing) {
+  auto& m = *store_;
+  m.set_limits({{"dev", namespace_limit{100, std::nullopt}}});
+  ASSERT_TRUE(sync_wait(link(m, "dev/a", d("base"), 60)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "dev/b", d("base"), 60)).has_value());  // counted once: still 60
+  ASSERT_TRUE(sync_wait(link(m, "ops/a", d("big"), 50)).has_value());   // no quota there
+
+  // An upload's completion: refused, nothing linked, the upload record kept.
+  auto& u = m.uploads();
+  ASSERT_TRUE(sync_wait(u.create(upload_record{"over", "dev/a", 0, ""}, upload_lease{1, std::numeric_limits<std::int64_t>::max()}, 0)).has_value());
+  const auto generation = sync_wait(u.claim(d("layer"), 50)).value();
+  const auto refused = sync_wait(u.complete("over", 1, d("layer"), 50, generation));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::denied);
+  EXPECT_EQ(refused.error().detail,
+            "namespace dev is over its quota: 60 B used of 100 B, this push needs 50 B more "
+            "(namespaces.dev.quota_bytes); delete tags or run berth retention, then berth gc");
+  EXPECT_EQ(sync_wait(m.linked_blob_size("dev/a", d("layer"))).value(), std::nullopt);
+  EXPECT_TRUE(sync_wait(u.find("over")).value().has_value());
+
+  // A mount, a manifest, a promotion: each refused whole.
+  EXPECT_EQ(sync_wait(m.link_blob("dev/a", d("big"), 50)).error().code, errc::denied);
+  EXPECT_EQ(sync_wait(m.linked_blob_size("dev/a", d("big"))).value(), std::nullopt);
+  const auto bulky = manifest(std::string(41, 'm'), {d("base")});
+  EXPECT_EQ(sync_wait(m.put_manifest("dev/a", bulky, "v1", test_stamp)).error().code, errc::denied);
+  EXPECT_EQ(sync_wait(m.manifest_by_digest("dev/a", bulky.dgst)).value(), std::nullopt);
+  EXPECT_EQ(sync_wait(m.list_tags("dev/a", "", 10)).value(), strings{});
+  const auto ops_image = manifest("ops-image", {d("big")});
+  ASSERT_TRUE(sync_wait(m.put_manifest("ops/a", ops_image, "v1", test_stamp)).has_value());
+  EXPECT_EQ(sync_wait(m.tags().promote("dev/c", "v1", "ops/a", ops_image.dgst, test_stamp)).error().code,
+            errc::denied);
+  EXPECT_FALSE(sync_wait(m.repository_exists("dev/c")).value());
+
+  // What fits still goes in, up to the quota exactly; freeing room lets the refused push through.
+  ASSERT_TRUE(sync_wait(m.put_manifest("dev/a", manifest(std::string(40, 'm'), {d("base")}), "v1", test_stamp))
+                  .has_value());
+  EXPECT_EQ(namespace_bytes_of(m, "dev"), bytes_pair(60, 40));
+  ASSERT_TRUE(sync_wait(m.delete_tag("dev/a", "v1")).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("dev/a", manifest(std::string(40, 'm')).dgst)).value());
+  EXPECT_TRUE(sync_wait(m.unlink_blob("dev/b", d("base"))).value());
+  EXPECT_EQ(sync_wait(u.complete("over", 1, d("layer"), 50, generation)).error().code, errc::denied);  // 60 + 50
+  EXPECT_TRUE(sync_wait(m.unlink_blob("dev/a", d("base"))).value());
+  EXPECT_TRUE(sync_wait(u.complete("over", 1, d("layer"), 50, generation)).value());
+  EXPECT_EQ(namespace_bytes_of(m, "dev").first, 50u);
+}
+
+TEST_P(metadata_store_contract, a_repository_past_max_repositories_is_refused) {
+  auto& m = *store_;
+  m.set_limits({{"dev", namespace_limit{std::nullopt, 2}}});
+  ASSERT_TRUE(sync_wait(link(m, "dev/a", d("x"), 1)).has_value());
+  ASSERT_TRUE(sync_wait(m.create_repository("dev/b")).value());
+  const auto refused = sync_wait(m.create_repository("dev/c"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::denied);
+  EXPECT_EQ(refused.error().detail,
+            "namespace dev may hold at most 2 repositories (namespaces.dev.max_repositories); delete a repository first");
+  EXPECT_EQ(sync_wait(m.put_manifest("dev/c", manifest("m"), "v1", test_stamp)).error().code, errc::denied);
+  EXPECT_EQ(sync_wait(m.link_blob("dev/c", d("x"), 1)).error().code, errc::denied);
+  EXPECT_FALSE(sync_wait(m.repository_exists("dev/c")).value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("dev/b", manifest("m"), "v1", test_stamp)).has_value());  // exists: fine
+  ASSERT_TRUE(sync_wait(m.create_repository("ops/c")).value());
+  EXPECT_TRUE(sync_wait(m.delete_repository("dev/b")).value());
+  EXPECT_TRUE(sync_wait(m.create_repository("dev/c")).value());
+}
+
+// Concurrent pushes cannot both slip past: of 16 links of 10 bytes into a quota of 55, exactly 5 commit.
+TEST_P(metadata_store_contract, concurrent_pushes_never_pass_the_quota_together) {
+  auto& m = *store_;
+  m.set_limits({{"dev", namespace_limit{55, std::nullopt}}});
+  std::atomic<int> linked{0}, denied{0};
+  await_all(16, 8, [&](int i) -> awaitable<void> {
+    auto r = co_await link(m, fmt::format("dev/r{}", i % 4), d(fmt::format("layer-{}", i)), 10);
+    if (r) ++linked;
+    if (!r && r.error().code == errc::denied) ++denied;
+  });
+  EXPECT_EQ(linked.load(), 5);
+  EXPECT_EQ(denied.load(), 11);
+  EXPECT_EQ(namespace_bytes_of(m, "dev").first, 50u);
+}
+
+// ---- immutable tags (push_stamp::immutable) ----
+
+TEST_P(metadata_store_contract, an_immutable_tag_never_moves_whichever_push_comes_first) {
+  auto& m = *store_;
+  const push_stamp fixed{"user:test", 1'000'000, "", "tag r:v1 is immutable"};
+  const auto a = manifest("a"), b = manifest("b");
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", a, "v1", fixed)).has_value());
+  const auto moved = sync_wait(m.put_manifest("r", b, "v1", fixed));
+  ASSERT_FALSE(moved);
+  EXPECT_EQ(moved.error().code, errc::denied);
+  EXPECT_EQ(moved.error().detail, "tag r:v1 is immutable");
+  EXPECT_EQ(sync_wait(m.manifest_by_digest("r", b.dgst)).value(), std::nullopt);  // nothing half-stored
+  EXPECT_TRUE(sync_wait(m.put_manifest("r", a, "v1", fixed)).has_value());      // the same digest: no move
+  EXPECT_EQ(sync_wait(m.put_manifest("r", b, std::nullopt, fixed)).has_value(), true);
+  EXPECT_EQ(sync_wait(m.tags().promote("r", "v1", "r", b.dgst, fixed)).error().code, errc::denied);
+  EXPECT_EQ(sync_wait(m.manifest_by_tag("r", "v1")).value()->dgst, a.dgst);
+  EXPECT_EQ(history_digests(m.tags(), "r", "v1"), std::vector<digest>{a.dgst});
+
+  // Concurrent first pushes of a new immutable tag with different digests: one wins, the rest are refused.
+  std::atomic<int> stored{0}, denied{0};
+  await_all(8, 8, [&](int i) -> awaitable<void> {
+    const push_stamp stamp{"user:test", 1'000'000, "", "immutable"};
+    auto r = co_await m.put_manifest("r", manifest(fmt::format("race-{}", i)), "v2", stamp);
+    if (r) ++stored;
+    if (!r && r.error().code == errc::denied) ++denied;
+  });
+  EXPECT_EQ(stored.load(), 1);
+  EXPECT_EQ(denied.load(), 7);
+  EXPECT_EQ(history_digests(m.tags(), "r", "v2").size(), 1u);
+}
+
 TEST_P(metadata_store_contract, gc_runs_are_logged_newest_first) {
   auto& b = store_->blobs();
   EXPECT_TRUE(sync_wait(b.runs(10)).value().empty());

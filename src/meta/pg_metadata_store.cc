@@ -172,6 +172,72 @@ CREATE TABLE gc_runs (
   bytes       bigint NOT NULL
 );
 )sql",
+    // Quotas (quota.h): per namespace, its repositories, its distinct blobs' bytes (a digest linked
+    // by several of its repositories once) and its manifests' bytes, kept by triggers in the
+    // transaction of every change to repositories, blob_links and manifests, whoever makes it.
+    // A link's trigger runs BEFORE the row changes and first locks its namespace's row, then looks
+    // for the digest elsewhere in the namespace in a statement of its own: it sees what committed
+    // before the lock and the rows its own statement changed so far, so concurrent and multi-row
+    // changes (the GC sweep, a repository's deletion) count each digest once. Existing data is
+    // counted once here.
+    R"sql(
+CREATE TABLE namespace_usage (
+  name           text COLLATE "C" PRIMARY KEY,
+  repositories   bigint NOT NULL DEFAULT 0,
+  blob_bytes     bigint NOT NULL DEFAULT 0,
+  manifest_bytes bigint NOT NULL DEFAULT 0
+);
+CREATE FUNCTION berth_count_repository() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO namespace_usage AS u (name, repositories) VALUES (split_part(NEW.name, '/', 1), 1)
+      ON CONFLICT (name) DO UPDATE SET repositories = u.repositories + 1;
+  ELSE
+    UPDATE namespace_usage SET repositories = repositories - 1 WHERE name = split_part(OLD.name, '/', 1);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER repository_counted AFTER INSERT OR DELETE ON repositories
+  FOR EACH ROW EXECUTE PROCEDURE berth_count_repository();
+CREATE FUNCTION berth_count_link() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  changed blob_links;
+  ns text;
+BEGIN
+  IF TG_OP = 'INSERT' THEN changed := NEW; ELSE changed := OLD; END IF;
+  SELECT split_part(name, '/', 1) INTO ns FROM repositories WHERE id = changed.repo_id;
+  PERFORM 1 FROM namespace_usage WHERE name = ns FOR UPDATE;
+  -- An insert that conflicts (the repository links the digest already) finds its own row.
+  IF NOT EXISTS (SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = changed.digest
+                 AND (TG_OP = 'INSERT' OR l.repo_id <> changed.repo_id) AND split_part(r.name, '/', 1) = ns) THEN
+    UPDATE namespace_usage SET blob_bytes = blob_bytes + CASE TG_OP WHEN 'INSERT' THEN changed.size ELSE -changed.size END
+      WHERE name = ns;
+  END IF;
+  IF TG_OP = 'INSERT' THEN RETURN NEW; END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER link_counted BEFORE INSERT OR DELETE ON blob_links
+  FOR EACH ROW EXECUTE PROCEDURE berth_count_link();
+CREATE FUNCTION berth_count_manifest() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    UPDATE namespace_usage SET manifest_bytes = manifest_bytes + NEW.size
+      WHERE name = (SELECT split_part(name, '/', 1) FROM repositories WHERE id = NEW.repo_id);
+  ELSE
+    UPDATE namespace_usage SET manifest_bytes = manifest_bytes - OLD.size
+      WHERE name = (SELECT split_part(name, '/', 1) FROM repositories WHERE id = OLD.repo_id);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER manifest_counted AFTER INSERT OR DELETE ON manifests
+  FOR EACH ROW EXECUTE PROCEDURE berth_count_manifest();
+INSERT INTO namespace_usage(name, repositories) SELECT split_part(name, '/', 1), count(*) FROM repositories GROUP BY 1;
+UPDATE namespace_usage u SET
+  blob_bytes = (SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT l.digest, l.size FROM blob_links l
+                JOIN repositories r ON r.id = l.repo_id WHERE split_part(r.name, '/', 1) = u.name) s),
+  manifest_bytes = (SELECT coalesce(sum(m.size), 0) FROM manifests m JOIN repositories r ON r.id = m.repo_id
+                    WHERE split_part(r.name, '/', 1) = u.name);
+)sql",
 };
 
 // ---- SQL ----
@@ -256,8 +322,9 @@ constexpr std::string_view repository_usage_sql =
     "(SELECT coalesce(sum(size), 0) FROM blob_links l WHERE l.repo_id = r.id) "
     "FROM repositories r WHERE " BERTH_IN_NAMESPACE("r.name") " ORDER BY r.name";
 constexpr std::string_view namespace_stored_sql =
-    "SELECT ns, sum(size) FROM (SELECT DISTINCT split_part(r.name, '/', 1) AS ns, l.digest, l.size "
-    "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_IN_NAMESPACE("r.name") ") s GROUP BY ns";
+    "SELECT name, blob_bytes, manifest_bytes FROM namespace_usage WHERE $1 = '' OR name = $1";
+constexpr std::string_view namespace_counts_sql =
+    "SELECT repositories, blob_bytes + manifest_bytes FROM namespace_usage WHERE name = $1";
 #undef BERTH_IN_NAMESPACE
 constexpr std::string_view registry_stored_sql = "SELECT coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view held_manifests_sql =
@@ -529,9 +596,16 @@ awaitable<pg::result<std::int64_t>> ensure_repo(transaction& tx, std::string_vie
   co_return pg::fail(pg::errc::failed, fmt::format("repository {} neither found nor created", name));
 }
 
-// Points `tag` of repository `repo_id` at `d` in `tx` and records the move, unless it points there already.
+// A refusal decided inside a transaction: the body records it and fails, which rolls back.
+pg::result<void> refuse(std::optional<error>& refusal, std::unexpected<error> why) {
+  refusal = std::move(why.error());
+  return pg::fail(pg::errc::failed, "refused");
+}
+
+// Points `tag` of repository `repo_id` at `d` in `tx` and records the move, unless it points there
+// already; refuses (`refusal`) to move an immutable tag (push_stamp::immutable).
 awaitable<pg::result<promotion>> set_tag(transaction& tx, std::int64_t repo_id, std::string_view tag, const digest& d,
-                                         const push_stamp& stamp) {
+                                         const push_stamp& stamp, std::optional<error>& refusal) {
   promotion out;
   params lock_args{repo_id, tag};
   auto current = co_await tx.query(lock_tag_sql, std::move(lock_args));
@@ -542,6 +616,10 @@ awaitable<pg::result<promotion>> set_tag(transaction& tx, std::int64_t repo_id, 
     out.previous = *previous;
   }
   if (out.previous == d) co_return out;
+  if (out.previous && !stamp.immutable.empty()) {
+    auto refused = refuse(refusal, fail(errc::denied, std::string(stamp.immutable)));
+    co_return std::unexpected(std::move(refused.error()));
+  }
   params tag_args{repo_id, tag, d.str(), stamp.at_ms, stamp.by};
   auto tagged = co_await tx.query(set_tag_sql, std::move(tag_args));
   if (!tagged) co_return std::unexpected(std::move(tagged.error()));
@@ -566,12 +644,6 @@ std::unexpected<error> being_deleted(const digest& d) {
   error e{errc::unavailable, fmt::format("blob {} is being deleted by garbage collection: push it again", d.str())};
   e.retry_after = std::chrono::seconds(1);
   return std::unexpected(std::move(e));
-}
-
-// A refusal decided inside a transaction: the body records it and fails, which rolls back.
-pg::result<void> refuse(std::optional<error>& refusal, std::unexpected<error> why) {
-  refusal = std::move(why.error());
-  return pg::fail(pg::errc::failed, "refused");
 }
 
 result<std::vector<blob_entry>> blob_entries(const pg::rows& rows) {
@@ -602,6 +674,7 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
   }
 
   awaitable<result<bool>> link_blob(std::string_view repo, const digest& d, std::uint64_t size) override {
+    std::optional<error> refusal;
     auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
       params use_args{d.str()};
       auto used = co_await tx.query(use_linked_sql, std::move(use_args));
@@ -611,11 +684,14 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
       auto linked = co_await tx.query(any_link_sql, std::move(link_args));
       if (!linked) co_return std::unexpected(std::move(linked.error()));
       if (linked->size() == 0) co_return false;
-      auto made = co_await link_in(tx, repo, d, size);
-      if (!made) co_return std::unexpected(std::move(made.error()));
-      co_return true;
+      auto link = [&]() -> awaitable<pg::result<bool>> {
+        auto made = co_await link_in(tx, repo, d, size);
+        if (!made) co_return std::unexpected(std::move(made.error()));
+        co_return true;
+      };
+      co_return co_await limited(tx, repo, refusal, link);
     };
-    co_return co_await transact("link_blob", body);
+    co_return co_await transact("link_blob", body, &refusal);
   }
 
   awaitable<result<bool>> unlink_blob(std::string_view repo, const digest& d) override {
@@ -635,7 +711,7 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
   awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
                                        std::optional<std::string_view> tag, const push_stamp& stamp) override {
     std::optional<error> refusal;
-    auto body = [&](transaction& tx) -> awaitable<pg::result<void>> {
+    auto store = [&](transaction& tx) -> awaitable<pg::result<void>> {
       auto repo_id = co_await ensure_repo(tx, repo);
       if (!repo_id) co_return std::unexpected(std::move(repo_id.error()));
       // A manifest stored already keeps its references: only a new one needs its blobs linked.
@@ -669,9 +745,13 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
       auto stored = co_await tx.query(insert_manifest_sql, std::move(manifest_args));
       if (!stored) co_return std::unexpected(std::move(stored.error()));
       if (!tag) co_return pg::result<void>{};
-      auto tagged = co_await set_tag(tx, *repo_id, *tag, m.dgst, stamp);
+      auto tagged = co_await set_tag(tx, *repo_id, *tag, m.dgst, stamp, refusal);
       if (!tagged) co_return std::unexpected(std::move(tagged.error()));
       co_return pg::result<void>{};
+    };
+    auto body = [&](transaction& tx) -> awaitable<pg::result<void>> {
+      auto stored = [&]() { return store(tx); };
+      co_return co_await limited(tx, repo, refusal, stored);
     };
     co_return co_await transact("put_manifest", body, &refusal);
   }
@@ -737,8 +817,17 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
   }
 
   awaitable<result<bool>> create_repository(std::string_view repo) override {
-    params args{repo};
-    co_return co_await changes("create_repository", create_repo_sql, std::move(args));
+    std::optional<error> refusal;
+    auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
+      auto create = [&]() -> awaitable<pg::result<bool>> {
+        params args{repo};
+        auto created = co_await tx.query(create_repo_sql, std::move(args));
+        if (!created) co_return std::unexpected(std::move(created.error()));
+        co_return created->affected() > 0;
+      };
+      co_return co_await limited(tx, repo, refusal, create);
+    };
+    co_return co_await transact("create_repository", body, &refusal);
   }
 
   awaitable<result<bool>> delete_repository(std::string_view repo) override {
@@ -860,6 +949,7 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
 
   awaitable<result<std::optional<promotion>>> promote(std::string_view dst, std::string_view tag, std::string_view src,
                                                       const digest& d, const push_stamp& stamp) override {
+    std::optional<error> refusal;
     auto body = [&](transaction& tx) -> awaitable<pg::result<std::optional<promotion>>> {
       // Locks in the usual order: repositories (source, then target), manifests, tags.
       params src_args{src};
@@ -871,20 +961,23 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
       auto closure = co_await tx.query(promotion_closure_sql, std::move(closure_args));
       if (!closure) co_return std::unexpected(std::move(closure.error()));
       if (closure->size() == 0) co_return std::nullopt;  // the source does not hold `d`
-      auto dst_id = co_await ensure_repo(tx, dst);
-      if (!dst_id) co_return std::unexpected(std::move(dst_id.error()));
-      std::vector<std::string> digests = string_column(*closure);
-      std::string array = "{" + join_list(digests) + "}";  // digests hold no quotes, commas or braces
-      for (std::string_view sql : {copy_manifests_sql, copy_refs_sql, copy_links_sql}) {
-        params copy_args{*dst_id, src_id, array};
-        auto copied = co_await tx.query(sql, std::move(copy_args));
-        if (!copied) co_return std::unexpected(std::move(copied.error()));
-      }
-      auto moved = co_await set_tag(tx, *dst_id, tag, d, stamp);
-      if (!moved) co_return std::unexpected(std::move(moved.error()));
-      co_return std::optional<promotion>(std::move(*moved));
+      const std::vector<std::string> digests = string_column(*closure);
+      auto copy = [&]() -> awaitable<pg::result<std::optional<promotion>>> {
+        auto dst_id = co_await ensure_repo(tx, dst);
+        if (!dst_id) co_return std::unexpected(std::move(dst_id.error()));
+        std::string array = "{" + join_list(digests) + "}";  // digests hold no quotes, commas or braces
+        for (std::string_view sql : {copy_manifests_sql, copy_refs_sql, copy_links_sql}) {
+          params copy_args{*dst_id, src_id, array};
+          auto copied = co_await tx.query(sql, std::move(copy_args));
+          if (!copied) co_return std::unexpected(std::move(copied.error()));
+        }
+        auto moved = co_await set_tag(tx, *dst_id, tag, d, stamp, refusal);
+        if (!moved) co_return std::unexpected(std::move(moved.error()));
+        co_return std::optional<promotion>(std::move(*moved));
+      };
+      co_return co_await limited(tx, dst, refusal, copy);
     };
-    co_return co_await transact("promote", body);
+    co_return co_await transact("promote", body, &refusal);
   }
 
   awaitable<result<usage_report>> usage(std::string_view ns) override {
@@ -902,8 +995,9 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
       out.push_back(repository_usage{std::string(repos->text(i, 0)), stored_size(*repos, i, 1),
                                      stored_size(*repos, i, 2), stored_size(*repos, i, 3)});
     }
-    std::map<std::string, std::uint64_t, std::less<>> by_namespace;
-    for (std::size_t i = 0; i < stored->size(); ++i) by_namespace[std::string(stored->text(i, 0))] = stored_size(*stored, i, 1);
+    std::map<std::string, namespace_bytes, std::less<>> by_namespace;
+    for (std::size_t i = 0; i < stored->size(); ++i)
+      by_namespace[std::string(stored->text(i, 0))] = namespace_bytes{stored_size(*stored, i, 1), stored_size(*stored, i, 2)};
     co_return group_usage(std::move(out), by_namespace, stored_size(*total, 0, 0));
   }
 
@@ -972,9 +1066,13 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
         auto refused = refuse(refusal, being_deleted(d));
         co_return std::unexpected(std::move(refused.error()));
       }
-      auto linked = co_await link_in(tx, removed->text(0, 0), d, size);
-      if (!linked) co_return std::unexpected(std::move(linked.error()));
-      co_return true;
+      const std::string repo(removed->text(0, 0));
+      auto link = [&]() -> awaitable<pg::result<bool>> {
+        auto linked = co_await link_in(tx, repo, d, size);
+        if (!linked) co_return std::unexpected(std::move(linked.error()));
+        co_return true;
+      };
+      co_return co_await limited(tx, repo, refusal, link);
     };
     co_return co_await transact("complete upload", body, &refusal);
   }
@@ -1095,6 +1193,8 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     co_return out;
   }
 
+  void set_limits(namespace_limits limits) override { limits_ = std::move(limits); }
+
   awaitable<result<void>> probe() override {
     auto r = co_await query("probe", "SELECT 1", {});
     if (!r) co_return std::unexpected(std::move(r.error()));
@@ -1102,6 +1202,43 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
   }
 
  private:
+  // Runs change(), a change to repository `repo` in `tx`, and refuses it (`refusal`, DENIED) when it
+  // takes the namespace past its limits (quota.h). The counters read after it are exact: a change
+  // that adds to a namespace updates its row (triggers), which holds that row's lock until the
+  // commit, so every concurrent change to the namespace either committed before (and is counted) or
+  // waits for this one. Those read before are taken without a lock: a change committed in between
+  // counts as this one's, which can only refuse a change that added nothing to a namespace that is
+  // then over its quota.
+  template <class F>
+  auto limited(transaction& tx, std::string_view repo, std::optional<error>& refusal, F& change)
+      -> decltype(change()) {
+    const std::string_view ns = namespace_of(repo);
+    const auto limit = limits_.find(ns);
+    if (limit == limits_.end()) {
+      auto out = co_await change();
+      co_return out;
+    }
+    auto before = co_await counts(tx, ns);
+    if (!before) co_return std::unexpected(std::move(before.error()));
+    auto out = co_await change();
+    if (!out) co_return out;
+    auto after = co_await counts(tx, ns);
+    if (!after) co_return std::unexpected(std::move(after.error()));
+    if (auto refused = over_limit(ns, limit->second, *before, *after)) {
+      auto failed = refuse(refusal, std::unexpected(std::move(*refused)));
+      co_return std::unexpected(std::move(failed.error()));
+    }
+    co_return out;
+  }
+
+  static awaitable<pg::result<namespace_counts>> counts(transaction& tx, std::string_view ns) {
+    params args{ns};
+    auto r = co_await tx.query(namespace_counts_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    if (r->size() == 0) co_return namespace_counts{};
+    co_return namespace_counts{stored_size(*r, 0, 0), stored_size(*r, 0, 1)};
+  }
+
   // One statement on the pool, retried on conflict; a failure is logged (pg::failure).
   awaitable<result<pg::rows>> query(std::string_view what, std::string_view sql, params args) {
     auto r = co_await pg::query_retrying(*pool_, sql, args);
@@ -1132,6 +1269,7 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
   }
 
   std::shared_ptr<pg::pool> pool_;
+  namespace_limits limits_;  // set at start-up, read-only after
 };
 
 }  // namespace

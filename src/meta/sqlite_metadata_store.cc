@@ -26,6 +26,16 @@ using sqlite::blob_view;
 using sqlite::connection;
 using sqlite::statement;
 
+// The namespace of repository name `name` (an SQL expression); of the repository of link or
+// manifest row `row`; whether blob link `row` has a twin (its digest linked by another repository of
+// its namespace).
+#define BERTH_NS(name) \
+  "CASE WHEN instr(" name ", '/') > 0 THEN substr(" name ", 1, instr(" name ", '/') - 1) ELSE " name " END"
+#define BERTH_REPO_NS(row) "(SELECT " BERTH_NS("name") " FROM repositories WHERE id = " row ".repo_id)"
+#define BERTH_LINKED_ELSEWHERE(row)                                                                          \
+  "EXISTS (SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = " row ".digest " \
+  "AND l.repo_id != " row ".repo_id AND " BERTH_NS("r.name") " = " BERTH_REPO_NS(row) ")"
+
 // Schema migrations (sqlite::migrate): migrations[v] takes a database from user_version v to v + 1.
 // Text columns use the default BINARY collation, so ORDER BY and `>` follow byte order.
 // manifests stays a rowid table: its rows carry the manifest bytes, and WITHOUT ROWID suits small
@@ -150,7 +160,36 @@ CREATE TABLE gc_runs (
   bytes       INTEGER NOT NULL
 );
 )sql",
+    // Quotas (quota.h): per namespace, its repositories, its distinct blobs' bytes (a digest linked
+    // by several of its repositories once) and its manifests' bytes, kept by triggers in the
+    // transaction of every change to repositories, blob_links and manifests, whoever makes it
+    // (pushes, promotion, GC, retention, deletions). Row triggers run as each row changes, so a
+    // link's trigger sees the other links of its statement that are already there or still there.
+    // Existing data is counted once here.
+    "CREATE TABLE namespace_usage (name TEXT PRIMARY KEY, repositories INTEGER NOT NULL DEFAULT 0, "
+    "blob_bytes INTEGER NOT NULL DEFAULT 0, manifest_bytes INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "CREATE TRIGGER repository_counted AFTER INSERT ON repositories BEGIN "
+    "INSERT INTO namespace_usage(name, repositories) VALUES (" BERTH_NS("NEW.name") ", 1) "
+    "ON CONFLICT (name) DO UPDATE SET repositories = repositories + 1; END;"
+    "CREATE TRIGGER repository_uncounted AFTER DELETE ON repositories BEGIN "
+    "UPDATE namespace_usage SET repositories = repositories - 1 WHERE name = " BERTH_NS("OLD.name") "; END;"
+    "CREATE TRIGGER link_counted AFTER INSERT ON blob_links WHEN NOT " BERTH_LINKED_ELSEWHERE("NEW") " BEGIN "
+    "UPDATE namespace_usage SET blob_bytes = blob_bytes + NEW.size WHERE name = " BERTH_REPO_NS("NEW") "; END;"
+    "CREATE TRIGGER link_uncounted AFTER DELETE ON blob_links WHEN NOT " BERTH_LINKED_ELSEWHERE("OLD") " BEGIN "
+    "UPDATE namespace_usage SET blob_bytes = blob_bytes - OLD.size WHERE name = " BERTH_REPO_NS("OLD") "; END;"
+    "CREATE TRIGGER manifest_counted AFTER INSERT ON manifests BEGIN "
+    "UPDATE namespace_usage SET manifest_bytes = manifest_bytes + NEW.size WHERE name = " BERTH_REPO_NS("NEW") "; END;"
+    "CREATE TRIGGER manifest_uncounted AFTER DELETE ON manifests BEGIN "
+    "UPDATE namespace_usage SET manifest_bytes = manifest_bytes - OLD.size WHERE name = " BERTH_REPO_NS("OLD") "; END;"
+    "INSERT INTO namespace_usage(name, repositories) SELECT " BERTH_NS("name") ", count(*) FROM repositories GROUP BY 1;"
+    "UPDATE namespace_usage SET blob_bytes = (SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT l.digest, l.size "
+    "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_NS("r.name") " = namespace_usage.name)), "
+    "manifest_bytes = (SELECT coalesce(sum(m.size), 0) FROM manifests m JOIN repositories r ON r.id = m.repo_id "
+    "WHERE " BERTH_NS("r.name") " = namespace_usage.name);",
 };
+#undef BERTH_LINKED_ELSEWHERE
+#undef BERTH_REPO_NS
+#undef BERTH_NS
 // ---- SQL ----
 
 constexpr std::string_view repo_id_sql = "SELECT id FROM repositories WHERE name = ?1";
@@ -198,17 +237,15 @@ constexpr std::string_view runs_sql =
     "ORDER BY id DESC LIMIT ?1";
 // Usage: ?1 is a namespace, or "" for all.
 #define BERTH_IN_NAMESPACE(name) "(?1 = '' OR " name " = ?1 OR substr(" name ", 1, length(?1) + 1) = ?1 || '/')"
-#define BERTH_NAMESPACE(name) \
-  "CASE WHEN instr(" name ", '/') > 0 THEN substr(" name ", 1, instr(" name ", '/') - 1) ELSE " name " END"
 constexpr std::string_view repository_usage_sql =
     "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
     "(SELECT count(*) FROM manifests m WHERE m.repo_id = r.id), "
     "(SELECT coalesce(sum(size), 0) FROM blob_links l WHERE l.repo_id = r.id) "
     "FROM repositories r WHERE " BERTH_IN_NAMESPACE("r.name") " ORDER BY r.name";
 constexpr std::string_view namespace_stored_sql =
-    "SELECT ns, sum(size) FROM (SELECT DISTINCT " BERTH_NAMESPACE("r.name") " AS ns, l.digest, l.size "
-    "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_IN_NAMESPACE("r.name") ") GROUP BY ns";
-#undef BERTH_NAMESPACE
+    "SELECT name, blob_bytes, manifest_bytes FROM namespace_usage WHERE ?1 = '' OR name = ?1";
+constexpr std::string_view namespace_counts_sql =
+    "SELECT repositories, blob_bytes + manifest_bytes FROM namespace_usage WHERE name = ?1";
 #undef BERTH_IN_NAMESPACE
 constexpr std::string_view registry_stored_sql = "SELECT count(*), coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view has_link_or_manifest_sql =
@@ -557,8 +594,10 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
       auto st = db.prepare(use_linked_sql);
       auto used = changed_rows(db, st.bind(d.str(), now));
       if (!used || !*used) return used;
-      if (auto r = link(db, repo, d, size, now); !r) return std::unexpected(r.error());
-      return true;
+      return limited(db, repo, [&]() -> result<bool> {
+        if (auto r = link(db, repo, d, size, now); !r) return std::unexpected(r.error());
+        return true;
+      });
     });
   }
 
@@ -577,7 +616,7 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
 
   awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
                                        std::optional<std::string_view> tag, const push_stamp& stamp) override {
-    co_return co_await write([&](connection& db) -> result<void> {
+    co_return co_await write([&](connection& db) { return limited(db, repo, [&]() -> result<void> {
       auto repo_id = ensure_repo(db, repo);
       if (!repo_id) return std::unexpected(repo_id.error());
       // A manifest stored already keeps its references: only a new one needs its blobs linked.
@@ -594,7 +633,7 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
       auto moved = set_tag(db, *repo_id, *tag, m.dgst, stamp);
       if (!moved) return std::unexpected(moved.error());
       return {};
-    });
+    }); });
   }
 
   awaitable<result<std::optional<manifest_record>>> manifest_by_digest(std::string_view repo,
@@ -658,13 +697,13 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
   }
 
   awaitable<result<bool>> create_repository(std::string_view repo) override {
-    co_return co_await write([&](connection& db) -> result<bool> {
+    co_return co_await write([&](connection& db) { return limited(db, repo, [&]() -> result<bool> {
       auto found = find_repo(db, repo);
       if (!found) return std::unexpected(found.error());
       if (*found) return false;
       if (auto r = db.prepare(insert_repo_sql).bind(repo).run(); !r) return std::unexpected(r.error());
       return true;
-    });
+    }); });
   }
 
   awaitable<result<bool>> delete_repository(std::string_view repo) override {
@@ -812,14 +851,16 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
         if (!row) return std::unexpected(row.error());
         if (!*row) return std::nullopt;
       }
-      auto dst_id = ensure_repo(db, dst);
-      if (!dst_id) return std::unexpected(dst_id.error());
-      for (const auto& m : closure) {
-        for (std::string_view sql : {copy_manifest_sql, copy_refs_sql, copy_links_sql}) {
-          if (auto r = db.prepare(sql).bind(*dst_id, **src_id, m).run(); !r) return std::unexpected(r.error());
+      return limited(db, dst, [&]() -> result<std::optional<promotion>> {
+        auto dst_id = ensure_repo(db, dst);
+        if (!dst_id) return std::unexpected(dst_id.error());
+        for (const auto& m : closure) {
+          for (std::string_view sql : {copy_manifest_sql, copy_refs_sql, copy_links_sql}) {
+            if (auto r = db.prepare(sql).bind(*dst_id, **src_id, m).run(); !r) return std::unexpected(r.error());
+          }
         }
-      }
-      return set_tag(db, *dst_id, tag, d, stamp);
+        return set_tag(db, *dst_id, tag, d, stamp);
+      });
     });
   }
 
@@ -837,7 +878,7 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
           repos.push_back(repository_usage{std::string(st.text(0)), u(1), u(2), u(3)});
         }
       }
-      std::map<std::string, std::uint64_t, std::less<>> stored;
+      std::map<std::string, namespace_bytes, std::less<>> stored;
       {
         auto st = db.prepare(namespace_stored_sql);
         st.bind(ns);
@@ -845,7 +886,8 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
           auto row = st.step();
           if (!row) return std::unexpected(row.error());
           if (!*row) break;
-          stored[std::string(st.text(0))] = static_cast<std::uint64_t>(st.int64(1));
+          stored[std::string(st.text(0))] =
+              namespace_bytes{static_cast<std::uint64_t>(st.int64(1)), static_cast<std::uint64_t>(st.int64(2))};
         }
       }
       auto st = db.prepare(registry_stored_sql);
@@ -936,9 +978,11 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
       auto used = changed_rows(db, st.bind(d.str(), generation, now));
       if (!used) return std::unexpected(used.error());
       if (!*used) return being_deleted(d);
-      if (auto r = link(db, repo, d, size, now); !r) return std::unexpected(r.error());
-      if (auto r = db.prepare(delete_held_upload_sql).bind(id, token).run(); !r) return std::unexpected(r.error());
-      return true;
+      return limited(db, repo, [&]() -> result<bool> {
+        if (auto r = link(db, repo, d, size, now); !r) return std::unexpected(r.error());
+        if (auto r = db.prepare(delete_held_upload_sql).bind(id, token).run(); !r) return std::unexpected(r.error());
+        return true;
+      });
     });
   }
 
@@ -1044,6 +1088,8 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     });
   }
 
+  void set_limits(namespace_limits limits) override { limits_ = std::move(limits); }
+
   awaitable<result<void>> probe() override {
     auto answered = read([](connection& db) -> result<void> {
       auto st = db.prepare("SELECT 1 FROM repositories LIMIT 1");
@@ -1095,6 +1141,32 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     }
   }
 
+  // Runs `body`, a change to repository `repo`, and fails it (DENIED) when it takes the namespace past
+  // its limits (quota.h): the operation's savepoint then undoes it. The writer runs one operation at
+  // a time, so the counters read before and after are this change's alone. Writer only.
+  template <class F>
+  auto limited(connection& db, std::string_view repo, F&& body) const -> decltype(body()) {
+    const std::string_view ns = namespace_of(repo);
+    const auto limit = limits_.find(ns);
+    if (limit == limits_.end()) return body();
+    auto before = counts(db, ns);
+    if (!before) return std::unexpected(before.error());
+    auto out = body();
+    if (!out) return out;
+    auto after = counts(db, ns);
+    if (!after) return std::unexpected(after.error());
+    if (auto refused = over_limit(ns, limit->second, *before, *after)) return std::unexpected(std::move(*refused));
+    return out;
+  }
+
+  static result<namespace_counts> counts(connection& db, std::string_view ns) {
+    auto st = db.prepare(namespace_counts_sql);
+    auto row = st.bind(ns).step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return namespace_counts{};
+    return namespace_counts{static_cast<std::uint64_t>(st.int64(0)), static_cast<std::uint64_t>(st.int64(1))};
+  }
+
   // Links `d` into `repo` (created when missing) at `now`. Writer only.
   static result<void> link(connection& db, std::string_view repo, const digest& d, std::uint64_t size,
                            std::int64_t now) {
@@ -1125,6 +1197,7 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
       }
     }
     if (out.previous == d) return out;
+    if (out.previous && !stamp.immutable.empty()) return fail(errc::denied, std::string(stamp.immutable));
     if (auto r = db.prepare(set_tag_sql).bind(repo_id, tag, d.str(), stamp.at_ms, stamp.by).run(); !r)
       return std::unexpected(r.error());
     if (auto r = db.prepare(insert_history_sql).bind(repo_id, tag, d.str(), stamp.at_ms, stamp.by, stamp.source).run();
@@ -1153,6 +1226,7 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
 
   sqlite::group_committer writer_;
   reader_pool readers_;
+  namespace_limits limits_;  // set at start-up, read-only after
 };
 
 }  // namespace

@@ -60,6 +60,12 @@ TEST_F(sqlite_metadata_store_test, refuses_a_newer_schema) {
   EXPECT_THROW(make_sqlite_metadata_store(path()), std::runtime_error);
 }
 
+// What version 5 added (quota counters), taken away again: the file is as version 4 wrote it.
+constexpr const char* undo_quota =
+    "DROP TRIGGER repository_counted; DROP TRIGGER repository_uncounted; DROP TRIGGER link_counted; "
+    "DROP TRIGGER link_uncounted; DROP TRIGGER manifest_counted; DROP TRIGGER manifest_uncounted; "
+    "DROP TABLE namespace_usage; PRAGMA user_version = 4";
+
 // What version 4 added (garbage collection), taken away again: the file is as version 3 wrote it.
 constexpr const char* undo_gc =
     "DROP TABLE blobs; DROP TABLE gc_runs; ALTER TABLE blob_links DROP COLUMN linked_at; PRAGMA user_version = 3";
@@ -91,6 +97,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_quota).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
     ASSERT_TRUE(db->exec("UPDATE tags SET updated_at = 1700000000").has_value());
@@ -105,6 +112,11 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   const auto history = sync_wait(store_->tags().tag_history("r", "latest")).value();
   ASSERT_EQ(history.size(), 1u);
   EXPECT_EQ(history[0].dgst, i.dgst);
+  // The quota counters start from what is stored.
+  const auto usage = sync_wait(store_->usage("r")).value();
+  ASSERT_EQ(usage.namespaces.size(), 1u);
+  EXPECT_EQ(usage.namespaces[0].stored_bytes, 1000u);
+  EXPECT_EQ(usage.namespaces[0].manifest_bytes, index.size() + child.size());
 }
 
 // A version-1 file (before upload records and garbage collection) with a link: after the
@@ -114,6 +126,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_quota).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
     const std::string downgrade = "DROP TABLE uploads; "

@@ -31,6 +31,10 @@ struct push_stamp {
   std::string_view by;      // the subject as the policy names it: "user:alice", "robot:ci", "oidc:..."
   std::int64_t at_ms = 0;   // unix milliseconds
   std::string_view source;  // a promotion's source ("staging/app:v1", "staging/app@sha256:..."); "" for a push
+  // Set when the tag is immutable (an immutable_tags rule): the DENIED message a call returns, in
+  // the transaction that would move the tag, when the tag exists and points at another digest.
+  // Creating the tag, or setting it to the digest it points at, is no move.
+  std::string_view immutable;
 };
 
 struct tag_record {

@@ -11,23 +11,31 @@
 
 namespace berth::meta {
 
+// A namespace's counters (quota.h): its distinct blobs' bytes and its manifests' bytes.
+struct namespace_bytes {
+  std::uint64_t stored = 0;
+  std::uint64_t manifests = 0;
+};
+
 // Groups `repos` (in byte order) by namespace, the first component of their names, with the
-// stored bytes of each namespace and of the whole registry.
+// bytes of each namespace and the stored bytes of the whole registry.
 inline usage_report group_usage(std::vector<repository_usage> repos,
-                                const std::map<std::string, std::uint64_t, std::less<>>& stored_by_namespace,
+                                const std::map<std::string, namespace_bytes, std::less<>>& by_namespace,
                                 std::uint64_t registry_stored) {
   usage_report out;
   out.stored_bytes = registry_stored;
   std::map<std::string, namespace_usage, std::less<>> grouped;
   for (auto& r : repos) {
-    const std::string ns = r.name.substr(0, r.name.find('/'));
+    const std::string ns(namespace_of(r.name));
     auto& n = grouped[ns];
     n.name = ns;
     n.repositories.push_back(std::move(r));
   }
   for (auto& [name, n] : grouped) {
-    const auto it = stored_by_namespace.find(name);
-    n.stored_bytes = it == stored_by_namespace.end() ? 0 : it->second;
+    if (const auto it = by_namespace.find(name); it != by_namespace.end()) {
+      n.stored_bytes = it->second.stored;
+      n.manifest_bytes = it->second.manifests;
+    }
     out.namespaces.push_back(std::move(n));
   }
   return out;

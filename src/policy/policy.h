@@ -68,6 +68,10 @@ struct namespace_rule {
   // Tag patterns (as for grants: `*` matches any run) whose tags, once they exist, never move:
   // "v*", "main-*".
   std::vector<std::string> immutable_tags;
+  // Quotas (meta/quota.h), enforced by the metadata store: the bytes the namespace may hold (its
+  // distinct blobs once, plus manifests) and how many repositories; nullopt is no limit.
+  std::optional<std::uint64_t> quota_bytes;
+  std::optional<std::uint64_t> max_repositories;
 };
 
 // Someone proven to be `subject`: "user:NAME", "robot:NAME", "oidc:..." or "anonymous".

@@ -1,0 +1,91 @@
+"""Namespace quotas (issue #11): a push that would take a namespace past `quota_bytes` fails with the
+namespace, its use and its quota in skopeo's output, and leaves nothing listed or pullable; deleting
+and collecting frees room for it; `max_repositories` refuses a repository more. Shown by
+/api/v1/usage, `berth usage` and /api/v1/namespaces."""
+import json
+import os
+import subprocess
+
+import pytest
+
+import images
+from clients import clients, expect, get_manifest, list_tags, push_image, request, require  # noqa: F401
+from e2eauth import ADMIN_PASSWORD, ADMIN_USER
+
+pytestmark = pytest.mark.skipif(os.environ.get("BERTH_E2E_TARGET") == "distribution",
+                                reason="Berth's quotas")
+
+CONFIG = """
+gc:
+  grace_minutes: 0
+  interval_minutes: 0
+namespaces:
+  dev:
+    quota_bytes: 100KiB
+    max_repositories: 2
+"""
+
+
+def layout(tmp_path, name, image):
+    return images.write_oci_layout(str(tmp_path / name), image, "v1")
+
+
+def image_bytes(image):
+    return sum(len(b.data) for b in image.blobs()) + len(image.manifest.data)
+
+
+@require("skopeo")
+def test_quota_refuses_the_push_then_admits_it_after_delete_and_gc(make_registry, clients, tmp_path):  # noqa: F811
+    config = tmp_path / "quota.yaml"
+    config.write_text(CONFIG)
+    reg = make_registry(extra_args=["--config", str(config)])
+    one = images.make_image({"one": os.urandom(60_000)})
+    two = images.make_image({"two": os.urandom(60_000)})
+    clients.copy_to(layout(tmp_path, "one", one), f"docker://{reg.host}/dev/app:v1")
+
+    refused = clients.skopeo("copy", "--retry-times=0", "--dest-tls-verify=false", layout(tmp_path, "two", two),
+                             f"docker://{reg.host}/dev/app:v2", check=False)
+    assert refused.returncode != 0
+    assert "namespace dev is over its quota:" in refused.stderr, refused.stderr
+    assert "of 100 KiB" in refused.stderr and "(namespaces.dev.quota_bytes)" in refused.stderr, refused.stderr
+    # Nothing of the refused push is listed or pullable (its bytes wait for the collector).
+    assert list_tags(reg.url, "dev/app") == ["v1"]
+    expect(get_manifest(reg.url, "dev/app", two.digest), 404, "the refused manifest")
+    for blob in two.blobs():
+        expect(request(reg.url, "HEAD", f"/v2/dev/app/blobs/{blob.digest}"), 404, "a refused blob")
+
+    doc = json.loads(expect(request(reg.url, "GET", "/api/v1/usage?namespace=dev"), 200, "usage").body)
+    dev = doc["namespaces"][0]
+    assert dev["quota_bytes"] == 100 * 1024 and dev["max_repositories"] == 2
+    assert dev["quota_used_bytes"] == image_bytes(one)
+    assert dev["quota_percent"] == pytest.approx(100 * image_bytes(one) / (100 * 1024))
+    namespaces = json.loads(expect(request(reg.url, "GET", "/api/v1/namespaces"), 200, "namespaces").body)
+    assert [(n["name"], n["quota_bytes"], n["max_repositories"]) for n in namespaces["namespaces"]] == [
+        ("dev", 100 * 1024, 2)]
+
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    berth = os.environ["BERTH_BIN"]
+    subprocess.run([berth, "login", reg.url, "-u", ADMIN_USER, "--password-stdin"], input=ADMIN_PASSWORD + "\n",
+                   text=True, env=env, check=True, capture_output=True)
+    table = subprocess.run([berth, "usage"], env=env, check=True, capture_output=True, text=True).stdout
+    assert "dev (1 repositories of 2)" in table and f"{100 * 1024}" in table and "%" in table, table
+
+    # Delete the tag's manifest and collect: the room is back and the same push goes through.
+    expect(request(reg.url, "DELETE", f"/v2/dev/app/manifests/{one.digest}"), 202, "delete v1")
+    expect(request(reg.url, "POST", "/api/v1/gc?dry_run=false", timeout=120), 200, "gc")
+    clients.copy_to(layout(tmp_path, "two", two), f"docker://{reg.host}/dev/app:v2")
+    assert clients.inspect_raw(f"docker://{reg.host}/dev/app:v2") == two.manifest.data
+
+    # max_repositories: dev/app and dev/b fit, dev/c is refused with the limit named.
+    small = images.make_image({"small": b"s"})
+    expect(push_image(reg.url, "dev/b", small, "v1"), 201, "a second repository")
+    blob = small.blobs()[0]
+    location = expect(request(reg.url, "POST", "/v2/dev/c/blobs/uploads/"), 202, "start an upload").header("location")
+    sep = "&" if "?" in location else "?"
+    resp = request(reg.url, "PUT", f"{location}{sep}digest={blob.digest}", blob.data,
+                   {"Content-Type": "application/octet-stream"})
+    expect(resp, 403, "a third repository")
+    message = json.loads(resp.body)["errors"][0]["message"]
+    assert message == ("namespace dev may hold at most 2 repositories (namespaces.dev.max_repositories); "
+                       "delete a repository first")
+    expect(request(reg.url, "GET", "/v2/dev/c/tags/list"), 404, "the refused repository")
