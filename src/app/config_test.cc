@@ -330,7 +330,7 @@ TEST(Config, RejectsBadWebhooksNamingTheKey) {
     const auto m = message(yaml);
     EXPECT_NE(m.find(text), std::string::npos) << m;
   };
-  has(webhook_yaml("    events: [push, pull]\n"), "`webhooks[0].events` has `pull`");
+  has("webhooks:\n  - name: a\n    url: http://x\n    events: [push, pull]\n", "`webhooks[0].events` has `pull`");
   has(webhook_yaml("    timeout_seconds: 0\n"), "`webhooks[0].timeout_seconds` must be 1 to 300");
   has(webhook_yaml("    secret: inline\n"), "unknown key `webhooks[0].secret`");
   has("webhooks:\n  - name: a\n    url: ftp://x\n", "`webhooks[0].url` must start with http:// or https://");
