@@ -71,6 +71,14 @@ awaitable<result<response>> admin_gc_runs(context& ctx, request& req, const rout
 // usage.cc: GET /api/v1/usage[?namespace=NS].
 awaitable<result<response>> admin_usage(context& ctx, request& req, const route& r);
 
+// webhooks.cc (global admin): GET /api/v1/webhooks; GET /api/v1/webhooks/<name>/deliveries
+// [?failed=true&before=ID]; POST /api/v1/webhooks/<name>/ping; POST /api/v1/webhook-deliveries/<id>
+// (redelivers).
+awaitable<result<response>> admin_webhooks(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_webhook_deliveries(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_webhook_ping(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_redeliver(context& ctx, request& req, const route& r);
+
 // retention.cc: /api/v1/retention/{preview,run} (global admin).
 awaitable<result<response>> admin_retention_preview(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_retention_run(context& ctx, request& req, const route& r);

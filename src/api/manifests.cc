@@ -183,7 +183,8 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
     for (const auto& tag : *tags) {
       if (auto rule = ctx.auth.pol.immutable(*name, tag)) co_return fail(errc::denied, std::move(*rule));
     }
-    deleted = co_await ctx.meta.delete_manifest(*name, *d);
+    const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
+    deleted = co_await ctx.meta.delete_manifest(*name, *d, stamp);
   } else {
     auto tag = checked_tag(r.reference);
     if (!tag) co_return std::unexpected(tag.error());
@@ -195,7 +196,8 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
       if (*current) co_return fail(errc::denied, std::move(*rule));
       co_return fail(errc::manifest_unknown, std::string(r.reference));
     }
-    deleted = co_await ctx.meta.delete_tag(*name, *tag);
+    const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
+    deleted = co_await ctx.meta.delete_tag(*name, *tag, stamp);
   }
   if (!deleted) co_return std::unexpected(deleted.error());
   if (!*deleted) co_return fail(errc::manifest_unknown, std::string(r.reference));

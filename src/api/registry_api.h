@@ -20,6 +20,7 @@
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
 #include "uploads/upload_service.h"
+#include "webhooks/sender.h"
 
 namespace berth::api {
 
@@ -35,6 +36,8 @@ struct api_options {
   lifecycle::retention_config retention;
   // Garbage collection asked for through the API spares what was used within this window.
   std::chrono::milliseconds gc_grace = std::chrono::hours(1);
+  // The webhooks' sender (for /api/v1/webhooks...); nullptr when none is configured. Outlives the API.
+  berth::webhooks::sender* webhooks = nullptr;
 };
 
 struct endpoint;

@@ -81,6 +81,10 @@ const std::array kTable = {
     endpoint{rk::gc, verb::get, "admin_gc_runs", administrator, admin_gc_runs},
     endpoint{rk::gc, verb::post, "admin_gc_run", administrator, admin_gc_run},
     endpoint{rk::usage, verb::get, "admin_usage", administrator, admin_usage},
+    endpoint{rk::webhooks, verb::get, "admin_webhooks", administrator, admin_webhooks},
+    endpoint{rk::webhook_deliveries, verb::get, "admin_webhook_deliveries", administrator, admin_webhook_deliveries},
+    endpoint{rk::webhook_ping, verb::post, "admin_webhook_ping", administrator, admin_webhook_ping},
+    endpoint{rk::webhook_delivery, verb::post, "admin_webhook_redeliver", administrator, admin_redeliver},
     // Operations (operations.cc): probes need no credentials and tell nothing but their state.
     endpoint{rk::health_live, verb::get, "health_live", anyone, health_live},
     endpoint{rk::health_live, verb::head, "health_live", anyone, health_live},

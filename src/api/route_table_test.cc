@@ -41,6 +41,10 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::retention_run, "/api/v1/retention/run"},
     {route_kind::gc, "/api/v1/gc"},
     {route_kind::usage, "/api/v1/usage"},
+    {route_kind::webhooks, "/api/v1/webhooks"},
+    {route_kind::webhook_deliveries, "/api/v1/webhooks/deploy/deliveries"},
+    {route_kind::webhook_ping, "/api/v1/webhooks/deploy/ping"},
+    {route_kind::webhook_delivery, "/api/v1/webhook-deliveries/12"},
     {route_kind::health_live, "/health/live"},
     {route_kind::health_ready, "/health/ready"},
     {route_kind::metrics, "/metrics"},
@@ -151,6 +155,17 @@ TEST(RouteTable, AdminWritesNeedAdmin) {
   EXPECT_EQ(find_endpoint(route_kind::gc, verb::get)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::gc, verb::post)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::repositories, verb::post)->need.from, access::source::body);
+  // Webhook URLs and deliveries name receivers and events across every repository.
+  for (auto kind : {route_kind::webhooks, route_kind::webhook_deliveries})
+    EXPECT_EQ(find_endpoint(kind, verb::get)->need.k, k::administrator);
+}
+
+TEST(RouteTable, WebhookRoutesNameTheirWebhookOrDelivery) {
+  EXPECT_EQ(match_route("/api/v1/webhooks/deploy/deliveries").name, "deploy");
+  EXPECT_EQ(match_route("/api/v1/webhooks/deploy/ping").name, "deploy");
+  EXPECT_EQ(match_route("/api/v1/webhook-deliveries/12").reference, "12");
+  EXPECT_EQ(match_route("/api/v1/webhooks/deploy").kind, route_kind::not_found);
+  EXPECT_EQ(match_route("/api/v1/webhooks/deploy/other").kind, route_kind::not_found);
 }
 
 // A promotion needs push on the target (the path); the handler checks pull on the source.

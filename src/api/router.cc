@@ -77,6 +77,15 @@ route match_admin(std::string_view rest) {
   const bool item = slash != std::string_view::npos;
   const std::string_view key = item ? rest.substr(slash + 1) : std::string_view();
   if (item && key.empty()) return r;
+  if (collection == "webhooks" && item) {  // <name>/deliveries, <name>/ping
+    const auto last = key.rfind('/');
+    if (last == std::string_view::npos || last == 0) return r;
+    const auto what = key.substr(last + 1);
+    if (what == "deliveries") r.kind = route_kind::webhook_deliveries;
+    if (what == "ping") r.kind = route_kind::webhook_ping;
+    if (r.kind != route_kind::not_found) r.name = key.substr(0, last);
+    return r;
+  }
   struct entry {
     std::string_view collection;
     route_kind all;
@@ -92,12 +101,14 @@ route match_admin(std::string_view rest) {
       {"grants", route_kind::grants, route_kind::grant},
       {"gc", route_kind::gc, route_kind::not_found},
       {"usage", route_kind::usage, route_kind::not_found},
+      {"webhooks", route_kind::webhooks, route_kind::not_found},
+      {"webhook-deliveries", route_kind::not_found, route_kind::webhook_delivery},
   };
   for (const auto& e : kEntries) {
     if (e.collection != collection) continue;
     r.kind = item ? e.one : e.all;
     if (r.kind == route_kind::repository) return match_repository_item(r, key);
-    if (r.kind == route_kind::grant) {
+    if (r.kind == route_kind::grant || r.kind == route_kind::webhook_delivery) {
       r.reference = key;
     } else {
       r.name = key;

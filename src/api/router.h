@@ -42,6 +42,10 @@ enum class route_kind {
   retention_run,      // /api/v1/retention/run
   gc,            // /api/v1/gc
   usage,         // /api/v1/usage
+  webhooks,            // /api/v1/webhooks
+  webhook_deliveries,  // /api/v1/webhooks/<name>/deliveries
+  webhook_ping,        // /api/v1/webhooks/<name>/ping
+  webhook_delivery,    // /api/v1/webhook-deliveries/<id>
   // Operations.
   health_live,   // /health/live
   health_ready,  // /health/ready

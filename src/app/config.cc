@@ -10,6 +10,7 @@
 #include "auth/identity_store.h"
 #include "core/byte_size.h"
 #include "core/decimal.h"
+#include "core/read_file.h"
 #include "core/reference.h"
 
 namespace berth::app {
@@ -216,6 +217,67 @@ void read_retention(const YAML::Node& node, lifecycle::retention_config& out, co
   }
 }
 
+webhooks::webhook_config read_webhook(const YAML::Node& node, const std::string& where, const std::string& path) {
+  if (!node.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
+  reject_unknown(node, {"name", "url", "events", "repositories", "secret_file", "timeout_seconds"}, where + ".", path);
+  webhooks::webhook_config w;
+  read(node, "name", w.name, path);
+  read(node, "url", w.url, path);
+  read(node, "secret_file", w.secret_file, path);
+  read(node, "timeout_seconds", w.timeout_seconds, path);
+  w.events = strings(node["events"], where + ".events", path);
+  w.repositories = strings(node["repositories"], where + ".repositories", path);
+  const auto bad = [&](std::string_view key, std::string_view why) {
+    return std::runtime_error(fmt::format("{}: `{}.{}` {}", path, where, key, why));
+  };
+  if (w.name.empty() || w.name.size() > 64 ||
+      w.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)
+    throw bad("name", "must be 1 to 64 of a-z, 0-9, '-', '_', '.'");
+  if (!w.url.starts_with("http://") && !w.url.starts_with("https://"))
+    throw bad("url", "must start with http:// or https://");
+  if (w.events.empty()) throw bad("events", "needs at least one of push, delete, promote, retention");
+  for (const auto& e : w.events) {
+    if (e != "push" && e != "delete" && e != "promote" && e != "retention")
+      throw bad("events", fmt::format("has `{}`: events are push, delete, promote and retention", e));
+  }
+  if (w.repositories.empty()) throw bad("repositories", "needs at least one pattern (\"*\" for all)");
+  if (w.timeout_seconds < 1 || w.timeout_seconds > 300) throw bad("timeout_seconds", "must be 1 to 300");
+  if (w.secret_file.empty()) throw bad("secret_file", "is required: the file holding the signing secret");
+  try {
+    w.secret = read_file(w.secret_file);
+  } catch (const std::runtime_error&) {
+    throw bad("secret_file", fmt::format("names {}, which cannot be read", w.secret_file));
+  }
+  while (!w.secret.empty() && (w.secret.back() == '\n' || w.secret.back() == '\r')) w.secret.pop_back();
+  if (w.secret.empty()) throw bad("secret_file", fmt::format("names {}, which is empty", w.secret_file));
+  return w;
+}
+
+// `webhooks:` is the list of webhooks, or a mapping {hooks, retry_base_ms, registry_host}.
+void read_webhooks(const YAML::Node& node, webhooks::webhooks_config& out, const std::string& path) {
+  YAML::Node hooks = node;
+  std::string where = "webhooks";
+  if (node.IsMap()) {
+    reject_unknown(node, {"hooks", "retry_base_ms", "registry_host"}, "webhooks.", path);
+    read(node, "retry_base_ms", out.retry_base_ms, path);
+    read(node, "registry_host", out.registry_host, path);
+    if (out.retry_base_ms < 1 || out.retry_base_ms > 60'000)
+      throw std::runtime_error(fmt::format("{}: `webhooks.retry_base_ms` must be 1 to 60000", path));
+    hooks = node["hooks"];
+    where = "webhooks.hooks";
+  }
+  if (!hooks) return;
+  if (!hooks.IsSequence()) throw std::runtime_error(fmt::format("{}: `{}` must be a list of webhooks", path, where));
+  for (std::size_t i = 0; i < hooks.size(); ++i) {
+    auto w = read_webhook(hooks[i], fmt::format("{}[{}]", where, i), path);
+    for (const auto& other : out.hooks) {
+      if (other.name == w.name)
+        throw std::runtime_error(fmt::format("{}: `{}[{}].name`: two webhooks are named {}", path, where, i, w.name));
+    }
+    out.hooks.push_back(std::move(w));
+  }
+}
+
 void read_auth_sections(const YAML::Node& root, config& c, const std::string& path) {
   if (const auto a = root["auth"]) {
     reject_unknown(a,
@@ -346,7 +408,7 @@ config load_config(const std::string& path) {
   reject_unknown(root,
                  {"listen", "data", "log_level", "log", "metrics", "tls", "limits", "trust_forwarded_headers",
                   "threads", "storage", "metadata", "auth", "namespaces", "default_namespace", "grants", "users",
-                  "federation", "retention", "gc"},
+                  "federation", "retention", "gc", "webhooks"},
                  "", path);
   read(root, "listen", c.listen, path);
   read(root, "data", c.data, path);
@@ -406,6 +468,7 @@ config load_config(const std::string& path) {
     read_backends(root, c, path);
     read_auth_sections(root, c, path);
     if (const auto retention = root["retention"]) read_retention(retention, c.retention, path);
+    if (const auto webhooks = root["webhooks"]) read_webhooks(webhooks, c.webhooks, path);
   } catch (const YAML::Exception& e) {
     throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
   }

@@ -12,6 +12,7 @@
 #include "policy/authenticator.h"
 #include "policy/federation_config.h"
 #include "policy/policy.h"
+#include "webhooks/sender.h"
 
 namespace berth::app {
 
@@ -74,6 +75,8 @@ struct config {
   std::vector<policy::federation_issuer> federation;
   // retention: (rules, and the schedule of runs)
   lifecycle::retention_config retention;
+  // webhooks: (the list, or a mapping {hooks, retry_base_ms, registry_host})
+  berth::webhooks::webhooks_config webhooks;
 };
 
 // Reads the YAML file at `path` over the defaults. Throws std::runtime_error naming the file and the

@@ -303,5 +303,70 @@ TEST(Config, RejectsBadRetentionRulesNamingTheFileAndKey) {
   EXPECT_NE(message("retention: 7\n").find("list of rules"), std::string::npos);
 }
 
+// A webhook's secret file, and the YAML of one webhook with `extra` lines (indented 4).
+std::string webhook_yaml(const std::string& extra, bool with_options = false) {
+  const auto secret = std::filesystem::temp_directory_path() / "berth-config-webhook.secret";
+  std::ofstream(secret) << "shh\n";
+  std::string hook = "  - name: deploy\n    url: https://ci.example/hook\n    events: [push, retention]\n"
+                     "    repositories: [\"production/*\"]\n    secret_file: " + secret.string() + "\n" + extra;
+  if (!with_options) return "webhooks:\n" + hook;
+  std::string indented;
+  for (std::size_t at = 0; at < hook.size();) {
+    const auto end = hook.find('\n', at) + 1;
+    indented += "  " + hook.substr(at, end - at);
+    at = end;
+  }
+  return "webhooks:\n  retry_base_ms: 50\n  registry_host: registry.example\n  hooks:\n" + indented;
+}
+
+TEST(Config, ReadsWebhooksAndTheirSecrets) {
+  const auto c = load_config(write_temp(webhook_yaml("    timeout_seconds: 3\n")));
+  ASSERT_EQ(c.webhooks.hooks.size(), 1u);
+  const auto& h = c.webhooks.hooks[0];
+  EXPECT_EQ(h.name, "deploy");
+  EXPECT_EQ(h.url, "https://ci.example/hook");
+  EXPECT_EQ(h.events, (std::vector<std::string>{"push", "retention"}));
+  EXPECT_EQ(h.repositories, (std::vector<std::string>{"production/*"}));
+  EXPECT_EQ(h.secret, "shh");  // without the newline
+  EXPECT_EQ(h.timeout_seconds, 3);
+  EXPECT_EQ(c.webhooks.retry_base_ms, 1000);
+  const auto o = load_config(write_temp(webhook_yaml("", true)));
+  ASSERT_EQ(o.webhooks.hooks.size(), 1u);
+  EXPECT_EQ(o.webhooks.hooks[0].timeout_seconds, 10);
+  EXPECT_EQ(o.webhooks.retry_base_ms, 50);
+  EXPECT_EQ(o.webhooks.registry_host, "registry.example");
+}
+
+TEST(Config, RejectsBadWebhooksNamingTheKey) {
+  const auto message = [](const std::string& yaml) {
+    try {
+      load_config(write_temp(yaml));
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    ADD_FAILURE() << "accepted: " << yaml;
+    return std::string();
+  };
+  const auto has = [&](const std::string& yaml, const std::string& text) {
+    const auto m = message(yaml);
+    EXPECT_NE(m.find(text), std::string::npos) << m;
+  };
+  has("webhooks:\n  - name: a\n    url: http://x\n    events: [push, pull]\n", "`webhooks[0].events` has `pull`");
+  has(webhook_yaml("    timeout_seconds: 0\n"), "`webhooks[0].timeout_seconds` must be 1 to 300");
+  has(webhook_yaml("    secret: inline\n"), "unknown key `webhooks[0].secret`");
+  has("webhooks:\n  - name: a\n    url: ftp://x\n", "`webhooks[0].url` must start with http:// or https://");
+  has("webhooks:\n  - name: A B\n", "`webhooks[0].name` must be 1 to 64");
+  has("webhooks:\n  - name: a\n    url: http://x\n    events: [push]\n    repositories: ['*']\n",
+      "`webhooks[0].secret_file` is required");
+  has("webhooks:\n  - name: a\n    url: http://x\n    events: [push]\n    repositories: ['*']\n"
+      "    secret_file: /nonexistent/secret\n",
+      "names /nonexistent/secret, which cannot be read");
+  has(webhook_yaml("") + webhook_yaml("").substr(10), "two webhooks are named deploy");
+  has("webhooks:\n  retry_base_ms: 0\n", "`webhooks.retry_base_ms` must be 1 to 60000");
+  has("webhooks: 3\n", "must be a list of webhooks");
+  // The secret never appears in a message.
+  EXPECT_EQ(message(webhook_yaml("    timeout_seconds: 0\n")).find("shh"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace berth::app

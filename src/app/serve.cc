@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -38,6 +39,7 @@
 #include "policy/authenticator.h"
 #include "policy/policy.h"
 #include "uploads/upload_service.h"
+#include "webhooks/sender.h"
 
 namespace berth::app {
 namespace {
@@ -182,6 +184,15 @@ int serve(const config& c) {
   ops_options.metrics_public = c.metrics_public;
   ops_options.access_log = c.access_log;
   api::operations ops(ops_options);
+  // Webhooks: the store records the events of the configured webhooks from here on; the sender
+  // starts with the server (below) and sends what an earlier run left undelivered.
+  std::optional<webhooks::sender> hooks;
+  if (!c.webhooks.hooks.empty()) {
+    meta.webhooks().route_events(webhooks::make_router(c.webhooks));
+    hooks.emplace(meta.webhooks(), pool, c.webhooks, c.webhooks.registry_host.empty() ? c.listen : c.webhooks.registry_host,
+                  ops.metrics());
+    options.webhooks = &*hooks;
+  }
   api::registry_api api(blobs, uploads, meta, pool, options, auth, ops);
 
   // Abandoned uploads go at start-up, before the first request can ask for one, then every hour.
@@ -202,6 +213,7 @@ int serve(const config& c) {
   ops.metrics().set_connections_source([&server] { return server.open_connections(); });
   const auto endpoint = server.listen();
   server.start();
+  if (hooks) boost::asio::co_spawn(ioc, hooks->run(), boost::asio::detached);
 
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
@@ -247,6 +259,7 @@ int serve(const config& c) {
     purge_timer.cancel();
     retention_timer.cancel();
     gc_timer.cancel();
+    if (hooks) hooks->stop();
     server.shutdown(std::chrono::seconds(c.shutdown_grace_seconds));
   });
 

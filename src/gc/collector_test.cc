@@ -62,7 +62,7 @@ TEST_F(CollectorTest, frees_exactly_what_nothing_references) {
   ASSERT_EQ(push("other", "shared"), shared);
   const digest garbage = push("app", "garbage!");
   ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("m"), "t", "m", {}, "", "", {layer, shared}}, "v1", kStamp)).has_value());
-  ASSERT_TRUE(sync_wait(meta_->delete_manifest("app", digest_of("m"))).value());
+  ASSERT_TRUE(sync_wait(meta_->delete_manifest("app", digest_of("m"), kStamp)).value());
   ASSERT_TRUE(sync_wait(meta_->put_manifest("app", meta::manifest_record{digest_of("n"), "t", "n", {}, "", "", {layer}}, "v1", kStamp)).has_value());
   collector c(*meta_, *blobs_);
 

@@ -5,6 +5,8 @@
 #include <map>
 #include <set>
 
+#include "core/unix_time.h"
+
 namespace berth::lifecycle {
 namespace {
 
@@ -160,6 +162,8 @@ awaitable<result<std::vector<repository_plan>>> plan(meta::metadata_store& meta,
 
 awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta, std::vector<repository_plan> plans) {
   std::vector<repository_plan> done;
+  // Retention's deletions are its own, reported to webhooks as `retention` events.
+  const meta::push_stamp stamp{.by = "system:retention", .at_ms = unix_millis(), .cause = meta::change_cause::retention};
   for (auto& p : plans) {
     repository_plan deleted{p.repository, {}, {}};
     for (auto& t : p.tags) {
@@ -167,7 +171,7 @@ awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta
       auto current = co_await meta.manifest_by_tag(p.repository, t.name);
       if (!current) co_return std::unexpected(current.error());
       if (!*current || (*current)->dgst != t.dgst) continue;
-      auto gone = co_await meta.delete_tag(p.repository, t.name);
+      auto gone = co_await meta.delete_tag(p.repository, t.name, stamp);
       if (!gone) co_return std::unexpected(gone.error());
       if (*gone) deleted.tags.push_back(std::move(t));
     }
@@ -175,7 +179,7 @@ awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta
       auto tagged = co_await meta.tags().tags_on(p.repository, d);
       if (!tagged) co_return std::unexpected(tagged.error());
       if (!tagged->empty()) continue;
-      auto gone = co_await meta.delete_manifest(p.repository, d);
+      auto gone = co_await meta.delete_manifest(p.repository, d, stamp);
       if (!gone) co_return std::unexpected(gone.error());
       if (*gone) deleted.manifests.push_back(std::move(d));
     }

@@ -33,6 +33,7 @@
 #include "meta/blob_records.h"
 #include "meta/quota.h"
 #include "meta/upload_records.h"
+#include "meta/webhook_records.h"
 
 namespace berth::meta {
 
@@ -106,7 +107,7 @@ class metadata_store {
 
   // Manifests. Stores `m` in `repo` (creating the repository) and, when `tag` is set, points the tag
   // at it, in one transaction, recording the move with `stamp` (tag_records.h). Storing the same
-  // digest again only moves the tag.
+  // digest again only moves the tag. Adds the push's webhook deliveries (webhook_records.h).
   // MANIFEST_BLOB_UNKNOWN when one of m.references is neither linked into nor a manifest of `repo`
   // at the commit (the caller checked before; this re-check is what garbage collection relies on).
   virtual awaitable<result<void>> put_manifest(std::string_view repo, const manifest_record& m,
@@ -118,10 +119,11 @@ class metadata_store {
   // Of `ds`, the manifests that `repo` does not hold (in the order given).
   virtual awaitable<result<std::vector<digest>>> missing_manifests(std::string_view repo,
                                                                    std::span<const digest> ds) = 0;
-  // Deletes the manifest and every tag on it; false when `repo` does not hold it.
-  virtual awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d) = 0;
-  // Deletes the tag only; false when there is no such tag.
-  virtual awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag) = 0;
+  // Deletes the manifest and every tag on it; false when `repo` does not hold it. `stamp` says who
+  // and why, for the webhook event (webhook_records.h) it adds in the same transaction.
+  virtual awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp) = 0;
+  // Deletes the tag only; false when there is no such tag. `stamp` as in delete_manifest.
+  virtual awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag, const push_stamp& stamp) = 0;
 
   // Listings, in lexical (byte) order, starting after `last` ("" for the start), at most `n`.
   // nullopt when the repository is unknown.
@@ -172,6 +174,9 @@ class metadata_store {
   virtual tag_records& tags() = 0;
   // The blob records garbage collection decides on (blob_records.h). Lives as long as the store.
   virtual blob_records& blobs() = 0;
+  // The webhook outbox (webhook_records.h), in the same database: put_manifest, delete_manifest,
+  // delete_tag and tags().promote() add their events' deliveries there. Lives as long as the store.
+  virtual webhook_records& webhooks() = 0;
 
   // Whether the store answers now (the readiness check, /health/ready): one trivial round trip
   // (SQLite: a read, and an empty transaction on the writer, which takes the write lock).
@@ -183,7 +188,7 @@ class metadata_store {
 // writes go to one writer thread that commits concurrent writes together (group_commit.h), and the
 // caller resumes on its own executor once its write is durable.
 // Upload leases: the server, which owns the data directory (it holds DATA/LOCK), ends every lease
-// when it opens the file, their holders being gone; a process that opens the file beside a server
+// (uploads' and webhook deliveries') when it opens the file, their holders being gone; a process that opens the file beside a server
 // that may be running (offline `berth check`) keeps them.
 // Throws std::runtime_error at start-up when the database cannot be opened or migrated.
 // (For several instances sharing one database: make_pg_metadata_store, meta/pg_metadata_store.h.)

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iterator>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -77,8 +78,8 @@ TEST_P(metadata_store_contract, empty_store_answers_not_found) {
   EXPECT_EQ(sync_wait(m.manifest_by_tag("a/b", "latest")).value(), std::nullopt);
   EXPECT_EQ(sync_wait(m.manifest_by_digest("a/b", d("x"))).value(), std::nullopt);
   EXPECT_EQ(sync_wait(m.linked_blob_size("a/b", d("x"))).value(), std::nullopt);
-  EXPECT_EQ(sync_wait(m.delete_manifest("a/b", d("x"))).value(), false);
-  EXPECT_EQ(sync_wait(m.delete_tag("a/b", "latest")).value(), false);
+  EXPECT_EQ(sync_wait(m.delete_manifest("a/b", d("x"), test_stamp)).value(), false);
+  EXPECT_EQ(sync_wait(m.delete_tag("a/b", "latest", test_stamp)).value(), false);
   EXPECT_EQ(sync_wait(m.unlink_blob("a/b", d("x"))).value(), false);
   EXPECT_FALSE(sync_wait(m.repository_exists("a/b")).value());
   EXPECT_FALSE(sync_wait(m.delete_repository("a/b")).value());
@@ -195,8 +196,8 @@ TEST_P(metadata_store_contract, delete_manifest_removes_tags_and_references) {
   ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "b", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("r", kept, "c", test_stamp)).has_value());
 
-  EXPECT_EQ(sync_wait(m.delete_manifest("r", rec.dgst)).value(), true);
-  EXPECT_EQ(sync_wait(m.delete_manifest("r", rec.dgst)).value(), false);
+  EXPECT_EQ(sync_wait(m.delete_manifest("r", rec.dgst, test_stamp)).value(), true);
+  EXPECT_EQ(sync_wait(m.delete_manifest("r", rec.dgst, test_stamp)).value(), false);
   EXPECT_EQ(sync_wait(m.manifest_by_digest("r", rec.dgst)).value(), std::nullopt);
   EXPECT_EQ(sync_wait(m.list_tags("r", "", 10)).value(), strings{"c"});
 
@@ -210,8 +211,8 @@ TEST_P(metadata_store_contract, delete_tag_keeps_manifest) {
   auto& m = *store_;
   const auto rec = manifest("m");
   ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "t", test_stamp)).has_value());
-  EXPECT_EQ(sync_wait(m.delete_tag("r", "t")).value(), true);
-  EXPECT_EQ(sync_wait(m.delete_tag("r", "t")).value(), false);
+  EXPECT_EQ(sync_wait(m.delete_tag("r", "t", test_stamp)).value(), true);
+  EXPECT_EQ(sync_wait(m.delete_tag("r", "t", test_stamp)).value(), false);
   EXPECT_EQ(sync_wait(m.manifest_by_tag("r", "t")).value(), std::nullopt);
   EXPECT_TRUE(sync_wait(m.manifest_by_digest("r", rec.dgst)).value().has_value());
 }
@@ -353,7 +354,7 @@ TEST_P(metadata_store_contract, referrers_of_a_subject) {
   const auto unrelated = manifest("unrelated", {}, d("elsewhere"), "application/sig");
   for (const auto& rec : {sig, sbom, unrelated}) ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, std::nullopt, test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("other", sig, std::nullopt, test_stamp)).has_value());
-  ASSERT_TRUE(sync_wait(m.delete_manifest("other", sig.dgst)).value());  // other repositories never count
+  ASSERT_TRUE(sync_wait(m.delete_manifest("other", sig.dgst, test_stamp)).value());  // other repositories never count
 
   auto all = sync_wait(m.referrers("r", subject, std::nullopt)).value();
   ASSERT_EQ(all.size(), 2u);
@@ -435,7 +436,7 @@ TEST_P(metadata_store_contract, parallel_link_put_and_delete) {
     // Exactly one creator, exactly one deleter.
     auto c = co_await m.create_repository("contested");
     if (c.value_or(false)) ++created;
-    auto del = co_await m.delete_manifest("r", shared.dgst);
+    auto del = co_await m.delete_manifest("r", shared.dgst, test_stamp);
     if (del.value_or(false)) ++deleted;
   });
   EXPECT_EQ(created.load(), 1);
@@ -670,7 +671,7 @@ TEST_P(metadata_store_contract, a_tag_records_who_when_size_platforms_and_its_hi
   EXPECT_EQ(sync_wait(t.tags_on("r", one.dgst)).value(), strings{});
 
   // The history outlives the tag, and survives a reopen; it goes with the repository.
-  ASSERT_TRUE(sync_wait(m.delete_tag("r", "v1")).value());
+  ASSERT_TRUE(sync_wait(m.delete_tag("r", "v1", test_stamp)).value());
   reopen();
   EXPECT_EQ(history_digests(store_->tags(), "r", "v1"), (std::vector<digest>{two.dgst, one.dgst}));
   ASSERT_TRUE(sync_wait(store_->delete_repository("r")).value());
@@ -1022,7 +1023,7 @@ TEST_P(metadata_store_contract, namespace_counters_follow_every_change_counting_
 
   EXPECT_TRUE(sync_wait(m.unlink_blob("dev/b", d("base"))).value());  // still in dev/a and dev/c
   EXPECT_EQ(namespace_bytes_of(m, "dev").first, 107u);
-  EXPECT_TRUE(sync_wait(m.delete_manifest("dev/a", rec.dgst)).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("dev/a", rec.dgst, test_stamp)).value());
   EXPECT_EQ(namespace_bytes_of(m, "dev"), bytes_pair(107, 0));
   // The sweep deletes both remaining links of `base` in dev in one statement: counted off once.
   EXPECT_EQ(sync_wait(m.blobs().sweep_links(0)).value().links, 4u);
@@ -1075,8 +1076,8 @@ TEST_P(metadata_store_contract, a_change_past_the_quota_is_refused_and_leaves_no
   ASSERT_TRUE(sync_wait(m.put_manifest("dev/a", manifest(std::string(40, 'm'), {d("base")}), "v1", test_stamp))
                   .has_value());
   EXPECT_EQ(namespace_bytes_of(m, "dev"), bytes_pair(60, 40));
-  ASSERT_TRUE(sync_wait(m.delete_tag("dev/a", "v1")).value());
-  EXPECT_TRUE(sync_wait(m.delete_manifest("dev/a", manifest(std::string(40, 'm')).dgst)).value());
+  ASSERT_TRUE(sync_wait(m.delete_tag("dev/a", "v1", test_stamp)).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("dev/a", manifest(std::string(40, 'm')).dgst, test_stamp)).value());
   EXPECT_TRUE(sync_wait(m.unlink_blob("dev/b", d("base"))).value());
   EXPECT_EQ(sync_wait(u.complete("over", 1, d("layer"), 50, generation)).error().code, errc::denied);  // 60 + 50
   EXPECT_TRUE(sync_wait(m.unlink_blob("dev/a", d("base"))).value());
@@ -1164,6 +1165,170 @@ TEST_P(metadata_store_contract, gc_runs_are_logged_newest_first) {
   EXPECT_EQ(runs[0].counts.blobs, 7u);
   EXPECT_EQ(runs[0].counts.bytes, 8u);
   EXPECT_TRUE(sync_wait(b.runs(10)).value()[1].dry_run);
+}
+
+// ---- webhook outbox ----
+
+// Webhook "all" takes every event in prod/*, "pushes" only pushes.
+void route_test_events(webhook_records& w) {
+  w.route_events([](std::string_view type, std::string_view repo) {
+    strings out;
+    if (repo.starts_with("prod/")) out.emplace_back("all");
+    if (repo.starts_with("prod/") && type == event_push) out.emplace_back("pushes");
+    return out;
+  });
+}
+
+TEST_P(metadata_store_contract, changes_add_a_delivery_per_subscribed_webhook_in_their_transaction) {
+  auto& m = *store_;
+  auto& w = m.webhooks();
+  const auto rec = manifest("{\"webhook\":1}");
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", rec, "before-routing", test_stamp)).has_value());
+  route_test_events(w);
+  const push_stamp pusher{"robot:ci", 5'000, ""};
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", rec, "v1", pusher)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("dev/app", rec, "v1", pusher)).has_value());  // no webhook wants it
+  // A refused push records nothing.
+  const auto broken = manifest("{\"broken\":1}", {d("missing-layer")});
+  EXPECT_FALSE(sync_wait(m.put_manifest("prod/app", broken, "v2", pusher)).has_value());
+
+  auto pushes = sync_wait(w.deliveries("pushes", false, 0, 10)).value();
+  ASSERT_EQ(pushes.size(), 1u);
+  auto all = sync_wait(w.deliveries("all", false, 0, 10)).value();
+  ASSERT_EQ(all.size(), 1u);
+  const auto& p = pushes[0];
+  EXPECT_EQ(p.webhook, "pushes");
+  EXPECT_EQ(p.event_id, all[0].event_id);  // one event, two deliveries
+  EXPECT_NE(p.id, all[0].id);
+  EXPECT_EQ(p.event_id.size(), 32u);
+  EXPECT_EQ(p.event, "push");
+  EXPECT_EQ(p.at_ms, 5'000);
+  EXPECT_EQ(p.repository, "prod/app");
+  EXPECT_EQ(p.tag, "v1");
+  EXPECT_EQ(p.digest, rec.dgst.str());
+  EXPECT_EQ(p.media_type, rec.media_type);
+  EXPECT_EQ(p.size, rec.content.size());
+  EXPECT_EQ(p.actor, "robot:ci");
+  EXPECT_EQ(p.source, "");
+  EXPECT_EQ(p.state, delivery_state::pending);
+  EXPECT_EQ(p.attempts, 0);
+  EXPECT_EQ(p.next_at_ms, 5'000);
+
+  const push_stamp promoter{"user:release", 6'000, "prod/app:v1"};
+  ASSERT_TRUE(sync_wait(m.tags().promote("prod/live", "current", "prod/app", rec.dgst, promoter)).value());
+  const push_stamp retention{.by = "system:retention", .at_ms = 7'000, .cause = change_cause::retention};
+  ASSERT_TRUE(sync_wait(m.delete_tag("prod/app", "v1", retention)).value());
+  const push_stamp deleter{"user:alice", 8'000, ""};
+  ASSERT_TRUE(sync_wait(m.delete_manifest("prod/live", rec.dgst, deleter)).value());
+  EXPECT_FALSE(sync_wait(m.delete_manifest("prod/live", rec.dgst, deleter)).value());  // gone: no event
+
+  all = sync_wait(w.deliveries("all", false, 0, 10)).value();  // newest first
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[0].event, "delete");
+  EXPECT_EQ(all[0].repository, "prod/live");
+  EXPECT_EQ(all[0].tag, "");
+  EXPECT_EQ(all[0].digest, rec.dgst.str());
+  EXPECT_EQ(all[0].media_type, rec.media_type);
+  EXPECT_EQ(all[0].size, rec.content.size());
+  EXPECT_EQ(all[0].actor, "user:alice");
+  EXPECT_EQ(all[1].event, "retention");
+  EXPECT_EQ(all[1].tag, "v1");
+  EXPECT_EQ(all[1].digest, rec.dgst.str());
+  EXPECT_EQ(all[1].media_type, rec.media_type);
+  EXPECT_EQ(all[2].event, "promote");
+  EXPECT_EQ(all[2].repository, "prod/live");
+  EXPECT_EQ(all[2].tag, "current");
+  EXPECT_EQ(all[2].source, "prod/app:v1");
+  EXPECT_EQ(all[2].size, rec.content.size());
+  EXPECT_EQ(all[2].actor, "user:release");
+  // Paging: below an id.
+  const auto older = sync_wait(w.deliveries("all", false, all[1].id, 10)).value();
+  ASSERT_EQ(older.size(), 2u);
+  EXPECT_EQ(older[0].id, all[2].id);
+  EXPECT_TRUE(sync_wait(w.deliveries("nobody", false, 0, 10)).value().empty());
+}
+
+TEST_P(metadata_store_contract, deliveries_are_claimed_with_a_lease_and_retried_when_due) {
+  auto& m = *store_;
+  auto& w = m.webhooks();
+  route_test_events(w);
+  for (int i = 0; i < 3; ++i) {
+    const push_stamp at{"robot:ci", 1'000 + i, ""};
+    ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest(fmt::format("{{\"n\":{}}}", i)), "v", at)).has_value());
+  }
+  // 6 deliveries (3 events x 2 webhooks), due from 1000 on; a bounded claim takes the oldest due.
+  EXPECT_TRUE(sync_wait(w.claim_deliveries(999, 60'000, 10)).value().empty());
+  auto first = sync_wait(w.claim_deliveries(10'000, 60'000, 4)).value();
+  ASSERT_EQ(first.size(), 4u);
+  EXPECT_EQ(first[0].at_ms, 1'000);
+  auto rest = sync_wait(w.claim_deliveries(10'000, 60'000, 10)).value();
+  ASSERT_EQ(rest.size(), 2u);  // the leased ones are not handed out again
+  EXPECT_TRUE(sync_wait(w.claim_deliveries(20'000, 60'000, 10)).value().empty());
+  // A lease that ended (its sender died) hands the delivery out again.
+  EXPECT_EQ(sync_wait(w.claim_deliveries(70'001, 60'000, 10)).value().size(), 6u);
+
+  const webhook_delivery d = first[0];  // a copy: `first` grows below
+  const delivery_attempt failed{delivery_state::pending, 503, "HTTP 503", 200'000, 80'000};
+  ASSERT_TRUE(sync_wait(w.finish_delivery(d.id, failed)).value());
+  EXPECT_FALSE(sync_wait(w.finish_delivery(987'654, failed)).value());
+  first.insert(first.end(), rest.begin(), rest.end());
+  for (const auto& other : first) {
+    if (other.id == d.id) continue;
+    const delivery_attempt ok{delivery_state::delivered, 204, "", 80'000, 80'000};
+    ASSERT_TRUE(sync_wait(w.finish_delivery(other.id, ok)).value());
+  }
+  // Not due before next_at, whatever the lease.
+  EXPECT_TRUE(sync_wait(w.claim_deliveries(199'999, 1, 10)).value().empty());
+  const auto again = sync_wait(w.claim_deliveries(200'000, 1, 10)).value();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].id, d.id);
+  EXPECT_EQ(again[0].attempts, 1);
+  EXPECT_EQ(again[0].status, 503u);
+  EXPECT_EQ(again[0].last_error, "HTTP 503");
+
+  // Given up: never claimed again, listed as failed; a redelivery makes it due now.
+  const delivery_attempt gave_up{delivery_state::failed, 0, "connection refused", 0, 300'000};
+  ASSERT_TRUE(sync_wait(w.finish_delivery(d.id, gave_up)).value());
+  EXPECT_TRUE(sync_wait(w.claim_deliveries(1'000'000, 1, 10)).value().empty());
+  auto failed_list = sync_wait(w.deliveries(d.webhook, true, 0, 10)).value();
+  ASSERT_EQ(failed_list.size(), 1u);
+  EXPECT_EQ(failed_list[0].id, d.id);
+  EXPECT_EQ(failed_list[0].state, delivery_state::failed);
+  EXPECT_EQ(failed_list[0].attempts, 2);
+  EXPECT_EQ(failed_list[0].updated_at_ms, 300'000);
+  ASSERT_TRUE(sync_wait(w.redeliver(d.id, 2'000'000)).value());
+  EXPECT_FALSE(sync_wait(w.redeliver(987'654, 2'000'000)).value());
+  const auto redelivered = sync_wait(w.claim_deliveries(2'000'000, 1, 10)).value();
+  ASSERT_EQ(redelivered.size(), 1u);
+  EXPECT_EQ(redelivered[0].id, d.id);
+  EXPECT_EQ(redelivered[0].event_id, d.event_id);
+}
+
+TEST_P(metadata_store_contract, concurrent_claims_never_hand_out_a_delivery_twice) {
+  auto& m = *store_;
+  route_test_events(m.webhooks());
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest(fmt::format("{{\"c\":{}}}", i)), std::nullopt,
+                                         test_stamp))
+                    .has_value());
+  std::mutex mutex;
+  std::vector<std::int64_t> ids;  // guarded by mutex
+  test_util::await_all(8, 4, [&](int) -> awaitable<void> {
+    auto got = co_await m.webhooks().claim_deliveries(2'000'000, 60'000, 7);
+    EXPECT_TRUE(got.has_value());
+    std::lock_guard lock(mutex);
+    for (const auto& x : got.value_or(std::vector<webhook_delivery>{})) ids.push_back(x.id);
+  });
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+}
+
+TEST_P(metadata_store_contract, undelivered_events_survive_a_reopen) {
+  route_test_events(store_->webhooks());
+  ASSERT_TRUE(sync_wait(store_->put_manifest("prod/app", manifest("{\"durable\":1}"), "v1", test_stamp)).has_value());
+  reopen();
+  EXPECT_EQ(sync_wait(store_->webhooks().claim_deliveries(2'000'000, 60'000, 10)).value().size(), 2u);
 }
 
 }  // namespace

@@ -238,6 +238,33 @@ UPDATE namespace_usage u SET
   manifest_bytes = (SELECT coalesce(sum(m.size), 0) FROM manifests m JOIN repositories r ON r.id = m.repo_id
                     WHERE split_part(r.name, '/', 1) = u.name);
 )sql",
+    // The webhook outbox (webhook_records.h): one row per event and webhook. state: 0 pending,
+    // 1 delivered, 2 failed (given up). Claims take rows FOR UPDATE SKIP LOCKED and lease them.
+    R"sql(
+CREATE TABLE webhook_deliveries (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  webhook     text NOT NULL,
+  event_id    text NOT NULL,
+  event       text NOT NULL,
+  at          bigint NOT NULL,
+  repository  text NOT NULL,
+  tag         text NOT NULL,
+  digest      text NOT NULL,
+  media_type  bytea NOT NULL,
+  size        bigint NOT NULL,
+  actor       text NOT NULL,
+  source      text NOT NULL,
+  state       integer NOT NULL DEFAULT 0,
+  attempts    integer NOT NULL DEFAULT 0,
+  status      integer NOT NULL DEFAULT 0,
+  last_error  text NOT NULL DEFAULT '',
+  next_at     bigint NOT NULL,
+  lease_until bigint NOT NULL DEFAULT 0,
+  updated_at  bigint NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at, id) WHERE state = 0;
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook, id);
+)sql",
 };
 
 // ---- SQL ----
@@ -420,9 +447,35 @@ constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
     "JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest WHERE r.name = $1 AND t.name = $2";
 #undef BERTH_MANIFEST_COLUMNS
 constexpr std::string_view delete_manifest_sql =
-    "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2";
+    "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2 "
+    "RETURNING media_type, size";
 constexpr std::string_view delete_tag_sql =
-    "DELETE FROM tags WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2";
+    "DELETE FROM tags WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2 RETURNING digest";
+// The webhook outbox (webhook_records.h). The event's media type and size come from the manifest
+// ($7 of repository $5), NULL-safe for a manifest gone meanwhile.
+constexpr std::string_view insert_delivery_sql =
+    "INSERT INTO webhook_deliveries(webhook, event_id, event, at, repository, tag, digest, media_type, size, actor, "
+    "source, next_at, updated_at) SELECT w, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, "
+    "coalesce($8::bytea, m.media_type, ''::bytea), coalesce($9::bigint, m.size, 0), $10::text, $11::text, $4, $4 "
+    "FROM unnest($1::text[]) AS w LEFT JOIN (SELECT m.media_type, m.size FROM repositories r "
+    "JOIN manifests m ON m.repo_id = r.id WHERE r.name = $5 AND m.digest = $7) m ON true";
+#define BERTH_DELIVERY_COLUMNS(t)                                                                               \
+  t "id, " t "webhook, " t "event_id, " t "event, " t "at, " t "repository, " t "tag, " t "digest, " t           \
+  "media_type, " t "size, " t "actor, " t "source, " t "state, " t "attempts, " t "status, " t "last_error, " t \
+  "next_at, " t "updated_at"
+constexpr std::string_view claim_deliveries_sql =
+    "UPDATE webhook_deliveries d SET lease_until = $1::bigint + $2::bigint FROM (SELECT id FROM webhook_deliveries "
+    "WHERE state = 0 AND next_at <= $1 AND lease_until <= $1 ORDER BY next_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) c "
+    "WHERE d.id = c.id RETURNING " BERTH_DELIVERY_COLUMNS("d.");
+constexpr std::string_view finish_delivery_sql =
+    "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1, status = $3, last_error = $4, "
+    "next_at = $5, lease_until = 0, updated_at = $6 WHERE id = $1";
+constexpr std::string_view list_deliveries_sql =
+    "SELECT " BERTH_DELIVERY_COLUMNS("") " FROM webhook_deliveries WHERE webhook = $1 AND ($2::bigint = 0 OR id < $2) "
+    "AND ($3 = 0 OR (state != 1 AND attempts > 0)) ORDER BY id DESC LIMIT $4";
+#undef BERTH_DELIVERY_COLUMNS
+constexpr std::string_view redeliver_sql =
+    "UPDATE webhook_deliveries SET state = 0, next_at = $2, lease_until = 0, updated_at = $2 WHERE id = $1";
 // One round trip: the repository's id (NULL when unknown) with its page of tags.
 // A listing's `last` as PostgreSQL text can hold it, ordering against every stored name as `last`
 // itself does. `last` is the client's, unchecked; names are ASCII by their grammar. So at the first
@@ -482,19 +535,26 @@ std::int64_t limit(std::size_t n) {
   return static_cast<std::int64_t>(std::min<std::size_t>(n, std::numeric_limits<std::int64_t>::max()));
 }
 
-// A text[] literal of `ds` (digests hold no quotes or backslashes; escaped all the same).
-std::string text_array(std::span<const digest> ds) {
+// A text[] literal of `items` (quoted, quotes and backslashes escaped).
+template <class Range, class Text>
+std::string quoted_array(const Range& items, Text text) {
   std::string out = "{";
-  for (const digest& d : ds) {
+  for (const auto& item : items) {
     if (out.size() > 1) out += ',';
     out += '"';
-    for (char c : d.str()) {
+    for (char c : text(item)) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }
     out += '"';
   }
   return out + "}";
+}
+std::string text_array(std::span<const digest> ds) {
+  return quoted_array(ds, [](const digest& d) -> std::string_view { return d.str(); });
+}
+std::string text_array(const std::vector<std::string>& names) {
+  return quoted_array(names, [](const std::string& s) -> std::string_view { return s; });
 }
 
 std::unexpected<error> corrupt(std::string_view what, std::string_view value) {
@@ -656,7 +716,25 @@ result<std::vector<blob_entry>> blob_entries(const pg::rows& rows) {
   return out;
 }
 
-class pg_metadata_store final : public metadata_store, public upload_records, public tag_records, public blob_records {
+// The deliveries in `rows` (columns as BERTH_DELIVERY_COLUMNS).
+std::vector<webhook_delivery> read_deliveries(const pg::rows& rows) {
+  std::vector<webhook_delivery> out;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto text = [&](std::size_t column) { return std::string(rows.text(i, column)); };
+    const auto number = [&](std::size_t column) { return rows.int64(i, column).value_or(0); };
+    out.push_back(webhook_delivery{number(0), text(1), text(2), text(3), number(4), text(5), text(6), text(7),
+                                   rows.bytes(i, 8).value_or(""), stored_size(rows, i, 9), text(10), text(11),
+                                   static_cast<delivery_state>(number(12)), number(13),
+                                   static_cast<unsigned>(number(14)), text(15), number(16), number(17)});
+  }
+  return out;
+}
+
+class pg_metadata_store final : public metadata_store,
+                                public upload_records,
+                                public tag_records,
+                                public blob_records,
+                                public webhook_records {
  public:
   explicit pg_metadata_store(std::shared_ptr<pg::pool> pool) : pool_(std::move(pool)) {
     pg::migrate(*pool_, "meta", migrations);
@@ -664,6 +742,7 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
 
   upload_records& uploads() override { return *this; }
   blob_records& blobs() override { return *this; }
+  webhook_records& webhooks() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     params args{repo, d.str()};
@@ -744,10 +823,14 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
                            join_list(m.platforms)};
       auto stored = co_await tx.query(insert_manifest_sql, std::move(manifest_args));
       if (!stored) co_return std::unexpected(std::move(stored.error()));
-      if (!tag) co_return pg::result<void>{};
-      auto tagged = co_await set_tag(tx, *repo_id, *tag, m.dgst, stamp, refusal);
-      if (!tagged) co_return std::unexpected(std::move(tagged.error()));
-      co_return pg::result<void>{};
+      if (tag) {
+        auto tagged = co_await set_tag(tx, *repo_id, *tag, m.dgst, stamp, refusal);
+        if (!tagged) co_return std::unexpected(std::move(tagged.error()));
+      }
+      const std::optional<std::string_view> media_type = m.media_type;
+      const std::optional<std::uint64_t> size = m.content.size();
+      co_return co_await record_event(tx, event_type(stamp, false), repo, tag.value_or(""), m.dgst.str(), media_type,
+                                      size, stamp);
     };
     auto body = [&](transaction& tx) -> awaitable<pg::result<void>> {
       auto stored = [&]() { return store(tx); };
@@ -779,14 +862,36 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     co_return digest_column(*r);
   }
 
-  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d) override {
-    params args{repo, d.str()};
-    co_return co_await changes("delete_manifest", delete_manifest_sql, std::move(args));
+  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp) override {
+    auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
+      params args{repo, d.str()};
+      auto deleted = co_await tx.query(delete_manifest_sql, std::move(args));
+      if (!deleted) co_return std::unexpected(std::move(deleted.error()));
+      if (deleted->size() == 0) co_return false;
+      const std::string media_type = deleted->bytes(0, 0).value_or("");
+      const std::optional<std::string_view> type = media_type;
+      const std::optional<std::uint64_t> size = stored_size(*deleted, 0, 1);
+      auto recorded = co_await record_event(tx, event_type(stamp, true), repo, "", d.str(), type, size, stamp);
+      if (!recorded) co_return std::unexpected(std::move(recorded.error()));
+      co_return true;
+    };
+    co_return co_await transact("delete_manifest", body);
   }
 
-  awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag) override {
-    params args{repo, tag};
-    co_return co_await changes("delete_tag", delete_tag_sql, std::move(args));
+  awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag, const push_stamp& stamp) override {
+    auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
+      params args{repo, tag};
+      auto deleted = co_await tx.query(delete_tag_sql, std::move(args));
+      if (!deleted) co_return std::unexpected(std::move(deleted.error()));
+      if (deleted->size() == 0) co_return false;
+      const std::string d(deleted->text(0, 0));
+      const std::optional<std::string_view> from_manifest;
+      const std::optional<std::uint64_t> no_size;
+      auto recorded = co_await record_event(tx, event_type(stamp, true), repo, tag, d, from_manifest, no_size, stamp);
+      if (!recorded) co_return std::unexpected(std::move(recorded.error()));
+      co_return true;
+    };
+    co_return co_await transact("delete_tag", body);
   }
 
   awaitable<result<std::optional<std::vector<std::string>>>> list_tags(std::string_view repo, std::string_view last,
@@ -973,6 +1078,11 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
         }
         auto moved = co_await set_tag(tx, *dst_id, tag, d, stamp, refusal);
         if (!moved) co_return std::unexpected(std::move(moved.error()));
+        const std::optional<std::string_view> from_manifest;
+        const std::optional<std::uint64_t> no_size;
+        auto recorded = co_await record_event(tx, event_type(stamp, false), dst, tag, d.str(), from_manifest, no_size,
+                                              stamp);
+        if (!recorded) co_return std::unexpected(std::move(recorded.error()));
         co_return std::optional<promotion>(std::move(*moved));
       };
       co_return co_await limited(tx, dst, refusal, copy);
@@ -1195,6 +1305,34 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
 
   void set_limits(namespace_limits limits) override { limits_ = std::move(limits); }
 
+  // ---- webhook_records ----
+
+  awaitable<result<std::vector<webhook_delivery>>> claim_deliveries(std::int64_t now_ms, std::int64_t lease_ms,
+                                                                    std::size_t n) override {
+    params args{now_ms, lease_ms, limit(n)};
+    auto r = co_await query("claim_deliveries", claim_deliveries_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return read_deliveries(*r);
+  }
+
+  awaitable<result<bool>> finish_delivery(std::int64_t id, const delivery_attempt& a) override {
+    params args{id, static_cast<int>(a.state), a.status, a.error, a.next_at_ms, a.at_ms};
+    co_return co_await changes("finish_delivery", finish_delivery_sql, std::move(args));
+  }
+
+  awaitable<result<std::vector<webhook_delivery>>> deliveries(std::string_view webhook, bool failed_only,
+                                                              std::int64_t before_id, std::size_t n) override {
+    params args{webhook, before_id, int{failed_only}, limit(n)};
+    auto r = co_await query("deliveries", list_deliveries_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return read_deliveries(*r);
+  }
+
+  awaitable<result<bool>> redeliver(std::int64_t id, std::int64_t now_ms) override {
+    params args{id, now_ms};
+    co_return co_await changes("redeliver", redeliver_sql, std::move(args));
+  }
+
   awaitable<result<void>> probe() override {
     auto r = co_await query("probe", "SELECT 1", {});
     if (!r) co_return std::unexpected(std::move(r.error()));
@@ -1266,6 +1404,30 @@ class pg_metadata_store final : public metadata_store, public upload_records, pu
     } else {
       co_return std::move(*r);
     }
+  }
+
+  // Adds one delivery of the event to each webhook subscribed to it, in `tx`. The media type and
+  // size, when not given, are those of the manifest `d` of `repo`.
+  awaitable<pg::result<void>> record_event(transaction& tx, std::string_view type, std::string_view repo,
+                                           std::string_view tag, std::string_view d,
+                                           const std::optional<std::string_view>& media_type,
+                                           const std::optional<std::uint64_t>& size, const push_stamp& stamp) const {
+    const auto names = subscribers(type, repo);
+    if (names.empty()) co_return pg::result<void>{};
+    params args{text_array(names),
+                new_event_id(),
+                type,
+                stamp.at_ms,
+                repo,
+                tag,
+                d,
+                media_type ? param::bytes(*media_type) : param(std::nullopt),
+                size ? param(*size) : param(std::nullopt),
+                stamp.by,
+                stamp.source};
+    auto inserted = co_await tx.query(insert_delivery_sql, std::move(args));
+    if (!inserted) co_return std::unexpected(std::move(inserted.error()));
+    co_return pg::result<void>{};
   }
 
   std::shared_ptr<pg::pool> pool_;

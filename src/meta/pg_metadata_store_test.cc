@@ -64,7 +64,7 @@ TEST_F(pg_metadata_store_test, instances_see_each_others_writes) {
   ASSERT_TRUE(sync_wait(a->uploads().complete("u1", 1, digest_of("layer"), 3, generation)).value());
   EXPECT_EQ(sync_wait(b->manifest_by_tag("r", "latest")).value()->content, "m");
   EXPECT_EQ(sync_wait(b->linked_blob_size("r", digest_of("layer"))).value(), 3u);
-  EXPECT_TRUE(sync_wait(b->delete_tag("r", "latest")).value());
+  EXPECT_TRUE(sync_wait(b->delete_tag("r", "latest", test_stamp)).value());
   EXPECT_EQ(sync_wait(a->manifest_by_tag("r", "latest")).value(), std::nullopt);
 }
 

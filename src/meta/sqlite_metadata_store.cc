@@ -186,6 +186,33 @@ CREATE TABLE gc_runs (
     "FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE " BERTH_NS("r.name") " = namespace_usage.name)), "
     "manifest_bytes = (SELECT coalesce(sum(m.size), 0) FROM manifests m JOIN repositories r ON r.id = m.repo_id "
     "WHERE " BERTH_NS("r.name") " = namespace_usage.name);",
+    // The webhook outbox (webhook_records.h): one row per event and webhook. state: 0 pending,
+    // 1 delivered, 2 failed (given up).
+    R"sql(
+CREATE TABLE webhook_deliveries (
+  id          INTEGER PRIMARY KEY,
+  webhook     TEXT NOT NULL,
+  event_id    TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  at          INTEGER NOT NULL,
+  repository  TEXT NOT NULL,
+  tag         TEXT NOT NULL,
+  digest      TEXT NOT NULL,
+  media_type  TEXT NOT NULL,
+  size        INTEGER NOT NULL,
+  actor       TEXT NOT NULL,
+  source      TEXT NOT NULL,
+  state       INTEGER NOT NULL DEFAULT 0,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  status      INTEGER NOT NULL DEFAULT 0,
+  last_error  TEXT NOT NULL DEFAULT '',
+  next_at     INTEGER NOT NULL,
+  lease_until INTEGER NOT NULL DEFAULT 0,
+  updated_at  INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at, id) WHERE state = 0;
+CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook, id);
+)sql",
 };
 #undef BERTH_LINKED_ELSEWHERE
 #undef BERTH_REPO_NS
@@ -326,9 +353,33 @@ constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
     "JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest WHERE r.name = ?1 AND t.name = ?2";
 #undef BERTH_MANIFEST_COLUMNS
 constexpr std::string_view delete_manifest_sql =
-    "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2";
+    "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2 "
+    "RETURNING media_type, size";
 constexpr std::string_view delete_tag_sql =
-    "DELETE FROM tags WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND name = ?2";
+    "DELETE FROM tags WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND name = ?2 RETURNING digest";
+constexpr std::string_view manifest_facts_sql =
+    "SELECT m.media_type, m.size FROM repositories r JOIN manifests m ON m.repo_id = r.id "
+    "WHERE r.name = ?1 AND m.digest = ?2";
+// The webhook outbox (webhook_records.h).
+constexpr std::string_view insert_delivery_sql =
+    "INSERT INTO webhook_deliveries(webhook, event_id, event, at, repository, tag, digest, media_type, size, actor, "
+    "source, next_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?4, ?4)";
+#define BERTH_DELIVERY_COLUMNS                                                                              \
+  "id, webhook, event_id, event, at, repository, tag, digest, media_type, size, actor, source, state, "    \
+  "attempts, status, last_error, next_at, updated_at"
+constexpr std::string_view claim_deliveries_sql =
+    "UPDATE webhook_deliveries SET lease_until = ?1 + ?2 WHERE id IN (SELECT id FROM webhook_deliveries "
+    "WHERE state = 0 AND next_at <= ?1 AND lease_until <= ?1 ORDER BY next_at, id LIMIT ?3) "
+    "RETURNING " BERTH_DELIVERY_COLUMNS;
+constexpr std::string_view finish_delivery_sql =
+    "UPDATE webhook_deliveries SET state = ?2, attempts = attempts + 1, status = ?3, last_error = ?4, "
+    "next_at = ?5, lease_until = 0, updated_at = ?6 WHERE id = ?1";
+constexpr std::string_view list_deliveries_sql =
+    "SELECT " BERTH_DELIVERY_COLUMNS " FROM webhook_deliveries WHERE webhook = ?1 AND (?2 = 0 OR id < ?2) "
+    "AND (?3 = 0 OR (state != 1 AND attempts > 0)) ORDER BY id DESC LIMIT ?4";
+#undef BERTH_DELIVERY_COLUMNS
+constexpr std::string_view redeliver_sql =
+    "UPDATE webhook_deliveries SET state = 0, next_at = ?2, lease_until = 0, updated_at = ?2 WHERE id = ?1";
 constexpr std::string_view list_tags_sql =
     "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3";
 constexpr std::string_view list_repos_sql = "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2";
@@ -473,6 +524,21 @@ result<std::optional<upload_record>> read_upload(statement& st) {
                        std::string(st.text(3))};
 }
 
+// The deliveries a statement returns (columns as BERTH_DELIVERY_COLUMNS).
+result<std::vector<webhook_delivery>> read_deliveries(statement& st) {
+  std::vector<webhook_delivery> out;
+  for (;;) {
+    auto row = st.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return out;
+    const auto text = [&](int column) { return std::string(st.text(column)); };
+    out.push_back(webhook_delivery{st.int64(0), text(1), text(2), text(3), st.int64(4), text(5), text(6), text(7),
+                                   text(8), static_cast<std::uint64_t>(st.int64(9)), text(10), text(11),
+                                   static_cast<delivery_state>(st.int64(12)), st.int64(13),
+                                   static_cast<unsigned>(st.int64(14)), text(15), st.int64(16), st.int64(17)});
+  }
+}
+
 connection open_or_throw(const std::string& path, connection::mode m) {
   auto db = connection::open(path, m);
   if (!db) throw std::runtime_error(fmt::format("metadata store: cannot open {} (see log)", path));
@@ -573,7 +639,11 @@ std::unexpected<error> being_deleted(const digest& d) {
   return std::unexpected(std::move(e));
 }
 
-class sqlite_metadata_store final : public metadata_store, public upload_records, public tag_records, public blob_records {
+class sqlite_metadata_store final : public metadata_store,
+                                   public upload_records,
+                                   public tag_records,
+                                   public blob_records,
+                                   public webhook_records {
  public:
   sqlite_metadata_store(const std::string& path, upload_leases leases)
       : writer_(open_and_migrate(path, leases)), readers_(path) {
@@ -583,6 +653,7 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
 
   upload_records& uploads() override { return *this; }
   blob_records& blobs() override { return *this; }
+  webhook_records& webhooks() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     co_return read([&](connection& db) { return optional_size(db.prepare(linked_size_sql).bind(repo, d.str())); });
@@ -629,10 +700,12 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
         if (!*row) return fail(errc::manifest_blob_unknown, ref.str());
       }
       if (auto r = insert_manifest(db, *repo_id, m); !r) return r;
-      if (!tag) return {};
-      auto moved = set_tag(db, *repo_id, *tag, m.dgst, stamp);
-      if (!moved) return std::unexpected(moved.error());
-      return {};
+      if (tag) {
+        auto moved = set_tag(db, *repo_id, *tag, m.dgst, stamp);
+        if (!moved) return std::unexpected(moved.error());
+      }
+      return record_event(db, event_type(stamp, false), repo, tag.value_or(""), m.dgst.str(), m.media_type,
+                          m.content.size(), stamp);
     }); });
   }
 
@@ -656,17 +729,40 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
     co_return read([&](connection& db) { return missing(db, repo, ds, has_manifest_sql); });
   }
 
-  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d) override {
-    co_return co_await write([&](connection& db) {
+  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp) override {
+    co_return co_await write([&](connection& db) -> result<bool> {
       auto st = db.prepare(delete_manifest_sql);
-      return changed_rows(db, st.bind(repo, d.str()));
+      auto row = st.bind(repo, d.str()).step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) return false;
+      const std::string media_type(st.text(0));
+      const auto size = static_cast<std::uint64_t>(st.int64(1));
+      if (auto done = st.step(); !done) return std::unexpected(done.error());
+      if (auto r = record_event(db, event_type(stamp, true), repo, "", d.str(), media_type, size, stamp); !r)
+        return std::unexpected(r.error());
+      return true;
     });
   }
 
-  awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag) override {
-    co_return co_await write([&](connection& db) {
-      auto st = db.prepare(delete_tag_sql);
-      return changed_rows(db, st.bind(repo, tag));
+  awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag, const push_stamp& stamp) override {
+    co_return co_await write([&](connection& db) -> result<bool> {
+      std::string d;
+      {
+        auto st = db.prepare(delete_tag_sql);
+        auto row = st.bind(repo, tag).step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return false;
+        d = st.text(0);
+        if (auto done = st.step(); !done) return std::unexpected(done.error());
+      }
+      auto st = db.prepare(manifest_facts_sql);
+      auto row = st.bind(repo, d).step();
+      if (!row) return std::unexpected(row.error());
+      const std::string media_type = *row ? std::string(st.text(0)) : std::string();
+      const auto size = *row ? static_cast<std::uint64_t>(st.int64(1)) : 0;
+      if (auto r = record_event(db, event_type(stamp, true), repo, tag, d, media_type, size, stamp); !r)
+        return std::unexpected(r.error());
+      return true;
     });
   }
 
@@ -859,7 +955,16 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
             if (auto r = db.prepare(sql).bind(*dst_id, **src_id, m).run(); !r) return std::unexpected(r.error());
           }
         }
-        return set_tag(db, *dst_id, tag, d, stamp);
+        auto moved = set_tag(db, *dst_id, tag, d, stamp);
+        if (!moved) return std::unexpected(moved.error());
+        auto st = db.prepare(manifest_facts_sql);
+        auto row = st.bind(dst, d.str()).step();
+        if (!row) return std::unexpected(row.error());
+        if (auto r = record_event(db, event_type(stamp, false), dst, tag, d.str(), *row ? st.text(0) : "",
+                                  *row ? static_cast<std::uint64_t>(st.int64(1)) : 0, stamp);
+            !r)
+          return std::unexpected(r.error());
+        return std::optional<promotion>(std::move(*moved));
       });
     });
   }
@@ -1090,6 +1195,41 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
 
   void set_limits(namespace_limits limits) override { limits_ = std::move(limits); }
 
+  // ---- webhook_records ----
+
+  awaitable<result<std::vector<webhook_delivery>>> claim_deliveries(std::int64_t now_ms, std::int64_t lease_ms,
+                                                                    std::size_t n) override {
+    co_return co_await write(
+        [&](connection& db) {
+          auto st = db.prepare(claim_deliveries_sql);
+          return read_deliveries(st.bind(now_ms, lease_ms, std::uint64_t{n}));
+        },
+        durability::relaxed);
+  }
+
+  awaitable<result<bool>> finish_delivery(std::int64_t id, const delivery_attempt& a) override {
+    co_return co_await write([&](connection& db) {
+      auto st = db.prepare(finish_delivery_sql);
+      return changed_rows(db, st.bind(id, static_cast<std::int64_t>(a.state), std::int64_t{a.status}, a.error,
+                                      a.next_at_ms, a.at_ms));
+    });
+  }
+
+  awaitable<result<std::vector<webhook_delivery>>> deliveries(std::string_view webhook, bool failed_only,
+                                                              std::int64_t before_id, std::size_t n) override {
+    co_return read([&](connection& db) {
+      auto st = db.prepare(list_deliveries_sql);
+      return read_deliveries(st.bind(webhook, before_id, std::int64_t{failed_only}, std::uint64_t{n}));
+    });
+  }
+
+  awaitable<result<bool>> redeliver(std::int64_t id, std::int64_t now_ms) override {
+    co_return co_await write([&](connection& db) {
+      auto st = db.prepare(redeliver_sql);
+      return changed_rows(db, st.bind(id, now_ms));
+    });
+  }
+
   awaitable<result<void>> probe() override {
     auto answered = read([](connection& db) -> result<void> {
       auto st = db.prepare("SELECT 1 FROM repositories LIMIT 1");
@@ -1105,9 +1245,12 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
   static connection open_and_migrate(const std::string& path, upload_leases leases) {
     auto db = open_or_throw(path, connection::mode::read_write);
     sqlite::migrate(db, migrations, path);
-    // The server owns the database: whoever held an upload lease before it opened it is gone.
-    if (leases == upload_leases::end && !db.exec("UPDATE uploads SET lease_until = 0 WHERE lease_until != 0"))
-      throw std::runtime_error("metadata store: cannot end the upload leases of a previous run (see log)");
+    // The server owns the database: whoever held an upload lease (or a webhook delivery's) before
+    // it opened it is gone.
+    if (leases == upload_leases::end &&
+        !db.exec("UPDATE uploads SET lease_until = 0 WHERE lease_until != 0; "
+                 "UPDATE webhook_deliveries SET lease_until = 0 WHERE lease_until != 0"))
+      throw std::runtime_error("metadata store: cannot end the leases of a previous run (see log)");
     return db;
   }
 
@@ -1205,6 +1348,23 @@ class sqlite_metadata_store final : public metadata_store, public upload_records
       return std::unexpected(r.error());
     out.moved = true;
     return out;
+  }
+
+  // Adds one delivery of the event to each webhook subscribed to it. Writer only.
+  result<void> record_event(connection& db, std::string_view type, std::string_view repo, std::string_view tag,
+                            std::string_view d, std::string_view media_type, std::uint64_t size,
+                            const push_stamp& stamp) const {
+    const auto names = subscribers(type, repo);
+    if (names.empty()) return {};
+    const std::string event_id = new_event_id();
+    for (const auto& name : names) {
+      if (auto r = db.prepare(insert_delivery_sql)
+                       .bind(name, event_id, type, stamp.at_ms, repo, tag, d, media_type, size, stamp.by, stamp.source)
+                       .run();
+          !r)
+        return r;
+    }
+    return {};
   }
 
   // Stores `m` with its references unless `repo_id` already holds that digest (content unchanged).

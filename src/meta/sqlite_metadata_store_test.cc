@@ -65,6 +65,8 @@ constexpr const char* undo_quota =
     "DROP TRIGGER repository_counted; DROP TRIGGER repository_uncounted; DROP TRIGGER link_counted; "
     "DROP TRIGGER link_uncounted; DROP TRIGGER manifest_counted; DROP TRIGGER manifest_uncounted; "
     "DROP TABLE namespace_usage; PRAGMA user_version = 4";
+// What version 6 added (the webhook outbox), taken away again: the file is as version 5 wrote it.
+constexpr const char* undo_webhooks = "DROP TABLE webhook_deliveries; PRAGMA user_version = 5";
 
 // What version 4 added (garbage collection), taken away again: the file is as version 3 wrote it.
 constexpr const char* undo_gc =
@@ -97,6 +99,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
@@ -126,6 +129,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());

@@ -26,7 +26,11 @@ namespace berth::meta {
 
 using boost::asio::awaitable;
 
-// Who moves a tag, and when. Passed by reference to a named local (coroutines keep the reference).
+// Why content changes: a client's request, or a retention run (which reports its deletions as such).
+enum class change_cause { request, retention };
+
+// Who changes a tag or manifest, and when. Passed by reference to a named local (coroutines keep
+// the reference).
 struct push_stamp {
   std::string_view by;      // the subject as the policy names it: "user:alice", "robot:ci", "oidc:..."
   std::int64_t at_ms = 0;   // unix milliseconds
@@ -35,6 +39,7 @@ struct push_stamp {
   // the transaction that would move the tag, when the tag exists and points at another digest.
   // Creating the tag, or setting it to the digest it points at, is no move.
   std::string_view immutable;
+  change_cause cause = change_cause::request;
 };
 
 struct tag_record {
@@ -90,7 +95,8 @@ class tag_records {
   // Points `dst`:`tag` at manifest `d` of `src`, after linking into `dst` (created when missing)
   // everything it needs: the manifest, its child manifests (indexes), the referrers of all of them
   // (signatures, SBOMs), and every blob these reference. One transaction: the tag moves only with
-  // the content. nullopt when `src` does not hold `d`. `src` may be `dst` (retag, rollback).
+  // the content, and with the promotion's webhook deliveries (webhook_records.h). nullopt when `src`
+  // does not hold `d`. `src` may be `dst` (retag, rollback).
   virtual awaitable<result<std::optional<promotion>>> promote(std::string_view dst, std::string_view tag,
                                                               std::string_view src, const digest& d,
                                                               const push_stamp& stamp) = 0;

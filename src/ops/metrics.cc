@@ -86,6 +86,11 @@ void metrics::auth_failed(auth_failure why) {
   auth_failures_[static_cast<std::size_t>(why)].fetch_add(1, std::memory_order_relaxed);
 }
 
+void metrics::set_webhooks(std::vector<std::string_view> names) {
+  webhook_deliveries_ = std::make_unique<std::atomic<std::uint64_t>[]>(names.size() * webhook_outcomes);
+  webhooks_ = std::move(names);
+}
+
 std::string metrics::render() const {
   fmt::memory_buffer out;
   auto it = std::back_inserter(out);
@@ -140,6 +145,16 @@ std::string metrics::render() const {
                    auth_failures_[r].load(std::memory_order_relaxed));
   header(out, "berth_tokens_issued_total", "counter", "Access tokens issued by /token.");
   fmt::format_to(it, "berth_tokens_issued_total {}\n", tokens_issued_.load(std::memory_order_relaxed));
+  if (!webhooks_.empty()) {
+    header(out, "berth_webhook_deliveries_total", "counter", "Webhook delivery attempts, by webhook and outcome.");
+    static constexpr std::array<std::string_view, webhook_outcomes> kOutcomes = {"delivered", "failed", "given_up"};
+    for (std::size_t h = 0; h < webhooks_.size(); ++h) {
+      for (std::size_t o = 0; o < webhook_outcomes; ++o) {
+        fmt::format_to(it, "berth_webhook_deliveries_total{{webhook=\"{}\",outcome=\"{}\"}} {}\n", webhooks_[h],
+                       kOutcomes[o], webhook_deliveries_[h * webhook_outcomes + o].load(std::memory_order_relaxed));
+      }
+    }
+  }
 
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace berth::ops {
 
@@ -32,6 +33,13 @@ enum class auth_failure {
   rate_limited,     // too many failed logins from the address (429)
 };
 
+// How one webhook delivery attempt ended (berth_webhook_deliveries_total{webhook,outcome}).
+enum class webhook_outcome {
+  delivered,  // a 2xx answer
+  failed,     // no answer or another status: retried later
+  given_up,   // failed, and the event is older than the retry window: no more attempts
+};
+
 class metrics {
  public:
   // `endpoints` labels the counters: index i is endpoint i; index endpoints.size() counts the
@@ -47,6 +55,13 @@ class metrics {
   void blob_bytes_sent(std::uint64_t n) { bytes_sent_.fetch_add(n, std::memory_order_relaxed); }
   // An upload request began (true) or ended (false) receiving its body.
   void upload(bool begins) { uploads_in_flight_.fetch_add(begins ? 1 : -1, std::memory_order_relaxed); }
+  // The webhooks' names (config order) label berth_webhook_deliveries_total. REQUIRES: called once,
+  // before any webhook_delivery(), and the views outlive the object.
+  void set_webhooks(std::vector<std::string_view> names);
+  // One delivery attempt to webhook `hook` (its index in set_webhooks). REQUIRES: hook < names.size().
+  void webhook_delivery(std::size_t hook, webhook_outcome outcome) {
+    webhook_deliveries_[hook * webhook_outcomes + static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
+  }
   // Where berth_connections_open comes from (the HTTP server); set before the first scrape.
   void set_connections_source(std::function<std::size_t()> source) { connections_ = std::move(source); }
 
@@ -75,6 +90,9 @@ class metrics {
   std::atomic<std::uint64_t> bytes_sent_{0};
   std::atomic<std::int64_t> uploads_in_flight_{0};
   std::function<std::size_t()> connections_;
+  static constexpr std::size_t webhook_outcomes = 3;
+  std::vector<std::string_view> webhooks_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> webhook_deliveries_;  // webhooks_.size() * webhook_outcomes
   double start_time_;  // seconds since the epoch
 };
 
