@@ -29,8 +29,9 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/manifest.h"
-#include "meta/tag_records.h"
+#include "meta/audit_records.h"
 #include "meta/blob_records.h"
+#include "meta/tag_records.h"
 #include "meta/upload_records.h"
 
 namespace berth::meta {
@@ -160,6 +161,8 @@ class metadata_store {
   virtual tag_records& tags() = 0;
   // The blob records garbage collection decides on (blob_records.h). Lives as long as the store.
   virtual blob_records& blobs() = 0;
+  // The audit log (audit_records.h), kept in the same database. Lives as long as the store.
+  virtual audit_records& audit() = 0;
 
   // Whether the store answers now (the readiness check, /health/ready): one trivial round trip
   // (SQLite: a read, and an empty transaction on the writer, which takes the write lock).

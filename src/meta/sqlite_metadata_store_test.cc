@@ -60,6 +60,9 @@ TEST_F(sqlite_metadata_store_test, refuses_a_newer_schema) {
   EXPECT_THROW(make_sqlite_metadata_store(path()), std::runtime_error);
 }
 
+// What version 5 added (the audit log), taken away again.
+constexpr const char* undo_audit = "DROP TABLE audit_log; PRAGMA user_version = 4";
+
 // What version 4 added (garbage collection), taken away again: the file is as version 3 wrote it.
 constexpr const char* undo_gc =
     "DROP TABLE blobs; DROP TABLE gc_runs; ALTER TABLE blob_links DROP COLUMN linked_at; PRAGMA user_version = 3";
@@ -91,6 +94,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
     ASSERT_TRUE(db->exec("UPDATE tags SET updated_at = 1700000000").has_value());
@@ -114,6 +118,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
     const std::string downgrade = "DROP TABLE uploads; "
