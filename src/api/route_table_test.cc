@@ -41,6 +41,7 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::retention_run, "/api/v1/retention/run"},
     {route_kind::gc, "/api/v1/gc"},
     {route_kind::usage, "/api/v1/usage"},
+    {route_kind::audit, "/api/v1/audit"},
     {route_kind::health_live, "/health/live"},
     {route_kind::health_ready, "/health/ready"},
     {route_kind::metrics, "/metrics"},

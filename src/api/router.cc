@@ -92,6 +92,7 @@ route match_admin(std::string_view rest) {
       {"grants", route_kind::grants, route_kind::grant},
       {"gc", route_kind::gc, route_kind::not_found},
       {"usage", route_kind::usage, route_kind::not_found},
+      {"audit", route_kind::audit, route_kind::not_found},
   };
   for (const auto& e : kEntries) {
     if (e.collection != collection) continue;

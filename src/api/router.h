@@ -42,6 +42,7 @@ enum class route_kind {
   retention_run,      // /api/v1/retention/run
   gc,            // /api/v1/gc
   usage,         // /api/v1/usage
+  audit,         // /api/v1/audit
   // Operations.
   health_live,   // /health/live
   health_ready,  // /health/ready

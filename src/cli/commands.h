@@ -20,5 +20,6 @@ void add_lifecycle_commands(CLI::App& cli);
 void add_retention_commands(CLI::App& cli);
 void add_gc_commands(CLI::App& cli);     // gc.cc: berth gc
 void add_usage_commands(CLI::App& cli);  // usage.cc: berth usage
+void add_audit_commands(CLI::App& cli);  // audit.cc: berth audit
 
 }  // namespace berth::cli

@@ -86,6 +86,7 @@ int main(int argc, char** argv) {
   add_retention_commands(cli);
   add_gc_commands(cli);
   add_usage_commands(cli);
+  add_audit_commands(cli);
 
   try {
     cli.parse(argc, argv);
