@@ -1063,7 +1063,7 @@ TEST_P(metadata_store_contract, audit_filters_and_pages) {
   ASSERT_TRUE(sync_wait(a.append(batch)).has_value());
   using times = std::vector<std::int64_t>;
   const auto query = [&](audit_query q) { return audit_times(sync_wait(a.list(q)).value()); };
-  EXPECT_EQ(query({}), (times{6000, 5000, 4000, 3000, 2000, 1000}));
+  EXPECT_EQ(query({.until_ms = 10'000}), (times{6000, 5000, 4000, 3000, 2000, 1000}));
   EXPECT_EQ(query({.repository = "prod/db"}), (times{6000, 3000}));
   EXPECT_EQ(query({.repository = "team"}), times{});
   EXPECT_EQ(query({.subject = "robot:ci"}), (times{6000, 4000, 2000}));
@@ -1075,6 +1075,11 @@ TEST_P(metadata_store_contract, audit_filters_and_pages) {
   ASSERT_EQ(audit_times(first), (times{6000, 5000, 4000, 3000}));
   EXPECT_EQ(query({.before_id = first.back().id, .n = 4}), (times{2000, 1000}));
   EXPECT_EQ(query({.repository = "team/app", .before_id = first[1].id, .n = 2}), (times{4000, 2000}));
+  // Times past 2^31 ms (January 1970 + 25 days), as every real one is.
+  const std::int64_t now = 1'796'000'000'000;
+  ASSERT_TRUE(sync_wait(a.append(std::vector{audit_at(now, "user:bob", "gc_run", "")})).has_value());
+  EXPECT_EQ(query({.since_ms = now - 1, .until_ms = now + 1}), times{now});
+  EXPECT_EQ(query({.subject = "user:bob", .until_ms = now - 1}), times{});
 }
 
 TEST_P(metadata_store_contract, audit_prune_deletes_older_entries) {

@@ -265,7 +265,8 @@ constexpr std::string_view insert_audit_sql =
 constexpr std::string_view list_audit_sql =
     "SELECT id, at_ms, subject, address, action, repository, target, outcome, status, detail FROM audit_log "
     "WHERE ($1 = '' OR repository = $1) AND ($2 = '' OR subject = $2) AND ($3 = '' OR action = $3) "
-    "AND at_ms >= $4 AND ($5 = 0 OR at_ms <= $5) AND ($6 = 0 OR id < $6) ORDER BY id DESC LIMIT $7";
+    "AND at_ms >= $4::bigint AND ($5::bigint = 0 OR at_ms <= $5::bigint) AND ($6::bigint = 0 OR id < $6::bigint) "
+    "ORDER BY id DESC LIMIT $7";
 constexpr std::string_view prune_audit_sql = "DELETE FROM audit_log WHERE at_ms < $1";
 constexpr std::string_view insert_run_sql =
     "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
