@@ -13,13 +13,14 @@
 //   GET|POST robots, DELETE robots/<name> revoke (global admin); POST answers the token, once
 //   GET|POST grants, DELETE grants/<id>   stored grants; GET also shows the config's (global admin)
 // Errors use the OCI error envelope.
-#include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "api/audit.h"
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "api/route_table.h"
@@ -168,6 +169,7 @@ awaitable<result<response>> admin_create_repository(context& ctx, request& req, 
   auto doc = co_await read_json(req);
   if (!doc) co_return std::unexpected(doc.error());
   const std::string name = string_field(*doc, "name");
+  ctx.audit->repository = ctx.audit->target = name;
   if (auto ok = authorize_named(ctx, name); !ok) co_return std::unexpected(ok.error());
   auto created = co_await ctx.meta.create_repository(name);
   if (!created) co_return std::unexpected(created.error());
@@ -195,6 +197,7 @@ awaitable<result<response>> admin_create_user(context& ctx, request& req, const 
   if (!doc) co_return std::unexpected(doc.error());
   const std::string name = string_field(*doc, "name");
   const std::string password = string_field(*doc, "password");
+  ctx.audit->target = "user:" + name;
   if (!auth::valid_account_name(name) || name == "oidc")
     co_return fail(errc::invalid_argument, "user names match [a-z0-9][a-z0-9._-]{0,63} (and `oidc` is reserved)");
   if (password.size() < 8) co_return fail(errc::invalid_argument, "a password has at least 8 characters");
@@ -239,6 +242,7 @@ awaitable<result<response>> admin_create_robot(context& ctx, request& req, const
   const std::string name = string_field(*doc, "name");
   if (!auth::valid_account_name(name))
     co_return fail(errc::invalid_argument, "robot names match [a-z0-9][a-z0-9._-]{0,63}");
+  ctx.audit->target = "robot:" + name;
   std::optional<std::int64_t> expires_at;
   if (const auto it = doc->find("expires_in_days"); it != doc->end() && it->is_number_integer()) {
     if (it->get<std::int64_t>() <= 0) co_return fail(errc::invalid_argument, "expires_in_days must be positive");
@@ -297,6 +301,8 @@ awaitable<result<response>> admin_create_grant(context& ctx, request& req, const
   if (subject.empty()) co_return fail(errc::invalid_argument, "a grant needs a subject (user:NAME, robot:NAME, ...)");
   const auto actions = strings_field(*doc, "actions");
   const auto repositories = strings_field(*doc, "repositories");
+  ctx.audit->target = subject;
+  ctx.audit->detail = fmt::format("{} on {}", fmt::join(actions, ","), fmt::join(repositories, ","));
   auto ids = co_await store_grants(ctx, subject, actions, repositories);
   if (!ids) co_return std::unexpected(ids.error());
   co_return json_response(201, json{{"ids", *ids}}.dump());

@@ -3,7 +3,7 @@
 // instance (they are logged in the metadata store).
 #include <nlohmann/json.hpp>
 
-#include "api/handlers.h"
+#include "api/audit.h"
 #include "gc/collector.h"
 
 namespace berth::api {
@@ -28,6 +28,7 @@ awaitable<result<response>> admin_gc_run(context& ctx, request& req, const route
   gc::collector collector(ctx.meta, ctx.blobs);
   auto run = co_await collector.run(ctx.options.gc_grace, dry && *dry == "true");
   if (!run) co_return std::unexpected(run.error());
+  ctx.audit->detail = describe_gc_run(*run);
   co_return json_response(200, run_json(*run).dump());
 }
 

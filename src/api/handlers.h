@@ -70,6 +70,8 @@ awaitable<result<response>> admin_gc_run(context& ctx, request& req, const route
 awaitable<result<response>> admin_gc_runs(context& ctx, request& req, const route& r);
 // usage.cc: GET /api/v1/usage[?namespace=NS].
 awaitable<result<response>> admin_usage(context& ctx, request& req, const route& r);
+// audit.cc: GET /api/v1/audit?repository=&subject=&action=&since=&until=&n=&last= (newest first).
+awaitable<result<response>> admin_audit(context& ctx, request& req, const route& r);
 
 // webhooks.cc (global admin): GET /api/v1/webhooks; GET /api/v1/webhooks/<name>/deliveries
 // [?failed=true&before=ID]; POST /api/v1/webhooks/<name>/ping; POST /api/v1/webhook-deliveries/<id>

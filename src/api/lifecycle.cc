@@ -10,7 +10,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "api/handlers.h"
+#include "api/audit.h"
 #include "core/decimal.h"
 #include "core/reference.h"
 #include "core/unix_time.h"
@@ -149,6 +149,7 @@ awaitable<result<response>> admin_promote(context& ctx, request& req, const rout
   if (!doc.is_object() || it == doc.end() || !it->is_string())
     co_return fail(errc::invalid_argument, R"(the body is {"source": "repo:tag"} or {"source": "repo@sha256:..."})");
   const std::string source_text = it->get<std::string>();
+  ctx.audit->detail = "from " + source_text;
   auto source = parse_source(source_text);
   if (!source) co_return std::unexpected(source.error());
 

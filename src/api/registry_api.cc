@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "api/audit.h"
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "api/route_table.h"
@@ -177,9 +178,10 @@ awaitable<void> widen_to_identity(context& ctx, std::optional<caller>& who) {
   if (resolved) who.emplace(std::move(*resolved));
 }
 
-// `identity` is set to the caller's subject once it is known (for the access log).
+// `identity` is set to the caller's subject once it is known (for the access log and the audit
+// log); the handler adds to `note` what the request's audit entry needs beyond the route.
 awaitable<result<response>> guarded(context& ctx, request& req, const route& r, const endpoint* e,
-                                    std::string& challenge_error, std::string& identity) {
+                                    std::string& challenge_error, std::string& identity, audit_note& note) {
   const access need = required(ctx, r, e);
   std::optional<caller> who;
   if (need.k == access::kind::anyone) {
@@ -214,6 +216,7 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
   context per_request = ctx;
   per_request.who = &*who;
   per_request.current = e;
+  per_request.audit = &note;
   co_return co_await e->handle(per_request, req, r);
 }
 
@@ -240,6 +243,7 @@ awaitable<result<policy::principal>> login(context& ctx, const request& req, std
     spdlog::info("failed login from {} as {}: {}", address,
                  auth::valid_account_name(username) ? username : std::string_view("(invalid name)"),
                  who.error().detail);
+    co_await audit_failed_login(ctx, req, username, password, who.error().detail);
   }
   co_return who;
 }
@@ -411,11 +415,12 @@ awaitable<response> registry_api::handle(request& req) {
   const upload_in_flight counted(ctx_.ops.metrics(), e);
   std::string challenge_error;
   std::string identity;
+  audit_note note;
   result<response> res = fail(errc::internal);
   if (auto ok = check_origin(ctx_, req); !ok) {
     res = std::unexpected(ok.error());
   } else {
-    res = co_await guarded(ctx_, req, r, e, challenge_error, identity);
+    res = co_await guarded(ctx_, req, r, e, challenge_error, identity, note);
   }
   response out = res ? std::move(*res) : error_response(res.error());
   if (!res && res.error().code == errc::unauthorized) {
@@ -424,6 +429,7 @@ awaitable<response> registry_api::handle(request& req) {
                               challenge_scope(r, req, required(ctx_, r, e)), challenge_error));
   }
   out = finalize(req, res, std::move(out));
+  co_await audit_request(ctx_, req, r, e, res, out.status, identity, note);
   account(ctx_, req, r, e, res, out, identity, started);
   co_return out;
 }

@@ -41,6 +41,7 @@ struct api_options {
 };
 
 struct endpoint;
+struct audit_note;
 
 // What every handler gets. `who` is the authenticated caller of the request being handled and
 // `current` its endpoint in the route table (both set per request; the rest is shared).
@@ -54,6 +55,7 @@ struct context {
   operations& ops;
   const caller* who = nullptr;
   const endpoint* current = nullptr;
+  audit_note* audit = nullptr;  // what the handler adds to the request's audit entry (audit.h)
 };
 
 class registry_api {

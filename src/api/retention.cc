@@ -5,7 +5,7 @@
 // "manifests": [digest, ...]}], "tags": N, "manifests": M}; a repository with nothing to delete is left out.
 #include <nlohmann/json.hpp>
 
-#include "api/handlers.h"
+#include "api/audit.h"
 #include "core/unix_time.h"
 #include "lifecycle/retention.h"
 
@@ -69,6 +69,7 @@ awaitable<result<response>> admin_retention_run(context& ctx, request& req, cons
   if (!plans) co_return std::unexpected(plans.error());
   auto deleted = co_await lifecycle::apply(ctx.meta, std::move(*plans));
   if (!deleted) co_return std::unexpected(deleted.error());
+  ctx.audit->detail = describe_retention_run(*deleted);
   co_return plans_response(*deleted);
 }
 

@@ -46,6 +46,9 @@ struct endpoint {
   handler handle;
   // Creates the repository when it is missing: NAME_UNKNOWN in an explicit-creation namespace.
   bool creates_repository = false;
+  // The action of a change, recorded in the audit log whatever its outcome (api/audit.h); "" when
+  // the endpoint changes nothing (only its 403 refusals are recorded, under `operation`).
+  std::string_view audit = {};
 };
 
 // The whole table, in no particular order.

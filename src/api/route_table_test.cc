@@ -45,6 +45,7 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::webhook_deliveries, "/api/v1/webhooks/deploy/deliveries"},
     {route_kind::webhook_ping, "/api/v1/webhooks/deploy/ping"},
     {route_kind::webhook_delivery, "/api/v1/webhook-deliveries/12"},
+    {route_kind::audit, "/api/v1/audit"},
     {route_kind::health_live, "/health/live"},
     {route_kind::health_ready, "/health/ready"},
     {route_kind::metrics, "/metrics"},

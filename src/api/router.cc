@@ -103,6 +103,7 @@ route match_admin(std::string_view rest) {
       {"usage", route_kind::usage, route_kind::not_found},
       {"webhooks", route_kind::webhooks, route_kind::not_found},
       {"webhook-deliveries", route_kind::not_found, route_kind::webhook_delivery},
+      {"audit", route_kind::audit, route_kind::not_found},
   };
   for (const auto& e : kEntries) {
     if (e.collection != collection) continue;

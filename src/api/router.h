@@ -46,6 +46,7 @@ enum class route_kind {
   webhook_deliveries,  // /api/v1/webhooks/<name>/deliveries
   webhook_ping,        // /api/v1/webhooks/<name>/ping
   webhook_delivery,    // /api/v1/webhook-deliveries/<id>
+  audit,         // /api/v1/audit
   // Operations.
   health_live,   // /health/live
   health_ready,  // /health/ready

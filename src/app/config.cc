@@ -408,7 +408,7 @@ config load_config(const std::string& path) {
   reject_unknown(root,
                  {"listen", "data", "log_level", "log", "metrics", "tls", "limits", "trust_forwarded_headers",
                   "threads", "storage", "metadata", "auth", "namespaces", "default_namespace", "grants", "users",
-                  "federation", "retention", "gc", "webhooks"},
+                  "federation", "retention", "gc", "webhooks", "audit"},
                  "", path);
   read(root, "listen", c.listen, path);
   read(root, "data", c.data, path);
@@ -463,6 +463,12 @@ config load_config(const std::string& path) {
     read(gc, "interval_minutes", c.gc_interval_minutes, path);
     if (c.gc_grace_minutes < 0 || c.gc_interval_minutes < 0)
       throw std::runtime_error(fmt::format("{}: `gc.grace_minutes` and `gc.interval_minutes` cannot be negative", path));
+  }
+  if (const auto audit = root["audit"]) {
+    reject_unknown(audit, {"retention_days"}, "audit.", path);
+    read(audit, "retention_days", c.audit_retention_days, path);
+    if (c.audit_retention_days < 0)
+      throw std::runtime_error(fmt::format("{}: `audit.retention_days` must be 0 (keep for ever) or more", path));
   }
   try {
     read_backends(root, c, path);

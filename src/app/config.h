@@ -33,6 +33,7 @@ struct config {
   // gc: garbage collection (README "Garbage collection").
   double gc_grace_minutes = 60;  // links and blobs used more recently are never collected (0.05: 3 s, for tests)
   int gc_interval_minutes = 60;  // a collection runs this often; 0: only when asked (berth gc)
+  int audit_retention_days = 90;  // audit.retention_days: older audit entries are deleted hourly; 0 keeps them
   bool metrics_public = false;     // metrics.public: /metrics without credentials
   ops::access_log_format access_log = ops::access_log_format::off;  // log.access: text, json or off
 

@@ -277,6 +277,14 @@ retention:
   EXPECT_EQ(s.retention.rules[0].source, "retention.rules[0]");
 }
 
+TEST(Config, AuditRetentionDays) {
+  EXPECT_EQ(load_config(write_temp("listen: 127.0.0.1:5000\n")).audit_retention_days, 90);
+  EXPECT_EQ(load_config(write_temp("audit: {retention_days: 0}\n")).audit_retention_days, 0);
+  EXPECT_EQ(load_config(write_temp("audit: {retention_days: 365}\n")).audit_retention_days, 365);
+  EXPECT_THROW(load_config(write_temp("audit: {retention_days: -1}\n")), std::runtime_error);
+  EXPECT_THROW(load_config(write_temp("audit: {keep_days: 3}\n")), std::runtime_error);
+}
+
 TEST(Config, RejectsBadRetentionRulesNamingTheFileAndKey) {
   const auto message = [](const std::string& yaml) {
     const auto path = write_temp(yaml);

@@ -21,6 +21,7 @@
 
 #include <cstdlib>
 
+#include "api/audit.h"
 #include "api/registry_api.h"
 #include "app/backends.h"
 #include "app/data_lock.h"
@@ -49,12 +50,23 @@ boost::asio::awaitable<void> collect_garbage(meta::metadata_store& meta, storage
                                              std::chrono::milliseconds grace) {
   gc::collector collector(meta, blobs);
   auto run = co_await collector.run(grace, false);
-  if (!run) spdlog::warn("scheduled garbage collection failed: {}", info(run.error().code).wire);
+  if (!run) {
+    spdlog::warn("scheduled garbage collection failed: {}", info(run.error().code).wire);
+    co_await api::audit_scheduled_run(meta, "gc_run", "error", info(run.error().code).wire);
+    co_return;
+  }
+  const std::string done = api::describe_gc_run(*run);
+  co_await api::audit_scheduled_run(meta, "gc_run", "ok", done);
 }
 
-boost::asio::awaitable<void> purge_uploads(uploads::upload_service& service, std::chrono::hours idle) {
+// The hourly clean-up: upload sessions idle for `idle`, audit entries older than `audit_days` (0: kept).
+boost::asio::awaitable<void> purge(uploads::upload_service& service, std::chrono::hours idle,
+                                   meta::metadata_store& meta, int audit_days) {
   const auto n = co_await service.purge(idle);
   if (n > 0) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
+  if (audit_days == 0) co_return;
+  auto pruned = co_await meta.audit().prune(unix_millis() - std::int64_t{audit_days} * 86'400'000);
+  if (pruned && *pruned > 0) spdlog::info("deleted {} audit entries older than {} days", *pruned, audit_days);
 }
 
 // A scheduled retention run (retention.interval_minutes): logs what it deleted, or why it failed.
@@ -63,13 +75,17 @@ boost::asio::awaitable<void> run_retention(meta::metadata_store& meta, const lif
   auto plans = co_await lifecycle::plan(meta, config, std::nullopt, unix_millis(), lifecycle::immutable_tags(pol));
   if (!plans) {
     spdlog::error("retention: {}", plans.error().detail);
+    co_await api::audit_scheduled_run(meta, "retention_run", "error", plans.error().detail);
     co_return;
   }
   auto deleted = co_await lifecycle::apply(meta, std::move(*plans));
   if (!deleted) {
     spdlog::error("retention: {}", deleted.error().detail);
+    co_await api::audit_scheduled_run(meta, "retention_run", "error", deleted.error().detail);
     co_return;
   }
+  const std::string done = api::describe_retention_run(*deleted);
+  co_await api::audit_scheduled_run(meta, "retention_run", "ok", done);
   for (const auto& p : *deleted) {
     spdlog::info("retention: {}: deleted {} tag(s) and {} manifest(s)", p.repository, p.tags.size(),
                  p.manifests.size());
@@ -195,9 +211,10 @@ int serve(const config& c) {
   }
   api::registry_api api(blobs, uploads, meta, pool, options, auth, ops);
 
-  // Abandoned uploads go at start-up, before the first request can ask for one, then every hour.
+  // Abandoned uploads (and old audit entries) go at start-up, before the first request can ask for
+  // one, then every hour.
   const std::chrono::hours upload_idle(c.upload_idle_hours);
-  sync_wait(purge_uploads(uploads, upload_idle));
+  sync_wait(purge(uploads, upload_idle, meta, c.audit_retention_days));
 
   boost::asio::io_context ioc(io_threads);
   http::server_options server_options;
@@ -218,7 +235,7 @@ int serve(const config& c) {
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, purge_uploads(uploads, upload_idle), boost::asio::detached);
+    boost::asio::co_spawn(ioc, purge(uploads, upload_idle, meta, c.audit_retention_days), boost::asio::detached);
     purge_timer.expires_after(std::chrono::hours(1));
     purge_timer.async_wait(purge_later);
   };

@@ -21,5 +21,6 @@ void add_retention_commands(CLI::App& cli);
 void add_gc_commands(CLI::App& cli);     // gc.cc: berth gc
 void add_usage_commands(CLI::App& cli);  // usage.cc: berth usage
 void add_webhook_commands(CLI::App& cli);  // webhook.cc: berth webhook list|deliveries|redeliver|test
+void add_audit_commands(CLI::App& cli);  // audit.cc: berth audit
 
 }  // namespace berth::cli

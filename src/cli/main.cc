@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
   add_gc_commands(cli);
   add_usage_commands(cli);
   add_webhook_commands(cli);
+  add_audit_commands(cli);
 
   try {
     cli.parse(argc, argv);

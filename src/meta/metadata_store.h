@@ -29,9 +29,10 @@
 #include "core/digest.h"
 #include "core/error.h"
 #include "core/manifest.h"
-#include "meta/tag_records.h"
+#include "meta/audit_records.h"
 #include "meta/blob_records.h"
 #include "meta/quota.h"
+#include "meta/tag_records.h"
 #include "meta/upload_records.h"
 #include "meta/webhook_records.h"
 
@@ -177,6 +178,8 @@ class metadata_store {
   // The webhook outbox (webhook_records.h), in the same database: put_manifest, delete_manifest,
   // delete_tag and tags().promote() add their events' deliveries there. Lives as long as the store.
   virtual webhook_records& webhooks() = 0;
+  // The audit log (audit_records.h), kept in the same database. Lives as long as the store.
+  virtual audit_records& audit() = 0;
 
   // Whether the store answers now (the readiness check, /health/ready): one trivial round trip
   // (SQLite: a read, and an empty transaction on the writer, which takes the write lock).

@@ -1331,5 +1331,85 @@ TEST_P(metadata_store_contract, undelivered_events_survive_a_reopen) {
   EXPECT_EQ(sync_wait(store_->webhooks().claim_deliveries(2'000'000, 60'000, 10)).value().size(), 2u);
 }
 
+audit_entry audit_at(std::int64_t at_ms, std::string subject, std::string action, std::string repository) {
+  return audit_entry{0,           at_ms,  std::move(subject), "192.0.2.1", std::move(action), repository,
+                     repository + ":v1", "ok", 201, ""};
+}
+
+std::vector<std::int64_t> audit_times(const std::vector<audit_entry>& entries) {
+  std::vector<std::int64_t> out;
+  for (const auto& e : entries) out.push_back(e.at_ms);
+  return out;
+}
+
+TEST_P(metadata_store_contract, audit_entries_round_trip_newest_first) {
+  auto& a = store_->audit();
+  EXPECT_TRUE(sync_wait(a.list(audit_query{})).value().empty());
+  const std::vector<audit_entry> batch = {
+      audit_at(1000, "user:alice", "manifest_push", "team/app"),
+      audit_entry{0, 2000, "anonymous", "2001:db8::1", "login", "", "user:bob", "failed", 401,
+                  "quote \" backslash \\ comma , brace } unicode \xc3\xa9"},
+  };
+  ASSERT_TRUE(sync_wait(a.append(batch)).has_value());
+  ASSERT_TRUE(sync_wait(a.append(std::span<const audit_entry>())).has_value());
+  const auto all = sync_wait(a.list(audit_query{})).value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_GT(all[0].id, all[1].id);
+  const audit_entry& e = all[0];
+  EXPECT_EQ(e.at_ms, 2000);
+  EXPECT_EQ(e.subject, "anonymous");
+  EXPECT_EQ(e.address, "2001:db8::1");
+  EXPECT_EQ(e.action, "login");
+  EXPECT_EQ(e.repository, "");
+  EXPECT_EQ(e.target, "user:bob");
+  EXPECT_EQ(e.outcome, "failed");
+  EXPECT_EQ(e.status, 401u);
+  EXPECT_EQ(e.detail, batch[1].detail);
+  EXPECT_EQ(all[1].repository, "team/app");
+  EXPECT_EQ(all[1].target, "team/app:v1");
+  EXPECT_EQ(all[1].status, 201u);
+  reopen();
+  EXPECT_EQ(sync_wait(store_->audit().list(audit_query{})).value().size(), 2u);
+}
+
+TEST_P(metadata_store_contract, audit_filters_and_pages) {
+  auto& a = store_->audit();
+  std::vector<audit_entry> batch;
+  for (int i = 1; i <= 6; ++i) {
+    batch.push_back(audit_at(i * 1000, i % 2 ? "user:alice" : "robot:ci", i <= 3 ? "manifest_push" : "tag_delete",
+                             i % 3 ? "team/app" : "prod/db"));
+  }
+  ASSERT_TRUE(sync_wait(a.append(batch)).has_value());
+  using times = std::vector<std::int64_t>;
+  const auto query = [&](audit_query q) { return audit_times(sync_wait(a.list(q)).value()); };
+  EXPECT_EQ(query({.until_ms = 10'000}), (times{6000, 5000, 4000, 3000, 2000, 1000}));
+  EXPECT_EQ(query({.repository = "prod/db"}), (times{6000, 3000}));
+  EXPECT_EQ(query({.repository = "team"}), times{});
+  EXPECT_EQ(query({.subject = "robot:ci"}), (times{6000, 4000, 2000}));
+  EXPECT_EQ(query({.action = "tag_delete"}), (times{6000, 5000, 4000}));
+  EXPECT_EQ(query({.subject = "user:alice", .action = "manifest_push"}), (times{3000, 1000}));
+  EXPECT_EQ(query({.since_ms = 2000, .until_ms = 4000}), (times{4000, 3000, 2000}));
+  // Paging by id: each page starts before the last id of the previous one.
+  auto first = sync_wait(a.list({.n = 4})).value();
+  ASSERT_EQ(audit_times(first), (times{6000, 5000, 4000, 3000}));
+  EXPECT_EQ(query({.before_id = first.back().id, .n = 4}), (times{2000, 1000}));
+  EXPECT_EQ(query({.repository = "team/app", .before_id = first[1].id, .n = 2}), (times{4000, 2000}));
+  // Times past 2^31 ms (January 1970 + 25 days), as every real one is.
+  const std::int64_t now = 1'796'000'000'000;
+  ASSERT_TRUE(sync_wait(a.append(std::vector{audit_at(now, "user:bob", "gc_run", "")})).has_value());
+  EXPECT_EQ(query({.since_ms = now - 1, .until_ms = now + 1}), times{now});
+  EXPECT_EQ(query({.subject = "user:bob", .until_ms = now - 1}), times{});
+}
+
+TEST_P(metadata_store_contract, audit_prune_deletes_older_entries) {
+  auto& a = store_->audit();
+  const std::vector<audit_entry> batch = {audit_at(1000, "user:a", "gc_run", ""), audit_at(2000, "user:a", "gc_run", ""),
+                                          audit_at(3000, "user:a", "gc_run", "")};
+  ASSERT_TRUE(sync_wait(a.append(batch)).has_value());
+  EXPECT_EQ(sync_wait(a.prune(2500)).value(), 2u);
+  EXPECT_EQ(sync_wait(a.prune(2500)).value(), 0u);
+  EXPECT_EQ(audit_times(sync_wait(a.list(audit_query{})).value()), std::vector<std::int64_t>{3000});
+}
+
 }  // namespace
 }  // namespace berth::meta

@@ -265,6 +265,24 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at, id) WHERE state = 0;
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook, id);
 )sql",
+    // The audit log (audit_records.h).
+    R"sql(
+CREATE TABLE audit_log (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at_ms      bigint NOT NULL,
+  subject    text NOT NULL,
+  address    text NOT NULL,
+  action     text NOT NULL,
+  repository text NOT NULL,
+  target     text NOT NULL,
+  outcome    text NOT NULL,
+  status     integer NOT NULL,
+  detail     text NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log(at_ms);
+CREATE INDEX audit_log_by_repository ON audit_log(repository, id);
+CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
+)sql",
 };
 
 // ---- SQL ----
@@ -331,6 +349,18 @@ constexpr std::string_view mark_sql =
 constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting ORDER BY digest LIMIT $1";
 constexpr std::string_view forget_sql =
     "DELETE FROM blobs WHERE digest = ANY($1::text[]) AND deleting RETURNING digest, size";
+// The audit log: one statement appends a batch (arrays, one per column, in order); every filter
+// that is "" (or 0) matches all.
+constexpr std::string_view insert_audit_sql =
+    "INSERT INTO audit_log(at_ms, subject, address, action, repository, target, outcome, status, detail) "
+    "SELECT a, b, c, d, f, g, h, i, j FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::integer[], $9::text[]) WITH ORDINALITY AS e(a, b, c, d, f, g, h, i, j, n) ORDER BY n";
+constexpr std::string_view list_audit_sql =
+    "SELECT id, at_ms, subject, address, action, repository, target, outcome, status, detail FROM audit_log "
+    "WHERE ($1 = '' OR repository = $1) AND ($2 = '' OR subject = $2) AND ($3 = '' OR action = $3) "
+    "AND at_ms >= $4::bigint AND ($5::bigint = 0 OR at_ms <= $5::bigint) AND ($6::bigint = 0 OR id < $6::bigint) "
+    "ORDER BY id DESC LIMIT $7";
+constexpr std::string_view prune_audit_sql = "DELETE FROM audit_log WHERE at_ms < $1";
 constexpr std::string_view insert_run_sql =
     "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -557,6 +587,23 @@ std::string text_array(const std::vector<std::string>& names) {
   return quoted_array(names, [](const std::string& s) -> std::string_view { return s; });
 }
 
+// An array literal of `items`, each quoted ("{"a","b\\"c"}"): any text but NUL.
+template <class T, class F>
+std::string quoted_array(std::span<const T> items, F field) {
+  std::string out = "{";
+  for (const T& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    const auto& value = field(item);  // a string, or a reference to one
+    for (char c : std::string_view(value)) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 std::unexpected<error> corrupt(std::string_view what, std::string_view value) {
   return pg::failure(store_name, what, pg::error{pg::errc::failed, "", fmt::format("stored value: {}", value)});
 }
@@ -734,7 +781,8 @@ class pg_metadata_store final : public metadata_store,
                                 public upload_records,
                                 public tag_records,
                                 public blob_records,
-                                public webhook_records {
+                                public webhook_records,
+                                public audit_records {
  public:
   explicit pg_metadata_store(std::shared_ptr<pg::pool> pool) : pool_(std::move(pool)) {
     pg::migrate(*pool_, "meta", migrations);
@@ -743,6 +791,7 @@ class pg_metadata_store final : public metadata_store,
   upload_records& uploads() override { return *this; }
   blob_records& blobs() override { return *this; }
   webhook_records& webhooks() override { return *this; }
+  audit_records& audit() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     params args{repo, d.str()};
@@ -1331,6 +1380,45 @@ class pg_metadata_store final : public metadata_store,
   awaitable<result<bool>> redeliver(std::int64_t id, std::int64_t now_ms) override {
     params args{id, now_ms};
     co_return co_await changes("redeliver", redeliver_sql, std::move(args));
+  }
+
+  // ---- audit_records ----
+  awaitable<result<void>> append(std::span<const audit_entry> entries) override {
+    if (entries.empty()) co_return result<void>{};
+    const auto column = [&](auto field) { return quoted_array(entries, field); };
+    params args{column([](const audit_entry& e) { return std::to_string(e.at_ms); }),
+                column([](const audit_entry& e) -> const std::string& { return e.subject; }),
+                column([](const audit_entry& e) -> const std::string& { return e.address; }),
+                column([](const audit_entry& e) -> const std::string& { return e.action; }),
+                column([](const audit_entry& e) -> const std::string& { return e.repository; }),
+                column([](const audit_entry& e) -> const std::string& { return e.target; }),
+                column([](const audit_entry& e) -> const std::string& { return e.outcome; }),
+                column([](const audit_entry& e) { return std::to_string(e.status); }),
+                column([](const audit_entry& e) -> const std::string& { return e.detail; })};
+    auto done = co_await query("append audit entries", insert_audit_sql, std::move(args));
+    if (!done) co_return std::unexpected(std::move(done.error()));
+    co_return result<void>{};
+  }
+
+  awaitable<result<std::vector<audit_entry>>> list(const audit_query& q) override {
+    params args{q.repository, q.subject, q.action, q.since_ms, q.until_ms, q.before_id, limit(q.n)};
+    auto r = co_await query("audit entries", list_audit_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<audit_entry> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      const auto text = [&](std::size_t c) { return std::string(r->text(i, c)); };
+      out.push_back(audit_entry{r->int64(i, 0).value_or(0), r->int64(i, 1).value_or(0), text(2), text(3), text(4),
+                                text(5), text(6), text(7), static_cast<unsigned>(r->int64(i, 8).value_or(0)),
+                                text(9)});
+    }
+    co_return out;
+  }
+
+  awaitable<result<std::uint64_t>> prune(std::int64_t before_ms) override {
+    params args{before_ms};
+    auto r = co_await query("prune audit entries", prune_audit_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return static_cast<std::uint64_t>(r->affected());
   }
 
   awaitable<result<void>> probe() override {

@@ -213,6 +213,24 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at, id) WHERE state = 0;
 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook, id);
 )sql",
+    // The audit log (audit_records.h).
+    R"sql(
+CREATE TABLE audit_log (
+  id         INTEGER PRIMARY KEY,
+  at_ms      INTEGER NOT NULL,
+  subject    TEXT NOT NULL,
+  address    TEXT NOT NULL,
+  action     TEXT NOT NULL,
+  repository TEXT NOT NULL,
+  target     TEXT NOT NULL,
+  outcome    TEXT NOT NULL,
+  status     INTEGER NOT NULL,
+  detail     TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_time ON audit_log(at_ms);
+CREATE INDEX audit_log_by_repository ON audit_log(repository, id);
+CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
+)sql",
 };
 #undef BERTH_LINKED_ELSEWHERE
 #undef BERTH_REPO_NS
@@ -256,6 +274,15 @@ constexpr std::string_view mark_sql =
     "AND NOT EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1) RETURNING digest, size";
 constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting != 0 ORDER BY digest LIMIT ?1";
 constexpr std::string_view forget_sql = "DELETE FROM blobs WHERE digest = ?1 AND deleting != 0 RETURNING digest, size";
+// The audit log: every filter that is "" (or 0) matches all.
+constexpr std::string_view insert_audit_sql =
+    "INSERT INTO audit_log(at_ms, subject, address, action, repository, target, outcome, status, detail) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr std::string_view list_audit_sql =
+    "SELECT id, at_ms, subject, address, action, repository, target, outcome, status, detail FROM audit_log "
+    "WHERE (?1 = '' OR repository = ?1) AND (?2 = '' OR subject = ?2) AND (?3 = '' OR action = ?3) "
+    "AND at_ms >= ?4 AND (?5 = 0 OR at_ms <= ?5) AND (?6 = 0 OR id < ?6) ORDER BY id DESC LIMIT ?7";
+constexpr std::string_view prune_audit_sql = "DELETE FROM audit_log WHERE at_ms < ?1";
 constexpr std::string_view insert_run_sql =
     "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
@@ -640,10 +667,11 @@ std::unexpected<error> being_deleted(const digest& d) {
 }
 
 class sqlite_metadata_store final : public metadata_store,
-                                   public upload_records,
-                                   public tag_records,
-                                   public blob_records,
-                                   public webhook_records {
+                                    public upload_records,
+                                    public tag_records,
+                                    public blob_records,
+                                    public webhook_records,
+                                    public audit_records {
  public:
   sqlite_metadata_store(const std::string& path, upload_leases leases)
       : writer_(open_and_migrate(path, leases)), readers_(path) {
@@ -654,6 +682,7 @@ class sqlite_metadata_store final : public metadata_store,
   upload_records& uploads() override { return *this; }
   blob_records& blobs() override { return *this; }
   webhook_records& webhooks() override { return *this; }
+  audit_records& audit() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     co_return read([&](connection& db) { return optional_size(db.prepare(linked_size_sql).bind(repo, d.str())); });
@@ -1227,6 +1256,48 @@ class sqlite_metadata_store final : public metadata_store,
     co_return co_await write([&](connection& db) {
       auto st = db.prepare(redeliver_sql);
       return changed_rows(db, st.bind(id, now_ms));
+    });
+  }
+
+  // ---- audit_records ----
+  // Relaxed: an entry is in the WAL before the response is sent, and reaches the disk with the
+  // next durable commit (see README "Audit log": what a power failure can lose).
+  awaitable<result<void>> append(std::span<const audit_entry> entries) override {
+    co_return co_await write(
+        [&](connection& db) -> result<void> {
+          for (const audit_entry& e : entries) {
+            auto st = db.prepare(insert_audit_sql);
+            st.bind(e.at_ms, e.subject, e.address, e.action, e.repository, e.target, e.outcome,
+                    std::int64_t{e.status}, e.detail);
+            if (auto r = st.run(); !r) return r;
+          }
+          return {};
+        },
+        durability::relaxed);
+  }
+
+  awaitable<result<std::vector<audit_entry>>> list(const audit_query& q) override {
+    co_return read([&](connection& db) -> result<std::vector<audit_entry>> {
+      auto st = db.prepare(list_audit_sql);
+      st.bind(q.repository, q.subject, q.action, q.since_ms, q.until_ms, q.before_id, std::uint64_t{q.n});
+      std::vector<audit_entry> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        out.push_back(audit_entry{st.int64(0), st.int64(1), std::string(st.text(2)), std::string(st.text(3)),
+                                  std::string(st.text(4)), std::string(st.text(5)), std::string(st.text(6)),
+                                  std::string(st.text(7)), static_cast<unsigned>(st.int64(8)),
+                                  std::string(st.text(9))});
+      }
+    });
+  }
+
+  awaitable<result<std::uint64_t>> prune(std::int64_t before_ms) override {
+    co_return co_await write([&](connection& db) -> result<std::uint64_t> {
+      auto st = db.prepare(prune_audit_sql);
+      if (auto r = st.bind(before_ms).run(); !r) return std::unexpected(r.error());
+      return static_cast<std::uint64_t>(db.changes());
     });
   }
 

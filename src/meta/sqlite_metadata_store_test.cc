@@ -67,6 +67,8 @@ constexpr const char* undo_quota =
     "DROP TABLE namespace_usage; PRAGMA user_version = 4";
 // What version 6 added (the webhook outbox), taken away again: the file is as version 5 wrote it.
 constexpr const char* undo_webhooks = "DROP TABLE webhook_deliveries; PRAGMA user_version = 5";
+// What version 7 added (the audit log), taken away again: the file is as version 6 wrote it.
+constexpr const char* undo_audit = "DROP TABLE audit_log; PRAGMA user_version = 6";
 
 // What version 4 added (garbage collection), taken away again: the file is as version 3 wrote it.
 constexpr const char* undo_gc =
@@ -99,6 +101,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
@@ -129,6 +132,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());
     ASSERT_TRUE(db->exec(undo_gc).has_value());
