@@ -153,7 +153,7 @@ awaitable<result<response>> admin_promote(context& ctx, request& req, const rout
   if (!source) co_return std::unexpected(source.error());
 
   // The route checked push on the target; the source needs pull, by the same policy.
-  if (auto o = ctx.who->may(ctx.auth.pol, policy::action::pull, source->repository); o.v != caller::verdict::allowed)
+  if (auto o = ctx.who->may(*ctx.pol, policy::action::pull, source->repository); o.v != caller::verdict::allowed)
     co_return fail(errc::denied, std::move(o.reason));
 
   std::optional<digest> target = source->dgst;

@@ -102,7 +102,7 @@ awaitable<result<image_facts>> describe_image(context& ctx, std::string_view nam
 
 awaitable<result<void>> check_tag_may_move(context& ctx, std::string_view name, std::string_view tag,
                                            const std::optional<digest>& to) {
-  auto rule = ctx.auth.pol.immutable(name, tag);
+  auto rule = ctx.pol->immutable(name, tag);
   if (!rule) co_return result<void>{};
   auto current = co_await ctx.meta.manifest_by_tag(name, tag);
   if (!current) co_return std::unexpected(current.error());
@@ -194,7 +194,7 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
     auto tags = co_await ctx.meta.tags().tags_on(*name, *d);
     if (!tags) co_return std::unexpected(tags.error());
     for (const auto& tag : *tags) {
-      if (auto rule = ctx.auth.pol.immutable(*name, tag)) co_return fail(errc::denied, std::move(*rule));
+      if (auto rule = ctx.pol->immutable(*name, tag)) co_return fail(errc::denied, std::move(*rule));
     }
     deleted = co_await ctx.meta.delete_manifest(*name, *d);
   } else {

@@ -40,7 +40,7 @@ struct api_options {
 struct endpoint;
 
 // What every handler gets. `who` is the authenticated caller of the request being handled and
-// `current` its endpoint in the route table (both set per request; the rest is shared).
+// `current` its endpoint in the route table, `pol` the policy (set per request; the rest is shared).
 struct context {
   storage::blob_store& blobs;  // reads; writes go through `uploads`
   uploads::upload_service& uploads;
@@ -51,6 +51,8 @@ struct context {
   operations& ops;
   const caller* who = nullptr;
   const endpoint* current = nullptr;
+  // The policy this request is decided by (auth.policies.current() when it began).
+  std::shared_ptr<const policy::policy> pol;
 };
 
 class registry_api {
