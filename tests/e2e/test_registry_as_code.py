@@ -244,6 +244,7 @@ def test_a_namespace_of_the_file_applies_at_once_and_the_configs_stay_the_config
     plan = berth(cli_env, "plan", "-f", path, check=False)
     assert changes(plan.stdout) == ["~ namespace qa: visibility public-pull → private",
                                     '~ robot ci: description "first words" → "second words"'], plan.stdout
+    assert "the server's config is authoritative for those it declares" in plan.stdout
     berth(cli_env, "apply", "-f", path, "--yes")
     assert robots(admin)["ci"]["description"] == "second words"
     assert anonymous(reg).get("/v2/qa/web/manifests/v1").status == 401  # private at once
