@@ -234,6 +234,16 @@ def test_a_namespace_of_the_file_applies_at_once_and_the_configs_stay_the_config
     moved = ci.put_manifest("qa/web", "v1", other.data)
     assert_error(moved, 403, "DENIED")
     assert "(immutable_tags of namespace qa (admin API): v*)" in moved.json()["errors"][0]["message"]
+    checks = write(tmp_path, "checks:\n  - repository: qa/web\n    tag_free: v1\n  - repository: qa/web\n"
+                             "    tag_free: latest\n", "checks.yaml")
+    taken = berth(cli_env, "check", "-f", checks, check=False)
+    assert taken.returncode == 3, taken
+    assert taken.stdout.splitlines()[:2] == [
+        "FAIL  tag v1 is free in qa/web: tag v1 already exists in qa/web and is immutable: tag qa/web:v1 is "
+        "immutable (immutable_tags of namespace qa (admin API): v*); a push of another digest is refused, "
+        f"release under a new tag ({checks}:2)",
+        f"FAIL  tag latest is free in qa/web: tag latest already exists in qa/web: a push of it would replace it; "
+        f"release under a new tag ({checks}:4)"], taken.stdout
 
     refused = admin.call("PUT", "namespaces/production", {"creation": "on-push"}, expect=409)
     assert "declared in the server's config (namespaces.production)" in refused.json()["errors"][0]["message"]
