@@ -261,6 +261,14 @@ def test_a_namespace_of_the_file_applies_at_once_and_the_configs_stay_the_config
     assert ci.get("/v2/qa/web/manifests/v1").status == 200  # the same token
     assert berth(cli_env, "plan", "-f", path).returncode == 0
 
+    # PATCH replaces the grants of the actions it names, and leaves the rest (and the token) alone.
+    admin.call("PATCH", "robots/ci", {"push": ["qa/other"], "expires_at": None}, expect=200)
+    held = [g["repositories"] for g in admin.call("GET", "grants", expect=200).json()["grants"]
+            if g["subject"] == "robot:ci" and "id" in g]  # stored ones, not the config's
+    assert held == [["qa/other"]], held
+    assert ci.post("/v2/qa/web/blobs/uploads/", b"").status == 403
+    assert admin.call("PATCH", "robots/nobody", {"description": "x"}, expect=404)
+
 
 def normalised_export(cli_env):
     out = berth(cli_env, "export").stdout
