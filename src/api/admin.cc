@@ -335,7 +335,8 @@ awaitable<result<response>> admin_update_robot(context& ctx, request& req, const
   auto robot = co_await ctx.auth.identities.find_robot(*name);
   if (!robot) co_return std::unexpected(robot.error());
   if (!*robot || (*robot)->revoked_at) co_return fail(errc::not_found, fmt::format("no active robot {}", *name));
-  const std::string description = doc->contains("description") ? string_field(*doc, "description") : (*robot)->description;
+  const std::string description =
+      doc->contains("description") ? string_field(*doc, "description") : (*robot)->description;
   if (auto ok = check_description(description); !ok) co_return std::unexpected(ok.error());
   auto expires_at = expiry_in(*doc, (*robot)->expires_at);
   if (!expires_at) co_return std::unexpected(expires_at.error());

@@ -292,7 +292,7 @@ class pg_identity_store final : public identity_store {
   }
 
   awaitable<result<bool>> update_robot(std::string_view name, std::string_view description,
-                                      std::optional<std::int64_t> expires_at) override {
+                                       std::optional<std::int64_t> expires_at) override {
     params args{name, description, expires_at ? param(*expires_at) : param(std::nullopt)};
     auto r = co_await write("update_robot", update_robot_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
@@ -305,7 +305,8 @@ class pg_identity_store final : public identity_store {
     if (!r) co_return std::unexpected(std::move(r.error()));
     std::vector<namespace_record> out;
     for (std::size_t i = 0; i < r->size(); ++i) {
-      out.push_back(namespace_record{std::string(r->text(i, 0)), std::string(r->text(i, 1)), r->int64(i, 2).value_or(0)});
+      out.push_back(
+          namespace_record{std::string(r->text(i, 0)), std::string(r->text(i, 1)), r->int64(i, 2).value_or(0)});
     }
     co_return out;
   }

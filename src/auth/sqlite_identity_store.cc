@@ -252,7 +252,7 @@ class sqlite_identity_store final : public identity_store {
   }
 
   awaitable<result<bool>> update_robot(std::string_view name, std::string_view description,
-                                      std::optional<std::int64_t> expires_at) override {
+                                       std::optional<std::int64_t> expires_at) override {
     auto op = [&](connection& db) {
       auto st = db.prepare(update_robot_sql);
       return changed_rows(db, st.bind(name, description, expires_at));

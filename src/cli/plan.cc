@@ -92,8 +92,9 @@ void print_changes(const registry_plan& plan) {
     (c.sign == '+' ? add : c.sign == '~' ? change : remove) += 1;
   }
   if (std::ranges::any_of(plan.changes, [](const auto& c) { return c.text.starts_with("namespace "); }))
-    fmt::print("\nNamespaces: the server's config is authoritative for those it declares (a difference is a "
-               "conflict); the others are made, changed and pruned through the admin API.\n");
+    fmt::print(
+        "\nNamespaces: the server's config is authoritative for those it declares (a difference is a "
+        "conflict); the others are made, changed and pruned through the admin API.\n");
   fmt::print("\nPlan: {} to add, {} to change, {} to remove.\n", add, change, remove);
 }
 

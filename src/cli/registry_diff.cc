@@ -120,8 +120,10 @@ json namespace_body(const namespace_spec& ns) {
 // "visibility private → public-pull; creation on-push → explicit": what the file changes in `held`.
 std::string namespace_edit(const namespace_spec& want, const namespace_spec& held) {
   std::vector<std::string> parts;
-  const auto compare = [&](const char* key, const std::optional<std::string>& file, const std::optional<std::string>& server) {
-    if (file && *file != server.value_or("")) parts.push_back(fmt::format("{} {} → {}", key, server.value_or("(none)"), *file));
+  const auto compare = [&](const char* key, const std::optional<std::string>& file,
+                           const std::optional<std::string>& server) {
+    if (file && *file != server.value_or(""))
+      parts.push_back(fmt::format("{} {} → {}", key, server.value_or("(none)"), *file));
   };
   const auto tags = [](const std::optional<std::vector<std::string>>& t) {
     return t ? std::optional<std::string>(fmt::format("[{}]", fmt::join(*t, ", "))) : std::nullopt;
@@ -181,7 +183,8 @@ void diff_namespaces(const registry_file& want, const server_state& have, bool p
   if (prune) {
     for (const auto& [name, ns] : have.namespaces) {
       if (ns.from_config || want.namespaces.contains(name)) continue;
-      removals.push_back({'-', "namespace " + name, {{"DELETE", "/api/v1/namespaces/" + percent_encode(name), nullptr, ""}}});
+      removals.push_back(
+          {'-', "namespace " + name, {{"DELETE", "/api/v1/namespaces/" + percent_encode(name), nullptr, ""}}});
     }
   }
   for (const int line : want.retention_lines)

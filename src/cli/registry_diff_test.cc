@@ -156,7 +156,8 @@ TEST(RegistryDiff, TheServersConfigDecidesItsNamespacesAndTheApiMakesTheOthers) 
   s.namespaces["old"] = {"old", "private", "on-push", std::vector<std::string>{}, std::nullopt, 0, false};
   p = make_plan(file("namespaces:\n  qa:\n    visibility: public-pull\n"), s, true, "user:admin", "r.yaml");
   EXPECT_TRUE(p.conflicts.empty());
-  EXPECT_EQ(lines(p), (std::vector<std::string>{"~ namespace qa: visibility private → public-pull", "- namespace old"}));
+  EXPECT_EQ(lines(p),
+            (std::vector<std::string>{"~ namespace qa: visibility private → public-pull", "- namespace old"}));
   EXPECT_EQ(p.changes[0].operations[0].body,
             (json{{"visibility", "public-pull"}, {"creation", "explicit"}, {"immutable_tags", json::array()}}));
   EXPECT_EQ(p.changes[1].operations[0].method, "DELETE");

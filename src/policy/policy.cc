@@ -84,9 +84,8 @@ bool valid_namespace_name(std::string_view name) {
 }
 
 std::string namespace_settings_json(const namespace_rule& ns) {
-  return nlohmann::json{{"visibility", to_string(ns.vis)},
-                        {"creation", to_string(ns.create)},
-                        {"immutable_tags", ns.immutable_tags}}
+  return nlohmann::json{
+      {"visibility", to_string(ns.vis)}, {"creation", to_string(ns.create)}, {"immutable_tags", ns.immutable_tags}}
       .dump();
 }
 
