@@ -17,12 +17,13 @@
 #include "core/error.h"
 #include "http/message.h"
 #include "policy/authenticator.h"
+#include "policy/live_policy.h"
 #include "policy/policy.h"
 
 namespace berth::api {
 
 struct auth_services {
-  const policy::policy& pol;
+  policy::live_policy& policies;  // the policy of each request: context::pol
   policy::authenticator& authn;
   auth::identity_store& identities;
   auth::rate_limiter& limiter;

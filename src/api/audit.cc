@@ -51,6 +51,8 @@ std::pair<std::string, std::string> route_target(const route& r) {
       return {"", "robot:" + name};
     case route_kind::grant:
       return {"", fmt::format("grant:{}", r.reference)};
+    case route_kind::namespace_:
+      return {"", "namespace:" + name};
     default:
       if (r.area == api_area::registry || r.kind == route_kind::repository || r.kind == route_kind::repository_tags)
         return {name, name};

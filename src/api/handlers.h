@@ -53,6 +53,8 @@ awaitable<result<response>> token_keys(context& ctx, request& req, const route& 
 awaitable<result<response>> admin_whoami(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_check(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_namespaces(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_put_namespace(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_delete_namespace(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_repositories(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_create_repository(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_delete_repository(context& ctx, request& req, const route& r);
@@ -61,6 +63,7 @@ awaitable<result<response>> admin_create_user(context& ctx, request& req, const 
 awaitable<result<response>> admin_delete_user(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_robots(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_create_robot(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_update_robot(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_revoke_robot(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_grants(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_create_grant(context& ctx, request& req, const route& r);

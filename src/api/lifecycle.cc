@@ -154,7 +154,7 @@ awaitable<result<response>> admin_promote(context& ctx, request& req, const rout
   if (!source) co_return std::unexpected(source.error());
 
   // The route checked push on the target; the source needs pull, by the same policy.
-  if (auto o = ctx.who->may(ctx.auth.pol, policy::action::pull, source->repository); o.v != caller::verdict::allowed)
+  if (auto o = ctx.who->may(*ctx.pol, policy::action::pull, source->repository); o.v != caller::verdict::allowed)
     co_return fail(errc::denied, std::move(o.reason));
 
   std::optional<digest> target = source->dgst;
@@ -166,7 +166,7 @@ awaitable<result<response>> admin_promote(context& ctx, request& req, const rout
   }
   const digest& d = *target;
   // The store refuses to move an immutable tag in the transaction that would move it.
-  const std::string immutable = ctx.auth.pol.immutable(*name, *tag).value_or("");
+  const std::string immutable = ctx.pol->immutable(*name, *tag).value_or("");
   const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), source_text, immutable};
   auto promoted = co_await ctx.meta.tags().promote(*name, *tag, source->repository, d, stamp);
   if (!promoted) co_return std::unexpected(promoted.error());

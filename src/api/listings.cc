@@ -69,8 +69,7 @@ awaitable<result<response>> list_catalog(context& ctx, request& req) {
     auto repos = co_await ctx.meta.list_repositories(last, batch);
     if (!repos) co_return std::unexpected(repos.error());
     for (auto& repo : *repos) {
-      if (visible.size() < p->n + 1 && ctx.who->allowed(ctx.auth.pol, policy::action::list, repo))
-        visible.push_back(repo);
+      if (visible.size() < p->n + 1 && ctx.who->allowed(*ctx.pol, policy::action::list, repo)) visible.push_back(repo);
     }
     if (repos->size() < batch) break;
     last = repos->back();

@@ -159,7 +159,7 @@ awaitable<result<response>> put_manifest(context& ctx, request& req, const route
   rec.total_size = facts->total_size;
   rec.platforms = std::move(facts->platforms);
   // The store refuses to move an immutable tag in the transaction that would move it.
-  const std::string immutable = tag ? ctx.auth.pol.immutable(*name, *tag).value_or("") : "";
+  const std::string immutable = tag ? ctx.pol->immutable(*name, *tag).value_or("") : "";
   const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}, immutable};
   auto stored = co_await ctx.meta.put_manifest(*name, rec, tag, stamp);
   if (!stored) co_return std::unexpected(stored.error());
@@ -181,14 +181,14 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
     auto tags = co_await ctx.meta.tags().tags_on(*name, *d);
     if (!tags) co_return std::unexpected(tags.error());
     for (const auto& tag : *tags) {
-      if (auto rule = ctx.auth.pol.immutable(*name, tag)) co_return fail(errc::denied, std::move(*rule));
+      if (auto rule = ctx.pol->immutable(*name, tag)) co_return fail(errc::denied, std::move(*rule));
     }
     const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
     deleted = co_await ctx.meta.delete_manifest(*name, *d, stamp);
   } else {
     auto tag = checked_tag(r.reference);
     if (!tag) co_return std::unexpected(tag.error());
-    if (auto rule = ctx.auth.pol.immutable(*name, *tag)) {
+    if (auto rule = ctx.pol->immutable(*name, *tag)) {
       // An immutable tag is never deleted: refused when it exists, unknown when not. Nothing is
       // written, so a push creating it meanwhile cannot be undone by this request.
       auto current = co_await ctx.meta.manifest_by_tag(*name, *tag);

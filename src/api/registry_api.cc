@@ -113,7 +113,7 @@ result<void> authorize(const context& ctx, const caller& who, const access& need
       if (who.anonymous()) return unauthorized("authentication required");
       if (need.k == kind::catalog && who.token() != nullptr && !grants_registry(*who.token(), "catalog"))
         return unauthorized("the token does not grant the catalog");
-      if (need.k == kind::administrator && !ctx.auth.pol.decide(who.principal(), policy::action::admin, "*").allowed)
+      if (need.k == kind::administrator && !ctx.pol->decide(who.principal(), policy::action::admin, "*").allowed)
         return fail(errc::denied, fmt::format("{} is not an administrator", who.subject()));
       return {};
     case kind::repository:
@@ -128,7 +128,7 @@ result<void> authorize(const context& ctx, const caller& who, const access& need
     if (who.anonymous()) return unauthorized("authentication required");
     return fail(errc::name_invalid, "repository name must match the OCI name grammar");
   }
-  auto o = who.may(ctx.auth.pol, need.act, r.name);
+  auto o = who.may(*ctx.pol, need.act, r.name);
   switch (o.v) {
     case caller::verdict::allowed:
       return {};
@@ -157,11 +157,11 @@ error head_refusal(const route& r, const request& req, const caller& who, error 
 
 // In an explicit-creation namespace, pushing into a repository that does not exist is NAME_UNKNOWN.
 awaitable<result<void>> check_creation(const context& ctx, const route& r) {
-  if (ctx.auth.pol.namespace_of(r.name).create != policy::creation::explicit_) co_return result<void>{};
+  if (ctx.pol->namespace_of(r.name).create != policy::creation::explicit_) co_return result<void>{};
   auto exists = co_await ctx.meta.repository_exists(r.name);
   if (!exists) co_return std::unexpected(exists.error());
   if (*exists) co_return result<void>{};
-  co_return fail(errc::name_unknown, ctx.auth.pol.may_create(r.name).reason);
+  co_return fail(errc::name_unknown, ctx.pol->may_create(r.name).reason);
 }
 
 // The catalog and automatic mounts are decided by what the subject behind a bearer token may see
@@ -180,8 +180,12 @@ awaitable<void> widen_to_identity(context& ctx, std::optional<caller>& who) {
 
 // `identity` is set to the caller's subject once it is known (for the access log and the audit
 // log); the handler adds to `note` what the request's audit entry needs beyond the route.
-awaitable<result<response>> guarded(context& ctx, request& req, const route& r, const endpoint* e,
+awaitable<result<response>> guarded(const context& shared, request& req, const route& r, const endpoint* e,
                                     std::string& challenge_error, std::string& identity, audit_note& note) {
+  context ctx = shared;
+  auto pol = co_await ctx.auth.policies.current();
+  if (!pol) co_return std::unexpected(std::move(pol.error()));
+  ctx.pol = std::move(*pol);
   const access need = required(ctx, r, e);
   std::optional<caller> who;
   if (need.k == access::kind::anyone) {
@@ -213,11 +217,10 @@ awaitable<result<response>> guarded(context& ctx, request& req, const route& r, 
     auto creatable = co_await check_creation(ctx, r);
     if (!creatable) co_return std::unexpected(creatable.error());
   }
-  context per_request = ctx;
-  per_request.who = &*who;
-  per_request.current = e;
-  per_request.audit = &note;
-  co_return co_await e->handle(per_request, req, r);
+  ctx.who = &*who;
+  ctx.current = e;
+  ctx.audit = &note;
+  co_return co_await e->handle(ctx, req, r);
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ struct endpoint;
 struct audit_note;
 
 // What every handler gets. `who` is the authenticated caller of the request being handled and
-// `current` its endpoint in the route table (both set per request; the rest is shared).
+// `current` its endpoint in the route table, `pol` the policy (set per request; the rest is shared).
 struct context {
   storage::blob_store& blobs;  // reads; writes go through `uploads`
   uploads::upload_service& uploads;
@@ -56,6 +56,8 @@ struct context {
   const caller* who = nullptr;
   const endpoint* current = nullptr;
   audit_note* audit = nullptr;  // what the handler adds to the request's audit entry (audit.h)
+  // The policy this request is decided by (auth.policies.current() when it began).
+  std::shared_ptr<const policy::policy> pol;
 };
 
 class registry_api {

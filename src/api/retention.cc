@@ -53,7 +53,7 @@ awaitable<result<std::vector<lifecycle::repository_plan>>> planned(context& ctx,
   if (!only) co_return std::unexpected(only.error());
   const auto now_ms = unix_seconds() * 1000;
   co_return co_await lifecycle::plan(ctx.meta, ctx.options.retention, *only, now_ms,
-                                     lifecycle::immutable_tags(ctx.auth.pol));
+                                     lifecycle::immutable_tags(*ctx.pol));
 }
 
 }  // namespace

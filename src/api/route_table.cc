@@ -58,6 +58,10 @@ const std::array kTable = {
     endpoint{rk::whoami, verb::get, "admin_whoami", authenticated, admin_whoami},
     endpoint{rk::check, verb::get, "admin_check", authenticated, admin_check},
     endpoint{rk::namespaces, verb::get, "admin_namespaces", authenticated, admin_namespaces},
+    endpoint{rk::namespace_, verb::put, "admin_namespace_put", administrator, admin_put_namespace, false,
+             "namespace_put"},
+    endpoint{rk::namespace_, verb::delete_, "admin_namespace_delete", administrator, admin_delete_namespace, false,
+             "namespace_delete"},
     endpoint{rk::repositories, verb::get, "admin_repositories", authenticated, admin_repositories},
     endpoint{rk::repositories, verb::post, "admin_repository_create",
              {k::repository, action::admin, access::source::body}, admin_create_repository, false, "repository_create"},
@@ -73,6 +77,7 @@ const std::array kTable = {
     endpoint{rk::user, verb::delete_, "admin_user_delete", administrator, admin_delete_user, false, "user_delete"},
     endpoint{rk::robots, verb::get, "admin_robots", administrator, admin_robots},
     endpoint{rk::robots, verb::post, "admin_robot_create", administrator, admin_create_robot, false, "robot_create"},
+    endpoint{rk::robot, verb::patch, "admin_robot_update", administrator, admin_update_robot, false, "robot_update"},
     endpoint{rk::robot, verb::delete_, "admin_robot_revoke", administrator, admin_revoke_robot, false, "robot_revoke"},
     endpoint{rk::grants, verb::get, "admin_grants", administrator, admin_grants},
     endpoint{rk::grants, verb::post, "admin_grant_create", administrator, admin_create_grant, false, "grant_create"},
@@ -113,7 +118,7 @@ std::size_t endpoint_index(const endpoint* e) {
 
 result<void> authorize_named(const context& ctx, std::string_view name) {
   if (!valid_name(name)) return fail(errc::name_invalid, "repository name must match the OCI name grammar");
-  auto d = ctx.auth.pol.decide(ctx.who->principal(), ctx.current->need.act, name);
+  auto d = ctx.pol->decide(ctx.who->principal(), ctx.current->need.act, name);
   if (!d.allowed) return fail(errc::denied, std::move(d.reason));
   return {};
 }

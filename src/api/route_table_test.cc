@@ -26,6 +26,7 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::whoami, "/api/v1/whoami"},
     {route_kind::check, "/api/v1/check"},
     {route_kind::namespaces, "/api/v1/namespaces"},
+    {route_kind::namespace_, "/api/v1/namespaces/qa"},
     {route_kind::repositories, "/api/v1/repositories"},
     {route_kind::repository, "/api/v1/repositories/a/b"},
     {route_kind::repository_tags, "/api/v1/repositories/a/b/tags"},
@@ -155,6 +156,8 @@ TEST(RouteTable, AdminWritesNeedAdmin) {
   EXPECT_EQ(find_endpoint(route_kind::grants, verb::get)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::gc, verb::get)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::gc, verb::post)->need.k, k::administrator);
+  EXPECT_EQ(find_endpoint(route_kind::namespace_, verb::put)->need.k, k::administrator);
+  EXPECT_EQ(find_endpoint(route_kind::robot, verb::patch)->need.k, k::administrator);
   EXPECT_EQ(find_endpoint(route_kind::repositories, verb::post)->need.from, access::source::body);
   // Webhook URLs and deliveries name receivers and events across every repository.
   for (auto kind : {route_kind::webhooks, route_kind::webhook_deliveries})

@@ -94,7 +94,7 @@ route match_admin(std::string_view rest) {
   static constexpr entry kEntries[] = {
       {"whoami", route_kind::whoami, route_kind::not_found},
       {"check", route_kind::check, route_kind::not_found},
-      {"namespaces", route_kind::namespaces, route_kind::not_found},
+      {"namespaces", route_kind::namespaces, route_kind::namespace_},
       {"repositories", route_kind::repositories, route_kind::repository},
       {"users", route_kind::users, route_kind::user},
       {"robots", route_kind::robots, route_kind::robot},

@@ -27,6 +27,7 @@ enum class route_kind {
   whoami,        // /api/v1/whoami
   check,         // /api/v1/check
   namespaces,    // /api/v1/namespaces
+  namespace_,    // /api/v1/namespaces/<name>
   repositories,  // /api/v1/repositories
   repository,    // /api/v1/repositories/<name>
   repository_tags,  // /api/v1/repositories/<name>/tags
@@ -61,7 +62,7 @@ enum class api_area { registry, token, admin, operations };
 
 struct route {
   route_kind kind = route_kind::not_found;
-  std::string_view name;       // repository, user or robot name (not validated)
+  std::string_view name;       // repository, namespace, user or robot name (not validated)
   std::string_view reference;  // tag, digest, upload id or grant id (not validated)
   api_area area = api_area::registry;
 };

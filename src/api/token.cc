@@ -63,7 +63,7 @@ response issue(const context& ctx, const policy::principal& who, const std::vect
     }
     if (s.type != "repository" || !valid_name(s.name)) continue;
     for (action a : requested_actions(s.actions)) {
-      auto d = ctx.auth.pol.decide(who, a, s.name);
+      auto d = ctx.pol->decide(who, a, s.name);
       if (d.allowed) {
         granted[s.name].add(a);
       } else {

@@ -73,14 +73,14 @@ awaitable<result<std::optional<response>>> try_mount(context& ctx, request& req,
   result<std::optional<std::uint64_t>> size;
   if (auto from = req.query("from")) {
     if (!checked_name(*from)) co_return std::optional<response>{};
-    if (!ctx.who->allowed(ctx.auth.pol, policy::action::pull, *from)) co_return std::optional<response>{};
+    if (!ctx.who->allowed(*ctx.pol, policy::action::pull, *from)) co_return std::optional<response>{};
     size = co_await ctx.meta.linked_blob_size(*from, *d);
   } else {
     auto holders = co_await ctx.meta.repositories_with_blob(*d, 100);
     if (!holders) co_return std::unexpected(holders.error());
     size = std::optional<std::uint64_t>{};
     for (const auto& repo : *holders) {
-      if (repo != name && !ctx.who->allowed(ctx.auth.pol, policy::action::pull, repo)) continue;
+      if (repo != name && !ctx.who->allowed(*ctx.pol, policy::action::pull, repo)) continue;
       size = co_await ctx.meta.linked_blob_size(repo, *d);
       if (!size || *size) break;
     }

@@ -36,7 +36,7 @@ awaitable<result<response>> admin_usage(context& ctx, request& req, const route&
     }
     logical_total += logical;
     const std::uint64_t quota_used = n.stored_bytes + n.manifest_bytes;
-    const auto& rule = ctx.auth.pol.namespace_of(n.name + "/");
+    const auto& rule = ctx.pol->namespace_of(n.name + "/");
     json entry{{"name", n.name}, {"repositories", n.repositories.size()}, {"tags", tags},
                {"manifests", manifests}, {"logical_bytes", logical}, {"stored_bytes", n.stored_bytes},
                {"manifest_bytes", n.manifest_bytes}, {"quota_used_bytes", quota_used},

@@ -45,27 +45,19 @@ std::vector<std::string> strings(const YAML::Node& node, const std::string& key,
   }
 }
 
-policy::visibility parse_visibility(const YAML::Node& node, const std::string& key, const std::string& path) {
-  const auto text = node.as<std::string>();
-  if (text == "private") return policy::visibility::private_;
-  if (text == "public-pull") return policy::visibility::public_pull;
-  throw std::runtime_error(fmt::format("{}: `{}` must be private or public-pull", path, key));
+std::set<std::string> namespace_keys() {
+  return {policy::namespace_setting_keys.begin(), policy::namespace_setting_keys.end()};
 }
 
-policy::creation parse_creation(const YAML::Node& node, const std::string& key, const std::string& path) {
-  const auto text = node.as<std::string>();
-  if (text == "on-push") return policy::creation::on_push;
-  if (text == "explicit") return policy::creation::explicit_;
-  throw std::runtime_error(fmt::format("{}: `{}` must be on-push or explicit", path, key));
-}
-
+// A namespace's settings (policy::namespace_setting_keys), each through the parser the admin API uses.
 void read_namespace_rule(const YAML::Node& node, policy::namespace_rule& ns, const std::string& where,
                          const std::string& path) {
-  if (const auto v = node["visibility"]) ns.vis = parse_visibility(v, where + "visibility", path);
-  if (const auto c = node["creation"]) ns.create = parse_creation(c, where + "creation", path);
-  ns.immutable_tags = strings(node["immutable_tags"], where + "immutable_tags", path);
-  for (const auto& pattern : ns.immutable_tags) {
-    if (pattern.empty()) throw std::runtime_error(fmt::format("{}: `{}immutable_tags` holds an empty pattern", path, where));
+  for (const auto key : policy::namespace_setting_keys) {
+    const std::string name(key);
+    const auto value = node[name];
+    if (!value) continue;
+    auto set = policy::set_namespace_setting(ns, key, strings(value, where + name, path));
+    if (!set) throw std::runtime_error(fmt::format("{}: `{}`: {}", path, where + name, set.error().detail));
   }
 }
 
@@ -294,7 +286,7 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       throw std::runtime_error(fmt::format("{}: auth lifetimes and windows must be positive", path));
   }
   if (const auto d = root["default_namespace"]) {
-    reject_unknown(d, {"visibility", "creation", "immutable_tags"}, "default_namespace.", path);
+    reject_unknown(d, namespace_keys(), "default_namespace.", path);
     read_namespace_rule(d, c.policy.default_namespace, "default_namespace.", path);
   }
   if (const auto nss = root["namespaces"]) {
@@ -303,13 +295,14 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       policy::namespace_rule ns;
       ns.name = kv.first.as<std::string>();
       const std::string where = "namespaces." + ns.name + ".";
-      if (ns.name.empty() || ns.name.find('/') != std::string::npos || !valid_name(ns.name))
+      if (!policy::valid_namespace_name(ns.name))
         throw std::runtime_error(fmt::format("{}: `namespaces.{}`: a namespace is one name component", path, ns.name));
       const auto body = kv.second;
       if (body && !body.IsNull()) {
         if (!body.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
-        reject_unknown(body, {"visibility", "creation", "grants", "immutable_tags", "quota_bytes", "max_repositories"},
-                       where, path);
+        auto known = namespace_keys();
+        known.insert({"grants", "quota_bytes", "max_repositories"});
+        reject_unknown(body, known, where, path);
         read_namespace_rule(body, ns, where, path);
         read_quotas(body, ns, where, path);
         if (const auto grants = body["grants"]) {

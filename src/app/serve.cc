@@ -38,6 +38,7 @@
 #include "gc/collector.h"
 #include "http/server.h"
 #include "policy/authenticator.h"
+#include "policy/live_policy.h"
 #include "policy/policy.h"
 #include "uploads/upload_service.h"
 #include "webhooks/sender.h"
@@ -71,8 +72,13 @@ boost::asio::awaitable<void> purge(uploads::upload_service& service, std::chrono
 
 // A scheduled retention run (retention.interval_minutes): logs what it deleted, or why it failed.
 boost::asio::awaitable<void> run_retention(meta::metadata_store& meta, const lifecycle::retention_config& config,
-                                           const policy::policy& pol) {
-  auto plans = co_await lifecycle::plan(meta, config, std::nullopt, unix_millis(), lifecycle::immutable_tags(pol));
+                                           policy::live_policy& policies) {
+  auto pol = co_await policies.current();
+  if (!pol) {
+    spdlog::error("retention: {}", pol.error().detail);
+    co_return;
+  }
+  auto plans = co_await lifecycle::plan(meta, config, std::nullopt, unix_millis(), lifecycle::immutable_tags(**pol));
   if (!plans) {
     spdlog::error("retention: {}", plans.error().detail);
     co_await api::audit_scheduled_run(meta, "retention_run", "error", plans.error().detail);
@@ -177,7 +183,7 @@ int serve(const config& c) {
   auth::identity_store& identities = *opened.identities;
   uploads::upload_service uploads(blobs, meta.uploads(), pool);
   bootstrap_admin(c, identities);
-  const policy::policy pol(c.policy);
+  policy::live_policy policies(c.policy, identities);
   policy::authenticator authn(identities, pool, c.users, make_federation_verifier(c));
   const std::string signing_key = c.signing_key_file.empty()
                                       ? (std::filesystem::path(c.data) / "token-signing-key.pem").string()
@@ -195,7 +201,7 @@ int serve(const config& c) {
   options.retention = c.retention;
   options.gc_grace =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double, std::ratio<60>>(c.gc_grace_minutes));
-  api::auth_services auth{pol, authn, identities, limiter, *tokens, c.service};
+  api::auth_services auth{policies, authn, identities, limiter, *tokens, c.service};
   api::operations_options ops_options;
   ops_options.metrics_public = c.metrics_public;
   ops_options.access_log = c.access_log;
@@ -246,7 +252,7 @@ int serve(const config& c) {
   const std::chrono::minutes retention_interval(c.retention.interval_minutes);
   std::function<void(const boost::system::error_code&)> retain_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, run_retention(meta, c.retention, pol), boost::asio::detached);
+    boost::asio::co_spawn(ioc, run_retention(meta, c.retention, policies), boost::asio::detached);
     retention_timer.expires_after(retention_interval);
     retention_timer.async_wait(retain_later);
   };

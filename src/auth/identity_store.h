@@ -1,5 +1,7 @@
 // Identities Berth keeps itself: users (argon2id password hashes), robot accounts (the SHA-256 of a
-// random token that is shown once), and grants added through the admin API. Config-file users and
+// random token that is shown once), grants added through the admin API, and the namespaces created
+// through it (their settings, which the policy reads: stored here so that they share the generation
+// that tells every instance to reload what it derived from this store). Config-file users and
 // grants are not stored here; see policy/ and app/. The SQLite implementation keeps them in auth.db
 // in the data directory (make_sqlite_identity_store); the PostgreSQL one in a database that several
 // instances share (make_pg_identity_store, auth/pg_identity_store.h); app/ is the only place that
@@ -58,6 +60,15 @@ struct robot_record {
   bool active(std::int64_t now) const { return !revoked_at && (!expires_at || *expires_at > now); }
 };
 
+// A namespace created through the admin API. Its settings are a compact JSON object that this store
+// keeps as it is: policy::namespace_settings_json writes it and policy::parse_namespace_settings
+// reads it, so a new setting needs no schema change.
+struct namespace_record {
+  std::string name;
+  std::string settings;
+  std::int64_t updated_at = 0;  // unix seconds
+};
+
 struct stored_grant {
   std::int64_t id = 0;
   std::string subject;  // "user:NAME", "robot:NAME", "*", "anonymous", "oidc:..."
@@ -97,6 +108,10 @@ class identity_store {
   virtual awaitable<result<std::vector<robot_record>>> list_robots() = 0;
   // False when there is no such robot or it was already revoked.
   virtual awaitable<result<bool>> revoke_robot(std::string_view name) = 0;
+  // Changes an active robot's description and expiry (nullopt: never) in place; its token stays.
+  // False when there is no such robot or it is revoked.
+  virtual awaitable<result<bool>> update_robot(std::string_view name, std::string_view description,
+                                               std::optional<std::int64_t> expires_at) = 0;
   // Stores `r` as it is (token hash, dates, revocation): a robot copied from another store, whose
   // token keeps working (berth migrate). errc::already_exists as create_robot.
   virtual awaitable<result<void>> put_robot(const robot_record& r) = 0;
@@ -108,6 +123,13 @@ class identity_store {
   virtual awaitable<result<std::vector<stored_grant>>> grants(std::optional<std::string_view> subject) = 0;
   // False when there is no such grant.
   virtual awaitable<result<bool>> delete_grant(std::int64_t id) = 0;
+
+  // Namespaces, by name in byte order.
+  virtual awaitable<result<std::vector<namespace_record>>> namespaces() = 0;
+  // Creates namespace `name` or replaces its settings.
+  virtual awaitable<result<void>> put_namespace(std::string_view name, std::string_view settings) = 0;
+  // False when there is no such namespace.
+  virtual awaitable<result<bool>> delete_namespace(std::string_view name) = 0;
 
   // A number that advances whenever the stored identities may have changed: after every successful
   // write through this object, before its awaitable completes, and never before the change is

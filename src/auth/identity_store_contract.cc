@@ -242,6 +242,43 @@ TEST_P(IdentityStoreContract, PutRobotStoresARobotAsItIsAndItsTokenWorks) {
   EXPECT_EQ(ok(store_->find_robot("ci"))->description, "pushes");
 }
 
+TEST_P(IdentityStoreContract, UpdateRobotChangesDescriptionAndExpiryAndKeepsTheToken) {
+  const auto token = ok(store_->create_robot("ci", "old words", 4102444800));
+  EXPECT_TRUE(ok(store_->update_robot("ci", "builds of main", std::nullopt)));
+  auto robot = ok(store_->robot_by_token(token));
+  ASSERT_TRUE(robot);
+  EXPECT_EQ(robot->description, "builds of main");
+  EXPECT_FALSE(robot->expires_at);
+  EXPECT_TRUE(ok(store_->update_robot("ci", "builds of main", 4102444800)));
+  EXPECT_EQ(ok(store_->find_robot("ci"))->expires_at, 4102444800);
+  // Unknown and revoked robots are not changed.
+  EXPECT_FALSE(ok(store_->update_robot("nobody", "x", std::nullopt)));
+  ok(store_->revoke_robot("ci"));
+  EXPECT_FALSE(ok(store_->update_robot("ci", "again", std::nullopt)));
+  EXPECT_EQ(ok(store_->find_robot("ci"))->description, "builds of main");
+}
+
+// ---- namespaces ----
+
+TEST_P(IdentityStoreContract, NamespacesArePutReplacedListedInByteOrderAndDeletedOnce) {
+  EXPECT_TRUE(ok(store_->namespaces()).empty());
+  ok(store_->put_namespace("staging", R"({"visibility":"private"})"));
+  ok(store_->put_namespace("Zeta", "{}"));
+  ok(store_->put_namespace("staging", R"({"creation":"explicit"})"));
+  auto all = ok(store_->namespaces());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "Zeta");
+  EXPECT_EQ(all[1].name, "staging");
+  EXPECT_EQ(all[1].settings, R"({"creation":"explicit"})");
+  EXPECT_GT(all[1].updated_at, 0);
+  EXPECT_TRUE(ok(store_->delete_namespace("staging")));
+  EXPECT_FALSE(ok(store_->delete_namespace("staging")));
+  EXPECT_FALSE(ok(store_->delete_namespace("never")));
+  all = ok(store_->namespaces());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].name, "Zeta");
+}
+
 // ---- grants ----
 
 TEST_P(IdentityStoreContract, GrantIdsArePositiveAndIncreasing) {
@@ -301,6 +338,9 @@ TEST_P(IdentityStoreContract, GenerationAdvancesOnEveryChangeAndNotOnReads) {
   EXPECT_TRUE(advanced_by([&] { token = ok(store_->create_robot("ci", "", std::nullopt)); }));
   EXPECT_TRUE(advanced_by([&] { grant = ok(store_->add_grant("user:alice", "pull", "x/*")); }));
   EXPECT_TRUE(advanced_by([&] { EXPECT_TRUE(ok(store_->delete_grant(grant))); }));
+  EXPECT_TRUE(advanced_by([&] { EXPECT_TRUE(ok(store_->update_robot("ci", "builds", std::nullopt))); }));
+  EXPECT_TRUE(advanced_by([&] { ok(store_->put_namespace("staging", "{}")); }));
+  EXPECT_TRUE(advanced_by([&] { EXPECT_TRUE(ok(store_->delete_namespace("staging"))); }));
   EXPECT_TRUE(advanced_by([&] { EXPECT_TRUE(ok(store_->revoke_robot("ci"))); }));
   EXPECT_TRUE(advanced_by([&] { EXPECT_TRUE(ok(store_->delete_user("alice"))); }));
 
@@ -313,6 +353,7 @@ TEST_P(IdentityStoreContract, GenerationAdvancesOnEveryChangeAndNotOnReads) {
     ok(store_->find_robot("ci"));
     ok(store_->list_robots());
     ok(store_->grants(std::nullopt));
+    ok(store_->namespaces());
   }));
 }
 
@@ -328,9 +369,13 @@ TEST_P(IdentityStoreContract, EverythingSurvivesReopen) {
   const auto g1 = ok(store_->add_grant("robot:ci", "pull,push", "staging/*"));
   const auto g2 = ok(store_->add_grant("user:alice", "admin", "*"));
   ok(store_->delete_grant(g1));
+  ok(store_->put_namespace("staging", R"({"visibility":"public-pull"})"));
 
   reopen();
 
+  const auto stored = ok(store_->namespaces());
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].settings, R"({"visibility":"public-pull"})");
   EXPECT_EQ(user_names(*store_), names{"alice"});
   EXPECT_EQ(ok(store_->find_user("alice"))->password_hash, "$argon2id$a");
   auto robot = ok(store_->robot_by_token(ci));

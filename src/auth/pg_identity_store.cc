@@ -63,6 +63,14 @@ CREATE TABLE identity_generation (
 );
 INSERT INTO identity_generation(value) VALUES (0);
 )sql",
+    // Namespaces created through the admin API (the config's are not stored).
+    R"sql(
+CREATE TABLE namespaces (
+  name       text COLLATE "C" PRIMARY KEY,
+  settings   text NOT NULL,
+  updated_at bigint NOT NULL
+);
+)sql",
 };
 
 // ---- SQL ----
@@ -91,6 +99,15 @@ constexpr std::string_view insert_robot_sql = BERTH_WRITE(
     "(SELECT count(*) FROM w)");
 constexpr std::string_view revoke_robot_sql = BERTH_WRITE(
     "UPDATE robots SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL RETURNING 1", "(SELECT count(*) FROM w)");
+constexpr std::string_view update_robot_sql = BERTH_WRITE(
+    "UPDATE robots SET description = $2, expires_at = $3 WHERE name = $1 AND revoked_at IS NULL RETURNING 1",
+    "(SELECT count(*) FROM w)");
+constexpr std::string_view put_namespace_sql = BERTH_WRITE(
+    "INSERT INTO namespaces(name, settings, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE "
+    "SET settings = excluded.settings, updated_at = excluded.updated_at RETURNING 1",
+    "(SELECT count(*) FROM w)");
+constexpr std::string_view delete_namespace_sql =
+    BERTH_WRITE("DELETE FROM namespaces WHERE name = $1 RETURNING 1", "(SELECT count(*) FROM w)");
 constexpr std::string_view add_grant_sql =
     BERTH_WRITE("INSERT INTO grants(subject, actions, repository, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
                 "(SELECT id FROM w)");
@@ -99,6 +116,7 @@ constexpr std::string_view delete_grant_sql =
 #undef BERTH_WRITE
 constexpr std::string_view generation_sql = "SELECT value FROM identity_generation";
 
+constexpr std::string_view namespaces_sql = "SELECT name, settings, updated_at FROM namespaces ORDER BY name";
 constexpr std::string_view has_users_sql = "SELECT 1 FROM users LIMIT 1";
 constexpr std::string_view find_user_sql = "SELECT name, password_hash, created_at FROM users WHERE name = $1";
 constexpr std::string_view list_users_sql = "SELECT name, created_at FROM users ORDER BY name";
@@ -269,6 +287,40 @@ class pg_identity_store final : public identity_store {
   awaitable<result<bool>> revoke_robot(std::string_view name) override {
     params args{name, unix_seconds()};
     auto r = co_await write("revoke_robot", revoke_robot_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return *r > 0;
+  }
+
+  awaitable<result<bool>> update_robot(std::string_view name, std::string_view description,
+                                       std::optional<std::int64_t> expires_at) override {
+    params args{name, description, expires_at ? param(*expires_at) : param(std::nullopt)};
+    auto r = co_await write("update_robot", update_robot_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return *r > 0;
+  }
+
+  awaitable<result<std::vector<namespace_record>>> namespaces() override {
+    params none;
+    auto r = co_await query("namespaces", namespaces_sql, std::move(none));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<namespace_record> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      out.push_back(
+          namespace_record{std::string(r->text(i, 0)), std::string(r->text(i, 1)), r->int64(i, 2).value_or(0)});
+    }
+    co_return out;
+  }
+
+  awaitable<result<void>> put_namespace(std::string_view name, std::string_view settings) override {
+    params args{name, settings, unix_seconds()};
+    auto r = co_await write("put_namespace", put_namespace_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return result<void>{};
+  }
+
+  awaitable<result<bool>> delete_namespace(std::string_view name) override {
+    params args{name};
+    auto r = co_await write("delete_namespace", delete_namespace_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     co_return *r > 0;
   }

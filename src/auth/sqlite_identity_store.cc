@@ -63,6 +63,14 @@ DROP TABLE grants;
 ALTER TABLE grants_v2 RENAME TO grants;
 CREATE INDEX grants_by_subject ON grants(subject);
 )sql",
+    // Namespaces created through the admin API (the config's are not stored).
+    R"sql(
+CREATE TABLE namespaces (
+  name       TEXT PRIMARY KEY,
+  settings   TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+)sql",
 };
 
 // ---- SQL ----
@@ -86,6 +94,13 @@ constexpr std::string_view list_robots_sql = BERTH_ROBOT_COLUMNS "ORDER BY name"
 #undef BERTH_ROBOT_COLUMNS
 constexpr std::string_view revoke_robot_sql =
     "UPDATE robots SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL";
+constexpr std::string_view update_robot_sql =
+    "UPDATE robots SET description = ?2, expires_at = ?3 WHERE name = ?1 AND revoked_at IS NULL";
+constexpr std::string_view namespaces_sql = "SELECT name, settings, updated_at FROM namespaces ORDER BY name";
+constexpr std::string_view put_namespace_sql =
+    "INSERT INTO namespaces(name, settings, updated_at) VALUES (?1, ?2, ?3) "
+    "ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at";
+constexpr std::string_view delete_namespace_sql = "DELETE FROM namespaces WHERE name = ?1";
 constexpr std::string_view add_grant_sql =
     "INSERT INTO grants(subject, actions, repository, created_at) VALUES (?1, ?2, ?3, ?4)";
 constexpr std::string_view grants_sql =
@@ -232,6 +247,37 @@ class sqlite_identity_store final : public identity_store {
     auto op = [&](connection& db) {
       auto st = db.prepare(revoke_robot_sql);
       return changed_rows(db, st.bind(name, unix_seconds()));
+    };
+    co_return co_await write(op);
+  }
+
+  awaitable<result<bool>> update_robot(std::string_view name, std::string_view description,
+                                       std::optional<std::int64_t> expires_at) override {
+    auto op = [&](connection& db) {
+      auto st = db.prepare(update_robot_sql);
+      return changed_rows(db, st.bind(name, description, expires_at));
+    };
+    co_return co_await write(op);
+  }
+
+  awaitable<result<std::vector<namespace_record>>> namespaces() override {
+    co_return read([](connection& db) {
+      auto st = db.prepare(namespaces_sql);
+      return all_rows(st, [](const statement& row) {
+        return namespace_record{std::string(row.text(0)), std::string(row.text(1)), row.int64(2)};
+      });
+    });
+  }
+
+  awaitable<result<void>> put_namespace(std::string_view name, std::string_view settings) override {
+    auto op = [&](connection& db) { return db.prepare(put_namespace_sql).bind(name, settings, unix_seconds()).run(); };
+    co_return co_await write(op);
+  }
+
+  awaitable<result<bool>> delete_namespace(std::string_view name) override {
+    auto op = [&](connection& db) {
+      auto st = db.prepare(delete_namespace_sql);
+      return changed_rows(db, st.bind(name));
     };
     co_return co_await write(op);
   }

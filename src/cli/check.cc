@@ -82,10 +82,18 @@ answer ask_tag_free(const session& s, const std::string& repo, const std::string
     if (e.status != 404) throw;
     return {true, "", ""};
   }
-  return {false, "",
-          fmt::format("tag {} already exists in {}: a push of it would replace it (or be refused where "
-                      "tags are immutable); release under a new tag",
-                      tag, repo)};
+  // It exists: whether it may move is the registry's immutability rule (its check answers it).
+  const auto r =
+      call(s, "GET",
+           fmt::format("/api/v1/check?action=push&repository={}&tag={}", percent_encode(repo), percent_encode(tag)));
+  if (r.contains("immutable") && r["immutable"].is_string())
+    return {false, "",
+            fmt::format("tag {} already exists in {} and is immutable: {}; a push of another digest is refused, "
+                        "release under a new tag",
+                        tag, repo, r["immutable"].get<std::string>())};
+  return {
+      false, "",
+      fmt::format("tag {} already exists in {}: a push of it would replace it; release under a new tag", tag, repo)};
 }
 
 void run_file(const check_options& o) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -90,6 +91,10 @@ void print_changes(const registry_plan& plan) {
     fmt::print("{} {}\n", c.sign, c.text);
     (c.sign == '+' ? add : c.sign == '~' ? change : remove) += 1;
   }
+  if (std::ranges::any_of(plan.changes, [](const auto& c) { return c.text.starts_with("namespace "); }))
+    fmt::print(
+        "\nNamespaces: the server's config is authoritative for those it declares (a difference is a "
+        "conflict); the others are made, changed and pruned through the admin API.\n");
   fmt::print("\nPlan: {} to add, {} to change, {} to remove.\n", add, change, remove);
 }
 
@@ -183,8 +188,10 @@ void export_file(const std::string& registry) {
 void add_plan_commands(CLI::App& cli) {
   auto o = std::make_shared<plan_options>();
   auto* plan = cli.add_subcommand("plan", "Show what `berth apply -f FILE` would change (exit 0: nothing, 2: changes)");
-  auto* apply_cmd =
-      cli.add_subcommand("apply", "Make the registry match a registry file (robots, grants, repositories)");
+  auto* apply_cmd = cli.add_subcommand(
+      "apply",
+      "Make the registry match a registry file (namespaces not in the server's config, robots, grants, "
+      "repositories; the config's namespaces are authoritative: a difference is a conflict)");
   for (auto* c : {plan, apply_cmd}) {
     c->add_option("-f,--file", o->file, "The registry file (registry.yaml)")->required()->check(CLI::ExistingFile);
     c->add_flag("--prune", o->prune, "Also remove what the registry holds and the file does not name");

@@ -108,15 +108,55 @@ subject_diff diff_subject(const registry_file& want, const server_state& have, c
   return d;
 }
 
-void diff_namespaces(const registry_file& want, const server_state& have, const std::string& path,
-                     registry_plan& plan) {
-  const std::string authority = "the server's config is authoritative for namespaces: change the file or the config";
+// The settings the admin API takes for `ns` (those the file gives; quota_bytes is not one of them).
+json namespace_body(const namespace_spec& ns) {
+  json body = json::object();
+  if (ns.visibility) body["visibility"] = *ns.visibility;
+  if (ns.creation) body["creation"] = *ns.creation;
+  if (ns.immutable_tags) body["immutable_tags"] = *ns.immutable_tags;
+  return body;
+}
+
+// "visibility private → public-pull; creation on-push → explicit": what the file changes in `held`.
+std::string namespace_edit(const namespace_spec& want, const namespace_spec& held) {
+  std::vector<std::string> parts;
+  const auto compare = [&](const char* key, const std::optional<std::string>& file,
+                           const std::optional<std::string>& server) {
+    if (file && *file != server.value_or(""))
+      parts.push_back(fmt::format("{} {} → {}", key, server.value_or("(none)"), *file));
+  };
+  const auto tags = [](const std::optional<std::vector<std::string>>& t) {
+    return t ? std::optional<std::string>(fmt::format("[{}]", fmt::join(*t, ", "))) : std::nullopt;
+  };
+  compare("visibility", want.visibility, held.visibility);
+  compare("creation", want.creation, held.creation);
+  compare("immutable_tags", tags(want.immutable_tags), tags(held.immutable_tags).value_or("[]"));
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
+
+void diff_namespaces(const registry_file& want, const server_state& have, bool prune, const std::string& path,
+                     registry_plan& plan, std::vector<change>& removals) {
+  const std::string authority =
+      "the server's config is authoritative for the namespaces it declares: change the file or the config";
   for (const auto& [name, ns] : want.namespaces) {
+    const auto target = "/api/v1/namespaces/" + percent_encode(name);
     const auto it = have.namespaces.find(name);
     if (it == have.namespaces.end()) {
-      plan.conflicts.push_back(
-          fmt::format("{}:{}: namespace {} is not declared in the server's config (namespaces are declared there; {})",
-                      path, ns.line, name, authority));
+      const auto body = namespace_body(ns);
+      plan.changes.push_back({'+', fmt::format("namespace {} {}", name, body.dump()), {{"PUT", target, body, ""}}});
+    } else if (!it->second.from_config) {
+      const auto edit = namespace_edit(ns, it->second);
+      if (!edit.empty()) {
+        auto body = namespace_body(it->second);
+        body.update(namespace_body(ns));
+        plan.changes.push_back({'~', fmt::format("namespace {}: {}", name, edit), {{"PUT", target, body, ""}}});
+      }
+    }
+    if (it == have.namespaces.end() || !it->second.from_config) {
+      if (ns.quota_bytes)
+        plan.notes.push_back(fmt::format(
+            "{}:{}: namespaces.{}.quota_bytes is not managed through the admin API by this registry version (ignored)",
+            path, ns.line, name));
       continue;
     }
     const auto& server = it->second;
@@ -139,6 +179,13 @@ void diff_namespaces(const registry_file& want, const server_state& have, const 
     if (ns.quota_bytes && !server.quota_bytes) not_managed("quota_bytes");
     if (ns.quota_bytes && server.quota_bytes)
       compare("quota_bytes", std::to_string(*ns.quota_bytes), std::to_string(*server.quota_bytes));
+  }
+  if (prune) {
+    for (const auto& [name, ns] : have.namespaces) {
+      if (ns.from_config || want.namespaces.contains(name)) continue;
+      removals.push_back(
+          {'-', "namespace " + name, {{"DELETE", "/api/v1/namespaces/" + percent_encode(name), nullptr, ""}}});
+    }
   }
   for (const int line : want.retention_lines)
     plan.notes.push_back(fmt::format("{}:{}: retention is not managed by this registry version (ignored)", path, line));
@@ -188,9 +235,9 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
     }
     return d;
   };
-  diff_namespaces(want, have, path, plan);
-  // Removals run last, grants before robots before repositories.
-  std::vector<change> grant_removals, robot_removals, repository_removals;
+  // Removals run last, grants before robots before repositories before namespaces (which must be empty).
+  std::vector<change> grant_removals, robot_removals, repository_removals, namespace_removals;
+  diff_namespaces(want, have, prune, path, plan, namespace_removals);
 
   for (const auto& [name, line] : want.repositories) {
     if (!have.repositories.contains(name))
@@ -232,19 +279,23 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
       continue;
     }
     const auto& held = it->second;
-    if (robot.description && *robot.description != held.description.value_or(""))
-      plan.notes.push_back(
-          fmt::format("{}:{}: robot {}: the description differs from the registry's (\"{}\"); a robot "
-                      "cannot be changed in place (revoke it and give the new one another name)",
-                      path, robot.line, name, held.description.value_or("")));
-    if (robot.expires_at && robot.expires_at != held.expires_at)
-      plan.notes.push_back(
-          fmt::format("{}:{}: robot {}: expires_at differs from the registry's ({}); a robot cannot be "
-                      "changed in place",
-                      path, robot.line, name, held.expires_at ? rfc3339(*held.expires_at) : "never"));
+    // Description and expiry change in place (PATCH), the token stays; grants through the grant calls.
+    json patch = json::object();
+    std::vector<std::string> parts;
+    if (robot.description && *robot.description != held.description.value_or("")) {
+      patch["description"] = *robot.description;
+      parts.push_back(fmt::format("description \"{}\" → \"{}\"", held.description.value_or(""), *robot.description));
+    }
+    if (robot.expires_at && robot.expires_at != held.expires_at) {
+      patch["expires_at"] = *robot.expires_at;
+      parts.push_back(fmt::format("expires_at {} → {}", held.expires_at ? rfc3339(*held.expires_at) : "never",
+                                  rfc3339(*robot.expires_at)));
+    }
     auto d = diff(subject);
-    if (d.adds.empty() && d.removes.empty()) continue;
-    change c{'~', fmt::format("robot {}: {}", name, d.text), {}};
+    if (!d.text.empty()) parts.push_back(d.text);
+    if (parts.empty()) continue;
+    change c{'~', fmt::format("robot {}: {}", name, fmt::join(parts, "; ")), {}};
+    if (!patch.empty()) c.operations.push_back({"PATCH", "/api/v1/robots/" + percent_encode(name), patch, ""});
     for (auto& calls : d.adds) c.operations.insert(c.operations.end(), calls.begin(), calls.end());
     c.operations.insert(c.operations.end(), d.removes.begin(), d.removes.end());
     plan.changes.push_back(std::move(c));
@@ -282,7 +333,7 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
       grant_removals.push_back(
           {'-', fmt::format("grant {} {}", subject, fmt::join(d.removed, "; ")), std::move(d.removes)});
   }
-  for (auto* removals : {&grant_removals, &robot_removals, &repository_removals})
+  for (auto* removals : {&grant_removals, &robot_removals, &repository_removals, &namespace_removals})
     plan.changes.insert(plan.changes.end(), std::make_move_iterator(removals->begin()),
                         std::make_move_iterator(removals->end()));
   return plan;

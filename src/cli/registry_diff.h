@@ -4,9 +4,10 @@
 //
 // Rules: the file adds what it names; with `prune`, what the registry holds and the file does not
 // name is removed (repositories with their manifests and tags, robots revoked, stored grants deleted).
-// Namespaces are declared by the server's config, which is authoritative: a file that contradicts it
-// is a conflict, and nothing is applied. Robots cannot be changed in place (their description and
-// expiry are fixed at creation): a difference there is a note, not a change.
+// Namespaces: one the server's config declares is authoritative (a file that contradicts it is a
+// conflict, and nothing is applied); any other is made through the admin API (PUT namespaces/<ns>),
+// changed there, and with `prune` deleted when the file drops it (after its repositories). Robots
+// are changed in place (PATCH robots/<name>: description and expiry; their token stays).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -19,7 +20,7 @@ namespace berth::cli {
 
 // One admin API call.
 struct operation {
-  std::string method;   // "POST" or "DELETE"
+  std::string method;   // "POST", "PUT", "PATCH" or "DELETE"
   std::string target;   // "/api/v1/repositories"
   nlohmann::json body;  // null when none
   std::string robot;    // set on a robot's creation: the answer carries its token, shown once

@@ -17,7 +17,7 @@ std::vector<std::string> lines(const registry_plan& p) {
 
 server_state production_server() {
   server_state s;
-  s.namespaces["production"] = {"production", "private", "explicit", std::nullopt, std::nullopt, 0};
+  s.namespaces["production"] = {"production", "private", "explicit", std::nullopt, std::nullopt, 0, true};
   s.users = {"alice", "bob"};
   return s;
 }
@@ -138,14 +138,31 @@ TEST(RegistryDiff, PruneKeepsTheCallersOwnGrantsAndRobot) {
   EXPECT_EQ(p.notes, std::vector<std::string>{"kept robot ops: it is the identity running this plan"});
 }
 
-TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
-  auto p = make_plan(file("namespaces:\n  production:\n    creation: on-push\n  qa: {}\n"), production_server(), false,
-                     "user:admin", "r.yaml");
-  ASSERT_EQ(p.conflicts.size(), 2u);
+TEST(RegistryDiff, TheServersConfigDecidesItsNamespacesAndTheApiMakesTheOthers) {
+  auto p = make_plan(file("namespaces:\n  production:\n    creation: on-push\n  qa:\n    visibility: public-pull\n"),
+                     production_server(), false, "user:admin", "r.yaml");
+  ASSERT_EQ(p.conflicts.size(), 1u);
   EXPECT_EQ(p.conflicts[0],
             "r.yaml:2: namespace production: creation is on-push in the file but explicit on the server (the server's "
-            "config is authoritative for namespaces: change the file or the config)");
-  EXPECT_EQ(p.conflicts[1].rfind("r.yaml:4: namespace qa is not declared in the server's config", 0), 0u);
+            "config is authoritative for the namespaces it declares: change the file or the config)");
+  EXPECT_EQ(lines(p), std::vector<std::string>{R"(+ namespace qa {"visibility":"public-pull"})"});
+  EXPECT_EQ(p.changes[0].operations[0].method, "PUT");
+  EXPECT_EQ(p.changes[0].operations[0].target, "/api/v1/namespaces/qa");
+
+  // A namespace of the API is changed (its other settings kept), and pruned only with --prune; the
+  // config's never.
+  auto s = production_server();
+  s.namespaces["qa"] = {"qa", "private", "explicit", std::vector<std::string>{}, std::nullopt, 0, false};
+  s.namespaces["old"] = {"old", "private", "on-push", std::vector<std::string>{}, std::nullopt, 0, false};
+  p = make_plan(file("namespaces:\n  qa:\n    visibility: public-pull\n"), s, true, "user:admin", "r.yaml");
+  EXPECT_TRUE(p.conflicts.empty());
+  EXPECT_EQ(lines(p),
+            (std::vector<std::string>{"~ namespace qa: visibility private → public-pull", "- namespace old"}));
+  EXPECT_EQ(p.changes[0].operations[0].body,
+            (json{{"visibility", "public-pull"}, {"creation", "explicit"}, {"immutable_tags", json::array()}}));
+  EXPECT_EQ(p.changes[1].operations[0].method, "DELETE");
+  p = make_plan(file("namespaces:\n  qa:\n    visibility: private\n"), s, false, "user:admin", "r.yaml");
+  EXPECT_TRUE(p.changes.empty());
 
   p = make_plan(file("namespaces:\n  production:\n    immutable_tags: [v*]\n    quota_bytes: 1GiB\n"
                      "retention:\n  - repositories: [x/*]\n    keep_last: 3\n"),
@@ -157,20 +174,24 @@ TEST(RegistryDiff, TheServersConfigDecidesNamespaces) {
                 "r.yaml:2: namespaces.production.quota_bytes is not managed by this registry version (ignored)",
                 "r.yaml:6: retention is not managed by this registry version (ignored)"}));
   // A server that manages them compares them.
-  auto s = production_server();
+  s = production_server();
   s.namespaces["production"].immutable_tags = std::vector<std::string>{"release-*"};
   p = make_plan(file("namespaces:\n  production:\n    immutable_tags: [v*]\n"), s, false, "user:admin", "r.yaml");
   ASSERT_EQ(p.conflicts.size(), 1u);
   EXPECT_NE(p.conflicts[0].find("immutable_tags is [v*] in the file but [release-*] on the server"), std::string::npos);
 }
 
-TEST(RegistryDiff, RobotsAreNotChangedInPlace) {
+TEST(RegistryDiff, RobotsAreChangedInPlace) {
   auto s = applied();
   s.robots["deploy"].description = "something else";
   auto p = make_plan(file(kFile), s, false, "user:admin", "r.yaml");
-  EXPECT_TRUE(p.changes.empty());
-  ASSERT_EQ(p.notes.size(), 1u);
-  EXPECT_NE(p.notes[0].find("r.yaml:7: robot deploy: the description differs"), std::string::npos);
+  ASSERT_EQ(p.changes.size(), 1u);
+  EXPECT_EQ(p.changes[0].sign, '~');
+  EXPECT_NE(p.changes[0].text.find("robot deploy: description \"something else\" → "), std::string::npos);
+  ASSERT_EQ(p.changes[0].operations.size(), 1u);
+  EXPECT_EQ(p.changes[0].operations[0].method, "PATCH");
+  EXPECT_EQ(p.changes[0].operations[0].target, "/api/v1/robots/deploy");
+  EXPECT_TRUE(p.notes.empty());
 
   s.robots["deploy"].revoked = true;
   p = make_plan(file(kFile), s, false, "user:admin", "r.yaml");

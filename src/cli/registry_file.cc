@@ -266,6 +266,7 @@ server_state server_state_from_api(const json& namespaces, const json& repositor
       if (n.contains("immutable_tags")) ns.immutable_tags = n.at("immutable_tags").get<std::vector<std::string>>();
       if (n.contains("quota_bytes") && !n.at("quota_bytes").is_null())
         ns.quota_bytes = n.at("quota_bytes").get<std::uint64_t>();
+      ns.from_config = n.value("source", std::string("config")) == "config";
       s.namespaces[ns.name] = std::move(ns);
     }
     for (const auto& r : field(repositories, "repositories")) s.repositories.insert(r.at("name").get<std::string>());

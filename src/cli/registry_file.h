@@ -32,6 +32,7 @@ struct namespace_spec {
   std::optional<std::vector<std::string>> immutable_tags;
   std::optional<std::uint64_t> quota_bytes;
   int line = 0;  // in the file; 0 for the server's
+  bool from_config = false;  // server only: declared in its config (authoritative), not through the API
 };
 
 struct robot_spec {
@@ -61,7 +62,7 @@ registry_file parse_registry_file(const std::string& text, const std::string& pa
 
 // What a registry holds, from its admin API.
 struct server_state {
-  std::map<std::string, namespace_spec> namespaces;  // declared in the server's config
+  std::map<std::string, namespace_spec> namespaces;  // declared in the server's config or through its API
   std::set<std::string> repositories;
   std::map<std::string, robot_spec> robots;               // revoked ones too
   std::map<grant_row, std::vector<std::int64_t>> grants;  // stored grants -> their ids

@@ -3,6 +3,9 @@
 #include <fmt/core.h>
 
 #include <array>
+#include <nlohmann/json.hpp>
+
+#include "core/reference.h"
 
 namespace berth::policy {
 namespace {
@@ -24,7 +27,87 @@ const std::string* covering_pattern(const grant& g, std::string_view repository)
   return nullptr;
 }
 
+template <class Enum, std::size_t N>
+std::optional<Enum> parse_name(const std::array<std::string_view, N>& names, std::string_view text) {
+  for (std::size_t i = 0; i < N; ++i) {
+    if (names[i] == text) return static_cast<Enum>(i);
+  }
+  return std::nullopt;
+}
+
+constexpr std::array<std::string_view, 2> visibility_names = {"private", "public-pull"};
+constexpr std::array<std::string_view, 2> creation_names = {"on-push", "explicit"};
+constexpr std::array<std::string_view, 2> origin_names = {"config", "api"};
+
+// Where setting `key` of a namespace is written, for messages: "namespaces.production.creation",
+// "default_namespace.creation", "creation of namespace production (admin API)".
+std::string rule_name(const namespace_rule& ns, std::string_view key) {
+  if (ns.name.empty()) return fmt::format("default_namespace.{}", key);
+  if (ns.source == origin::api) return fmt::format("{} of namespace {} (admin API)", key, ns.name);
+  return fmt::format("namespaces.{}.{}", ns.name, key);
+}
+
 }  // namespace
+
+std::string_view to_string(visibility v) { return visibility_names[static_cast<std::size_t>(v)]; }
+std::string_view to_string(creation c) { return creation_names[static_cast<std::size_t>(c)]; }
+std::string_view to_string(origin o) { return origin_names[static_cast<std::size_t>(o)]; }
+
+result<void> set_namespace_setting(namespace_rule& ns, std::string_view key, const std::vector<std::string>& values) {
+  const auto one = [&](const auto& names) -> result<std::string_view> {
+    if (values.size() != 1 || !parse_name<visibility>(names, values[0]))
+      return fail(errc::invalid_argument, fmt::format("`{}` must be {} or {}", key, names[0], names[1]));
+    return values[0];
+  };
+  if (key == "visibility") {
+    auto v = one(visibility_names);
+    if (!v) return std::unexpected(v.error());
+    ns.vis = *parse_name<visibility>(visibility_names, *v);
+  } else if (key == "creation") {
+    auto v = one(creation_names);
+    if (!v) return std::unexpected(v.error());
+    ns.create = *parse_name<creation>(creation_names, *v);
+  } else if (key == "immutable_tags") {
+    for (const auto& pattern : values) {
+      if (pattern.empty()) return fail(errc::invalid_argument, "`immutable_tags` holds an empty pattern");
+    }
+    ns.immutable_tags = values;
+  } else {
+    return fail(errc::invalid_argument,
+                fmt::format("unknown namespace setting `{}` (visibility, creation, immutable_tags)", key));
+  }
+  return {};
+}
+
+bool valid_namespace_name(std::string_view name) {
+  return !name.empty() && name.find('/') == std::string_view::npos && valid_name(name);
+}
+
+std::string namespace_settings_json(const namespace_rule& ns) {
+  return nlohmann::json{
+      {"visibility", to_string(ns.vis)}, {"creation", to_string(ns.create)}, {"immutable_tags", ns.immutable_tags}}
+      .dump();
+}
+
+result<namespace_rule> parse_namespace_settings(std::string_view name, std::string_view json_text, origin source) {
+  const auto doc = nlohmann::json::parse(json_text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object())
+    return fail(errc::invalid_argument, "a namespace's settings are a JSON object");
+  namespace_rule ns{std::string(name)};
+  ns.source = source;
+  for (const auto& [key, value] : doc.items()) {
+    std::vector<std::string> values;
+    if (value.is_string()) {
+      values.push_back(value.get<std::string>());
+    } else if (value.is_array() && std::ranges::all_of(value, [](const auto& v) { return v.is_string(); })) {
+      values = value.get<std::vector<std::string>>();
+    } else {
+      return fail(errc::invalid_argument, fmt::format("`{}` must be a string or a list of strings", key));
+    }
+    if (auto set = set_namespace_setting(ns, key, values); !set) return std::unexpected(set.error());
+  }
+  return ns;
+}
 
 std::string_view to_string(action a) { return action_names[static_cast<std::size_t>(a)]; }
 
@@ -155,8 +238,7 @@ std::optional<std::string> policy::immutable(std::string_view repository, std::s
   const auto& ns = namespace_of(repository);
   for (const auto& pattern : ns.immutable_tags) {
     if (!pattern_matches(pattern, tag)) continue;
-    const std::string rule = ns.name.empty() ? std::string("default_namespace") : "namespaces." + ns.name;
-    return fmt::format("tag {}:{} is immutable ({}.immutable_tags: {})", repository, tag, rule, pattern);
+    return fmt::format("tag {}:{} is immutable ({}: {})", repository, tag, rule_name(ns, "immutable_tags"), pattern);
   }
   return std::nullopt;
 }

@@ -6,6 +6,7 @@
 // Thread-safety: a policy is immutable after construction; decide() is thread-safe.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -60,6 +61,14 @@ struct grant {
 
 enum class visibility : std::uint8_t { private_, public_pull };
 enum class creation : std::uint8_t { on_push, explicit_ };
+// Where a namespace is declared. The server's config is authoritative: the admin API creates,
+// changes and deletes only namespaces the config does not name.
+enum class origin : std::uint8_t { config, api };
+
+// "private", "public-pull"; "on-push", "explicit"; "config", "api".
+std::string_view to_string(visibility v);
+std::string_view to_string(creation c);
+std::string_view to_string(origin o);
 
 struct namespace_rule {
   std::string name;  // "" for the default (names outside every declared namespace)
@@ -68,11 +77,31 @@ struct namespace_rule {
   // Tag patterns (as for grants: `*` matches any run) whose tags, once they exist, never move:
   // "v*", "main-*".
   std::vector<std::string> immutable_tags;
-  // Quotas (meta/quota.h), enforced by the metadata store: the bytes the namespace may hold (its
+  origin source = origin::config;
+  // Quotas (meta/quota.h), set in the server's config only and enforced by the metadata store: the bytes the namespace may hold (its
   // distinct blobs once, plus manifests) and how many repositories; nullopt is no limit.
   std::optional<std::uint64_t> quota_bytes;
   std::optional<std::uint64_t> max_repositories;
 };
+
+// A namespace's settings by key, as the config file, the admin API, the stored record and the
+// registry file spell them. A new setting is added here, in set_namespace_setting and in
+// namespace_settings_json, and every reader of a namespace knows it.
+//   visibility      private | public-pull
+//   creation        on-push | explicit
+//   immutable_tags  [tag pattern, ...]
+inline constexpr std::array<std::string_view, 3> namespace_setting_keys = {"visibility", "creation", "immutable_tags"};
+// Sets setting `key` of `ns` from `values` (a scalar setting takes exactly one). Fails with
+// errc::invalid_argument naming the key and what it accepts.
+result<void> set_namespace_setting(namespace_rule& ns, std::string_view key, const std::vector<std::string>& values);
+// Whether `name` can name a namespace: one component of a repository name ("production").
+bool valid_namespace_name(std::string_view name);
+// `ns`'s settings as a compact JSON object: {"visibility":"private","creation":"on-push","immutable_tags":[]}.
+std::string namespace_settings_json(const namespace_rule& ns);
+// Namespace `name` (of `source`) from a JSON object of settings (the admin API's body, a stored
+// record): each key through set_namespace_setting; a key left out keeps its default. Fails with
+// errc::invalid_argument naming an unknown key or a value of the wrong type.
+result<namespace_rule> parse_namespace_settings(std::string_view name, std::string_view json_text, origin source);
 
 // Someone proven to be `subject`: "user:NAME", "robot:NAME", "oidc:..." or "anonymous".
 struct principal {
@@ -118,7 +147,8 @@ class policy {
   decision may_create(std::string_view repository) const;
 
   // Whether `tag` of `repository` is immutable: nullopt when it is not, else the refusal naming the
-  // tag and the rule, "tag production/app:v1.4.0 is immutable (namespaces.production.immutable_tags: v*)".
+  // tag and the rule, "tag production/app:v1.4.0 is immutable (namespaces.production.immutable_tags: v*)"
+  // (a namespace of the admin API: "immutable_tags of namespace production (admin API): v*").
   // Callers refuse to move or delete such a tag once it exists (re-pushing its digest is no move).
   std::optional<std::string> immutable(std::string_view repository, std::string_view tag) const;
 

@@ -216,7 +216,8 @@ def test_whoami_and_admin_only_endpoints(make_registry, tmp_path):
     assert_error(ci.post("/api/v1/repositories", b'{"name":"production/x"}'), 403, "DENIED")
     assert_error(anonymous(reg).get("/api/v1/whoami"), 401, "UNAUTHORIZED")
     ns = admin.call("GET", "namespaces", expect=200).json()
-    assert {"name": "production", "visibility": "private", "creation": "explicit", "immutable_tags": []} in ns["namespaces"]
+    assert {"name": "production", "visibility": "private", "creation": "explicit", "immutable_tags": [],
+            "source": "config"} in ns["namespaces"]
     # Repository delete through the API removes it from the catalog.
     Client(reg).push_image("staging/gone", "v1")
     admin.call("DELETE", "repositories/staging/gone", expect=200)

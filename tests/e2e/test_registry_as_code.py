@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from authenv import Admin, as_user, start
+from authenv import Admin, anonymous, as_user, start
 from e2eauth import ADMIN_PASSWORD
 from ociclient import assert_error
 from test_auth_cli import berth, cli_env  # noqa: F401 (a fixture)
@@ -192,10 +192,82 @@ def test_the_servers_config_decides_namespaces(make_registry, tmp_path, cli_env)
         assert bad.returncode == 1, bad
         assert (f"conflict: {path}:2: namespace production: creation is on-push in the file but explicit on the "
                 "server") in bad.stderr, bad.stderr
-        assert f"conflict: {path}:5: namespace qa is not declared in the server's config" in bad.stderr
+        assert "namespace qa" not in bad.stderr  # not the config's: the API makes it
         assert (f"conflict: {path}:2: namespace production: immutable_tags is [v*] in the file but [] on the "
                 "server") in bad.stderr, bad.stderr
     assert repositories(admin) == []
+
+
+def test_a_namespace_of_the_file_applies_at_once_and_the_configs_stay_the_configs(make_registry, tmp_path, cli_env):
+    """A namespace the server's config does not declare is made through the admin API by apply; pushes
+    follow its rules at once (no restart). The config's namespace cannot be changed through the API.
+    A robot's description changes in place and its token keeps working."""
+    reg, admin = logged_in(make_registry, tmp_path, cli_env)
+    text = """\
+        namespaces:
+          qa:
+            visibility: public-pull
+            creation: explicit
+            immutable_tags: ["v*"]
+        repositories:
+          - qa/web
+        robots:
+          - name: ci
+            description: first words
+            push: ["qa/*"]
+        """
+    path = write(tmp_path, text)
+    out = berth(cli_env, "apply", "-f", path, "--yes").stdout
+    assert done(out)[0] == '+ namespace qa {"creation":"explicit","immutable_tags":["v*"],' \
+                           '"visibility":"public-pull"}', out
+    token = out.split("token of robot ci (shown once; log in with username ci): ")[1].split()[0]
+    assert berth(cli_env, "plan", "-f", path).returncode == 0
+    listed = {n["name"]: n for n in admin.call("GET", "namespaces", expect=200).json()["namespaces"]}
+    assert listed["qa"]["source"] == "api" and listed["production"]["source"] == "config", listed
+
+    ci = as_user(reg, "ci", token)
+    r = ci.post("/v2/qa/other/blobs/uploads/", b"")  # explicit creation
+    assert_error(r, 404, "NAME_UNKNOWN")
+    ci.push_image("qa/web", "v1")
+    assert anonymous(reg).get("/v2/qa/web/manifests/v1").status == 200  # public-pull
+    other = ci.push_image("qa/web", "latest")
+    moved = ci.put_manifest("qa/web", "v1", other.data)
+    assert_error(moved, 403, "DENIED")
+    assert "(immutable_tags of namespace qa (admin API): v*)" in moved.json()["errors"][0]["message"]
+    checks = write(tmp_path, "checks:\n  - repository: qa/web\n    tag_free: v1\n  - repository: qa/web\n"
+                             "    tag_free: latest\n", "checks.yaml")
+    taken = berth(cli_env, "check", "-f", checks, check=False)
+    assert taken.returncode == 3, taken
+    assert taken.stdout.splitlines()[:2] == [
+        "FAIL  tag v1 is free in qa/web: tag v1 already exists in qa/web and is immutable: tag qa/web:v1 is "
+        "immutable (immutable_tags of namespace qa (admin API): v*); a push of another digest is refused, "
+        f"release under a new tag ({checks}:2)",
+        f"FAIL  tag latest is free in qa/web: tag latest already exists in qa/web: a push of it would replace it; "
+        f"release under a new tag ({checks}:4)"], taken.stdout
+
+    refused = admin.call("PUT", "namespaces/production", {"creation": "on-push"}, expect=409)
+    assert "declared in the server's config (namespaces.production)" in refused.json()["errors"][0]["message"]
+    busy = admin.call("DELETE", "namespaces/qa", expect=409)
+    assert "still holds repositories (qa/web" in busy.json()["errors"][0]["message"], busy.json()
+
+    write(tmp_path, text.replace("first words", "second words").replace("public-pull", "private"))
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert changes(plan.stdout) == ["~ namespace qa: visibility public-pull → private",
+                                    '~ robot ci: description "first words" → "second words"'], plan.stdout
+    assert "the server's config is authoritative for those it declares" in plan.stdout
+    berth(cli_env, "apply", "-f", path, "--yes")
+    assert robots(admin)["ci"]["description"] == "second words"
+    assert anonymous(reg).get("/v2/qa/web/manifests/v1").status == 401  # private at once
+    assert ci.get("/v2/qa/web/manifests/v1").status == 200  # the same token
+    assert berth(cli_env, "plan", "-f", path).returncode == 0
+
+    # PATCH replaces the grants of the actions it names, and leaves the rest (and the token) alone.
+    admin.call("PATCH", "robots/ci", {"push": ["qa/other"], "expires_at": None}, expect=200)
+    held = [g["repositories"] for g in admin.call("GET", "grants", expect=200).json()["grants"]
+            if g["subject"] == "robot:ci" and "id" in g]  # stored ones, not the config's
+    assert held == [["qa/other"]], held
+    assert ci.post("/v2/qa/web/blobs/uploads/", b"").status == 403
+    assert admin.call("PATCH", "robots/nobody", {"description": "x"}, expect=404)
 
 
 def normalised_export(cli_env):

@@ -3,6 +3,7 @@ instance accepted, the others serve; an upload, a tag and a login move between t
 loses nothing that was acknowledged. Runs with
 BERTH_E2E_BACKEND=s3pg (ctest's e2e.s3pg.scale_out); on the embedded backends there is nothing to share."""
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -99,6 +100,18 @@ def test_a_token_and_a_user_from_one_instance_work_on_the_other(pair):
     bearer = Client(pair[1], auth="Bearer " + token.json()["token"])
     assert bearer.get("/v2/carol/app/manifests/v1",
                       headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}).status == 200
+
+
+def test_a_namespace_made_through_one_instance_rules_the_other(pair):
+    """The other instance's policy follows the identity generation it polls (every second): no restart."""
+    a, b = Client(pair[0]), Client(pair[1])
+    assert b.post("/v2/fresh/one/blobs/uploads/", b"").status == 202
+    Admin(pair[0]).call("PUT", "namespaces/fresh", {"creation": "explicit"}, expect=201)
+    assert a.post("/v2/fresh/two/blobs/uploads/", b"").status == 404  # at once where it was made
+    deadline = time.monotonic() + 10
+    while (r := b.post("/v2/fresh/three/blobs/uploads/", b"")).status == 202 and time.monotonic() < deadline:
+        time.sleep(0.1)  # polls the other instance until its generation poll (1 s) has seen the change
+    assert r.status == 404 and "namespace fresh creates repositories explicitly" in r.json()["errors"][0]["message"], r
 
 
 @require("skopeo")
