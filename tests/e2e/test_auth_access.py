@@ -217,7 +217,7 @@ def test_whoami_and_admin_only_endpoints(make_registry, tmp_path):
     assert_error(anonymous(reg).get("/api/v1/whoami"), 401, "UNAUTHORIZED")
     ns = admin.call("GET", "namespaces", expect=200).json()
     assert {"name": "production", "visibility": "private", "creation": "explicit", "immutable_tags": [],
-            "source": "config"} in ns["namespaces"]
+            "source": "config", "quota_bytes": None, "max_repositories": None} in ns["namespaces"]
     # Repository delete through the API removes it from the catalog.
     Client(reg).push_image("staging/gone", "v1")
     admin.call("DELETE", "repositories/staging/gone", expect=200)
