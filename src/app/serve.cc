@@ -60,6 +60,20 @@ boost::asio::awaitable<void> collect_garbage(meta::metadata_store& meta, storage
   co_await api::audit_scheduled_run(meta, "gc_run", "ok", done);
 }
 
+// Deletions an interrupted collection left marked, finished before the first request: a push of
+// one of those digests would otherwise be refused (503) until the next collection.
+boost::asio::awaitable<void> finish_deletions(meta::metadata_store& meta, storage::blob_store& blobs) {
+  gc::collector collector(meta, blobs);
+  auto done = co_await collector.finish_interrupted();
+  if (!done) {
+    spdlog::warn("finishing an interrupted garbage collection failed: {}; the next collection finishes it",
+                 info(done.error().code).wire);
+  } else if (done->blobs > 0) {
+    spdlog::info("finished deleting {} blob(s) ({} bytes) an interrupted garbage collection had marked",
+                 done->blobs, done->bytes);
+  }
+}
+
 // The hourly clean-up: upload sessions idle for `idle`, audit entries older than `audit_days` (0: kept).
 boost::asio::awaitable<void> purge(uploads::upload_service& service, std::chrono::hours idle,
                                    meta::metadata_store& meta, int audit_days) {
@@ -221,6 +235,7 @@ int serve(const config& c) {
   // one, then every hour.
   const std::chrono::hours upload_idle(c.upload_idle_hours);
   sync_wait(purge(uploads, upload_idle, meta, c.audit_retention_days));
+  sync_wait(finish_deletions(meta, blobs));
 
   boost::asio::io_context ioc(io_threads);
   http::server_options server_options;

@@ -39,6 +39,18 @@ awaitable<result<void>> collector::delete_marked(std::span<const meta::blob_entr
   co_return result<void>{};
 }
 
+awaitable<result<meta::gc_counts>> collector::finish_interrupted() {
+  // (1) What an interrupted run marked: its bytes may be half deleted (S3) or not at all.
+  meta::gc_counts counts;
+  for (;;) {
+    auto marked = co_await meta_.blobs().marked(batch);
+    if (!marked) co_return std::unexpected(marked.error());
+    if (marked->empty()) co_return counts;
+    auto done = co_await delete_marked(*marked, counts);
+    if (!done) co_return std::unexpected(done.error());
+  }
+}
+
 awaitable<result<meta::gc_run>> collector::run(std::chrono::milliseconds grace, bool dry_run) {
   meta::blob_records& records = meta_.blobs();
   const auto started = std::chrono::steady_clock::now();
@@ -51,14 +63,9 @@ awaitable<result<meta::gc_run>> collector::run(std::chrono::milliseconds grace, 
     if (!estimate) co_return std::unexpected(estimate.error());
     out.counts = *estimate;
   } else {
-    // (1) What an interrupted run marked: its bytes may be half deleted (S3) or not at all.
-    for (;;) {
-      auto marked = co_await records.marked(batch);
-      if (!marked) co_return std::unexpected(marked.error());
-      if (marked->empty()) break;
-      auto done = co_await delete_marked(*marked, out.counts);
-      if (!done) co_return std::unexpected(done.error());
-    }
+    auto finished = co_await finish_interrupted();
+    if (!finished) co_return std::unexpected(finished.error());
+    out.counts = *finished;
     // (2) Links.
     auto swept = co_await records.sweep_links(grace_ms);
     if (!swept) co_return std::unexpected(swept.error());

@@ -32,6 +32,12 @@ class collector {
   // error (what was freed before it stays freed and is not recorded).
   awaitable<result<meta::gc_run>> run(std::chrono::milliseconds grace, bool dry_run);
 
+  // Step (1) alone: finishes the deletions interrupted runs left marked, so that their digests can
+  // be pushed again (while marked they are refused with 503). The server calls it at start-up;
+  // finishing another instance's deletions in flight is harmless (marked blobs are never linked).
+  // Returns what it freed.
+  awaitable<result<meta::gc_counts>> finish_interrupted();
+
  private:
   // Deletes the bytes of `marked` blobs and forgets them; adds what it freed to `counts`.
   awaitable<result<void>> delete_marked(std::span<const meta::blob_entry> marked, meta::gc_counts& counts);

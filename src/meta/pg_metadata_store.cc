@@ -812,12 +812,7 @@ class pg_metadata_store final : public metadata_store,
       auto linked = co_await tx.query(any_link_sql, std::move(link_args));
       if (!linked) co_return std::unexpected(std::move(linked.error()));
       if (linked->size() == 0) co_return false;
-      auto link = [&]() -> awaitable<pg::result<bool>> {
-        auto made = co_await link_in(tx, repo, d, size);
-        if (!made) co_return std::unexpected(std::move(made.error()));
-        co_return true;
-      };
-      co_return co_await limited(tx, repo, refusal, link);
+      co_return co_await link_limited(tx, repo, d, size, refusal);
     };
     co_return co_await transact("link_blob", body, &refusal);
   }
@@ -1226,12 +1221,7 @@ class pg_metadata_store final : public metadata_store,
         co_return std::unexpected(std::move(refused.error()));
       }
       const std::string repo(removed->text(0, 0));
-      auto link = [&]() -> awaitable<pg::result<bool>> {
-        auto linked = co_await link_in(tx, repo, d, size);
-        if (!linked) co_return std::unexpected(std::move(linked.error()));
-        co_return true;
-      };
-      co_return co_await limited(tx, repo, refusal, link);
+      co_return co_await link_limited(tx, repo, d, size, refusal);
     };
     co_return co_await transact("complete upload", body, &refusal);
   }
@@ -1455,6 +1445,17 @@ class pg_metadata_store final : public metadata_store,
       co_return std::unexpected(std::move(failed.error()));
     }
     co_return out;
+  }
+
+  // Links `d` (of `size` bytes) into `repo` in `tx`, refused as limited() says; true once linked.
+  awaitable<pg::result<bool>> link_limited(transaction& tx, std::string_view repo, const digest& d, std::uint64_t size,
+                                           std::optional<error>& refusal) {
+    auto link = [&]() -> awaitable<pg::result<bool>> {
+      auto linked = co_await link_in(tx, repo, d, size);
+      if (!linked) co_return std::unexpected(std::move(linked.error()));
+      co_return true;
+    };
+    co_return co_await limited(tx, repo, refusal, link);
   }
 
   static awaitable<pg::result<namespace_counts>> counts(transaction& tx, std::string_view ns) {

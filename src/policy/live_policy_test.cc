@@ -70,6 +70,13 @@ TEST(NamespaceSettings, RoundTripAndRefuseWhatIsNotASetting) {
             std::string::npos);
 }
 
+TEST(NamespaceSettings, QuotasAreRefusedThroughTheApiNamingTheConfigKey) {
+  auto r = parse_namespace_settings("staging", R"({"quota_bytes":"1GiB"})", origin::api);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::invalid_argument);
+  EXPECT_NE(r.error().detail.find("namespaces.staging.quota_bytes"), std::string::npos) << r.error().detail;
+}
+
 TEST(NamespaceSettings, AnApiNamespaceNamesItselfInTheImmutableRule) {
   namespace_rule ns{"staging", visibility::private_, creation::on_push, {"v*"}, origin::api};
   const policy p(policy_config{{ns}, {}, {}});

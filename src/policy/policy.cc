@@ -72,6 +72,11 @@ result<void> set_namespace_setting(namespace_rule& ns, std::string_view key, con
       if (pattern.empty()) return fail(errc::invalid_argument, "`immutable_tags` holds an empty pattern");
     }
     ns.immutable_tags = values;
+  } else if (key == "quota_bytes" || key == "max_repositories") {
+    return fail(errc::invalid_argument,
+                fmt::format("`{}` is set in the server's config only (namespaces.{}.{}), where the metadata store "
+                            "enforces it from start-up",
+                            key, ns.name, key));
   } else {
     return fail(errc::invalid_argument,
                 fmt::format("unknown namespace setting `{}` (visibility, creation, immutable_tags)", key));
