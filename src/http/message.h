@@ -37,7 +37,7 @@ class body_source {
   // A buffer of scratch_size bytes owned by the source, allocated on first use and then reused:
   // the server keeps one source per connection, so a connection allocates it at most once however
   // many bodies it streams. Used by request::stream_body (and by the server for TLS file bodies).
-  // Aligned to scratch_alignment, so that a sink may hand whole pieces to O_DIRECT writes.
+  // Page-aligned (scratch_alignment).
   static constexpr std::size_t scratch_size = 1024 * 1024;
   static constexpr std::size_t scratch_alignment = 4096;
   std::span<char> scratch();

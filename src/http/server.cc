@@ -47,11 +47,12 @@ auto with(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec)
 constexpr std::size_t first_read_size = 4096;
 constexpr std::size_t stream_piece = 256 * 1024;
 constexpr std::size_t max_sendfile = 1 << 30;
-// Blob files are written with O_DIRECT (src/storage), so the first send of one reads the disk, with
-// about one read-ahead window (read_ahead_kb) in flight behind sendfile. A file body of at least
+// A blob file no longer in the page cache (pushed long ago, or before a restart) is read from the disk
+// with about one read-ahead window (read_ahead_kb) in flight behind sendfile. A file body of at least
 // `read_ahead_from` bytes asks the kernel (POSIX_FADV_WILLNEED) for the `read_ahead` bytes past
-// what has been sent, so the disk streams while the socket drains (the first download after a push,
-// bench/run --only download on a loaded VM: 0.21-0.33x Distribution before, 0.43-0.69x with it).
+// what has been sent, so the disk streams while the socket drains (the first download of a blob
+// written with O_DIRECT, as blobs were, bench/run --only download on a loaded VM: 0.21-0.33x
+// Distribution before, 0.43-0.69x with it).
 // The kernel reads at most max(read_ahead_kb, max_sectors_kb) per advice, so advice goes in pieces
 // of `read_ahead_piece`. On a file in the page cache an advice is a lookup of its pages.
 constexpr std::uint64_t read_ahead_from = 4 << 20;

@@ -8,7 +8,7 @@
 //                            blob_backend_name);
 //
 // and links the blob_store_contract object library into its test binary. What only one backend does (its layout on
-// disk, O_DIRECT, start-up clean-up) stays in its own tests.
+// disk, write-back, start-up clean-up) stays in its own tests.
 #pragma once
 
 #include <gtest/gtest.h>

@@ -1,7 +1,11 @@
 // The filesystem blob store: the contract suite, plus what only a filesystem does (its layout,
-// start-up clean-up, O_DIRECT runs, what a crash can leave).
+// start-up clean-up, background runs and write-back, what a crash can leave).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -104,8 +108,8 @@ TEST_F(FsBlobStoreTest, FailedCommitKeepsTheUploadUsable) {
   EXPECT_EQ(read_blob(whole), "abcdef");
 }
 
-// Aligned runs go to the disk through O_DIRECT on a background thread: a handle that ends with such
-// a write in flight waits for it, so the next handle finds every byte.
+// Large pieces are written on a background thread: a handle that ends with such a write in flight
+// waits for it, so the next handle finds every byte.
 TEST_F(FsBlobStoreTest, HandleEndingWithAWriteInFlightLeavesEveryByte) {
   std::string all((3u << 20) + 100, '\0');
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<char>((i * 2654435761u) >> 13);
@@ -123,8 +127,8 @@ TEST_F(FsBlobStoreTest, HandleEndingWithAWriteInFlightLeavesEveryByte) {
   EXPECT_TRUE(read_blob(d) == all);
 }
 
-// Pieces of any size, aligned or not, in any order: runs of whole blocks go through O_DIRECT, the
-// rest through the page cache, and every byte ends where it belongs.
+// Pieces of any size, aligned or not, in any order: large ones on the background thread, small ones
+// at once, and every byte ends where it belongs.
 TEST_F(FsBlobStoreTest, PiecesOfOddSizesKeepEveryByte) {
   std::string all((20u << 20) + 12345, '\0');
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<char>((i * 2654435761u) >> 11);
@@ -139,6 +143,38 @@ TEST_F(FsBlobStoreTest, PiecesOfOddSizesKeepEveryByte) {
   EXPECT_EQ(data->size(), all.size());
   const auto d = digest_of(all);
   ASSERT_TRUE(sync_wait(data->commit(d)).has_value());
+  EXPECT_TRUE(read_blob(d) == all);
+}
+
+// How many of the file's pages are in the page cache.
+std::size_t cached_pages(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const auto size = static_cast<std::size_t>(fs::file_size(path));
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  ::mincore(map, size, resident.data());
+  ::munmap(map, size);
+  return static_cast<std::size_t>(std::count_if(resident.begin(), resident.end(), [](unsigned char r) { return r & 1; }));
+}
+
+// The first pull right after a push is served from memory: a blob written in request-sized pieces,
+// past several write-back windows, is still in the page cache when committed (with O_DIRECT writes
+// none of it was).
+TEST_F(FsBlobStoreTest, ACommittedBlobStaysInThePageCache) {
+  std::string all(40u << 20, '\0');
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<char>((i * 2654435761u) >> 9);
+  auto data = open_new();
+  for (std::size_t at = 0; at < all.size(); at += 1u << 20) {
+    ASSERT_TRUE(sync_wait(data->write(std::string_view(all).substr(at, 1u << 20))).has_value());
+  }
+  const auto d = digest_of(all);
+  ASSERT_TRUE(sync_wait(data->commit(d)).has_value());
+  const std::string hex(d.hex());
+  const fs::path blob = root_ / "blobs" / "sha256" / hex.substr(0, 2) / hex;
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  EXPECT_EQ(cached_pages(blob), all.size() / page);
   EXPECT_TRUE(read_blob(d) == all);
 }
 

@@ -284,7 +284,7 @@ TEST_F(UploadServiceTest, MalformedIdsAreUnknown) {
 // The hash state is saved with the record when a request ends: the next request, even in another
 // process, goes on hashing without reading a byte back.
 TEST_F(UploadServiceTest, ResumesAfterRestartWithoutRehashing) {
-  const std::string first(3u << 20, 'a');  // O_DIRECT runs and a tail
+  const std::string first(3u << 20, 'a');  // background runs and a tail
   const auto id = create();
   {
     auto up = open(id);
