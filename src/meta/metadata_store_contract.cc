@@ -876,6 +876,24 @@ TEST_P(metadata_store_contract, the_sweep_removes_only_old_links_no_manifest_nee
   EXPECT_EQ(sync_wait(b.sweep_links(0)).value().links, 0u);
 }
 
+// More unneeded links than a sweep takes in one batch, in two repositories, around a needed one:
+// every unneeded one goes, once, and the needed one stays.
+TEST_P(metadata_store_contract, the_sweep_takes_every_batch) {
+  auto& m = *store_;
+  constexpr int per_repo = 260;  // 519 unneeded: past a batch of 500, across the two
+  for (const char* repo : {"a", "b"}) {
+    for (int i = 0; i < per_repo; ++i) {
+      ASSERT_TRUE(sync_wait(link(m, repo, d(fmt::format("{}{}", repo, i)), 1)).has_value());
+    }
+  }
+  ASSERT_TRUE(sync_wait(m.put_manifest("b", manifest("m", {d("b7")}), "v1", test_stamp)).has_value());
+  const auto swept = sync_wait(m.blobs().sweep_links(0)).value();
+  EXPECT_EQ(swept.links, 2u * per_repo - 1);
+  EXPECT_EQ(swept.link_bytes, 2u * per_repo - 1);
+  EXPECT_EQ(sync_wait(m.linked_blob_size("b", d("b7"))).value(), 1u);
+  EXPECT_EQ(sync_wait(m.blobs().sweep_links(0)).value().links, 0u);
+}
+
 TEST_P(metadata_store_contract, unreferenced_blobs_are_marked_then_forgotten) {
   auto& m = *store_;
   auto& b = m.blobs();

@@ -256,8 +256,13 @@ constexpr std::string_view use_linked_sql =
 // A link the sweep keeps: younger than the grace window, or referenced by a manifest of its repository.
 #define BERTH_UNNEEDED_LINK(l) \
   l ".linked_at <= ?1 AND NOT EXISTS (SELECT 1 FROM manifest_refs x WHERE x.repo_id = " l ".repo_id AND x.referenced = " l ".digest)"
-constexpr std::string_view sweep_links_sql =
-    "DELETE FROM blob_links AS l WHERE " BERTH_UNNEEDED_LINK("l") " RETURNING size";
+// The sweep finds unneeded links by reading, beside the writers, a batch after (?2, ?3) at a time, and
+// takes the write lock only to delete each again if it is still unneeded.
+constexpr std::string_view unneeded_links_sql =
+    "SELECT repo_id, digest FROM blob_links AS l WHERE (l.repo_id, l.digest) > (?2, ?3) AND " BERTH_UNNEEDED_LINK("l")
+    " ORDER BY l.repo_id, l.digest LIMIT ?4";
+constexpr std::string_view sweep_link_sql =
+    "DELETE FROM blob_links AS l WHERE l.repo_id = ?2 AND l.digest = ?3 AND " BERTH_UNNEEDED_LINK("l") " RETURNING size";
 constexpr std::string_view estimate_links_sql =
     "SELECT count(*), coalesce(sum(size), 0) FROM blob_links AS l WHERE " BERTH_UNNEEDED_LINK("l");
 #define BERTH_UNREFERENCED_BLOB \
@@ -1137,19 +1142,46 @@ class sqlite_metadata_store final : public metadata_store,
 
   // ---- blob_records ----
 
+  // A run that finds nothing to sweep never takes the write lock, and one that does holds it only to
+  // delete a batch: the pushes go on beside a collector (bench/run --only gc).
   awaitable<result<gc_counts>> sweep_links(std::int64_t grace_ms) override {
-    co_return co_await write([&](connection& db) -> result<gc_counts> {
-      auto st = db.prepare(sweep_links_sql);
-      st.bind(now_ms() - grace_ms);
-      gc_counts out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
-        ++out.links;
-        out.link_bytes += static_cast<std::uint64_t>(st.int64(0));
-      }
-    });
+    constexpr std::size_t batch = 500;
+    const std::int64_t cutoff = now_ms() - grace_ms;
+    std::vector<std::pair<std::int64_t, std::string>> keys;
+    std::pair<std::int64_t, std::string> after{0, ""};
+    gc_counts out;
+    for (;;) {
+      auto found = read([&](connection& db) -> result<void> {
+        keys.clear();
+        auto st = db.prepare(unneeded_links_sql);
+        st.bind(cutoff, after.first, after.second, std::uint64_t{batch});
+        for (;;) {
+          auto row = st.step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) return {};
+          keys.emplace_back(st.int64(0), st.text(1));
+        }
+      });
+      if (!found) co_return std::unexpected(found.error());
+      if (keys.empty()) co_return out;
+      auto swept = co_await write([&](connection& db) -> result<gc_counts> {
+        gc_counts counts;
+        for (const auto& [repo_id, dgst] : keys) {
+          auto st = db.prepare(sweep_link_sql);
+          auto row = st.bind(cutoff, repo_id, dgst).step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) continue;
+          ++counts.links;
+          counts.link_bytes += static_cast<std::uint64_t>(st.int64(0));
+        }
+        return counts;
+      });
+      if (!swept) co_return std::unexpected(swept.error());
+      out.links += swept->links;
+      out.link_bytes += swept->link_bytes;
+      if (keys.size() < batch) co_return out;
+      after = keys.back();
+    }
   }
 
   awaitable<result<gc_counts>> estimate(std::int64_t grace_ms) override {
