@@ -1,5 +1,6 @@
 // What the API keeps for the people who run the registry: the Prometheus counters, the access log,
-// the readiness check's cached answer, and whether the server is shutting down. The handlers of
+// the readiness check's cached answer, the collections in flight, and whether the server is
+// shutting down. The handlers of
 // /health/live, /health/ready and /metrics are rows of the route table (operations.cc).
 // Thread-safety: every member may be used concurrently.
 #pragma once
@@ -10,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "gc/progress.h"
 #include "ops/access_log.h"
 #include "ops/metrics.h"
 
@@ -27,6 +29,8 @@ class operations {
   const operations_options& options() const { return options_; }
   ops::metrics& metrics() { return metrics_; }
   const ops::access_log& access_log() const { return access_log_; }
+  // Where this instance's garbage collections show their progress (GET /api/v1/gc).
+  gc::progress_board& gc_progress() { return gc_progress_; }
   // From now on /health/ready answers 503 (graceful shutdown has begun).
   void stopping() { stopping_.store(true, std::memory_order_relaxed); }
   bool is_stopping() const { return stopping_.load(std::memory_order_relaxed); }
@@ -43,6 +47,7 @@ class operations {
   operations_options options_;
   ops::metrics metrics_;
   ops::access_log access_log_;
+  gc::progress_board gc_progress_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mutex_;  // guards the two below (taken once per readiness request, not per request)
   std::chrono::steady_clock::time_point checked_{};

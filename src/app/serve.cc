@@ -48,8 +48,8 @@ namespace {
 
 // A scheduled collection; a failure is logged (by the stores) and the next one tries again.
 boost::asio::awaitable<void> collect_garbage(meta::metadata_store& meta, storage::blob_store& blobs,
-                                             std::chrono::milliseconds grace) {
-  gc::collector collector(meta, blobs);
+                                             std::chrono::milliseconds grace, gc::progress_board& board) {
+  gc::collector collector(meta, blobs, &board);
   auto run = co_await collector.run(grace, false);
   if (!run) {
     spdlog::warn("scheduled garbage collection failed: {}", info(run.error().code).wire);
@@ -280,7 +280,7 @@ int serve(const config& c) {
   const std::chrono::minutes gc_interval(c.gc_interval_minutes);
   std::function<void(const boost::system::error_code&)> collect_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, collect_garbage(meta, blobs, options.gc_grace), boost::asio::detached);
+    boost::asio::co_spawn(ioc, collect_garbage(meta, blobs, options.gc_grace, ops.gc_progress()), boost::asio::detached);
     gc_timer.expires_after(gc_interval);
     gc_timer.async_wait(collect_later);
   };

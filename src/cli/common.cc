@@ -95,7 +95,8 @@ session open_session(const std::string& registry) {
 }
 
 // The admin API's answer as JSON, or a short error from its OCI error envelope.
-json call(const session& s, const std::string& method, const std::string& target, const json& body) {
+json call(const session& s, const std::string& method, const std::string& target, const json& body,
+          std::chrono::seconds timeout) {
   auto headers = s.headers();
   std::string text;
   if (!body.is_null()) {
@@ -103,7 +104,7 @@ json call(const session& s, const std::string& method, const std::string& target
     text = body.dump();
   }
   const auto sent = http::send_request(method, s.url + target, headers, text,
-                                              {.timeout = std::chrono::seconds(60), .max_bytes = 64 << 20});
+                                              {.timeout = timeout, .max_bytes = 64 << 20});
   if (!sent) throw cli_error(sent.error().detail);
   const auto& reply = *sent;
   auto doc = json::parse(reply.body, nullptr, false);

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -57,8 +58,11 @@ struct session {
 session open_session(const std::string& registry);
 
 // The admin API's answer as JSON; an api_error with the message of its OCI error envelope, or a
-// cli_error when the registry cannot be reached.
-json call(const session& s, const std::string& method, const std::string& target, const json& body = nullptr);
+// cli_error when the registry cannot be reached or does not answer within `timeout`.
+json call(const session& s, const std::string& method, const std::string& target, const json& body = nullptr,
+          std::chrono::seconds timeout = std::chrono::seconds(60));
+// The timeout of a call that runs a whole job (a garbage collection, a retention run) on a large store.
+constexpr std::chrono::seconds job_timeout = std::chrono::hours(6);
 
 // Percent-encodes all but unreserved characters and '/' (for names in paths and queries).
 std::string percent_encode(const std::string& s);

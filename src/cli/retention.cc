@@ -24,7 +24,7 @@ struct retention_options {
 
 json retention_call(const retention_options& o, const std::string& what) {
   const json body = o.repo.empty() ? json::object() : json{{"repository", o.repo}};
-  return call(open_session(o.registry), "POST", "/api/v1/retention/" + what, body);
+  return call(open_session(o.registry), "POST", "/api/v1/retention/" + what, body, job_timeout);
 }
 
 void print_plan(const json& r, std::string_view verb) {

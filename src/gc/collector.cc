@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,14 @@ awaitable<result<meta::gc_run>> collector::run(std::chrono::milliseconds grace, 
   out.started_ms = unix_ms();
   out.dry_run = dry_run;
   const std::int64_t grace_ms = grace.count();
+  std::optional<progress_board::ticket> shown;
+  if (board_) shown.emplace(*board_, out.started_ms);
+  const auto show = [&](phase p) {
+    if (!shown) return;
+    shown->enter(p);
+    shown->update(out.counts);
+  };
+  show(dry_run ? phase::estimating : phase::finishing);
   if (dry_run) {
     auto estimate = co_await records.estimate(grace_ms);
     if (!estimate) co_return std::unexpected(estimate.error());
@@ -66,11 +75,13 @@ awaitable<result<meta::gc_run>> collector::run(std::chrono::milliseconds grace, 
     auto finished = co_await finish_interrupted();
     if (!finished) co_return std::unexpected(finished.error());
     out.counts = *finished;
+    show(phase::links);
     // (2) Links.
     auto swept = co_await records.sweep_links(grace_ms);
     if (!swept) co_return std::unexpected(swept.error());
     out.counts.links = swept->links;
     out.counts.link_bytes = swept->link_bytes;
+    show(phase::blobs);
     // (3) Blobs, a batch at a time: mark, delete the bytes, forget.
     std::string after;
     for (;;) {
@@ -83,6 +94,7 @@ awaitable<result<meta::gc_run>> collector::run(std::chrono::milliseconds grace, 
       if (!marked) co_return std::unexpected(marked.error());
       auto done = co_await delete_marked(*marked, out.counts);
       if (!done) co_return std::unexpected(done.error());
+      show(phase::blobs);
       if (candidates->size() < batch) break;
     }
   }

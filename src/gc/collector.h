@@ -15,6 +15,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "gc/progress.h"
 #include "meta/metadata_store.h"
 #include "storage/blob_store.h"
 
@@ -24,8 +25,10 @@ using boost::asio::awaitable;
 
 class collector {
  public:
-  // Both stores must outlive the collector.
-  collector(meta::metadata_store& meta, storage::blob_store& blobs) : meta_(meta), blobs_(blobs) {}
+  // Both stores, and `board` when given, must outlive the collector. A run shows its progress on
+  // `board`.
+  collector(meta::metadata_store& meta, storage::blob_store& blobs, progress_board* board = nullptr)
+      : meta_(meta), blobs_(blobs), board_(board) {}
 
   // Collects (or, with `dry_run`, estimates) what nothing used within `grace` and nothing
   // references; records the run in the store's log and returns it. Fails with the first store
@@ -44,6 +47,7 @@ class collector {
 
   meta::metadata_store& meta_;
   storage::blob_store& blobs_;
+  progress_board* board_;
 };
 
 }  // namespace berth::gc

@@ -117,5 +117,54 @@ TEST_F(CollectorTest, the_next_run_finishes_an_interrupted_one) {
   EXPECT_TRUE(sync_wait(meta_->blobs().marked(10)).value().empty());
 }
 
+// A blob store that, as the collector deletes each blob, looks at what the progress board shows.
+class watched_blobs final : public storage::blob_store {
+ public:
+  watched_blobs(storage::blob_store& inner, const progress_board& board) : inner_(inner), board_(board) {}
+  std::vector<std::vector<progress_view>> seen;
+
+  awaitable<result<void>> remove(const digest& d) override {
+    seen.push_back(board_.running());
+    co_return co_await inner_.remove(d);
+  }
+  awaitable<result<std::uint64_t>> stat(const digest& d) override { co_return co_await inner_.stat(d); }
+  awaitable<result<std::unique_ptr<storage::blob_reader>>> open(const digest& d) override {
+    co_return co_await inner_.open(d);
+  }
+  awaitable<result<void>> create_upload(std::string_view id) override { co_return co_await inner_.create_upload(id); }
+  awaitable<result<std::unique_ptr<storage::upload_data>>> open_upload(std::string_view id) override {
+    co_return co_await inner_.open_upload(id);
+  }
+  awaitable<result<void>> delete_upload(std::string_view id) override { co_return co_await inner_.delete_upload(id); }
+  awaitable<result<std::vector<storage::upload_entry>>> list_uploads() override {
+    co_return co_await inner_.list_uploads();
+  }
+  awaitable<result<void>> probe() override { co_return co_await inner_.probe(); }
+
+ private:
+  storage::blob_store& inner_;
+  const progress_board& board_;
+};
+
+// A run shows itself on the board while it goes, in its phase, with what it has freed so far (the
+// batch being deleted not yet counted), and leaves the board when it ends.
+TEST_F(CollectorTest, a_run_shows_its_progress_on_the_board) {
+  push("app", "aaa");
+  push("app", "bbbb");
+  ASSERT_TRUE(sync_wait(meta_->delete_repository("app")).value());
+  progress_board board;
+  watched_blobs watched(*blobs_, board);
+  const auto run = sync_wait(collector(*meta_, watched, &board).run(0ms, false)).value();
+  EXPECT_EQ(run.counts.blobs, 2u);
+  ASSERT_EQ(watched.seen.size(), 2u);
+  for (const auto& view : watched.seen) {
+    ASSERT_EQ(view.size(), 1u);
+    EXPECT_EQ(view[0].at, phase::blobs);
+    EXPECT_EQ(view[0].started_ms, run.started_ms);
+    EXPECT_EQ(view[0].counts.blobs, 0u);
+  }
+  EXPECT_TRUE(board.running().empty());
+}
+
 }  // namespace
 }  // namespace berth::gc

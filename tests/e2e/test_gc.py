@@ -5,8 +5,10 @@ On the filesystem backend the files under blobs/ and the rows of berth.db are ch
 PostgreSQL (BERTH_E2E_BACKEND=s3pg) the registry's answers and the collector's reports are."""
 import json
 import os
+import pty
 import random
 import sqlite3
+import subprocess
 import threading
 import time
 
@@ -15,6 +17,7 @@ import pytest
 import backends
 import images
 from clients import expect, get_blob, get_manifest, push_blob, push_image, request
+from e2eauth import ADMIN_PASSWORD, ADMIN_USER
 
 pytestmark = pytest.mark.skipif(os.environ.get("BERTH_E2E_TARGET") == "distribution",
                                 reason="Berth's admin API")
@@ -137,6 +140,40 @@ def test_only_administrators_collect(make_registry, tmp_path):
     expect(request(registry.url, "POST", "/api/v1/gc", auth=None), 401, "anonymous POST /api/v1/gc")
     resp = request(registry.url, "POST", "/api/v1/gc?dry_run=maybe")
     assert resp.status == 400
+
+
+def test_berth_gc_on_a_terminal_estimates_then_collects(make_registry, tmp_path):
+    """`berth gc` on a terminal (a pseudo-terminal here): the estimate first, then the run, whose
+    answer it prints; GET /api/v1/gc lists no run in flight once it is done."""
+    registry = gc_registry(make_registry, tmp_path)
+    image = images.make_image({"gone": os.urandom(30_000)})
+    expect(push_image(registry.url, "gc/tty", image, "v1"), 201, "push")
+    delete_manifest(registry, "gc/tty", image.digest)
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    berth = os.environ["BERTH_BIN"]
+    subprocess.run([berth, "login", registry.url, "-u", ADMIN_USER, "--password-stdin"],
+                   input=ADMIN_PASSWORD + "\n", text=True, env=env, check=True, capture_output=True)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: berth gc with the pseudo-terminal as its stdout and stderr
+        os.execve(berth, [berth, "gc"], env)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = out.decode()
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "estimating garbage" in text, text
+    assert f"freed {len(image.blobs())} blob(s)" in text, text
+    doc = json.loads(expect(request(registry.url, "GET", "/api/v1/gc"), 200, "GET /api/v1/gc").body)
+    assert doc["running"] == []
+    assert [r["dry_run"] for r in doc["runs"][:2]] == [False, True]  # the run, after its estimate
 
 
 CLIENTS = 16
