@@ -55,8 +55,9 @@ json collect_with_progress(const session& s, const std::string& target) {
   const json estimate = call(s, "POST", "/api/v1/gc?dry_run=true", nullptr, job_timeout);
   const auto total_blobs = estimate.value("blobs", std::uint64_t{0});
   const auto total_bytes = estimate.value("bytes", std::uint64_t{0});
-  const auto asked_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto asked_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   std::promise<json> done;
   auto answer = done.get_future();
   std::thread worker([&] {
@@ -73,7 +74,8 @@ json collect_with_progress(const session& s, const std::string& target) {
       json mine;
       for (const auto& r : call(s, "GET", "/api/v1/gc").value("running", json::array())) {
         if (r.value("started_at_ms", std::int64_t{0}) >= asked_ms - 5000 &&
-            (mine.is_null() || r.value("started_at_ms", std::int64_t{0}) > mine.value("started_at_ms", std::int64_t{0}))) {
+            (mine.is_null() ||
+             r.value("started_at_ms", std::int64_t{0}) > mine.value("started_at_ms", std::int64_t{0}))) {
           mine = r;
         }
       }
@@ -81,10 +83,11 @@ json collect_with_progress(const session& s, const std::string& target) {
         const auto blobs = mine.value("blobs", std::uint64_t{0});
         const auto bytes = mine.value("bytes", std::uint64_t{0});
         line = fmt::format("{:<9} {} {}/{} blobs, {}/{}", mine.value("phase", ""),
-                           bar(total_bytes ? static_cast<double>(bytes) / static_cast<double>(total_bytes)
-                                           : total_blobs ? static_cast<double>(blobs) / static_cast<double>(total_blobs)
-                                                         : 1.0),
-                           blobs, std::max(blobs, total_blobs), bytes_text(bytes), bytes_text(std::max(bytes, total_bytes)));
+                           bar(total_bytes   ? static_cast<double>(bytes) / static_cast<double>(total_bytes)
+                               : total_blobs ? static_cast<double>(blobs) / static_cast<double>(total_blobs)
+                                             : 1.0),
+                           blobs, std::max(blobs, total_blobs), bytes_text(bytes),
+                           bytes_text(std::max(bytes, total_bytes)));
       }
     } catch (const std::exception&) {
       // The progress is only a view: when a look fails the line says only that the collection goes on.
@@ -128,8 +131,9 @@ void add_gc_commands(CLI::App& cli) {
       return;
     }
     const std::string target = fmt::format("/api/v1/gc?dry_run={}", o->dry_run ? "true" : "false");
-    const json r = !o->as_json && !o->dry_run && ::isatty(STDERR_FILENO) ? collect_with_progress(s, target)
-                                                                          : call(s, "POST", target, nullptr, job_timeout);
+    const json r = !o->as_json && !o->dry_run && ::isatty(STDERR_FILENO)
+                       ? collect_with_progress(s, target)
+                       : call(s, "POST", target, nullptr, job_timeout);
     if (o->as_json) {
       fmt::print("{}\n", r.dump(2));
     } else {

@@ -4,10 +4,14 @@ namespace berth::gc {
 
 std::string_view phase_name(phase p) {
   switch (p) {
-    case phase::finishing: return "finishing";
-    case phase::links: return "links";
-    case phase::blobs: return "blobs";
-    case phase::estimating: return "estimating";
+    case phase::finishing:
+      return "finishing";
+    case phase::links:
+      return "links";
+    case phase::blobs:
+      return "blobs";
+    case phase::estimating:
+      return "estimating";
   }
   return "unknown";
 }
