@@ -97,8 +97,7 @@ class blob_records {
   virtual awaitable<result<std::vector<blob_entry>>> forget(std::span<const digest> ds) = 0;
 
   // What deleting the manifests `deleted` would free, per repository of `deleted` (in byte order;
-  // those that hold none of them left out): the manifests' own bytes, and the blobs that no
-  // repository would keep then: linked, after the deletion, only by repositories where no remaining
+  // those that hold none of them left out): the bytes of the blobs that no repository would keep then: linked, after the deletion, only by repositories where no remaining
   // manifest references them, and referenced by a manifest of `deleted` (a collection after the
   // deletion frees them). A blob still linked by another repository, or referenced by a kept
   // manifest, frees nothing; one that several repositories of `deleted` lose counts once, for the

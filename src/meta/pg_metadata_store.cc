@@ -370,7 +370,7 @@ constexpr std::string_view unreferenced_sql = "SELECT digest, size FROM blobs b 
 // What deleting the manifests $1[i] of repositories $2[i] frees: `lost` are the links that no
 // remaining manifest of their repository references, `freed` the blobs with no other link.
 constexpr std::string_view freed_by_deleting_sql =
-    "WITH planned AS (SELECT DISTINCT m.repo_id, m.digest, m.size FROM unnest($1::text[], $2::text[]) AS e(name, digest) "
+    "WITH planned AS (SELECT DISTINCT m.repo_id, m.digest FROM unnest($1::text[], $2::text[]) AS e(name, digest) "
     "JOIN repositories r ON r.name = e.name JOIN manifests m ON m.repo_id = r.id AND m.digest = e.digest), "
     "lost AS (SELECT DISTINCT l.repo_id, l.digest, l.size FROM planned p "
     "JOIN manifest_refs x ON x.repo_id = p.repo_id AND x.manifest = p.digest "
@@ -380,8 +380,7 @@ constexpr std::string_view freed_by_deleting_sql =
     "freed AS (SELECT min(r.name) AS name, max(o.size) AS size FROM lost o JOIN repositories r ON r.id = o.repo_id "
     "WHERE NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.digest = o.digest "
     "AND NOT EXISTS (SELECT 1 FROM lost z WHERE z.repo_id = k.repo_id AND z.digest = k.digest)) GROUP BY o.digest) "
-    "SELECT r.name, ((SELECT sum(p.size) FROM planned p WHERE p.repo_id = r.id) + "
-    "(SELECT coalesce(sum(f.size), 0) FROM freed f WHERE f.name = r.name))::bigint "
+    "SELECT r.name, (SELECT coalesce(sum(f.size), 0) FROM freed f WHERE f.name = r.name)::bigint "
     "FROM repositories r WHERE r.id IN (SELECT repo_id FROM planned) ORDER BY r.name";
 constexpr std::string_view lock_blobs_sql =
     "SELECT 1 FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR UPDATE";

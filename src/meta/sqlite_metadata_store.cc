@@ -314,7 +314,7 @@ constexpr std::string_view prune_audit_sql = "DELETE FROM audit_log WHERE at_ms 
 // What deleting the manifests ?1 (a JSON array of [repository, digest]) frees: `lost` are the links
 // that no remaining manifest of their repository references, `freed` the blobs with no other link.
 constexpr std::string_view freed_by_deleting_sql =
-    "WITH planned(repo_id, digest, size) AS (SELECT DISTINCT m.repo_id, m.digest, m.size FROM json_each(?1) e "
+    "WITH planned(repo_id, digest) AS (SELECT DISTINCT m.repo_id, m.digest FROM json_each(?1) e "
     "JOIN repositories r ON r.name = json_extract(e.value, '$[0]') "
     "JOIN manifests m ON m.repo_id = r.id AND m.digest = json_extract(e.value, '$[1]')), "
     "lost(repo_id, digest, size) AS (SELECT DISTINCT l.repo_id, l.digest, l.size FROM planned p "
@@ -325,8 +325,7 @@ constexpr std::string_view freed_by_deleting_sql =
     "freed(name, size) AS (SELECT min(r.name), max(o.size) FROM lost o JOIN repositories r ON r.id = o.repo_id "
     "WHERE NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.digest = o.digest "
     "AND NOT EXISTS (SELECT 1 FROM lost z WHERE z.repo_id = k.repo_id AND z.digest = k.digest)) GROUP BY o.digest) "
-    "SELECT r.name, (SELECT sum(p.size) FROM planned p WHERE p.repo_id = r.id) + "
-    "(SELECT coalesce(sum(f.size), 0) FROM freed f WHERE f.name = r.name) "
+    "SELECT r.name, (SELECT coalesce(sum(f.size), 0) FROM freed f WHERE f.name = r.name) "
     "FROM repositories r WHERE r.id IN (SELECT repo_id FROM planned) ORDER BY r.name";
 constexpr std::string_view insert_run_sql =
     "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
