@@ -2,7 +2,10 @@
 //   POST /api/v1/retention/preview {"repository": PATTERN}?   what a run would delete now
 //   POST /api/v1/retention/run     {"repository": PATTERN}?   deletes it, and answers what it deleted
 // Both answer {"repositories": [{"repository", "tags": [{"tag", "digest", "pushed_at_ms", "size"}],
-// "manifests": [digest, ...]}], "tags": N, "manifests": M}; a repository with nothing to delete is left out.
+// "manifests": [digest, ...], "untagged": U, "bytes_freed_by_gc": B}], "tags": N, "manifests": M,
+// "untagged": U, "bytes_freed_by_gc": B}; a repository with nothing to delete is left out. `untagged`
+// counts the manifests (of `manifests`) that go because untagged_days expired them; bytes_freed_by_gc
+// is what a garbage collection after the deletion frees (a run reports its plan's figure).
 #include <nlohmann/json.hpp>
 
 #include "api/audit.h"
@@ -34,6 +37,8 @@ response plans_response(const std::vector<lifecycle::repository_plan>& plans) {
   json repos = json::array();
   std::size_t tags = 0;
   std::size_t manifests = 0;
+  std::size_t untagged = 0;
+  std::uint64_t bytes = 0;
   for (const auto& p : plans) {
     json ts = json::array();
     for (const auto& t : p.tags) {
@@ -43,15 +48,26 @@ response plans_response(const std::vector<lifecycle::repository_plan>& plans) {
     for (const auto& d : p.manifests) ms.push_back(d.str());
     tags += p.tags.size();
     manifests += p.manifests.size();
-    repos.push_back({{"repository", p.repository}, {"tags", std::move(ts)}, {"manifests", std::move(ms)}});
+    untagged += p.untagged;
+    bytes += p.bytes_freed_by_gc;
+    repos.push_back({{"repository", p.repository},
+                     {"tags", std::move(ts)},
+                     {"manifests", std::move(ms)},
+                     {"untagged", p.untagged},
+                     {"bytes_freed_by_gc", p.bytes_freed_by_gc}});
   }
-  return json_response(200, json{{"repositories", repos}, {"tags", tags}, {"manifests", manifests}}.dump());
+  return json_response(200, json{{"repositories", repos},
+                                 {"tags", tags},
+                                 {"manifests", manifests},
+                                 {"untagged", untagged},
+                                 {"bytes_freed_by_gc", bytes}}
+                                .dump());
 }
 
 awaitable<result<std::vector<lifecycle::repository_plan>>> planned(context& ctx, request& req) {
   auto only = co_await only_pattern(req);
   if (!only) co_return std::unexpected(only.error());
-  const auto now_ms = unix_seconds() * 1000;
+  const auto now_ms = unix_millis();
   co_return co_await lifecycle::plan(ctx.meta, ctx.options.retention, *only, now_ms,
                                      lifecycle::immutable_tags(*ctx.pol));
 }

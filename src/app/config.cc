@@ -161,12 +161,7 @@ void read_backends(const YAML::Node& root, config& c, const std::string& path) {
 lifecycle::retention_rule read_retention_rule(const YAML::Node& node, const std::string& where,
                                               const std::string& path) {
   if (!node.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
-  if (node["untagged_days"])
-    throw std::runtime_error(fmt::format(
-        "{}: `{}.untagged_days` is not supported: Berth keeps no time per manifest; a run deletes the manifests "
-        "its deleted tags leave untagged, and garbage collection what nothing refers to",
-        path, where));
-  reject_unknown(node, {"repositories", "keep_last", "keep_days", "protect"}, where + ".", path);
+  reject_unknown(node, {"repositories", "keep_last", "keep_days", "untagged_days", "protect"}, where + ".", path);
   lifecycle::retention_rule rule;
   rule.source = where;
   rule.repositories = strings(node["repositories"], where + ".repositories", path);
@@ -185,8 +180,14 @@ lifecycle::retention_rule read_retention_rule(const YAML::Node& node, const std:
     if (days < 0) throw std::runtime_error(fmt::format("{}: `{}.keep_days` must be 0 or more", path, where));
     rule.keep_days = days;
   }
-  if (!rule.keep_last && !rule.keep_days)
-    throw std::runtime_error(fmt::format("{}: `{}` needs keep_last or keep_days", path, where));
+  if (node["untagged_days"]) {
+    int days = -1;
+    read(node, "untagged_days", days, path);
+    if (days < 0) throw std::runtime_error(fmt::format("{}: `{}.untagged_days` must be 0 or more", path, where));
+    rule.untagged_days = days;
+  }
+  if (!rule.keep_last && !rule.keep_days && !rule.untagged_days)
+    throw std::runtime_error(fmt::format("{}: `{}` needs keep_last, keep_days or untagged_days", path, where));
   return rule;
 }
 

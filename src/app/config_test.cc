@@ -258,8 +258,10 @@ retention:
     protect: ["latest", "v*"]
   - repositories: tools/*
     keep_last: 0
+  - repositories: ["*"]
+    untagged_days: 7
 )"));
-  ASSERT_EQ(c.retention.rules.size(), 2u);
+  ASSERT_EQ(c.retention.rules.size(), 3u);
   const auto& r = c.retention.rules[0];
   EXPECT_EQ(r.repositories, (std::vector<std::string>{"development/*", "staging/*"}));
   EXPECT_EQ(r.keep_last, 10u);
@@ -268,6 +270,9 @@ retention:
   EXPECT_EQ(r.source, "retention[0]");
   EXPECT_EQ(c.retention.rules[1].keep_last, 0u);
   EXPECT_FALSE(c.retention.rules[1].keep_days);
+  EXPECT_FALSE(c.retention.rules[1].untagged_days);
+  EXPECT_EQ(c.retention.rules[2].untagged_days, 7);  // a rule may judge untagged manifests only
+  EXPECT_FALSE(c.retention.rules[2].keep_last);
   EXPECT_EQ(c.retention.interval_minutes, 0);
 
   const auto s = load_config(write_temp("retention:\n  interval_minutes: 30\n  rules:\n"
@@ -300,11 +305,10 @@ TEST(Config, RejectsBadRetentionRulesNamingTheFileAndKey) {
   };
   EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_lsat: 1\n").find("`retention[0].keep_lsat`"),
             std::string::npos);
-  EXPECT_NE(message("retention:\n  - repositories: [a]\n").find("needs keep_last or keep_days"), std::string::npos);
+  EXPECT_NE(message("retention:\n  - repositories: [a]\n").find("needs keep_last, keep_days or untagged_days"), std::string::npos);
   EXPECT_NE(message("retention:\n  - keep_last: 1\n").find("`retention[0].repositories`"), std::string::npos);
   EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_last: -1\n").find("keep_last"), std::string::npos);
-  EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_days: 1\n    untagged_days: 1\n")
-                .find("`retention[0].untagged_days` is not supported"),
+  EXPECT_NE(message("retention:\n  - repositories: [a]\n    untagged_days: -1\n").find("`retention[0].untagged_days`"),
             std::string::npos);
   EXPECT_NE(message("retention:\n  interval: 5\n").find("`retention.interval`"), std::string::npos);
   EXPECT_NE(message("retention:\n  interval_minutes: -1\n").find("interval_minutes"), std::string::npos);

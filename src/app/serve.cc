@@ -107,8 +107,8 @@ boost::asio::awaitable<void> run_retention(meta::metadata_store& meta, const lif
   const std::string done = api::describe_retention_run(*deleted);
   co_await api::audit_scheduled_run(meta, "retention_run", "ok", done);
   for (const auto& p : *deleted) {
-    spdlog::info("retention: {}: deleted {} tag(s) and {} manifest(s)", p.repository, p.tags.size(),
-                 p.manifests.size());
+    spdlog::info("retention: {}: deleted {} tag(s) and {} manifest(s) ({} untagged for longer than untagged_days)",
+                 p.repository, p.tags.size(), p.manifests.size(), p.untagged);
   }
 }
 

@@ -34,17 +34,23 @@ void print_plan(const json& r, std::string_view verb) {
       fmt::print("  {:<30} {}  {}  {} bytes\n", t.value("tag", ""), t.value("digest", "").substr(0, 19),
                  time_text(t.value("pushed_at_ms", std::int64_t{0}) / 1000), t.value("size", std::uint64_t{0}));
     }
-    const auto manifests = repo["manifests"].size();
+    const auto untagged = repo.value("untagged", std::size_t{0});
+    const auto manifests = repo["manifests"].size() - untagged;
     if (manifests > 0) fmt::print("  and {} manifest(s) they leave untagged, with their referrers\n", manifests);
+    if (untagged > 0) fmt::print("  and {} manifest(s) untagged for longer than untagged_days, with their referrers\n", untagged);
+    fmt::print("  a garbage collection after it frees {}\n", human_size(repo.value("bytes_freed_by_gc", std::uint64_t{0})));
   }
-  fmt::print("{} tag(s) and {} manifest(s) {}\n", r.value("tags", 0), r.value("manifests", 0), verb);
+  fmt::print("{} tag(s) and {} manifest(s) {} ({} of the manifests untagged for longer than untagged_days); a "
+             "garbage collection after it would free {}\n",
+             r.value("tags", 0), r.value("manifests", 0), verb, r.value("untagged", 0),
+             human_size(r.value("bytes_freed_by_gc", std::uint64_t{0})));
 }
 
 }  // namespace
 
 void add_retention_commands(CLI::App& cli) {
   auto o = std::make_shared<retention_options>();
-  auto* group = cli.add_subcommand("retention", "Delete tags that no retention rule keeps (admin)");
+  auto* group = cli.add_subcommand("retention", "Delete tags and untagged manifests that no retention rule keeps (admin)");
   group->require_subcommand(1);
   auto* preview = group->add_subcommand("preview", "Show what a retention run would delete now");
   auto* run = group->add_subcommand("run", "Delete what no retention rule keeps");
@@ -68,7 +74,7 @@ void add_retention_commands(CLI::App& cli) {
       if (!::isatty(STDIN_FILENO)) throw cli_error("retention run deletes tags: confirm with --yes");
       const auto planned = retention_call(*o, "preview");
       print_plan(planned, "would be deleted");
-      if (planned.value("tags", 0) == 0) return;
+      if (planned.value("tags", 0) == 0 && planned.value("manifests", 0) == 0) return;
       fmt::print("Delete them? [y/N] ");
       std::fflush(stdout);
       std::string answer;

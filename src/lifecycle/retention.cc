@@ -46,7 +46,7 @@ class manifest_cache {
   std::map<digest, std::vector<digest>> children_;
 };
 
-// Every manifest the remaining tags need: their manifests and, through indexes, their children.
+// Every manifest that `roots` (what stays) need: themselves and, through indexes, their children.
 awaitable<result<std::set<digest>>> needed_by(manifest_cache& cache, const std::set<digest>& roots) {
   std::set<digest> needed = roots;
   std::vector<digest> todo(roots.begin(), roots.end());
@@ -62,6 +62,35 @@ awaitable<result<std::set<digest>>> needed_by(manifest_cache& cache, const std::
   co_return needed;
 }
 
+// Appends to `listed` (from index `from` on) the children and referrers of the manifests listed
+// there that `needed` does not hold, breadth first: each after the manifest that brings it.
+awaitable<result<void>> add_dependents(meta::metadata_store& meta, manifest_cache& cache, std::string_view repo,
+                                       const std::set<digest>& needed, std::set<digest>& seen,
+                                       std::vector<digest>& listed, std::size_t from) {
+  for (std::size_t i = from; i < listed.size(); ++i) {
+    const digest d = listed[i];
+    auto children = co_await cache.child_manifests(d);
+    if (!children) co_return std::unexpected(children.error());
+    auto referrers = co_await meta.referrers(repo, d, std::nullopt);
+    if (!referrers) co_return std::unexpected(referrers.error());
+    std::vector<digest> next = std::move(*children);
+    for (auto& r : *referrers) next.push_back(std::move(r.dgst));
+    for (auto& n : next) {
+      if (!needed.contains(n) && seen.insert(n).second) listed.push_back(std::move(n));
+    }
+  }
+  co_return result<void>{};
+}
+
+// The longest untagged_days of `rules`, if any sets it: an untagged manifest goes when none keeps it.
+std::optional<int> untagged_days(std::span<const retention_rule* const> rules) {
+  std::optional<int> days;
+  for (const auto* r : rules) {
+    if (r->untagged_days) days = std::max(days.value_or(0), *r->untagged_days);
+  }
+  return days;
+}
+
 awaitable<result<std::optional<repository_plan>>> plan_repository(meta::metadata_store& meta, std::string_view repo,
                                                                   std::span<const retention_rule* const> rules,
                                                                   std::int64_t now_ms, const immutable_fn& immutable) {
@@ -72,36 +101,80 @@ awaitable<result<std::optional<repository_plan>>> plan_repository(meta::metadata
   std::vector<tag_entry> tags;
   for (auto& r : **records) tags.push_back({std::move(r.name), std::move(r.dgst), r.pushed_at_ms, r.size});
   repository_plan plan{std::string(repo), expired_tags(repo, tags, rules, now_ms, immutable), {}};
-  if (plan.tags.empty()) co_return std::nullopt;
 
+  // What stays needs its children: the remaining tags' manifests, and the untagged ones not expired
+  // (a referrer whose subject is here follows its subject instead). Expired untagged manifests go.
   std::set<std::string_view> going;
   for (const auto& t : plan.tags) going.insert(t.name);
-  std::set<digest> remaining;
+  std::set<digest> kept;
   for (const auto& t : tags) {
-    if (!going.contains(t.name)) remaining.insert(t.dgst);
+    if (!going.contains(t.name)) kept.insert(t.dgst);
   }
-  manifest_cache cache(meta, repo);
-  auto needed = co_await needed_by(cache, remaining);
-  if (!needed) co_return std::unexpected(needed.error());
-
-  // Breadth first from the manifests the tags leave: each is listed before its children and referrers.
-  std::set<digest> listed;
-  for (const auto& t : plan.tags) {
-    if (!needed->contains(t.dgst) && listed.insert(t.dgst).second) plan.manifests.push_back(t.dgst);
-  }
-  for (std::size_t i = 0; i < plan.manifests.size(); ++i) {
-    const digest d = plan.manifests[i];
-    auto children = co_await cache.child_manifests(d);
-    if (!children) co_return std::unexpected(children.error());
-    auto referrers = co_await meta.referrers(repo, d, std::nullopt);
-    if (!referrers) co_return std::unexpected(referrers.error());
-    std::vector<digest> next = std::move(*children);
-    for (auto& r : *referrers) next.push_back(std::move(r.dgst));
-    for (auto& n : next) {
-      if (!needed->contains(n) && listed.insert(n).second) plan.manifests.push_back(std::move(n));
+  std::vector<digest> expired;
+  if (const auto days = untagged_days(rules)) {
+    auto untagged = co_await meta.tags().untagged(repo);
+    if (!untagged) co_return std::unexpected(untagged.error());
+    for (auto& u : *untagged) {
+      if (u.referrer) continue;
+      if (u.since_ms <= now_ms - std::int64_t{*days} * ms_per_day) {
+        expired.push_back(std::move(u.dgst));
+      } else {
+        kept.insert(std::move(u.dgst));
+      }
     }
   }
+  if (plan.tags.empty() && expired.empty()) co_return std::nullopt;
+  manifest_cache cache(meta, repo);
+  auto needed = co_await needed_by(cache, kept);
+  if (!needed) co_return std::unexpected(needed.error());
+
+  // The manifests the tags leave, then the expired untagged ones, each group with what only it
+  // needed. A manifest that another one going lists (an index's child) is reached through it, so
+  // it comes after it.
+  std::vector<digest> tag_left;
+  for (const auto& t : plan.tags) {
+    if (!needed->contains(t.dgst)) tag_left.push_back(t.dgst);
+  }
+  std::erase_if(expired, [&](const digest& d) { return needed->contains(d); });
+  std::set<digest> listed_by_others;
+  for (const auto* group : {&tag_left, &expired}) {
+    for (const auto& d : *group) {
+      auto children = co_await cache.child_manifests(d);
+      if (!children) co_return std::unexpected(children.error());
+      listed_by_others.insert(children->begin(), children->end());
+    }
+  }
+  std::set<digest> seen;
+  std::size_t from = 0;
+  for (const auto* group : {&tag_left, &expired}) {
+    from = plan.manifests.size();
+    for (const auto& d : *group) {
+      if (!listed_by_others.contains(d) && seen.insert(d).second) plan.manifests.push_back(d);
+    }
+    auto added = co_await add_dependents(meta, cache, repo, *needed, seen, plan.manifests, from);
+    if (!added) co_return std::unexpected(added.error());
+  }
+  plan.untagged = plan.manifests.size() - from;
+  if (plan.tags.empty() && plan.manifests.empty()) co_return std::nullopt;
   co_return plan;
+}
+
+// Sets each plan's bytes_freed_by_gc, from one question to the store about every manifest of `plans`.
+awaitable<result<void>> add_freed_bytes(meta::metadata_store& meta, std::vector<repository_plan>& plans) {
+  std::vector<meta::repository_manifest> deleted;
+  for (const auto& p : plans) {
+    for (const auto& d : p.manifests) deleted.push_back({p.repository, d});
+  }
+  if (deleted.empty()) co_return result<void>{};
+  auto freed = co_await meta.blobs().freed_by_deleting(deleted);
+  if (!freed) co_return std::unexpected(freed.error());
+  std::map<std::string_view, std::uint64_t> bytes;
+  for (const auto& f : *freed) bytes[f.repository] = f.bytes;
+  for (auto& p : plans) {
+    const auto it = bytes.find(p.repository);
+    if (it != bytes.end()) p.bytes_freed_by_gc = it->second;
+  }
+  co_return result<void>{};
 }
 
 }  // namespace
@@ -122,13 +195,17 @@ std::vector<const retention_rule*> rules_for(std::string_view repository, std::s
 std::vector<tag_entry> expired_tags(std::string_view repository, std::span<const tag_entry> tags,
                                     std::span<const retention_rule* const> rules, std::int64_t now_ms,
                                     const immutable_fn& immutable) {
-  if (rules.empty()) return {};
+  std::vector<const retention_rule*> judging;  // the rules that judge tags
+  for (const auto* r : rules) {
+    if (r->keep_last || r->keep_days) judging.push_back(r);
+  }
+  if (judging.empty()) return {};
   std::vector<tag_entry> newest_first(tags.begin(), tags.end());
   std::ranges::sort(newest_first, [](const tag_entry& a, const tag_entry& b) {
     return a.pushed_at_ms != b.pushed_at_ms ? a.pushed_at_ms > b.pushed_at_ms : a.name < b.name;
   });
   const auto kept = [&](const tag_entry& t, std::size_t rank) {
-    return std::ranges::any_of(rules, [&](const retention_rule* r) {
+    return std::ranges::any_of(judging, [&](const retention_rule* r) {
       return (r->keep_last && rank < *r->keep_last) ||
              (r->keep_days && t.pushed_at_ms >= now_ms - std::int64_t{*r->keep_days} * ms_per_day) ||
              any_matches(r->protect, t.name);
@@ -157,6 +234,8 @@ awaitable<result<std::vector<repository_plan>>> plan(meta::metadata_store& meta,
     if (!p) co_return std::unexpected(p.error());
     if (*p) plans.push_back(std::move(**p));
   }
+  auto freed = co_await add_freed_bytes(meta, plans);
+  if (!freed) co_return std::unexpected(freed.error());
   co_return plans;
 }
 
@@ -165,7 +244,7 @@ awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta
   // Retention's deletions are its own, reported to webhooks as `retention` events.
   const meta::push_stamp stamp{.by = "system:retention", .at_ms = unix_millis(), .cause = meta::change_cause::retention};
   for (auto& p : plans) {
-    repository_plan deleted{p.repository, {}, {}};
+    repository_plan deleted{p.repository, {}, {}, 0, p.bytes_freed_by_gc};
     for (auto& t : p.tags) {
       // A tag pushed again since the plan points elsewhere now: it is not the one judged.
       auto current = co_await meta.manifest_by_tag(p.repository, t.name);
@@ -175,13 +254,16 @@ awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta
       if (!gone) co_return std::unexpected(gone.error());
       if (*gone) deleted.tags.push_back(std::move(t));
     }
-    for (auto& d : p.manifests) {
-      auto tagged = co_await meta.tags().tags_on(p.repository, d);
+    const std::size_t first_untagged = p.manifests.size() - p.untagged;
+    for (std::size_t i = 0; i < p.manifests.size(); ++i) {
+      auto tagged = co_await meta.tags().tags_on(p.repository, p.manifests[i]);
       if (!tagged) co_return std::unexpected(tagged.error());
       if (!tagged->empty()) continue;
-      auto gone = co_await meta.delete_manifest(p.repository, d, stamp);
+      auto gone = co_await meta.delete_manifest(p.repository, p.manifests[i], stamp);
       if (!gone) co_return std::unexpected(gone.error());
-      if (*gone) deleted.manifests.push_back(std::move(d));
+      if (!*gone) continue;
+      deleted.manifests.push_back(std::move(p.manifests[i]));
+      if (i >= first_untagged) ++deleted.untagged;
     }
     if (!deleted.tags.empty() || !deleted.manifests.empty()) done.push_back(std::move(deleted));
   }

@@ -13,8 +13,16 @@
 // remaining tag needs them. apply() deletes in that order: tags, then each manifest before its
 // referrers, so a stopped run never leaves a referrer whose subject is kept.
 //
-// Untagged manifests that no run left untagged (pushed by digest, or untagged by hand) are not
-// looked at: the stores keep no time per manifest. Garbage collection removes what nothing refers to.
+// Untagged manifests: a rule with `untagged_days` N also deletes, in the repositories it matches,
+// the manifests no tag has pointed at for N days or more (tag_records::untagged says since when; 0:
+// every untagged manifest at the run), unless something kept needs them: a remaining tag's manifest
+// or an untagged one not yet expired keeps its children (an index's platform images), and a
+// referrer whose subject the repository holds goes only with its subject (never before it). They go
+// like the manifests the chosen tags leave, with the children and referrers only they needed, after
+// those (repository_plan::untagged counts them). A rule with untagged_days only judges no tag; one
+// with keep_last or keep_days only deletes no untagged manifest by time.
+// The plan also says what a garbage collection after the run would free (blob_records::freed_by_deleting).
+// Garbage collection removes what nothing refers to.
 // Thread-safety: the functions keep no state; plan() and apply() may run concurrently with pushes
 // (apply() skips a tag pushed again since plan() and a manifest tagged again).
 #pragma once
@@ -42,8 +50,9 @@ using boost::asio::awaitable;
 
 struct retention_rule {
   std::vector<std::string> repositories;  // patterns, at least one
-  std::optional<std::size_t> keep_last;   // at least one of keep_last and keep_days is set
+  std::optional<std::size_t> keep_last;   // at least one of keep_last, keep_days, untagged_days is set
   std::optional<int> keep_days;
+  std::optional<int> untagged_days;
   std::vector<std::string> protect;  // tag patterns
   std::string source;                // "retention[0]", for messages
 };
@@ -71,7 +80,8 @@ immutable_fn immutable_tags(const policy::policy& pol);
 std::vector<const retention_rule*> rules_for(std::string_view repository, std::span<const retention_rule> rules);
 
 // Of `tags` (any order), the tags that go, most recently pushed first: those no rule of `rules`
-// keeps, at `now_ms`; none when `rules` is empty. Ties in push time are broken by name.
+// with keep_last or keep_days keeps, at `now_ms`; none when no rule has either. Ties in push time
+// are broken by name.
 std::vector<tag_entry> expired_tags(std::string_view repository, std::span<const tag_entry> tags,
                                     std::span<const retention_rule* const> rules, std::int64_t now_ms,
                                     const immutable_fn& immutable);
@@ -81,6 +91,11 @@ struct repository_plan {
   std::string repository;
   std::vector<tag_entry> tags;
   std::vector<digest> manifests;  // in deletion order: a manifest before its children and referrers
+  std::size_t untagged = 0;       // the last `untagged` of manifests go because untagged_days expired them
+  // What a garbage collection after the deletion would free: the bytes of the blobs no repository
+  // keeps then (blob_records::freed_by_deleting; the manifests themselves live in the metadata
+  // store and go with the run). A run reports its plan's figure.
+  std::uint64_t bytes_freed_by_gc = 0;
 };
 
 // The plan of every repository that a rule matches and, when `only` is set, that matches the

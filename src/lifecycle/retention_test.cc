@@ -62,6 +62,13 @@ TEST(Retention, ATagGoesOnlyWhenNoMatchingRuleKeepsIt) {
   EXPECT_EQ(expired(tags(5), rules), (std::vector<std::string>{"t0"}));
 }
 
+TEST(Retention, ARuleWithOnlyUntaggedDaysJudgesNoTag) {
+  EXPECT_TRUE(expired(tags(5), {{.repositories = {"dev/*"}, .untagged_days = 0}}).empty());
+  // Beside a rule that judges tags, it neither keeps nor deletes any.
+  EXPECT_EQ(expired(tags(5), {{.repositories = {"dev/*"}, .keep_last = 3}, {.repositories = {"*"}, .untagged_days = 0}}),
+            (std::vector<std::string>{"t1", "t0"}));
+}
+
 TEST(Retention, ProtectPatternsAndImmutableTagsStay) {
   auto ts = tags(4);
   ts[0].name = "latest";

@@ -28,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -60,6 +61,18 @@ struct gc_run {
   gc_counts counts;
 };
 
+// A manifest of a repository (a deletion that retention plans).
+struct repository_manifest {
+  std::string repository;
+  digest dgst;
+};
+
+// Bytes per repository.
+struct repository_bytes {
+  std::string repository;
+  std::uint64_t bytes = 0;
+};
+
 class blob_records {
  public:
   virtual ~blob_records() = default;
@@ -82,6 +95,15 @@ class blob_records {
   // Drops the records of marked blobs whose bytes are deleted; returns those it dropped (not those
   // another collector dropped first).
   virtual awaitable<result<std::vector<blob_entry>>> forget(std::span<const digest> ds) = 0;
+
+  // What deleting the manifests `deleted` would free, per repository of `deleted` (in byte order;
+  // those that hold none of them left out): the bytes of the blobs that no repository would keep then: linked, after the deletion, only by repositories where no remaining
+  // manifest references them, and referenced by a manifest of `deleted` (a collection after the
+  // deletion frees them). A blob still linked by another repository, or referenced by a kept
+  // manifest, frees nothing; one that several repositories of `deleted` lose counts once, for the
+  // first of them. Changes nothing.
+  virtual awaitable<result<std::vector<repository_bytes>>> freed_by_deleting(
+      std::span<const repository_manifest> deleted) = 0;
 
   // The log of collections: records one; the last `n`, newest first.
   virtual awaitable<result<void>> record_run(const gc_run& run) = 0;

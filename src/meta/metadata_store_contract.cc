@@ -15,6 +15,7 @@
 #include "core/sha256_state.h"
 #include "core/sync_wait.h"
 #include "core/test_await.h"
+#include "core/unix_time.h"
 
 namespace berth::meta {
 
@@ -1427,6 +1428,116 @@ TEST_P(metadata_store_contract, audit_prune_deletes_older_entries) {
   EXPECT_EQ(sync_wait(a.prune(2500)).value(), 2u);
   EXPECT_EQ(sync_wait(a.prune(2500)).value(), 0u);
   EXPECT_EQ(audit_times(sync_wait(a.list(audit_query{})).value()), std::vector<std::int64_t>{3000});
+}
+
+// ---- untagged manifests (tag_records::untagged) and what deleting frees (blob_records) ----
+
+std::vector<digest> untagged_digests(const std::vector<untagged_manifest>& u) {
+  std::vector<digest> out;
+  for (const auto& x : u) out.push_back(x.dgst);
+  return out;
+}
+
+// The database's clock stamps the times: the test allows it a second of difference from ours.
+constexpr std::int64_t clock_slack_ms = 1000;
+
+TEST_P(metadata_store_contract, a_manifest_is_untagged_from_its_push_by_digest_or_when_its_last_tag_left) {
+  auto& m = *store_;
+  auto& t = m.tags();
+  const auto one = manifest("one");
+  const auto two = manifest("two");
+  const auto loose = manifest("loose");
+  const auto subject = manifest("subject-of-sig");
+  const auto sig = manifest("sig", {}, subject.dgst, "application/vnd.example.sig");
+  const auto orphan_sig = manifest("orphan-sig", {}, d("absent"), "application/vnd.example.sig");
+  const std::int64_t pushed = unix_millis();
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", loose, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "a", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "b", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", two, "c", test_stamp)).has_value());
+  auto u = sync_wait(t.untagged("r")).value();
+  ASSERT_EQ(untagged_digests(u), std::vector<digest>{loose.dgst});
+  const std::int64_t loose_since = u[0].since_ms;
+  EXPECT_GE(loose_since, pushed - clock_slack_ms);
+  EXPECT_LE(loose_since, unix_millis() + clock_slack_ms);
+  EXPECT_FALSE(u[0].referrer);
+
+  // Deleting one of two tags leaves it tagged; deleting the last one untags it from then.
+  ASSERT_TRUE(sync_wait(m.delete_tag("r", "a", test_stamp)).value());
+  EXPECT_EQ(untagged_digests(sync_wait(t.untagged("r")).value()), std::vector<digest>{loose.dgst});
+  const std::int64_t deleted = unix_millis();
+  ASSERT_TRUE(sync_wait(m.delete_tag("r", "b", test_stamp)).value());
+  u = sync_wait(t.untagged("r")).value();
+  EXPECT_EQ(untagged_digests(u), sorted({loose.dgst, one.dgst}));
+  for (const auto& x : u) {
+    if (x.dgst == loose.dgst) {
+      EXPECT_EQ(x.since_ms, loose_since);  // untagged before: its time stays
+    } else {
+      EXPECT_GE(x.since_ms, deleted - clock_slack_ms);
+    }
+  }
+
+  // A tag moved by a push untags the manifest it left and tags the one it points at now.
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", one, "c", test_stamp)).has_value());
+  EXPECT_EQ(untagged_digests(sync_wait(t.untagged("r")).value()), sorted({loose.dgst, two.dgst}));
+  // Tagged again, by a retag (promotion within the repository) or a push: no longer untagged.
+  ASSERT_TRUE(sync_wait(t.promote("r", "back", "r", two.dgst, test_stamp)).value().has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", loose, "v1", test_stamp)).has_value());
+  EXPECT_TRUE(sync_wait(t.untagged("r")).value().empty());
+  // A tag moved away by a promotion from elsewhere untags what it left.
+  ASSERT_TRUE(sync_wait(m.put_manifest("src", two, "x", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(t.promote("r", "v1", "src", two.dgst, test_stamp)).value().has_value());
+  u = sync_wait(t.untagged("r")).value();
+  ASSERT_EQ(untagged_digests(u), std::vector<digest>{loose.dgst});
+  const std::int64_t promoted_since = u[0].since_ms;
+
+  // A referrer says whether its subject is a manifest of the repository.
+  for (const auto& rec : {subject, sig, orphan_sig})
+    ASSERT_TRUE(sync_wait(m.put_manifest("refs", rec, std::nullopt, test_stamp)).has_value());
+  u = sync_wait(t.untagged("refs")).value();
+  EXPECT_EQ(u.size(), 3u);
+  for (const auto& x : u) EXPECT_EQ(x.referrer, x.dgst == sig.dgst) << x.dgst.str();
+  EXPECT_TRUE(sync_wait(t.untagged("nowhere")).value().empty());
+
+  // The times are stored.
+  reopen();
+  u = sync_wait(store_->tags().untagged("r")).value();
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u[0].since_ms, promoted_since);
+}
+
+TEST_P(metadata_store_contract, deleting_frees_the_bytes_no_repository_keeps_each_once) {
+  auto& m = *store_;
+  for (const char* repo : {"a/app", "b/app"}) ASSERT_TRUE(sync_wait(link(m, repo, d("base"), 100)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "a/app", d("own"), 10)).has_value());
+  ASSERT_TRUE(sync_wait(link(m, "a/app", d("shared-in-repo"), 7)).has_value());
+  const auto m1 = manifest("m1", {d("base"), d("own"), d("shared-in-repo")});
+  const auto m2 = manifest("m2-longer", {d("shared-in-repo")});
+  const auto mb = manifest("mb", {d("base")});
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/app", m1, "v1", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("a/app", m2, "v2", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("b/app", mb, "v1", test_stamp)).has_value());
+  const auto freed = [&](std::vector<repository_manifest> deleted) {
+    std::vector<std::pair<std::string, std::uint64_t>> out;
+    const auto got = sync_wait(m.blobs().freed_by_deleting(deleted)).value();
+    for (const auto& r : got) out.emplace_back(r.repository, r.bytes);
+    return out;
+  };
+  using bytes = std::vector<std::pair<std::string, std::uint64_t>>;
+  // base is linked by b/app too and shared-in-repo referenced by m2: only own goes.
+  EXPECT_EQ(freed({{"a/app", m1.dgst}}), (bytes{{"a/app", 10}}));
+  EXPECT_EQ(freed({{"a/app", m1.dgst}, {"a/app", m2.dgst}}),
+            (bytes{{"a/app", 10 + 7}}));
+  // Both repositories lose base: it counts once, for the first.
+  EXPECT_EQ(freed({{"b/app", mb.dgst}, {"a/app", m1.dgst}}),
+            (bytes{{"a/app", 100 + 10}, {"b/app", 0}}));
+  // A link without a manifest still keeps its blob; absent manifests and repositories free nothing.
+  ASSERT_TRUE(sync_wait(link(m, "c/app", d("own"), 10)).has_value());
+  EXPECT_EQ(freed({{"a/app", m1.dgst}, {"a/app", d("absent")}, {"x/y", m1.dgst}}), (bytes{{"a/app", 0}}));
+  EXPECT_TRUE(freed({}).empty());
+  // Nothing changed.
+  EXPECT_EQ(sync_wait(m.tags().untagged("a/app")).value().size(), 0u);
+  EXPECT_TRUE(sync_wait(m.manifest_by_digest("a/app", m1.dgst)).value().has_value());
 }
 
 }  // namespace

@@ -283,6 +283,33 @@ CREATE INDEX audit_log_by_time ON audit_log(at_ms);
 CREATE INDEX audit_log_by_repository ON audit_log(repository, id);
 CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
 )sql",
+    // Untagged manifests (tag_records::untagged): since when (unix ms, the database's clock) no tag
+    // of its repository points at a manifest, NULL while one does. A new manifest starts untagged
+    // (the column's default); a trigger on every change of a tag, whoever makes it (a push, a tag's
+    // deletion, a promotion, retention), clears it for the manifest the tag now points at and sets
+    // it for the one it left when no other tag points there. Existing untagged manifests count
+    // from the upgrade (the default, evaluated per row), so upgrading deletes nothing at once.
+    R"sql(
+ALTER TABLE manifests ADD COLUMN untagged_since bigint DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+UPDATE manifests m SET untagged_since = NULL
+  WHERE EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest);
+CREATE INDEX manifests_untagged ON manifests(repo_id, digest) WHERE untagged_since IS NOT NULL;
+CREATE FUNCTION berth_untagged_since() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP <> 'DELETE' THEN
+    UPDATE manifests SET untagged_since = NULL
+      WHERE repo_id = NEW.repo_id AND digest = NEW.digest AND untagged_since IS NOT NULL;
+  END IF;
+  IF TG_OP <> 'INSERT' THEN
+    UPDATE manifests m SET untagged_since = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+      WHERE m.repo_id = OLD.repo_id AND m.digest = OLD.digest AND m.untagged_since IS NULL
+      AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = OLD.repo_id AND t.digest = OLD.digest);
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER tag_untagged AFTER INSERT OR DELETE OR UPDATE OF digest ON tags
+  FOR EACH ROW EXECUTE PROCEDURE berth_untagged_since();
+)sql",
 };
 
 // ---- SQL ----
@@ -340,6 +367,21 @@ constexpr std::string_view unreferenced_sql = "SELECT digest, size FROM blobs b 
     BERTH_UNREFERENCED_BLOB " ORDER BY b.digest COLLATE \"C\" LIMIT $3";
 #undef BERTH_UNREFERENCED_BLOB
 #undef BERTH_UNNEEDED_LINK
+// What deleting the manifests $1[i] of repositories $2[i] frees: `lost` are the links that no
+// remaining manifest of their repository references, `freed` the blobs with no other link.
+constexpr std::string_view freed_by_deleting_sql =
+    "WITH planned AS (SELECT DISTINCT m.repo_id, m.digest FROM unnest($1::text[], $2::text[]) AS e(name, digest) "
+    "JOIN repositories r ON r.name = e.name JOIN manifests m ON m.repo_id = r.id AND m.digest = e.digest), "
+    "lost AS (SELECT DISTINCT l.repo_id, l.digest, l.size FROM planned p "
+    "JOIN manifest_refs x ON x.repo_id = p.repo_id AND x.manifest = p.digest "
+    "JOIN blob_links l ON l.repo_id = x.repo_id AND l.digest = x.referenced "
+    "WHERE NOT EXISTS (SELECT 1 FROM manifest_refs y WHERE y.repo_id = l.repo_id AND y.referenced = l.digest "
+    "AND NOT EXISTS (SELECT 1 FROM planned q WHERE q.repo_id = y.repo_id AND q.digest = y.manifest))), "
+    "freed AS (SELECT min(r.name) AS name, max(o.size) AS size FROM lost o JOIN repositories r ON r.id = o.repo_id "
+    "WHERE NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.digest = o.digest "
+    "AND NOT EXISTS (SELECT 1 FROM lost z WHERE z.repo_id = k.repo_id AND z.digest = k.digest)) GROUP BY o.digest) "
+    "SELECT r.name, (SELECT coalesce(sum(f.size), 0) FROM freed f WHERE f.name = r.name)::bigint "
+    "FROM repositories r WHERE r.id IN (SELECT repo_id FROM planned) ORDER BY r.name";
 constexpr std::string_view lock_blobs_sql =
     "SELECT 1 FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR UPDATE";
 constexpr std::string_view mark_sql =
@@ -438,6 +480,11 @@ constexpr std::string_view tag_history_sql =
 constexpr std::string_view tags_on_sql =
     "SELECT t.name FROM repositories r JOIN tags t ON t.repo_id = r.id WHERE r.name = $1 AND t.digest = $2 "
     "ORDER BY t.name";
+constexpr std::string_view untagged_sql =
+    "SELECT m.digest, m.untagged_since, (m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s "
+    "WHERE s.repo_id = m.repo_id AND s.digest = m.subject))::int FROM repositories r "
+    "JOIN manifests m ON m.repo_id = r.id WHERE r.name = $1 AND m.untagged_since IS NOT NULL "
+    "ORDER BY m.digest COLLATE \"C\"";
 constexpr std::string_view repository_summaries_sql =
     "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
     "(SELECT coalesce(sum(l.size), 0) FROM blob_links l WHERE l.repo_id = r.id) + "
@@ -1084,6 +1131,19 @@ class pg_metadata_store final : public metadata_store,
     co_return string_column(*r);
   }
 
+  awaitable<result<std::vector<untagged_manifest>>> untagged(std::string_view repo) override {
+    params args{repo};
+    auto r = co_await query("untagged manifests", untagged_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<untagged_manifest> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      auto d = stored_digest(r->text(i, 0));
+      if (!d) co_return std::unexpected(d.error());
+      out.push_back(untagged_manifest{*d, r->int64(i, 1).value_or(0), r->int64(i, 2).value_or(0) != 0});
+    }
+    co_return out;
+  }
+
   awaitable<result<std::vector<repository_summary>>> repository_summaries(std::string_view prefix) override {
     params args{text_bound(prefix)};
     auto r = co_await query("repository_summaries", repository_summaries_sql, std::move(args));
@@ -1280,6 +1340,17 @@ class pg_metadata_store final : public metadata_store,
       *count = stored_size(*r, 0, 0);
       *bytes = stored_size(*r, 0, 1);
     }
+    co_return out;
+  }
+
+  awaitable<result<std::vector<repository_bytes>>> freed_by_deleting(
+      std::span<const repository_manifest> deleted) override {
+    params args{quoted_array(deleted, [](const repository_manifest& m) -> std::string_view { return m.repository; }),
+                quoted_array(deleted, [](const repository_manifest& m) -> std::string_view { return m.dgst.str(); })};
+    auto r = co_await query("bytes freed by deleting", freed_by_deleting_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<repository_bytes> out;
+    for (std::size_t i = 0; i < r->size(); ++i) out.push_back(repository_bytes{std::string(r->text(i, 0)), stored_size(*r, i, 1)});
     co_return out;
   }
 

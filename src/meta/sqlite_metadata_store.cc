@@ -35,6 +35,17 @@ using sqlite::statement;
 #define BERTH_LINKED_ELSEWHERE(row)                                                                          \
   "EXISTS (SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repo_id WHERE l.digest = " row ".digest " \
   "AND l.repo_id != " row ".repo_id AND " BERTH_NS("r.name") " = " BERTH_REPO_NS(row) ")"
+// Untagged manifests: the clock (unix ms; julianday keeps milliseconds, unixepoch() only seconds
+// before SQLite 3.42); whether a tag points at manifest row `row`; the statements a tag's triggers
+// run for the manifest it now points at (NEW) and the one it left (OLD).
+#define BERTH_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+#define BERTH_TAGGED(row) \
+  "EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = " row ".repo_id AND t.digest = " row ".digest)"
+#define BERTH_CLEAR_UNTAGGED \
+  "UPDATE manifests SET untagged_since = NULL WHERE repo_id = NEW.repo_id AND digest = NEW.digest;"
+#define BERTH_SET_UNTAGGED                                                                              \
+  "UPDATE manifests SET untagged_since = " BERTH_NOW_MS " WHERE repo_id = OLD.repo_id AND digest = OLD.digest " \
+  "AND untagged_since IS NULL AND NOT " BERTH_TAGGED("OLD") ";"
 
 // Schema migrations (sqlite::migrate): migrations[v] takes a database from user_version v to v + 1.
 // Text columns use the default BINARY collation, so ORDER BY and `>` follow byte order.
@@ -231,7 +242,24 @@ CREATE INDEX audit_log_by_time ON audit_log(at_ms);
 CREATE INDEX audit_log_by_repository ON audit_log(repository, id);
 CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
 )sql",
+    // Untagged manifests (tag_records::untagged): since when (unix ms, the database's clock) no tag
+    // of its repository points at a manifest, NULL while one does. Kept by triggers on every change
+    // of a tag or a new manifest, whoever makes it (a push, a tag's deletion, a promotion, retention).
+    // Existing untagged manifests count from the upgrade, so upgrading deletes nothing at once.
+    "ALTER TABLE manifests ADD COLUMN untagged_since INTEGER;"
+    "UPDATE manifests SET untagged_since = " BERTH_NOW_MS " WHERE NOT " BERTH_TAGGED("manifests") ";"
+    "CREATE INDEX manifests_untagged ON manifests(repo_id, digest) WHERE untagged_since IS NOT NULL;"
+    "CREATE TRIGGER manifest_untagged AFTER INSERT ON manifests WHEN NOT " BERTH_TAGGED("NEW") " BEGIN "
+    "UPDATE manifests SET untagged_since = " BERTH_NOW_MS " WHERE repo_id = NEW.repo_id AND digest = NEW.digest; END;"
+    "CREATE TRIGGER tag_set AFTER INSERT ON tags BEGIN " BERTH_CLEAR_UNTAGGED " END;"
+    "CREATE TRIGGER tag_moved AFTER UPDATE OF digest ON tags WHEN OLD.digest != NEW.digest BEGIN "
+    BERTH_CLEAR_UNTAGGED " " BERTH_SET_UNTAGGED " END;"
+    "CREATE TRIGGER tag_removed AFTER DELETE ON tags BEGIN " BERTH_SET_UNTAGGED " END;",
 };
+#undef BERTH_SET_UNTAGGED
+#undef BERTH_CLEAR_UNTAGGED
+#undef BERTH_TAGGED
+#undef BERTH_NOW_MS
 #undef BERTH_LINKED_ELSEWHERE
 #undef BERTH_REPO_NS
 #undef BERTH_NS
@@ -288,6 +316,22 @@ constexpr std::string_view list_audit_sql =
     "WHERE (?1 = '' OR repository = ?1) AND (?2 = '' OR subject = ?2) AND (?3 = '' OR action = ?3) "
     "AND at_ms >= ?4 AND (?5 = 0 OR at_ms <= ?5) AND (?6 = 0 OR id < ?6) ORDER BY id DESC LIMIT ?7";
 constexpr std::string_view prune_audit_sql = "DELETE FROM audit_log WHERE at_ms < ?1";
+// What deleting the manifests ?1 (a JSON array of [repository, digest]) frees: `lost` are the links
+// that no remaining manifest of their repository references, `freed` the blobs with no other link.
+constexpr std::string_view freed_by_deleting_sql =
+    "WITH planned(repo_id, digest) AS (SELECT DISTINCT m.repo_id, m.digest FROM json_each(?1) e "
+    "JOIN repositories r ON r.name = json_extract(e.value, '$[0]') "
+    "JOIN manifests m ON m.repo_id = r.id AND m.digest = json_extract(e.value, '$[1]')), "
+    "lost(repo_id, digest, size) AS (SELECT DISTINCT l.repo_id, l.digest, l.size FROM planned p "
+    "JOIN manifest_refs x ON x.repo_id = p.repo_id AND x.manifest = p.digest "
+    "JOIN blob_links l ON l.repo_id = x.repo_id AND l.digest = x.referenced "
+    "WHERE NOT EXISTS (SELECT 1 FROM manifest_refs y WHERE y.repo_id = l.repo_id AND y.referenced = l.digest "
+    "AND NOT EXISTS (SELECT 1 FROM planned q WHERE q.repo_id = y.repo_id AND q.digest = y.manifest))), "
+    "freed(name, size) AS (SELECT min(r.name), max(o.size) FROM lost o JOIN repositories r ON r.id = o.repo_id "
+    "WHERE NOT EXISTS (SELECT 1 FROM blob_links k WHERE k.digest = o.digest "
+    "AND NOT EXISTS (SELECT 1 FROM lost z WHERE z.repo_id = k.repo_id AND z.digest = k.digest)) GROUP BY o.digest) "
+    "SELECT r.name, (SELECT coalesce(sum(f.size), 0) FROM freed f WHERE f.name = r.name) "
+    "FROM repositories r WHERE r.id IN (SELECT repo_id FROM planned) ORDER BY r.name";
 constexpr std::string_view insert_run_sql =
     "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
@@ -348,6 +392,10 @@ constexpr std::string_view tag_history_sql =
 constexpr std::string_view tags_on_sql =
     "SELECT t.name FROM repositories r JOIN tags t ON t.repo_id = r.id WHERE r.name = ?1 AND t.digest = ?2 "
     "ORDER BY t.name";
+constexpr std::string_view untagged_sql =
+    "SELECT m.digest, m.untagged_since, m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s "
+    "WHERE s.repo_id = m.repo_id AND s.digest = m.subject) FROM repositories r JOIN manifests m ON m.repo_id = r.id "
+    "WHERE r.name = ?1 AND m.untagged_since IS NOT NULL ORDER BY m.digest";
 constexpr std::string_view repository_summaries_sql =
     "SELECT r.name, (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), "
     "(SELECT coalesce(sum(l.size), 0) FROM blob_links l WHERE l.repo_id = r.id) + "
@@ -947,6 +995,22 @@ class sqlite_metadata_store final : public metadata_store,
     });
   }
 
+  awaitable<result<std::vector<untagged_manifest>>> untagged(std::string_view repo) override {
+    co_return read([&](connection& db) -> result<std::vector<untagged_manifest>> {
+      auto st = db.prepare(untagged_sql);
+      st.bind(repo);
+      std::vector<untagged_manifest> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        auto d = stored_digest(st.text(0));
+        if (!d) return std::unexpected(d.error());
+        out.push_back(untagged_manifest{*d, st.int64(1), st.int64(2) != 0});
+      }
+    });
+  }
+
   awaitable<result<std::vector<repository_summary>>> repository_summaries(std::string_view prefix) override {
     co_return read([&](connection& db) -> result<std::vector<repository_summary>> {
       auto st = db.prepare(repository_summaries_sql);
@@ -1197,6 +1261,28 @@ class sqlite_metadata_store final : public metadata_store,
       std::tie(out.links, out.link_bytes) = *l;
       std::tie(out.blobs, out.bytes) = *b;
       return out;
+    });
+  }
+
+  awaitable<result<std::vector<repository_bytes>>> freed_by_deleting(
+      std::span<const repository_manifest> deleted) override {
+    // Repository names and digests need no escaping in JSON (their grammars have no quotes or backslashes).
+    std::string planned = "[";
+    for (const auto& m : deleted) {
+      if (planned.size() > 1) planned += ',';
+      planned += fmt::format(R"(["{}","{}"])", m.repository, m.dgst.str());
+    }
+    planned += ']';
+    co_return read([&](connection& db) -> result<std::vector<repository_bytes>> {
+      auto st = db.prepare(freed_by_deleting_sql);
+      st.bind(planned);
+      std::vector<repository_bytes> out;
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        out.push_back(repository_bytes{std::string(st.text(0)), static_cast<std::uint64_t>(st.int64(1))});
+      }
     });
   }
 

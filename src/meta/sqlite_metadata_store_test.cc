@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "core/sync_wait.h"
+#include "core/unix_time.h"
 #include "core/test_await.h"
 #include "meta/metadata_store.h"
 #include "meta/metadata_store_contract.h"
@@ -69,6 +70,10 @@ constexpr const char* undo_quota =
 constexpr const char* undo_webhooks = "DROP TABLE webhook_deliveries; PRAGMA user_version = 5";
 // What version 7 added (the audit log), taken away again: the file is as version 6 wrote it.
 constexpr const char* undo_audit = "DROP TABLE audit_log; PRAGMA user_version = 6";
+// What version 8 added (untagged times), taken away again: the file is as version 7 wrote it.
+constexpr const char* undo_untagged =
+    "DROP TRIGGER manifest_untagged; DROP TRIGGER tag_set; DROP TRIGGER tag_moved; DROP TRIGGER tag_removed; "
+    "DROP INDEX manifests_untagged; ALTER TABLE manifests DROP COLUMN untagged_since; PRAGMA user_version = 7";
 
 // What version 4 added (garbage collection), taken away again: the file is as version 3 wrote it.
 constexpr const char* undo_gc =
@@ -101,6 +106,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_untagged).has_value());
     ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());
@@ -108,7 +114,13 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
     ASSERT_TRUE(db->exec(undo_lifecycle).has_value());
     ASSERT_TRUE(db->exec("UPDATE tags SET updated_at = 1700000000").has_value());
   }
+  const std::int64_t upgraded_ms = unix_millis();
   reopen();
+  // Untagged manifests (the index's child) count from the upgrade, so a retention run deletes none at once.
+  const auto untagged = sync_wait(store_->tags().untagged("r")).value();
+  ASSERT_EQ(untagged.size(), 1u);
+  EXPECT_EQ(untagged[0].dgst, c.dgst);
+  EXPECT_GE(untagged[0].since_ms, upgraded_ms - 1000);
   auto records = sync_wait(store_->tags().tag_list("r", tag_sort::time, true, "", 10)).value().value();
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].pushed_at_ms, 1'700'000'000'000);
@@ -132,6 +144,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_untagged).has_value());
     ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());

@@ -67,6 +67,13 @@ struct repository_summary {
   std::int64_t last_push_ms = 0;   // the newest tag's time; 0 when it has no tag
 };
 
+// A manifest that no tag of its repository points at.
+struct untagged_manifest {
+  digest dgst;
+  std::int64_t since_ms = 0;  // since when: unix ms, by the database's clock
+  bool referrer = false;      // its subject is a manifest of the same repository
+};
+
 enum class tag_sort { name, time };
 
 // What promote() did: the tag's digest before (nullopt when it is new) and whether it moved.
@@ -90,6 +97,13 @@ class tag_records {
   virtual awaitable<result<std::vector<tag_event>>> tag_history(std::string_view repo, std::string_view tag) = 0;
   // The tags of `repo` that point at `d`, in byte order.
   virtual awaitable<result<std::vector<std::string>>> tags_on(std::string_view repo, const digest& d) = 0;
+  // The manifests of `repo` that no tag points at, in digest order (empty when the repository is
+  // unknown). A manifest is untagged from its push without a tag, or from when its last tag left it
+  // (the tag deleted, moved by a push or a promotion, or deleted by retention) until a tag points at
+  // it again; the children of an index are untagged too (retention keeps those a kept index needs).
+  // Manifests untagged before the store recorded it count from the upgrade. The times come from
+  // the database's clock (triggers keep them, whoever changes a tag).
+  virtual awaitable<result<std::vector<untagged_manifest>>> untagged(std::string_view repo) = 0;
   // Repositories whose name starts with `prefix` ("" for all), in byte order, with their counts.
   virtual awaitable<result<std::vector<repository_summary>>> repository_summaries(std::string_view prefix) = 0;
   // Points `dst`:`tag` at manifest `d` of `src`, after linking into `dst` (created when missing)

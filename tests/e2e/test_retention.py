@@ -1,7 +1,11 @@
 """Retention (issue #11): config rules keep the newest tags (keep_last, keep_days) and protected ones;
 POST /api/v1/retention/preview says exactly what POST /api/v1/retention/run then deletes: the tags no
 rule keeps, the manifests they leave untagged (an index with its children, unless a kept index lists
-them) and their referrers; repositories outside the rules' patterns are never touched. The CLI."""
+them) and their referrers; with untagged_days, the manifests untagged for that long; repositories
+outside the rules' patterns are never touched. The preview says what a GC after it frees. The CLI.
+
+untagged_days without waiting days: a rule with `untagged_days: 0` deletes every untagged manifest
+(untagged up to the run), one with `untagged_days: 1` none of those pushed just now."""
 import json
 import os
 import subprocess
@@ -19,6 +23,7 @@ retention:
     protect: ["latest", "v*"]
 """
 APP = "dev/app"
+NOTHING = {"repositories": [], "tags": 0, "manifests": 0, "untagged": 0, "bytes_freed_by_gc": 0}
 
 
 def retention(client, what, repository=None):
@@ -99,8 +104,8 @@ def test_preview_is_what_run_deletes_keep_last_with_indexes_and_referrers(make_r
     assert sorted(oci.tags("prod/app")) == ["r0", "r1", "r2", "r3"]
     assert sorted(oci.tags("devx/app")) == ["a", "b", "c"]
 
-    assert retention(oci, "preview") == {"repositories": [], "tags": 0, "manifests": 0}
-    assert retention(oci, "run") == {"repositories": [], "tags": 0, "manifests": 0}
+    assert retention(oci, "preview") == NOTHING
+    assert retention(oci, "run") == NOTHING
 
 
 def test_repository_filter_protect_patterns_and_keep_days(make_registry, tmp_path):
@@ -119,7 +124,7 @@ def test_repository_filter_protect_patterns_and_keep_days(make_registry, tmp_pat
     assert list(by_repository(only_web)) == ["dev/web"]
     assert [t["tag"] for t in only_web["repositories"][0]["tags"]] == ["x", "old2", "old1"]
     assert retention(oci, "preview") == only_web, "dev/lib keeps every tag younger than a day"
-    assert retention(oci, "run", "dev/nothing*") == {"repositories": [], "tags": 0, "manifests": 0}
+    assert retention(oci, "run", "dev/nothing*") == NOTHING
     assert sorted(oci.tags("dev/web")) == ["latest", "old1", "old2", "v2", "x", "y", "z"]
     assert retention(oci, "run", "dev/web") == only_web
     assert sorted(oci.tags("dev/web")) == ["latest", "v2", "y", "z"]
@@ -206,3 +211,76 @@ def test_cli_preview_and_run(make_registry, tmp_path):
     done = berth(env, "retention", "run", "--yes").stdout
     assert "2 tag(s) and 2 manifest(s) deleted" in done, done
     assert sorted(oci.tags(APP)) == ["c", "d"]
+
+
+def test_untagged_days_deletes_what_stayed_untagged_but_not_what_a_kept_manifest_needs(make_registry, tmp_path):
+    reg = start(make_registry, tmp_path, config="""
+retention:
+  - repositories: ["dev/*"]
+    untagged_days: 0
+  - repositories: ["later/*"]
+    untagged_days: 1
+""")
+    oci = Client(reg)
+    p = {}
+    p["loose"] = oci.push_image(APP)  # pushed by digest
+    p["v1"] = oci.push_image(APP, "v1")
+    p["sig_v1"] = oci.push_artifact(APP, p["v1"], "application/vnd.example.signature")  # its subject is kept
+    p["a"] = oci.push_image(APP)
+    p["b"] = oci.push_image(APP)
+    p["multi"] = oci.push_index(APP, [p["a"], p["b"]], tag="multi")  # a kept index keeps its children
+    p["moved"] = oci.push_image(APP, "moving")
+    p["sig_moved"] = oci.push_artifact(APP, p["moved"], "application/vnd.example.signature")
+    p["moving"] = oci.push_image(APP, "moving")  # the tag moved away: `moved` is untagged now
+    p["c1"] = oci.push_image(APP)
+    p["c2"] = oci.push_image(APP)
+    p["index"] = oci.push_index(APP, [p["c1"], p["c2"]])  # an untagged index goes before its children
+    later = oci.push_image("later/app")
+
+    preview = retention(oci, "preview")
+    assert list(by_repository(preview)) == [APP], "later/* keeps what is untagged for less than a day"
+    app = by_repository(preview)[APP]
+    assert app["tags"] == []
+    gone = ["loose", "moved", "sig_moved", "index", "c1", "c2"]
+    assert sorted(app["manifests"]) == sorted(p[k].digest for k in gone)
+    order = app["manifests"]
+    for first, then in (("moved", "sig_moved"), ("index", "c1"), ("index", "c2")):
+        assert order.index(p[first].digest) < order.index(p[then].digest), (first, then)
+    assert (app["untagged"], preview["untagged"], preview["manifests"]) == (6, 6, 6)
+    assert retention(oci, "run") == preview
+
+    for k in gone:
+        assert not exists(oci, APP, p[k].digest), k
+    for k in ("v1", "sig_v1", "a", "b", "multi", "moving"):
+        assert exists(oci, APP, p[k].digest), k
+    assert exists(oci, "later/app", later.digest)
+    # Tagged again, a manifest is no longer untagged: deleting its tag starts its time again.
+    oci.push_manifest(APP, "again", p["a"].data)
+    r = oci.delete(f"/v2/{APP}/manifests/multi")
+    assert r.status == 202, r
+    preview = retention(oci, "preview")
+    assert sorted(by_repository(preview)[APP]["manifests"]) == sorted([p["multi"].digest, p["b"].digest])
+    assert exists(oci, APP, p["a"].digest)
+
+
+def test_the_preview_says_what_a_gc_after_the_run_frees(make_registry, tmp_path):
+    reg = start(make_registry, tmp_path, config="""
+gc:
+  grace_minutes: 0
+  interval_minutes: 0
+retention:
+  - repositories: ["dev/*"]
+    keep_last: 1
+""")
+    oci = Client(reg)
+    shared = oci.push_image("prod/app", "x")
+    old = oci.push_image(APP, "old", config=shared.config)  # its config is linked by prod/app too
+    oci.push_image(APP, "new")
+    preview = retention(oci, "preview")
+    freed = sum(len(b) for b in old.layers)  # the config frees nothing: prod/app keeps it
+    assert by_repository(preview)[APP]["bytes_freed_by_gc"] == freed
+    assert preview["bytes_freed_by_gc"] == freed
+    assert retention(oci, "run") == preview
+    r = oci.post("/api/v1/gc?dry_run=false", b"")
+    assert r.status == 200, r
+    assert r.json()["bytes"] == freed, r.json()
