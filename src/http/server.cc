@@ -648,7 +648,7 @@ class connection final : public live_connection {
   // Reads the body in pieces of the reader's read_size() and writes each, the read of the next
   // piece running (in a coroutine of its own, on this strand) while the last one is written: a
   // backend across the network fetches while the socket drains. The read fills the buffer that
-  // is written, with no copy in between. Memory: two pieces per response (S3: 2 × 2 MiB).
+  // is written, with no copy in between. Memory: two pieces per response (S3: 2 × 4 MiB).
   // A failed or short read ends the connection after the bytes before it (never others); the
   // read in flight is awaited before returning, since it borrows the buffer and the reader.
   asio::awaitable<bool> send_read(const streamed_body& b) {

@@ -52,7 +52,7 @@ class blob_reader {
   virtual awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) = 0;
   // The size of the reads that suit the backend; the server reads the blob in pieces of it, the
   // next piece's read running while the last one is written (docs/ARCHITECTURE.md, Respond).
-  // A network backend answers what amortises a request (S3: a ranged GET of 2 MiB).
+  // A network backend answers what amortises a request (S3: 4 MiB, two ranged GETs of 2 MiB at once).
   virtual std::size_t read_size() const { return 256 * 1024; }
   // Fast path: an open file descriptor holding the blob's bytes at the same offsets (the server
   // sends it with sendfile(2)); -1 when the backend has none. Owned by the reader.

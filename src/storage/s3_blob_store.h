@@ -2,8 +2,8 @@
 // any S3-compatible service (tested against Ceph RGW), under a key prefix. Every S3 call blocks
 // (s3::client) and runs on the blocking pool; the I/O threads only suspend.
 //
-// Reads: one ranged GET per read, into the caller's buffer; the server reads in pieces of 2 MiB
-// (read_size()) and fetches the next while it sends the last. Or a presigned URL when
+// Reads: ranged GETs of 2 MiB into the caller's buffer, those of one read at once; the server reads
+// in pieces of 4 MiB (read_size()) and fetches the next while it sends the last. Or a presigned URL when
 // redirect_downloads is on.
 //
 // Keys (docs/storage-layout.md):

@@ -97,8 +97,8 @@ def test_range_request_returns_206_with_content_range(oci):
 
 
 def test_blob_of_several_read_pieces_is_exact_across_their_boundaries(oci):
-    # Without a file to send (S3), the server reads 2 MiB pieces and fetches the next while it
-    # sends the last: whole and ranged reads across piece boundaries come back byte-exact.
+    # Without a file to send (S3), the server reads 4 MiB pieces, each two 2 MiB GETs at once, and
+    # fetches the next while it sends the last: reads across their boundaries come back byte-exact.
     mib = 1 << 20
     data = random_bytes(5 * mib + 123)
     dgst = oci.push_blob(NAME, data)
