@@ -17,6 +17,7 @@ class blob_body final : public http::body_reader {
   awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) override {
     return reader_->read(offset, buf);
   }
+  std::size_t read_size() const override { return reader_->read_size(); }
   int native_handle() const override { return reader_->native_handle(); }
 
  private:

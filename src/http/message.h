@@ -99,12 +99,15 @@ class request {
 };
 
 // Where a response body that is not in memory comes from (a blob): read piece by piece at
-// increasing offsets. Used by one coroutine at a time.
+// increasing offsets, one read at a time, each in a coroutine of its own on the connection's strand
+// that runs while the server writes the piece before.
 class body_reader {
  public:
   virtual ~body_reader() = default;
   // Reads up to buf.size() bytes at `offset`; returns how many, 0 only past the end.
   virtual asio::awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) = 0;
+  // The size of the pieces the server asks read() for; it holds two of them per response.
+  virtual std::size_t read_size() const { return 256 * 1024; }
   // An open file holding the same bytes at the same offsets, which the server sends with
   // sendfile(2) on plain TCP; -1 when there is none (then read() is used).
   virtual int native_handle() const { return -1; }

@@ -25,12 +25,15 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
+
+#include "core/background.h"
 
 namespace berth::http {
 namespace {
@@ -45,7 +48,6 @@ using steady_clock = std::chrono::steady_clock;
 auto with(error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 constexpr std::size_t first_read_size = 4096;
-constexpr std::size_t stream_piece = 256 * 1024;
 constexpr std::size_t max_sendfile = 1 << 30;
 // A blob file no longer in the page cache (pushed long ago, or before a restart) is read from the disk
 // with about one read-ahead window (read_ahead_kb) in flight behind sendfile. A file body of at least
@@ -644,23 +646,47 @@ class connection final : public live_connection {
     co_return true;
   }
 
+  // Reads the body in pieces of the reader's read_size() and writes each, the read of the next
+  // piece running (in a coroutine of its own, on this strand) while the last one is written: a
+  // backend across the network fetches while the socket drains. The read fills the buffer that
+  // is written, with no copy in between. Memory: two pieces per response (S3: 2 × 4 MiB).
+  // A failed or short read ends the connection after the bytes before it (never others); the
+  // read in flight is awaited before returning, since it borrows the buffer and the reader.
   asio::awaitable<bool> send_read(const streamed_body& b) {
-    std::span<char> buf = source_.scratch().first(stream_piece);
-    std::uint64_t offset = b.offset;
-    std::uint64_t left = b.length;
-    while (left > 0) {
-      auto n = co_await b.reader->read(offset, buf.first(std::min<std::uint64_t>(left, buf.size())));
+    if (b.length == 0) co_return true;
+    const std::size_t piece = std::max<std::size_t>(b.reader->read_size(), 1);
+    const auto buffers = std::make_unique_for_overwrite<char[]>(2 * piece);
+    std::uint64_t offset = b.offset;  // of the read in flight
+    std::uint64_t left = b.length;    // from `offset`
+    std::size_t next = 0;             // the buffer the read in flight fills
+    background<result<std::size_t>> fetch;
+    auto read_next = [&] {
+      const std::span<char> buf(buffers.get() + next * piece, std::min<std::uint64_t>(left, piece));
+      fetch.start(stream_.get_executor(), b.reader->read(offset, buf));
+    };
+    read_next();
+    for (;;) {
+      auto n = co_await fetch.wait();
       if (!n) co_return false;  // the reader logged why
       if (*n == 0) {
         log_file_failure(0, left);
         co_return false;
       }
-      bool written = co_await write_all(asio::buffer(buf.data(), *n));
-      if (!written) co_return false;
+      const asio::const_buffer ready(buffers.get() + next * piece, *n);
       offset += *n;
       left -= *n;
+      next ^= 1;
+      if (left > 0) read_next();
+      bool written = co_await write_all(ready);
+      if (!written) {
+        if (fetch.started()) {
+          auto dropped = co_await fetch.wait();
+          (void)dropped;
+        }
+        co_return false;
+      }
+      if (left == 0) co_return true;
     }
-    co_return true;
   }
 
   void log_file_failure(ssize_t n, std::uint64_t left) {

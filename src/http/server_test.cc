@@ -4,6 +4,7 @@
 #include "http/client.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -28,11 +29,15 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <limits>
+#include <mutex>
+#include <set>
 #include <thread>
+#include <tuple>
 
 namespace berth::http {
 namespace {
@@ -56,6 +61,14 @@ class client {
   client(const tcp::endpoint& ep, const char* source) {
     socket_.open(tcp::v4());
     socket_.bind(tcp::endpoint(asio::ip::make_address(source), 0));
+    socket_.connect(ep);
+  }
+
+  // With a receive buffer of `receive_buffer` bytes (set before connecting: no autotuning), so
+  // that the server's writes stall once a few KiB are unread.
+  client(const tcp::endpoint& ep, int receive_buffer) {
+    socket_.open(tcp::v4());
+    socket_.set_option(asio::socket_base::receive_buffer_size(receive_buffer));
     socket_.connect(ep);
   }
 
@@ -157,6 +170,7 @@ class ServerTest : public ::testing::Test {
     if (path == "/echo") co_return co_await echo(req);
     if (path == "/manifest") co_return co_await manifest(req);
     if (path == "/file") co_return serve_file(req);
+    if (path == "/pieces") co_return serve_pieces(req);
     if (path == "/head") {
       response r;
       r.head_length = 12345;
@@ -224,6 +238,68 @@ class ServerTest : public ::testing::Test {
     return r;
   }
 
+  // pattern(size) read in pieces of `piece` bytes, each read suspending once (as a network read
+  // would) and returning at most `most` bytes; a read at or past `fail_at` fails. Records what the
+  // server asked for in reads_.
+  class piece_reader final : public body_reader {
+   public:
+    struct record {
+      std::mutex mutex;
+      std::vector<std::pair<std::uint64_t, std::size_t>> reads;  // offset, buf.size()
+      std::set<const char*> buffers;
+      int in_flight = 0;
+      int most_in_flight = 0;
+      std::uint64_t signal_at = std::numeric_limits<std::uint64_t>::max();
+      std::promise<void> reached;  // set when a read at signal_at starts
+    };
+    piece_reader(std::string contents, std::size_t piece, std::size_t most, std::uint64_t fail_at, record& r)
+        : contents_(std::move(contents)), piece_(piece), most_(most), fail_at_(fail_at), record_(r) {}
+
+    std::size_t read_size() const override { return piece_; }
+
+    asio::awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) override {
+      {
+        std::lock_guard lock(record_.mutex);
+        record_.reads.emplace_back(offset, buf.size());
+        record_.buffers.insert(buf.data());
+        record_.most_in_flight = std::max(record_.most_in_flight, ++record_.in_flight);
+        if (offset == record_.signal_at) record_.reached.set_value();
+      }
+      auto ex = co_await asio::this_coro::executor;
+      co_await asio::post(ex, asio::use_awaitable);
+      {
+        std::lock_guard lock(record_.mutex);
+        --record_.in_flight;
+      }
+      if (offset >= fail_at_) co_return fail(errc::internal);
+      if (offset >= contents_.size()) co_return 0;
+      const std::size_t n = std::min({buf.size(), most_, contents_.size() - static_cast<std::size_t>(offset)});
+      std::memcpy(buf.data(), contents_.data() + offset, n);
+      co_return n;
+    }
+
+   private:
+    std::string contents_;
+    std::size_t piece_;
+    std::size_t most_;
+    std::uint64_t fail_at_;
+    record& record_;
+  };
+
+  response serve_pieces(request& req) {
+    auto number = [&](std::string_view key, std::uint64_t otherwise) {
+      auto v = req.query(key);
+      return v ? std::stoull(*v) : otherwise;
+    };
+    const auto size = number("size", 0);
+    response r;
+    r.stream = streamed_body{
+        std::make_shared<piece_reader>(pattern(size), number("piece", 1000), number("most", size),
+                                       number("fail_at", std::numeric_limits<std::uint64_t>::max()), pieces_),
+        number("offset", 0), number("length", size)};
+    return r;
+  }
+
   // Waits on a timer the test cancels through gate_timer_, on the handler's own strand.
   asio::awaitable<response> slow() {
     asio::steady_timer timer(co_await asio::this_coro::executor, 1h);
@@ -244,6 +320,7 @@ class ServerTest : public ::testing::Test {
   tcp::endpoint endpoint_;
   std::promise<void> entered_;
   asio::steady_timer* gate_timer_ = nullptr;
+  piece_reader::record pieces_;
 };
 
 TEST_F(ServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
@@ -413,6 +490,65 @@ TEST_F(ServerTest, StreamWithoutAFileIsReadInPieces) {
   EXPECT_EQ(res.result_int(), 200);
   EXPECT_TRUE(res.body() == contents.substr(7, 590000));
   EXPECT_EQ(c.request(bhttp::verb::get, "/hello?name=next").body(), "hello next");
+}
+
+// Ranges that start and end on either side of piece boundaries, read in pieces the reader cuts
+// short: every byte arrives once and in order. The reads ask for at most a piece, one at a time,
+// into two buffers at most (the memory bound), each starting where the last one ended.
+TEST_F(ServerTest, StreamPiecesKeepTheirOrderAcrossPieceBoundaries) {
+  start();
+  const std::string contents = pattern(10'000);
+  client c(endpoint_);
+  for (const auto& [offset, length, most] : std::vector<std::tuple<std::size_t, std::size_t, std::size_t>>{
+           {0, 10'000, 1000}, {999, 2, 1000}, {1000, 1000, 1000}, {1, 2999, 1000}, {0, 10'000, 333},
+           {4321, 5679, 999}, {9999, 1, 1000}}) {
+    SCOPED_TRACE(fmt::format("offset {} length {} most {}", offset, length, most));
+    {
+      std::lock_guard lock(pieces_.mutex);
+      pieces_.reads.clear();
+      pieces_.buffers.clear();
+    }
+    auto res = c.request(bhttp::verb::get, fmt::format("/pieces?size=10000&piece=1000&offset={}&length={}&most={}",
+                                                       offset, length, most));
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_TRUE(res.body() == contents.substr(offset, length));
+    std::lock_guard lock(pieces_.mutex);
+    EXPECT_LE(pieces_.buffers.size(), 2u);
+    std::uint64_t at = offset;
+    for (const auto& [read_at, asked] : pieces_.reads) {
+      EXPECT_EQ(read_at, at);
+      EXPECT_LE(asked, 1000u);
+      EXPECT_EQ(asked, std::min<std::size_t>(1000, offset + length - at));
+      at += std::min(asked, most);
+    }
+    EXPECT_EQ(at, offset + length);
+  }
+  EXPECT_EQ(pieces_.most_in_flight, 1);
+}
+
+// The read of the next piece runs while the last one is written: with a client that reads
+// nothing, the server cannot finish writing the first 8 MiB piece, yet the read of the second starts.
+TEST_F(ServerTest, StreamReadsTheNextPieceWhileWritingTheLast) {
+  start();
+  constexpr std::size_t piece = 8 << 20;
+  pieces_.signal_at = piece;
+  auto reached = pieces_.reached.get_future();
+  client c(endpoint_, 64 * 1024);
+  c.send(fmt::format("GET /pieces?size={}&piece={} HTTP/1.1\r\nHost: t\r\n\r\n", 3 * piece, piece));
+  EXPECT_EQ(reached.wait_for(30s), std::future_status::ready);
+  auto res = c.read();
+  EXPECT_TRUE(res.body() == pattern(3 * piece));
+}
+
+// A read that fails mid-body ends the connection after the bytes of the pieces before it: the
+// client sees a body shorter than its Content-Length, never bytes from elsewhere.
+TEST_F(ServerTest, AFailedReadEndsTheResponseAfterTheBytesBefore) {
+  start();
+  client c(endpoint_);
+  c.send("GET /pieces?size=5000&piece=1000&fail_at=3000 HTTP/1.1\r\nHost: t\r\n\r\n");
+  const std::string raw = c.read_to_end();
+  EXPECT_NE(raw.find("Content-Length: 5000\r\n"), std::string::npos) << raw.substr(0, 200);
+  EXPECT_TRUE(raw.ends_with("\r\n\r\n" + pattern(3000)));
 }
 
 TEST_F(ServerTest, FileShorterThanItsSliceClosesTheConnection) {

@@ -91,8 +91,9 @@ asio::awaitable<void> fake_s3_server::serve(tcp::socket socket) {
       const bool head_request = head.starts_with("HEAD ");
       const std::string answer = "HTTP/1.1 " + std::to_string(next.status) + " X\r\nContent-Length: " +
                                  std::to_string(next.body.size()) + "\r\n" + next.headers + "\r\n" +
-                                 (head_request ? "" : next.body);
+                                 (head_request ? "" : next.cut ? next.body.substr(0, next.body.size() / 2) : next.body);
       co_await asio::async_write(socket, asio::buffer(answer), asio::use_awaitable);
+      if (next.cut) co_return;  // closes the connection
     }
   } catch (const std::exception&) {
     // the client closed the connection

@@ -1,6 +1,7 @@
 // For the S3 client's tests: an HTTP/1.1 server on 127.0.0.1 that answers each request with the
 // next reply of a script (keep-alive), and records what it received. A `silent` reply never comes
-// (the connection is held until the client gives up). When the script runs out it answers 500.
+// (the connection is held until the client gives up); a `cut` one breaks off in the middle of its
+// body. When the script runs out it answers 500.
 // Thread-safety: runs on its own thread; requests() and connections() may be called from any thread.
 #pragma once
 
@@ -22,6 +23,7 @@ class fake_s3_server {
     std::string headers;  // extra "Name: value\r\n" lines
     std::string body;
     bool silent = false;
+    bool cut = false;  // only the first half of the body is sent, then the connection closes
   };
 
   explicit fake_s3_server(std::vector<reply> script);

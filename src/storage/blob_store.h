@@ -15,7 +15,9 @@
 // directory entry) are durable. A crash at any instant leaves either no blob or the complete blob
 // under its digest: never a partial one. Unfinished uploads need not be durable.
 // Thread-safety: blob_store methods may be called concurrently; readers and upload_data handles
-// are used by one coroutine at a time and may outlive neither their store nor its blocking pool.
+// have one call in flight at a time (a reader's read may run in a coroutine of its own, beside
+// the one that writes what the last read returned) and may outlive neither their store nor its
+// blocking pool.
 // Errors: the codes named below; any backend failure is logged here and returned as `internal`, or
 // as `unavailable` (503) when a network backend cannot be reached (the client retries).
 #pragma once
@@ -48,6 +50,10 @@ class blob_reader {
   virtual std::uint64_t size() const = 0;
   // Reads up to buf.size() bytes at `offset` into `buf`; returns how many, 0 only at or past the end.
   virtual awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) = 0;
+  // The size of the reads that suit the backend; the server reads the blob in pieces of it, the
+  // next piece's read running while the last one is written (docs/ARCHITECTURE.md, Respond).
+  // A network backend answers what amortises a request (S3: 4 MiB, two ranged GETs of 2 MiB at once).
+  virtual std::size_t read_size() const { return 256 * 1024; }
   // Fast path: an open file descriptor holding the blob's bytes at the same offsets (the server
   // sends it with sendfile(2)); -1 when the backend has none. Owned by the reader.
   virtual int native_handle() const { return -1; }

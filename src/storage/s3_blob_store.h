@@ -2,8 +2,9 @@
 // any S3-compatible service (tested against Ceph RGW), under a key prefix. Every S3 call blocks
 // (s3::client) and runs on the blocking pool; the I/O threads only suspend.
 //
-// Reads: a ranged GET of 2 MiB per reader serves the server's smaller reads (read-ahead), or a
-// presigned URL when redirect_downloads is on.
+// Reads: ranged GETs of 2 MiB into the caller's buffer, those of one read at once; the server reads
+// in pieces of 4 MiB (read_size()) and fetches the next while it sends the last. Or a presigned URL when
+// redirect_downloads is on.
 //
 // Keys (docs/storage-layout.md):
 //   <prefix>blobs/<algorithm>/<first 2 hex>/<hex>   a blob, stored once, only ever whole

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "core/sync_wait.h"
 #include "core/test_server_env.h"
@@ -343,6 +344,68 @@ TEST(S3BlobStoreFailures, FailedBackgroundChunkIsReportedAndRolledBack) {
   for (std::size_t i : {3u, 4u, 5u}) EXPECT_TRUE(requests[i].starts_with("PUT /bkt/" + chunk0 + " ")) << requests[i];
   EXPECT_NE(requests[4].find("Content-Length: 8388608\r\n"), std::string::npos) << requests[4];
   EXPECT_NE(requests[5].find("Content-Length: 5\r\n"), std::string::npos) << requests[5];
+}
+
+// A read is one ranged GET of the bytes asked for, into the caller's buffer; a GET whose body
+// breaks off, or brings more than asked, fails the read: the server then ends the response rather
+// than send what the buffer holds. The reader asks the server for reads of 2 MiB.
+TEST(S3BlobStoreFailures, ReadIsOneRangedGetAndABrokenBodyFailsIt) {
+  const digest d = digest_of("whatever");
+  auto ranged = [](std::string_view range, std::string body, bool cut = false) {
+    return s3::testing::fake_s3_server::reply{206, fmt::format("Content-Range: bytes {}/10000\r\n", range),
+                                              std::move(body), false, cut};
+  };
+  s3::testing::fake_s3_server server({{200, "", ""},                        // start-up probe: PUT
+                                      {200, "", ""},                        // and DELETE
+                                      {200, "", std::string(10'000, 'x')},  // open: HEAD, 10,000 bytes
+                                      ranged("4096-4099", "abcd"),
+                                      ranged("0-999", std::string(1000, 'y'), true),  // broken off
+                                      ranged("9996-9999", "abcdefgh")});             // more than asked
+  blocking_pool pool(2);
+  auto store = make_s3_blob_store(fake_options(server), pool);
+  auto reader = sync_wait(store->open(d)).value();
+  EXPECT_EQ(reader->size(), 10'000u);
+  EXPECT_EQ(reader->read_size(), 4u << 20);
+  std::string buf(4, '\0');
+  EXPECT_EQ(sync_wait(reader->read(4096, buf)).value(), 4u);
+  EXPECT_EQ(buf, "abcd");
+  std::string big(1000, '\0');
+  EXPECT_EQ(sync_wait(reader->read(0, big)).error().code, errc::unavailable);
+  EXPECT_EQ(sync_wait(reader->read(9996, buf)).error().code, errc::internal);
+  EXPECT_EQ(sync_wait(reader->read(10'000, buf)).value(), 0u);  // at the end: no request
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 6u);
+  const std::string blob = fmt::format("GET /bkt/p/blobs/sha256/{}/{} ", d.hex().substr(0, 2), d.hex());
+  for (std::size_t i : {3u, 4u, 5u}) EXPECT_TRUE(requests[i].starts_with(blob)) << requests[i];
+  EXPECT_NE(requests[3].find("Range: bytes=4096-4099\r\n"), std::string::npos) << requests[3];
+  EXPECT_NE(requests[4].find("Range: bytes=0-999\r\n"), std::string::npos) << requests[4];
+  EXPECT_NE(requests[5].find("Range: bytes=9996-9999\r\n"), std::string::npos) << requests[5];
+}
+
+// A read of 4 MiB is two GETs of 2 MiB at once, each into its half of the caller's buffer.
+TEST(S3BlobStoreFailures, ReadOfTwoPartsIsTwoRangedGetsIntoTheirHalves) {
+  const digest d = digest_of("whatever");
+  const std::string part(2 * MiB, 'z');  // the same for both: they may arrive in either order
+  s3::testing::fake_s3_server server({{200, "", ""},                      // start-up probe: PUT
+                                      {200, "", ""},                      // and DELETE
+                                      {200, "", std::string(5 * MiB, 'x')},  // open: HEAD
+                                      {206, "Content-Range: bytes 0-1/5242880\r\n", part},
+                                      {206, "Content-Range: bytes 0-1/5242880\r\n", part}});
+  blocking_pool pool(2);
+  auto store = make_s3_blob_store(fake_options(server), pool);
+  auto reader = sync_wait(store->open(d)).value();
+  std::string buf(4 * MiB, '\0');
+  EXPECT_EQ(sync_wait(reader->read(MiB, buf)).value(), 4 * MiB);
+  EXPECT_TRUE(buf == part + part);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 5u);
+  std::set<std::string> ranges;
+  for (std::size_t i : {3u, 4u}) {
+    const auto at = requests[i].find("Range: bytes=");
+    ASSERT_NE(at, std::string::npos) << requests[i];
+    ranges.insert(requests[i].substr(at, requests[i].find("\r\n", at) - at));
+  }
+  EXPECT_EQ(ranges, (std::set<std::string>{"Range: bytes=1048576-3145727", "Range: bytes=3145728-5242879"}));
 }
 
 }  // namespace

@@ -96,6 +96,20 @@ def test_range_request_returns_206_with_content_range(oci):
     assert r.header("Content-Range") == "bytes 990-999/1000"
 
 
+def test_blob_of_several_read_pieces_is_exact_across_their_boundaries(oci):
+    # Without a file to send (S3), the server reads 4 MiB pieces, each two 2 MiB GETs at once, and
+    # fetches the next while it sends the last: reads across their boundaries come back byte-exact.
+    mib = 1 << 20
+    data = random_bytes(5 * mib + 123)
+    dgst = oci.push_blob(NAME, data)
+    url = f"/v2/{NAME}/blobs/{dgst}"
+    r = oci.get(url)
+    assert r.status == 200 and r.body == data
+    for first, last in [(2 * mib - 1, 4 * mib), (1, 2 * mib), (4 * mib - 1, len(data) - 1)]:
+        r = oci.get(url, headers={"Range": f"bytes={first}-{last}"})
+        assert r.status == 206 and r.body == data[first:last + 1], (first, last)
+
+
 def test_unsatisfiable_range_is_416(oci):
     data = random_bytes(1000)
     dgst = oci.push_blob(NAME, data)
