@@ -48,9 +48,10 @@ namespace {
 
 // A scheduled collection; a failure is logged (by the stores) and the next one tries again.
 boost::asio::awaitable<void> collect_garbage(meta::metadata_store& meta, storage::blob_store& blobs,
-                                             std::chrono::milliseconds grace) {
+                                             std::chrono::milliseconds grace, ops::metrics& metrics) {
   gc::collector collector(meta, blobs);
   auto run = co_await collector.run(grace, false);
+  api::count_gc_run(metrics, false, run);
   if (!run) {
     spdlog::warn("scheduled garbage collection failed: {}", info(run.error().code).wire);
     co_await api::audit_scheduled_run(meta, "gc_run", "error", info(run.error().code).wire);
@@ -86,19 +87,22 @@ boost::asio::awaitable<void> purge(uploads::upload_service& service, std::chrono
 
 // A scheduled retention run (retention.interval_minutes): logs what it deleted, or why it failed.
 boost::asio::awaitable<void> run_retention(meta::metadata_store& meta, const lifecycle::retention_config& config,
-                                           policy::live_policy& policies) {
+                                           policy::live_policy& policies, ops::metrics& metrics) {
   auto pol = co_await policies.current();
   if (!pol) {
     spdlog::error("retention: {}", pol.error().detail);
+    metrics.retention_failed();
     co_return;
   }
   auto plans = co_await lifecycle::plan(meta, config, std::nullopt, unix_millis(), lifecycle::immutable_tags(**pol));
   if (!plans) {
     spdlog::error("retention: {}", plans.error().detail);
+    metrics.retention_failed();
     co_await api::audit_scheduled_run(meta, "retention_run", "error", plans.error().detail);
     co_return;
   }
   auto deleted = co_await lifecycle::apply(meta, std::move(*plans));
+  api::count_retention_run(metrics, deleted);
   if (!deleted) {
     spdlog::error("retention: {}", deleted.error().detail);
     co_await api::audit_scheduled_run(meta, "retention_run", "error", deleted.error().detail);
@@ -267,7 +271,7 @@ int serve(const config& c) {
   const std::chrono::minutes retention_interval(c.retention.interval_minutes);
   std::function<void(const boost::system::error_code&)> retain_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, run_retention(meta, c.retention, policies), boost::asio::detached);
+    boost::asio::co_spawn(ioc, run_retention(meta, c.retention, policies, ops.metrics()), boost::asio::detached);
     retention_timer.expires_after(retention_interval);
     retention_timer.async_wait(retain_later);
   };
@@ -280,7 +284,7 @@ int serve(const config& c) {
   const std::chrono::minutes gc_interval(c.gc_interval_minutes);
   std::function<void(const boost::system::error_code&)> collect_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, collect_garbage(meta, blobs, options.gc_grace), boost::asio::detached);
+    boost::asio::co_spawn(ioc, collect_garbage(meta, blobs, options.gc_grace, ops.metrics()), boost::asio::detached);
     gc_timer.expires_after(gc_interval);
     gc_timer.async_wait(collect_later);
   };

@@ -996,6 +996,33 @@ TEST_P(metadata_store_contract, usage_per_namespace_and_repository_counts_shared
   EXPECT_TRUE(sync_wait(m.usage("nowhere")).value().namespaces.empty());
 }
 
+TEST_P(metadata_store_contract, namespace_counters_list_every_namespace_in_order) {
+  auto& m = *store_;
+  EXPECT_TRUE(sync_wait(m.namespace_counters()).value().empty());
+  for (const char* repo : {"prod/app", "prod/db", "dev/app"}) {
+    ASSERT_TRUE(sync_wait(link(m, repo, d("base"), 100)).has_value());
+  }
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m1", {d("base")}), "v1", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.create_repository("empty/one")).value());
+  ASSERT_TRUE(sync_wait(link(m, "gone/app", d("x"), 7)).has_value());
+  ASSERT_TRUE(sync_wait(m.delete_repository("gone/app")).value());
+
+  const auto all = sync_wait(m.namespace_counters()).value();
+  ASSERT_EQ(all.size(), 4u);
+  const auto expect = [&](std::size_t i, std::string_view name, std::uint64_t repositories, std::uint64_t bytes) {
+    EXPECT_EQ(all[i].name, name);
+    EXPECT_EQ(all[i].counts.repositories, repositories) << name;
+    EXPECT_EQ(all[i].counts.bytes, bytes) << name;
+  };
+  expect(0, "dev", 1, 100);
+  expect(1, "empty", 1, 0);
+  expect(2, "gone", 0, 0);  // its repositories deleted: at zero, still listed
+  expect(3, "prod", 2, 102);  // base once, and the manifest's 2 bytes
+  // What usage() reports of the namespace, from the same counters.
+  const auto prod = sync_wait(m.usage("prod")).value().namespaces.at(0);
+  EXPECT_EQ(prod.stored_bytes + prod.manifest_bytes, all[3].counts.bytes);
+}
+
 // ---- quotas (quota.h) ----
 
 using bytes_pair = std::pair<std::uint64_t, std::uint64_t>;

@@ -382,6 +382,8 @@ constexpr std::string_view namespace_stored_sql =
     "SELECT name, blob_bytes, manifest_bytes FROM namespace_usage WHERE $1 = '' OR name = $1";
 constexpr std::string_view namespace_counts_sql =
     "SELECT repositories, blob_bytes + manifest_bytes FROM namespace_usage WHERE name = $1";
+constexpr std::string_view all_namespace_counts_sql =
+    "SELECT name, repositories, blob_bytes + manifest_bytes FROM namespace_usage ORDER BY name";
 #undef BERTH_IN_NAMESPACE
 constexpr std::string_view registry_stored_sql = "SELECT coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view held_manifests_sql =
@@ -1153,6 +1155,18 @@ class pg_metadata_store final : public metadata_store,
     for (std::size_t i = 0; i < stored->size(); ++i)
       by_namespace[std::string(stored->text(i, 0))] = namespace_bytes{stored_size(*stored, i, 1), stored_size(*stored, i, 2)};
     co_return group_usage(std::move(out), by_namespace, stored_size(*total, 0, 0));
+  }
+
+  awaitable<result<std::vector<counted_namespace>>> namespace_counters() override {
+    params none;
+    auto rows = co_await query("namespace counters", all_namespace_counts_sql, std::move(none));
+    if (!rows) co_return std::unexpected(std::move(rows.error()));
+    std::vector<counted_namespace> out;
+    for (std::size_t i = 0; i < rows->size(); ++i) {
+      out.push_back(counted_namespace{std::string(rows->text(i, 0)),
+                                      namespace_counts{stored_size(*rows, i, 1), stored_size(*rows, i, 2)}});
+    }
+    co_return out;
   }
 
   // ---- upload_records ----

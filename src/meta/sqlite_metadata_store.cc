@@ -300,6 +300,8 @@ constexpr std::string_view namespace_stored_sql =
     "SELECT name, blob_bytes, manifest_bytes FROM namespace_usage WHERE ?1 = '' OR name = ?1";
 constexpr std::string_view namespace_counts_sql =
     "SELECT repositories, blob_bytes + manifest_bytes FROM namespace_usage WHERE name = ?1";
+constexpr std::string_view all_namespace_counts_sql =
+    "SELECT name, repositories, blob_bytes + manifest_bytes FROM namespace_usage ORDER BY name";
 #undef BERTH_IN_NAMESPACE
 constexpr std::string_view registry_stored_sql = "SELECT count(*), coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view has_link_or_manifest_sql =
@@ -1028,6 +1030,20 @@ class sqlite_metadata_store final : public metadata_store,
       auto total = two_counts(st);
       if (!total) return std::unexpected(total.error());
       return group_usage(std::move(repos), stored, total->second);
+    });
+  }
+
+  awaitable<result<std::vector<counted_namespace>>> namespace_counters() override {
+    co_return read([&](connection& db) -> result<std::vector<counted_namespace>> {
+      std::vector<counted_namespace> out;
+      auto st = db.prepare(all_namespace_counts_sql);
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        out.push_back(counted_namespace{std::string(st.text(0)), namespace_counts{static_cast<std::uint64_t>(st.int64(1)),
+                                                                                  static_cast<std::uint64_t>(st.int64(2))}});
+      }
     });
   }
 
