@@ -75,14 +75,22 @@ boost::asio::awaitable<void> finish_deletions(meta::metadata_store& meta, storag
   }
 }
 
-// The hourly clean-up: upload sessions idle for `idle`, audit entries older than `audit_days` (0: kept).
+// The hourly clean-up: upload sessions idle for `idle`, audit entries older than `audit_days`, and
+// finished webhook deliveries older than `delivery_days` (0: kept).
 boost::asio::awaitable<void> purge(uploads::upload_service& service, std::chrono::hours idle,
-                                   meta::metadata_store& meta, int audit_days) {
+                                   meta::metadata_store& meta, int audit_days, int delivery_days) {
   const auto n = co_await service.purge(idle);
   if (n > 0) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
-  if (audit_days == 0) co_return;
-  auto pruned = co_await meta.audit().prune(unix_millis() - std::int64_t{audit_days} * 86'400'000);
-  if (pruned && *pruned > 0) spdlog::info("deleted {} audit entries older than {} days", *pruned, audit_days);
+  const auto days_ago = [](int days) { return unix_millis() - std::int64_t{days} * 86'400'000; };
+  if (audit_days > 0) {
+    auto pruned = co_await meta.audit().prune(days_ago(audit_days));
+    if (pruned && *pruned > 0) spdlog::info("deleted {} audit entries older than {} days", *pruned, audit_days);
+  }
+  if (delivery_days > 0) {
+    auto pruned = co_await meta.webhooks().prune_deliveries(days_ago(delivery_days));
+    if (pruned && *pruned > 0)
+      spdlog::info("deleted {} finished webhook deliveries older than {} days", *pruned, delivery_days);
+  }
 }
 
 // A scheduled retention run (retention.interval_minutes): logs what it deleted, or why it failed.
@@ -235,10 +243,10 @@ int serve(const config& c) {
   }
   api::registry_api api(blobs, uploads, meta, pool, options, auth, ops);
 
-  // Abandoned uploads (and old audit entries) go at start-up, before the first request can ask for
+  // Abandoned uploads (and old audit entries and webhook deliveries) go at start-up, before the first request can ask for
   // one, then every hour.
   const std::chrono::hours upload_idle(c.upload_idle_hours);
-  sync_wait(purge(uploads, upload_idle, meta, c.audit_retention_days));
+  sync_wait(purge(uploads, upload_idle, meta, c.audit_retention_days, c.webhooks.retention_days));
   sync_wait(finish_deletions(meta, blobs));
 
   boost::asio::io_context ioc(io_threads);
@@ -260,7 +268,7 @@ int serve(const config& c) {
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, purge(uploads, upload_idle, meta, c.audit_retention_days), boost::asio::detached);
+    boost::asio::co_spawn(ioc, purge(uploads, upload_idle, meta, c.audit_retention_days, c.webhooks.retention_days), boost::asio::detached);
     purge_timer.expires_after(std::chrono::hours(1));
     purge_timer.async_wait(purge_later);
   };

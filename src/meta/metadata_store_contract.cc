@@ -1351,6 +1351,48 @@ TEST_P(metadata_store_contract, concurrent_claims_never_hand_out_a_delivery_twic
   EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
 }
 
+TEST_P(metadata_store_contract, finished_deliveries_are_pruned_after_their_retention_pending_never) {
+  auto& m = *store_;
+  auto& w = m.webhooks();
+  route_test_events(w);
+  for (int i = 0; i < 4; ++i) {
+    const push_stamp at{"robot:ci", 1'000, ""};
+    ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest(fmt::format("{{\"p\":{}}}", i)), "v", at)).has_value());
+  }
+  // Of the 4 deliveries to "pushes": delivered at 10 s, given up at 20 s, failed once (still pending)
+  // at 5 s, never tried (pending since 1 s).
+  auto claimed = sync_wait(w.claim_deliveries(2'000, 60'000, 10)).value();
+  std::vector<std::int64_t> ids;
+  for (const auto& x : claimed) {
+    if (x.webhook == "pushes") ids.push_back(x.id);
+  }
+  ASSERT_EQ(ids.size(), 4u);
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[0], {delivery_state::delivered, 204, "", 0, 10'000})).value());
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[1], {delivery_state::failed, 0, "refused", 0, 20'000})).value());
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[2], {delivery_state::pending, 503, "HTTP 503", 9'000'000, 5'000})).value());
+  const auto listed = [&] {
+    const auto got = sync_wait(w.deliveries("pushes", false, 0, 10)).value();
+    std::vector<std::int64_t> out;
+    for (const auto& x : got) out.push_back(x.id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+
+  EXPECT_EQ(sync_wait(w.prune_deliveries(10'000)).value(), 0u);  // none finished before 10 s
+  EXPECT_EQ(sync_wait(w.prune_deliveries(10'001)).value(), 1u);  // the delivered one
+  EXPECT_EQ(listed(), (std::vector<std::int64_t>{ids[1], ids[2], ids[3]}));
+  // Much later: the given-up one goes; the pending ones (tried or not) stay, as do the other
+  // webhook's, pending too.
+  EXPECT_EQ(sync_wait(w.prune_deliveries(1'000'000'000)).value(), 1u);
+  EXPECT_EQ(listed(), (std::vector<std::int64_t>{ids[2], ids[3]}));
+  EXPECT_EQ(sync_wait(w.deliveries("all", false, 0, 10)).value().size(), 4u);
+  // A redelivered one is pending again: kept.
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[3], {delivery_state::delivered, 200, "", 0, 30'000})).value());
+  ASSERT_TRUE(sync_wait(w.redeliver(ids[3], 40'000)).value());
+  EXPECT_EQ(sync_wait(w.prune_deliveries(1'000'000'000)).value(), 0u);
+  EXPECT_EQ(listed(), (std::vector<std::int64_t>{ids[2], ids[3]}));
+}
+
 TEST_P(metadata_store_contract, undelivered_events_survive_a_reopen) {
   route_test_events(store_->webhooks());
   ASSERT_TRUE(sync_wait(store_->put_manifest("prod/app", manifest("{\"durable\":1}"), "v1", test_stamp)).has_value());

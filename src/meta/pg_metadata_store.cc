@@ -283,6 +283,8 @@ CREATE INDEX audit_log_by_time ON audit_log(at_ms);
 CREATE INDEX audit_log_by_repository ON audit_log(repository, id);
 CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
 )sql",
+    // Pruning the webhook outbox (webhook_records::prune_deliveries): its finished deliveries by time.
+    "CREATE INDEX webhook_deliveries_finished ON webhook_deliveries(updated_at) WHERE state <> 0;",
 };
 
 // ---- SQL ----
@@ -508,6 +510,7 @@ constexpr std::string_view list_deliveries_sql =
 #undef BERTH_DELIVERY_COLUMNS
 constexpr std::string_view redeliver_sql =
     "UPDATE webhook_deliveries SET state = 0, next_at = $2, lease_until = 0, updated_at = $2 WHERE id = $1";
+constexpr std::string_view prune_deliveries_sql = "DELETE FROM webhook_deliveries WHERE state <> 0 AND updated_at < $1";
 // One round trip: the repository's id (NULL when unknown) with its page of tags.
 // A listing's `last` as PostgreSQL text can hold it, ordering against every stored name as `last`
 // itself does. `last` is the client's, unchecked; names are ASCII by their grammar. So at the first
@@ -1419,8 +1422,17 @@ class pg_metadata_store final : public metadata_store,
   }
 
   awaitable<result<std::uint64_t>> prune(std::int64_t before_ms) override {
+    co_return co_await deleted_before("prune audit entries", prune_audit_sql, before_ms);
+  }
+
+  awaitable<result<std::uint64_t>> prune_deliveries(std::int64_t before_ms) override {
+    co_return co_await deleted_before("prune webhook deliveries", prune_deliveries_sql, before_ms);
+  }
+
+  // Runs the DELETE `sql` with $1 = `before_ms`; how many rows it deleted.
+  awaitable<result<std::uint64_t>> deleted_before(std::string_view what, std::string_view sql, std::int64_t before_ms) {
     params args{before_ms};
-    auto r = co_await query("prune audit entries", prune_audit_sql, std::move(args));
+    auto r = co_await query(what, sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     co_return static_cast<std::uint64_t>(r->affected());
   }

@@ -231,6 +231,8 @@ CREATE INDEX audit_log_by_time ON audit_log(at_ms);
 CREATE INDEX audit_log_by_repository ON audit_log(repository, id);
 CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
 )sql",
+    // Pruning the webhook outbox (webhook_records::prune_deliveries): its finished deliveries by time.
+    "CREATE INDEX webhook_deliveries_finished ON webhook_deliveries(updated_at) WHERE state != 0;",
 };
 #undef BERTH_LINKED_ELSEWHERE
 #undef BERTH_REPO_NS
@@ -409,6 +411,7 @@ constexpr std::string_view list_deliveries_sql =
 #undef BERTH_DELIVERY_COLUMNS
 constexpr std::string_view redeliver_sql =
     "UPDATE webhook_deliveries SET state = 0, next_at = ?2, lease_until = 0, updated_at = ?2 WHERE id = ?1";
+constexpr std::string_view prune_deliveries_sql = "DELETE FROM webhook_deliveries WHERE state != 0 AND updated_at < ?1";
 constexpr std::string_view list_tags_sql =
     "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3";
 constexpr std::string_view list_repos_sql = "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2";
@@ -1310,8 +1313,17 @@ class sqlite_metadata_store final : public metadata_store,
   }
 
   awaitable<result<std::uint64_t>> prune(std::int64_t before_ms) override {
+    co_return co_await deleted_before(prune_audit_sql, before_ms);
+  }
+
+  awaitable<result<std::uint64_t>> prune_deliveries(std::int64_t before_ms) override {
+    co_return co_await deleted_before(prune_deliveries_sql, before_ms);
+  }
+
+  // Runs the DELETE `sql` with ?1 = `before_ms`; how many rows it deleted.
+  awaitable<result<std::uint64_t>> deleted_before(std::string_view sql, std::int64_t before_ms) {
     co_return co_await write([&](connection& db) -> result<std::uint64_t> {
-      auto st = db.prepare(prune_audit_sql);
+      auto st = db.prepare(sql);
       if (auto r = st.bind(before_ms).run(); !r) return std::unexpected(r.error());
       return static_cast<std::uint64_t>(db.changes());
     });

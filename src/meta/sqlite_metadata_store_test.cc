@@ -69,6 +69,8 @@ constexpr const char* undo_quota =
 constexpr const char* undo_webhooks = "DROP TABLE webhook_deliveries; PRAGMA user_version = 5";
 // What version 7 added (the audit log), taken away again: the file is as version 6 wrote it.
 constexpr const char* undo_audit = "DROP TABLE audit_log; PRAGMA user_version = 6";
+// What version 8 added (the outbox's pruning index), taken away again: the file is as version 7 wrote it.
+constexpr const char* undo_outbox_pruning = "DROP INDEX webhook_deliveries_finished; PRAGMA user_version = 7";
 
 // What version 4 added (garbage collection), taken away again: the file is as version 3 wrote it.
 constexpr const char* undo_gc =
@@ -101,6 +103,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_outbox_pruning).has_value());
     ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());
@@ -132,6 +135,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_outbox_pruning).has_value());
     ASSERT_TRUE(db->exec(undo_audit).has_value());
     ASSERT_TRUE(db->exec(undo_webhooks).has_value());
     ASSERT_TRUE(db->exec(undo_quota).has_value());
