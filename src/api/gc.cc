@@ -33,7 +33,9 @@ awaitable<result<response>> admin_gc_run(context& ctx, request& req, const route
   const auto dry = req.query("dry_run");
   if (dry && *dry != "true" && *dry != "false") co_return fail(errc::invalid_argument, "dry_run is true or false");
   gc::collector collector(ctx.meta, ctx.blobs, &ctx.ops.gc_progress());
-  auto run = co_await collector.run(ctx.options.gc_grace, dry && *dry == "true");
+  const bool dry_run = dry && *dry == "true";
+  auto run = co_await collector.run(ctx.options.gc_grace, dry_run);
+  count_gc_run(ctx.ops.metrics(), dry_run, run);
   if (!run) co_return std::unexpected(run.error());
   ctx.audit->detail = describe_gc_run(*run);
   co_return json_response(200, run_json(*run).dump());

@@ -16,6 +16,9 @@ using namespace std::chrono_literals;
 // How long a readiness answer is reused: a probe every second from every load balancer costs one
 // check, not one per probe.
 constexpr auto kReadinessMaxAge = 1s;
+// How long the storage gauges' reading is reused: several Prometheus servers scraping every second
+// cost one read of the counters.
+constexpr auto kStorageMaxAge = 1s;
 
 // The labels of the route table's rows, in its order (the metrics' endpoint indices).
 std::span<const ops::endpoint_labels> endpoint_labels() {
@@ -41,16 +44,27 @@ response answer(const operations::readiness& r) {
 
 operations::operations(operations_options options) : options_(options), metrics_(endpoint_labels()), access_log_(options.access_log) {}
 
-std::optional<operations::readiness> operations::cached_readiness(std::chrono::steady_clock::duration max_age) const {
-  std::lock_guard lock(mutex_);
-  if (!last_ || std::chrono::steady_clock::now() - checked_ >= max_age) return std::nullopt;
-  return last_;
+void count_gc_run(ops::metrics& m, bool dry_run, const result<meta::gc_run>& run) {
+  if (dry_run) return;
+  if (!run) {
+    m.gc_failed();
+    return;
+  }
+  m.gc_ran(std::chrono::milliseconds(run->duration_ms), run->counts.bytes);
 }
 
-void operations::cache_readiness(readiness r) {
-  std::lock_guard lock(mutex_);
-  checked_ = std::chrono::steady_clock::now();
-  last_ = std::move(r);
+void count_retention_run(ops::metrics& m, const result<std::vector<lifecycle::repository_plan>>& deleted) {
+  if (!deleted) {
+    m.retention_failed();
+    return;
+  }
+  std::uint64_t tags = 0;
+  std::uint64_t manifests = 0;
+  for (const auto& p : *deleted) {
+    tags += p.tags.size();
+    manifests += p.manifests.size();
+  }
+  m.retention_ran(tags, manifests);
 }
 
 awaitable<result<response>> health_live(context&, request&, const route&) {
@@ -66,7 +80,7 @@ awaitable<result<response>> health_ready(context& ctx, request&, const route&) {
   if (ctx.ops.is_stopping()) {
     co_return answer({false, R"({"status":"unavailable","checks":{"shutdown":"the server is stopping"}})"});
   }
-  if (auto cached = ctx.ops.cached_readiness(kReadinessMaxAge)) co_return answer(*cached);
+  if (auto cached = ctx.ops.last_readiness().get(kReadinessMaxAge)) co_return answer(*cached);
   auto storage = co_await ctx.blobs.probe();
   auto metadata = co_await ctx.meta.probe();
   const bool ready = storage && metadata;
@@ -75,14 +89,27 @@ awaitable<result<response>> health_ready(context& ctx, request&, const route&) {
                              {{"storage", storage ? std::string("ok") : describe(storage.error())},
                               {"metadata", metadata ? std::string("ok") : describe(metadata.error())}}}};
   operations::readiness r{ready, body.dump()};
-  ctx.ops.cache_readiness(r);
+  ctx.ops.last_readiness().set(r);
   co_return answer(r);
 }
 
+// The counters, and the storage gauges from the metadata store's namespace counters (one cheap
+// read, reused for a second). When the store cannot answer, the scrape still answers the rest
+// without the storage gauges (the store logs why; /health/ready names it).
 awaitable<result<response>> metrics_get(context& ctx, request&, const route&) {
+  auto storage = ctx.ops.last_storage().get(kStorageMaxAge);
+  if (!storage) {
+    auto counted = co_await ctx.meta.namespace_counters();
+    if (counted) {
+      storage.emplace();
+      for (auto& n : *counted) storage->push_back({std::move(n.name), n.counts.bytes, n.counts.repositories});
+      ctx.ops.last_storage().set(*storage);
+    }
+  }
   response res;
   res.headers.set(http::beast::http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-  res.body = ctx.ops.metrics().render();
+  res.body = ctx.ops.metrics().render(storage ? std::span<const ops::namespace_storage>(*storage)
+                                              : std::span<const ops::namespace_storage>());
   co_return res;
 }
 

@@ -1,7 +1,7 @@
 // What the API keeps for the people who run the registry: the Prometheus counters, the access log,
-// the readiness check's cached answer, the collections in flight, and whether the server is
-// shutting down. The handlers of
-// /health/live, /health/ready and /metrics are rows of the route table (operations.cc).
+// the readiness check's and the storage gauges' cached answers, the collections in flight, and
+// whether the server is shutting down. The handlers of /health/live, /health/ready and /metrics are
+// rows of the route table (operations.cc).
 // Thread-safety: every member may be used concurrently.
 #pragma once
 
@@ -10,8 +10,12 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "core/error.h"
 #include "gc/progress.h"
+#include "lifecycle/retention.h"
+#include "meta/blob_records.h"
 #include "ops/access_log.h"
 #include "ops/metrics.h"
 
@@ -20,6 +24,29 @@ namespace berth::api {
 struct operations_options {
   bool metrics_public = false;  // /metrics without credentials (`metrics.public`)
   ops::access_log_format access_log = ops::access_log_format::off;
+};
+
+// A value and when it was set, for answers reused while they are young. Thread-safety: a mutex,
+// taken once per request that asks (readiness probes, scrapes), never on the registry's hot path.
+template <class T>
+class recent {
+ public:
+  // The value, when it was set less than `max_age` ago.
+  std::optional<T> get(std::chrono::steady_clock::duration max_age) const {
+    std::lock_guard lock(mutex_);
+    if (!value_ || std::chrono::steady_clock::now() - set_ >= max_age) return std::nullopt;
+    return value_;
+  }
+  void set(T value) {
+    std::lock_guard lock(mutex_);
+    set_ = std::chrono::steady_clock::now();
+    value_ = std::move(value);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::chrono::steady_clock::time_point set_{};
+  std::optional<T> value_;
 };
 
 class operations {
@@ -40,8 +67,9 @@ class operations {
     bool ready = false;
     std::string body;  // {"status":…,"checks":{…}}
   };
-  std::optional<readiness> cached_readiness(std::chrono::steady_clock::duration max_age) const;
-  void cache_readiness(readiness r);
+  recent<readiness>& last_readiness() { return readiness_; }
+  // The storage gauges' last reading of the metadata store's counters.
+  recent<std::vector<ops::namespace_storage>>& last_storage() { return storage_; }
 
  private:
   operations_options options_;
@@ -49,9 +77,13 @@ class operations {
   ops::access_log access_log_;
   gc::progress_board gc_progress_;
   std::atomic<bool> stopping_{false};
-  mutable std::mutex mutex_;  // guards the two below (taken once per readiness request, not per request)
-  std::chrono::steady_clock::time_point checked_{};
-  std::optional<readiness> last_;
+  recent<readiness> readiness_;
+  recent<std::vector<ops::namespace_storage>> storage_;
 };
+
+// Counts a garbage collection's end in `m`, unless it was a dry run (which changes nothing).
+void count_gc_run(ops::metrics& m, bool dry_run, const result<meta::gc_run>& run);
+// Counts a retention run's end in `m`: what it deleted, or its failure.
+void count_retention_run(ops::metrics& m, const result<std::vector<lifecycle::repository_plan>>& deleted);
 
 }  // namespace berth::api

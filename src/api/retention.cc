@@ -84,6 +84,7 @@ awaitable<result<response>> admin_retention_run(context& ctx, request& req, cons
   auto plans = co_await planned(ctx, req);
   if (!plans) co_return std::unexpected(plans.error());
   auto deleted = co_await lifecycle::apply(ctx.meta, std::move(*plans));
+  count_retention_run(ctx.ops.metrics(), deleted);
   if (!deleted) co_return std::unexpected(deleted.error());
   ctx.audit->detail = describe_retention_run(*deleted);
   co_return plans_response(*deleted);

@@ -246,16 +246,19 @@ webhooks::webhook_config read_webhook(const YAML::Node& node, const std::string&
   return w;
 }
 
-// `webhooks:` is the list of webhooks, or a mapping {hooks, retry_base_ms, registry_host}.
+// `webhooks:` is the list of webhooks, or a mapping {hooks, retry_base_ms, registry_host, retention_days}.
 void read_webhooks(const YAML::Node& node, webhooks::webhooks_config& out, const std::string& path) {
   YAML::Node hooks = node;
   std::string where = "webhooks";
   if (node.IsMap()) {
-    reject_unknown(node, {"hooks", "retry_base_ms", "registry_host"}, "webhooks.", path);
+    reject_unknown(node, {"hooks", "retry_base_ms", "registry_host", "retention_days"}, "webhooks.", path);
     read(node, "retry_base_ms", out.retry_base_ms, path);
     read(node, "registry_host", out.registry_host, path);
+    read(node, "retention_days", out.retention_days, path);
     if (out.retry_base_ms < 1 || out.retry_base_ms > 60'000)
       throw std::runtime_error(fmt::format("{}: `webhooks.retry_base_ms` must be 1 to 60000", path));
+    if (out.retention_days < 0)
+      throw std::runtime_error(fmt::format("{}: `webhooks.retention_days` must be 0 (keep for ever) or more", path));
     hooks = node["hooks"];
     where = "webhooks.hooks";
   }

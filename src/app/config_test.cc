@@ -286,6 +286,9 @@ TEST(Config, AuditRetentionDays) {
   EXPECT_EQ(load_config(write_temp("listen: 127.0.0.1:5000\n")).audit_retention_days, 90);
   EXPECT_EQ(load_config(write_temp("audit: {retention_days: 0}\n")).audit_retention_days, 0);
   EXPECT_EQ(load_config(write_temp("audit: {retention_days: 365}\n")).audit_retention_days, 365);
+  EXPECT_EQ(load_config(write_temp("listen: 127.0.0.1:5000\n")).webhooks.retention_days, 30);
+  EXPECT_EQ(load_config(write_temp("webhooks: {retention_days: 7, hooks: []}\n")).webhooks.retention_days, 7);
+  EXPECT_THROW(load_config(write_temp("webhooks: {retention_days: -1}\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("audit: {retention_days: -1}\n")), std::runtime_error);
   EXPECT_THROW(load_config(write_temp("audit: {keep_days: 3}\n")), std::runtime_error);
 }

@@ -48,9 +48,10 @@ namespace {
 
 // A scheduled collection; a failure is logged (by the stores) and the next one tries again.
 boost::asio::awaitable<void> collect_garbage(meta::metadata_store& meta, storage::blob_store& blobs,
-                                             std::chrono::milliseconds grace, gc::progress_board& board) {
-  gc::collector collector(meta, blobs, &board);
+                                             std::chrono::milliseconds grace, api::operations& ops) {
+  gc::collector collector(meta, blobs, &ops.gc_progress());
   auto run = co_await collector.run(grace, false);
+  api::count_gc_run(ops.metrics(), false, run);
   if (!run) {
     spdlog::warn("scheduled garbage collection failed: {}", info(run.error().code).wire);
     co_await api::audit_scheduled_run(meta, "gc_run", "error", info(run.error().code).wire);
@@ -74,31 +75,42 @@ boost::asio::awaitable<void> finish_deletions(meta::metadata_store& meta, storag
   }
 }
 
-// The hourly clean-up: upload sessions idle for `idle`, audit entries older than `audit_days` (0: kept).
+// The hourly clean-up: upload sessions idle for `idle`, audit entries older than `audit_days`, and
+// finished webhook deliveries older than `delivery_days` (0: kept).
 boost::asio::awaitable<void> purge(uploads::upload_service& service, std::chrono::hours idle,
-                                   meta::metadata_store& meta, int audit_days) {
+                                   meta::metadata_store& meta, int audit_days, int delivery_days) {
   const auto n = co_await service.purge(idle);
   if (n > 0) spdlog::info("discarded {} upload(s) idle for {}h or more", n, idle.count());
-  if (audit_days == 0) co_return;
-  auto pruned = co_await meta.audit().prune(unix_millis() - std::int64_t{audit_days} * 86'400'000);
-  if (pruned && *pruned > 0) spdlog::info("deleted {} audit entries older than {} days", *pruned, audit_days);
+  const auto days_ago = [](int days) { return unix_millis() - std::int64_t{days} * 86'400'000; };
+  if (audit_days > 0) {
+    auto pruned = co_await meta.audit().prune(days_ago(audit_days));
+    if (pruned && *pruned > 0) spdlog::info("deleted {} audit entries older than {} days", *pruned, audit_days);
+  }
+  if (delivery_days > 0) {
+    auto pruned = co_await meta.webhooks().prune_deliveries(days_ago(delivery_days));
+    if (pruned && *pruned > 0)
+      spdlog::info("deleted {} finished webhook deliveries older than {} days", *pruned, delivery_days);
+  }
 }
 
 // A scheduled retention run (retention.interval_minutes): logs what it deleted, or why it failed.
 boost::asio::awaitable<void> run_retention(meta::metadata_store& meta, const lifecycle::retention_config& config,
-                                           policy::live_policy& policies) {
+                                           policy::live_policy& policies, ops::metrics& metrics) {
   auto pol = co_await policies.current();
   if (!pol) {
     spdlog::error("retention: {}", pol.error().detail);
+    metrics.retention_failed();
     co_return;
   }
   auto plans = co_await lifecycle::plan(meta, config, std::nullopt, unix_millis(), lifecycle::immutable_tags(**pol));
   if (!plans) {
     spdlog::error("retention: {}", plans.error().detail);
+    metrics.retention_failed();
     co_await api::audit_scheduled_run(meta, "retention_run", "error", plans.error().detail);
     co_return;
   }
   auto deleted = co_await lifecycle::apply(meta, std::move(*plans));
+  api::count_retention_run(metrics, deleted);
   if (!deleted) {
     spdlog::error("retention: {}", deleted.error().detail);
     co_await api::audit_scheduled_run(meta, "retention_run", "error", deleted.error().detail);
@@ -231,10 +243,10 @@ int serve(const config& c) {
   }
   api::registry_api api(blobs, uploads, meta, pool, options, auth, ops);
 
-  // Abandoned uploads (and old audit entries) go at start-up, before the first request can ask for
+  // Abandoned uploads (and old audit entries and webhook deliveries) go at start-up, before the first request can ask for
   // one, then every hour.
   const std::chrono::hours upload_idle(c.upload_idle_hours);
-  sync_wait(purge(uploads, upload_idle, meta, c.audit_retention_days));
+  sync_wait(purge(uploads, upload_idle, meta, c.audit_retention_days, c.webhooks.retention_days));
   sync_wait(finish_deletions(meta, blobs));
 
   boost::asio::io_context ioc(io_threads);
@@ -256,7 +268,7 @@ int serve(const config& c) {
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, purge(uploads, upload_idle, meta, c.audit_retention_days), boost::asio::detached);
+    boost::asio::co_spawn(ioc, purge(uploads, upload_idle, meta, c.audit_retention_days, c.webhooks.retention_days), boost::asio::detached);
     purge_timer.expires_after(std::chrono::hours(1));
     purge_timer.async_wait(purge_later);
   };
@@ -267,7 +279,7 @@ int serve(const config& c) {
   const std::chrono::minutes retention_interval(c.retention.interval_minutes);
   std::function<void(const boost::system::error_code&)> retain_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, run_retention(meta, c.retention, policies), boost::asio::detached);
+    boost::asio::co_spawn(ioc, run_retention(meta, c.retention, policies, ops.metrics()), boost::asio::detached);
     retention_timer.expires_after(retention_interval);
     retention_timer.async_wait(retain_later);
   };
@@ -280,7 +292,7 @@ int serve(const config& c) {
   const std::chrono::minutes gc_interval(c.gc_interval_minutes);
   std::function<void(const boost::system::error_code&)> collect_later = [&](const boost::system::error_code& ec) {
     if (ec) return;
-    boost::asio::co_spawn(ioc, collect_garbage(meta, blobs, options.gc_grace, ops.gc_progress()), boost::asio::detached);
+    boost::asio::co_spawn(ioc, collect_garbage(meta, blobs, options.gc_grace, ops), boost::asio::detached);
     gc_timer.expires_after(gc_interval);
     gc_timer.async_wait(collect_later);
   };

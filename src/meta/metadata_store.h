@@ -157,6 +157,10 @@ class metadata_store {
   // indexed tables (one pass over the links and manifests asked about: milliseconds for 100,000
   // links), per namespace from its counters (quota.h).
   virtual awaitable<result<usage_report>> usage(std::string_view ns) = 0;
+  // Every namespace's counters (quota.h), in byte order of their names, with those whose repositories
+  // are all gone (at zero): one read of the counters' table, which has a row per namespace and none
+  // per repository or blob, cheap enough for every metrics scrape.
+  virtual awaitable<result<std::vector<counted_namespace>>> namespace_counters() = 0;
 
   // Quotas (quota.h). From now on, a call that would take a namespace past its limits changes
   // nothing and fails with DENIED naming the namespace, its use and the limit: a link (an upload's

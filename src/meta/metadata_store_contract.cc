@@ -1015,6 +1015,33 @@ TEST_P(metadata_store_contract, usage_per_namespace_and_repository_counts_shared
   EXPECT_TRUE(sync_wait(m.usage("nowhere")).value().namespaces.empty());
 }
 
+TEST_P(metadata_store_contract, namespace_counters_list_every_namespace_in_order) {
+  auto& m = *store_;
+  EXPECT_TRUE(sync_wait(m.namespace_counters()).value().empty());
+  for (const char* repo : {"prod/app", "prod/db", "dev/app"}) {
+    ASSERT_TRUE(sync_wait(link(m, repo, d("base"), 100)).has_value());
+  }
+  ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest("m1", {d("base")}), "v1", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.create_repository("empty/one")).value());
+  ASSERT_TRUE(sync_wait(link(m, "gone/app", d("x"), 7)).has_value());
+  ASSERT_TRUE(sync_wait(m.delete_repository("gone/app")).value());
+
+  const auto all = sync_wait(m.namespace_counters()).value();
+  ASSERT_EQ(all.size(), 4u);
+  const auto expect = [&](std::size_t i, std::string_view name, std::uint64_t repositories, std::uint64_t bytes) {
+    EXPECT_EQ(all[i].name, name);
+    EXPECT_EQ(all[i].counts.repositories, repositories) << name;
+    EXPECT_EQ(all[i].counts.bytes, bytes) << name;
+  };
+  expect(0, "dev", 1, 100);
+  expect(1, "empty", 1, 0);
+  expect(2, "gone", 0, 0);  // its repositories deleted: at zero, still listed
+  expect(3, "prod", 2, 102);  // base once, and the manifest's 2 bytes
+  // What usage() reports of the namespace, from the same counters.
+  const auto prod = sync_wait(m.usage("prod")).value().namespaces.at(0);
+  EXPECT_EQ(prod.stored_bytes + prod.manifest_bytes, all[3].counts.bytes);
+}
+
 // ---- quotas (quota.h) ----
 
 using bytes_pair = std::pair<std::uint64_t, std::uint64_t>;
@@ -1341,6 +1368,48 @@ TEST_P(metadata_store_contract, concurrent_claims_never_hand_out_a_delivery_twic
   std::sort(ids.begin(), ids.end());
   EXPECT_EQ(ids.size(), 40u);
   EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+}
+
+TEST_P(metadata_store_contract, finished_deliveries_are_pruned_after_their_retention_pending_never) {
+  auto& m = *store_;
+  auto& w = m.webhooks();
+  route_test_events(w);
+  for (int i = 0; i < 4; ++i) {
+    const push_stamp at{"robot:ci", 1'000, ""};
+    ASSERT_TRUE(sync_wait(m.put_manifest("prod/app", manifest(fmt::format("{{\"p\":{}}}", i)), "v", at)).has_value());
+  }
+  // Of the 4 deliveries to "pushes": delivered at 10 s, given up at 20 s, failed once (still pending)
+  // at 5 s, never tried (pending since 1 s).
+  auto claimed = sync_wait(w.claim_deliveries(2'000, 60'000, 10)).value();
+  std::vector<std::int64_t> ids;
+  for (const auto& x : claimed) {
+    if (x.webhook == "pushes") ids.push_back(x.id);
+  }
+  ASSERT_EQ(ids.size(), 4u);
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[0], {delivery_state::delivered, 204, "", 0, 10'000})).value());
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[1], {delivery_state::failed, 0, "refused", 0, 20'000})).value());
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[2], {delivery_state::pending, 503, "HTTP 503", 9'000'000, 5'000})).value());
+  const auto listed = [&] {
+    const auto got = sync_wait(w.deliveries("pushes", false, 0, 10)).value();
+    std::vector<std::int64_t> out;
+    for (const auto& x : got) out.push_back(x.id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+
+  EXPECT_EQ(sync_wait(w.prune_deliveries(10'000)).value(), 0u);  // none finished before 10 s
+  EXPECT_EQ(sync_wait(w.prune_deliveries(10'001)).value(), 1u);  // the delivered one
+  EXPECT_EQ(listed(), (std::vector<std::int64_t>{ids[1], ids[2], ids[3]}));
+  // Much later: the given-up one goes; the pending ones (tried or not) stay, as do the other
+  // webhook's, pending too.
+  EXPECT_EQ(sync_wait(w.prune_deliveries(1'000'000'000)).value(), 1u);
+  EXPECT_EQ(listed(), (std::vector<std::int64_t>{ids[2], ids[3]}));
+  EXPECT_EQ(sync_wait(w.deliveries("all", false, 0, 10)).value().size(), 4u);
+  // A redelivered one is pending again: kept.
+  ASSERT_TRUE(sync_wait(w.finish_delivery(ids[3], {delivery_state::delivered, 200, "", 0, 30'000})).value());
+  ASSERT_TRUE(sync_wait(w.redeliver(ids[3], 40'000)).value());
+  EXPECT_EQ(sync_wait(w.prune_deliveries(1'000'000'000)).value(), 0u);
+  EXPECT_EQ(listed(), (std::vector<std::int64_t>{ids[2], ids[3]}));
 }
 
 TEST_P(metadata_store_contract, undelivered_events_survive_a_reopen) {

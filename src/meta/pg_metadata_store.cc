@@ -310,6 +310,8 @@ END $$;
 CREATE TRIGGER tag_untagged AFTER INSERT OR DELETE OR UPDATE OF digest ON tags
   FOR EACH ROW EXECUTE PROCEDURE berth_untagged_since();
 )sql",
+    // Pruning the webhook outbox (webhook_records::prune_deliveries): its finished deliveries by time.
+    "CREATE INDEX webhook_deliveries_finished ON webhook_deliveries(updated_at) WHERE state <> 0;",
 };
 
 // ---- SQL ----
@@ -424,6 +426,8 @@ constexpr std::string_view namespace_stored_sql =
     "SELECT name, blob_bytes, manifest_bytes FROM namespace_usage WHERE $1 = '' OR name = $1";
 constexpr std::string_view namespace_counts_sql =
     "SELECT repositories, blob_bytes + manifest_bytes FROM namespace_usage WHERE name = $1";
+constexpr std::string_view all_namespace_counts_sql =
+    "SELECT name, repositories, blob_bytes + manifest_bytes FROM namespace_usage ORDER BY name";
 #undef BERTH_IN_NAMESPACE
 constexpr std::string_view registry_stored_sql = "SELECT coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view held_manifests_sql =
@@ -553,6 +557,7 @@ constexpr std::string_view list_deliveries_sql =
 #undef BERTH_DELIVERY_COLUMNS
 constexpr std::string_view redeliver_sql =
     "UPDATE webhook_deliveries SET state = 0, next_at = $2, lease_until = 0, updated_at = $2 WHERE id = $1";
+constexpr std::string_view prune_deliveries_sql = "DELETE FROM webhook_deliveries WHERE state <> 0 AND updated_at < $1";
 // One round trip: the repository's id (NULL when unknown) with its page of tags.
 // A listing's `last` as PostgreSQL text can hold it, ordering against every stored name as `last`
 // itself does. `last` is the client's, unchecked; names are ASCII by their grammar. So at the first
@@ -1215,6 +1220,18 @@ class pg_metadata_store final : public metadata_store,
     co_return group_usage(std::move(out), by_namespace, stored_size(*total, 0, 0));
   }
 
+  awaitable<result<std::vector<counted_namespace>>> namespace_counters() override {
+    params none;
+    auto rows = co_await query("namespace counters", all_namespace_counts_sql, std::move(none));
+    if (!rows) co_return std::unexpected(std::move(rows.error()));
+    std::vector<counted_namespace> out;
+    for (std::size_t i = 0; i < rows->size(); ++i) {
+      out.push_back(counted_namespace{std::string(rows->text(i, 0)),
+                                      namespace_counts{stored_size(*rows, i, 1), stored_size(*rows, i, 2)}});
+    }
+    co_return out;
+  }
+
   // ---- upload_records ----
 
   awaitable<result<void>> create(const upload_record& r, const upload_lease& lease, std::int64_t now_ms) override {
@@ -1476,8 +1493,17 @@ class pg_metadata_store final : public metadata_store,
   }
 
   awaitable<result<std::uint64_t>> prune(std::int64_t before_ms) override {
+    co_return co_await deleted_before("prune audit entries", prune_audit_sql, before_ms);
+  }
+
+  awaitable<result<std::uint64_t>> prune_deliveries(std::int64_t before_ms) override {
+    co_return co_await deleted_before("prune webhook deliveries", prune_deliveries_sql, before_ms);
+  }
+
+  // Runs the DELETE `sql` with $1 = `before_ms`; how many rows it deleted.
+  awaitable<result<std::uint64_t>> deleted_before(std::string_view what, std::string_view sql, std::int64_t before_ms) {
     params args{before_ms};
-    auto r = co_await query("prune audit entries", prune_audit_sql, std::move(args));
+    auto r = co_await query(what, sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     co_return static_cast<std::uint64_t>(r->affected());
   }

@@ -32,6 +32,12 @@ struct namespace_counts {
   std::uint64_t bytes = 0;  // distinct blobs, each once, plus manifests
 };
 
+// A namespace's counters with its name (metadata_store::namespace_counters).
+struct counted_namespace {
+  std::string name;
+  namespace_counts counts;
+};
+
 // The namespace of a repository: the first component of its name.
 inline std::string_view namespace_of(std::string_view repo) { return repo.substr(0, repo.find('/')); }
 

@@ -255,6 +255,8 @@ CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
     "CREATE TRIGGER tag_moved AFTER UPDATE OF digest ON tags WHEN OLD.digest != NEW.digest BEGIN "
     BERTH_CLEAR_UNTAGGED " " BERTH_SET_UNTAGGED " END;"
     "CREATE TRIGGER tag_removed AFTER DELETE ON tags BEGIN " BERTH_SET_UNTAGGED " END;",
+    // Pruning the webhook outbox (webhook_records::prune_deliveries): its finished deliveries by time.
+    "CREATE INDEX webhook_deliveries_finished ON webhook_deliveries(updated_at) WHERE state != 0;",
 };
 #undef BERTH_SET_UNTAGGED
 #undef BERTH_CLEAR_UNTAGGED
@@ -349,6 +351,8 @@ constexpr std::string_view namespace_stored_sql =
     "SELECT name, blob_bytes, manifest_bytes FROM namespace_usage WHERE ?1 = '' OR name = ?1";
 constexpr std::string_view namespace_counts_sql =
     "SELECT repositories, blob_bytes + manifest_bytes FROM namespace_usage WHERE name = ?1";
+constexpr std::string_view all_namespace_counts_sql =
+    "SELECT name, repositories, blob_bytes + manifest_bytes FROM namespace_usage ORDER BY name";
 #undef BERTH_IN_NAMESPACE
 constexpr std::string_view registry_stored_sql = "SELECT count(*), coalesce(sum(size), 0) FROM blobs";
 constexpr std::string_view has_link_or_manifest_sql =
@@ -460,6 +464,7 @@ constexpr std::string_view list_deliveries_sql =
 #undef BERTH_DELIVERY_COLUMNS
 constexpr std::string_view redeliver_sql =
     "UPDATE webhook_deliveries SET state = 0, next_at = ?2, lease_until = 0, updated_at = ?2 WHERE id = ?1";
+constexpr std::string_view prune_deliveries_sql = "DELETE FROM webhook_deliveries WHERE state != 0 AND updated_at < ?1";
 constexpr std::string_view list_tags_sql =
     "SELECT name FROM tags WHERE repo_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3";
 constexpr std::string_view list_repos_sql = "SELECT name FROM repositories WHERE name > ?1 ORDER BY name LIMIT ?2";
@@ -1100,6 +1105,20 @@ class sqlite_metadata_store final : public metadata_store,
     });
   }
 
+  awaitable<result<std::vector<counted_namespace>>> namespace_counters() override {
+    co_return read([&](connection& db) -> result<std::vector<counted_namespace>> {
+      std::vector<counted_namespace> out;
+      auto st = db.prepare(all_namespace_counts_sql);
+      for (;;) {
+        auto row = st.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) return out;
+        out.push_back(counted_namespace{std::string(st.text(0)), namespace_counts{static_cast<std::uint64_t>(st.int64(1)),
+                                                                                  static_cast<std::uint64_t>(st.int64(2))}});
+      }
+    });
+  }
+
   // ---- upload_records: none of these fsyncs but complete(), which links a blob ----
 
   awaitable<result<void>> create(const upload_record& r, const upload_lease& lease, std::int64_t now_ms) override {
@@ -1412,8 +1431,17 @@ class sqlite_metadata_store final : public metadata_store,
   }
 
   awaitable<result<std::uint64_t>> prune(std::int64_t before_ms) override {
+    co_return co_await deleted_before(prune_audit_sql, before_ms);
+  }
+
+  awaitable<result<std::uint64_t>> prune_deliveries(std::int64_t before_ms) override {
+    co_return co_await deleted_before(prune_deliveries_sql, before_ms);
+  }
+
+  // Runs the DELETE `sql` with ?1 = `before_ms`; how many rows it deleted.
+  awaitable<result<std::uint64_t>> deleted_before(std::string_view sql, std::int64_t before_ms) {
     co_return co_await write([&](connection& db) -> result<std::uint64_t> {
-      auto st = db.prepare(prune_audit_sql);
+      auto st = db.prepare(sql);
       if (auto r = st.bind(before_ms).run(); !r) return std::unexpected(r.error());
       return static_cast<std::uint64_t>(db.changes());
     });

@@ -96,6 +96,10 @@ class webhook_records {
                                                                       std::int64_t before_id, std::size_t n) = 0;
   // Makes delivery `id` pending and due at `now_ms` (it keeps its id and body); false when none.
   virtual awaitable<result<bool>> redeliver(std::int64_t id, std::int64_t now_ms) = 0;
+  // Deletes the finished deliveries (delivered or given up) last changed before `before_ms`, so the
+  // outbox does not grow for ever (webhooks.retention_days); a pending one is never deleted, however
+  // old. Returns how many it deleted.
+  virtual awaitable<result<std::uint64_t>> prune_deliveries(std::int64_t before_ms) = 0;
 
  protected:
   // The webhooks that `type` events in `repository` go to (none before route_events).

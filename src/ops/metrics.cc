@@ -18,6 +18,30 @@ void header(fmt::memory_buffer& out, std::string_view name, std::string_view typ
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
+// The _bucket, _sum and _count lines of histogram `name` for the series labelled `labels`
+// (`k="v",...`, or "" for none), from `h`'s non-cumulative buckets over `bounds`. Nothing when it
+// counted nothing.
+template <std::size_t Bounds>
+void histogram_lines(fmt::memory_buffer& out, std::string_view name, std::string_view labels,
+                     const std::array<double, Bounds>& bounds, const duration_histogram<Bounds>& h) {
+  std::array<std::uint64_t, Bounds + 1> counts{};
+  std::uint64_t total = 0;
+  for (std::size_t b = 0; b < counts.size(); ++b) total += counts[b] = h.buckets[b].load(std::memory_order_relaxed);
+  if (total == 0) return;
+  auto it = std::back_inserter(out);
+  const std::string_view comma = labels.empty() ? "" : ",";
+  std::uint64_t cumulative = 0;
+  for (std::size_t b = 0; b < Bounds; ++b) {
+    cumulative += counts[b];
+    fmt::format_to(it, "{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, comma, bounds[b], cumulative);
+  }
+  fmt::format_to(it, "{}_bucket{{{}{}le=\"+Inf\"}} {}\n", name, labels, comma, total);
+  const std::string braced = labels.empty() ? std::string() : fmt::format("{{{}}}", labels);
+  fmt::format_to(it, "{}_sum{} {}\n", name, braced,
+                 static_cast<double>(h.nanoseconds.load(std::memory_order_relaxed)) / 1e9);
+  fmt::format_to(it, "{}_count{} {}\n", name, braced, total);
+}
+
 // The process's start, in seconds since the epoch: its start in clock ticks after boot
 // (/proc/self/stat, field 22) plus the boot time (/proc/stat, btime). Now when either is unreadable.
 double process_start_time() {
@@ -75,11 +99,19 @@ metrics::~metrics() = default;
 void metrics::request(std::size_t endpoint, unsigned status, std::chrono::nanoseconds duration) {
   per_endpoint& e = endpoints_[endpoint];
   e.by_status[status - first_status].fetch_add(1, std::memory_order_relaxed);
-  const double seconds = std::chrono::duration<double>(duration).count();
-  std::size_t bucket = 0;
-  while (bucket < bucket_bounds.size() && seconds > bucket_bounds[bucket]) ++bucket;
-  e.buckets[bucket].fetch_add(1, std::memory_order_relaxed);
-  e.nanoseconds.fetch_add(static_cast<std::uint64_t>(duration.count()), std::memory_order_relaxed);
+  e.duration.observe(bucket_bounds, duration);
+}
+
+void metrics::gc_ran(std::chrono::nanoseconds duration, std::uint64_t freed_bytes) {
+  gc_runs_[0].fetch_add(1, std::memory_order_relaxed);
+  gc_duration_.observe(gc_bucket_bounds, duration);
+  gc_freed_bytes_.fetch_add(freed_bytes, std::memory_order_relaxed);
+}
+
+void metrics::retention_ran(std::uint64_t tags, std::uint64_t manifests) {
+  retention_runs_[0].fetch_add(1, std::memory_order_relaxed);
+  retention_tags_.fetch_add(tags, std::memory_order_relaxed);
+  retention_manifests_.fetch_add(manifests, std::memory_order_relaxed);
 }
 
 void metrics::auth_failed(auth_failure why) {
@@ -91,7 +123,7 @@ void metrics::set_webhooks(std::vector<std::string_view> names) {
   webhooks_ = std::move(names);
 }
 
-std::string metrics::render() const {
+std::string metrics::render(std::span<const namespace_storage> storage) const {
   fmt::memory_buffer out;
   auto it = std::back_inserter(out);
   auto route_of = [&](std::size_t i) { return i < labels_.size() ? labels_[i] : endpoint_labels{"none", "other"}; };
@@ -110,25 +142,10 @@ std::string metrics::render() const {
   header(out, "berth_http_request_duration_seconds", "histogram",
          "Time from a request's header to its response's start, by route.");
   for (std::size_t i = 0; i < n; ++i) {
-    const per_endpoint& e = endpoints_[i];
-    std::array<std::uint64_t, bucket_bounds.size() + 1> counts{};
-    std::uint64_t total = 0;
-    for (std::size_t b = 0; b < counts.size(); ++b) total += counts[b] = e.buckets[b].load(std::memory_order_relaxed);
-    if (total == 0) continue;
     // Rows may share an operation name (GET and HEAD of /v2/): the method label keeps them apart.
     const auto l = route_of(i);
-    std::uint64_t cumulative = 0;
-    for (std::size_t b = 0; b < bucket_bounds.size(); ++b) {
-      cumulative += counts[b];
-      fmt::format_to(it, "berth_http_request_duration_seconds_bucket{{route=\"{}\",method=\"{}\",le=\"{}\"}} {}\n",
-                     l.route, l.method, bucket_bounds[b], cumulative);
-    }
-    fmt::format_to(it, "berth_http_request_duration_seconds_bucket{{route=\"{}\",method=\"{}\",le=\"+Inf\"}} {}\n",
-                   l.route, l.method, total);
-    fmt::format_to(it, "berth_http_request_duration_seconds_sum{{route=\"{}\",method=\"{}\"}} {}\n", l.route, l.method,
-                   static_cast<double>(e.nanoseconds.load(std::memory_order_relaxed)) / 1e9);
-    fmt::format_to(it, "berth_http_request_duration_seconds_count{{route=\"{}\",method=\"{}\"}} {}\n", l.route,
-                   l.method, total);
+    histogram_lines(out, "berth_http_request_duration_seconds", fmt::format("route=\"{}\",method=\"{}\"", l.route, l.method),
+                    bucket_bounds, endpoints_[i].duration);
   }
 
   header(out, "berth_blob_bytes_received_total", "counter", "Blob bytes received in upload bodies.");
@@ -155,6 +172,29 @@ std::string metrics::render() const {
       }
     }
   }
+
+  header(out, "berth_storage_bytes", "gauge",
+         "Bytes a namespace holds: its distinct blobs, each once, and its manifests (what its quota counts).");
+  for (const auto& ns : storage) fmt::format_to(it, "berth_storage_bytes{{namespace=\"{}\"}} {}\n", ns.name, ns.bytes);
+  header(out, "berth_repositories", "gauge", "Repositories in a namespace.");
+  for (const auto& ns : storage)
+    fmt::format_to(it, "berth_repositories{{namespace=\"{}\"}} {}\n", ns.name, ns.repositories);
+  static constexpr std::array<std::string_view, 2> kRunOutcomes = {"success", "failure"};
+  header(out, "berth_gc_runs_total", "counter", "Garbage collections run by this process (not dry runs), by outcome.");
+  for (std::size_t o = 0; o < kRunOutcomes.size(); ++o)
+    fmt::format_to(it, "berth_gc_runs_total{{outcome=\"{}\"}} {}\n", kRunOutcomes[o], gc_runs_[o].load(std::memory_order_relaxed));
+  header(out, "berth_gc_duration_seconds", "histogram", "Duration of the garbage collections that succeeded.");
+  histogram_lines(out, "berth_gc_duration_seconds", "", gc_bucket_bounds, gc_duration_);
+  header(out, "berth_gc_freed_bytes_total", "counter", "Blob bytes deleted by garbage collection.");
+  fmt::format_to(it, "berth_gc_freed_bytes_total {}\n", gc_freed_bytes_.load(std::memory_order_relaxed));
+  header(out, "berth_retention_runs_total", "counter", "Retention runs by this process (not previews), by outcome.");
+  for (std::size_t o = 0; o < kRunOutcomes.size(); ++o)
+    fmt::format_to(it, "berth_retention_runs_total{{outcome=\"{}\"}} {}\n", kRunOutcomes[o],
+                   retention_runs_[o].load(std::memory_order_relaxed));
+  header(out, "berth_retention_deleted_tags_total", "counter", "Tags deleted by retention runs.");
+  fmt::format_to(it, "berth_retention_deleted_tags_total {}\n", retention_tags_.load(std::memory_order_relaxed));
+  header(out, "berth_retention_deleted_manifests_total", "counter", "Manifests deleted by retention runs.");
+  fmt::format_to(it, "berth_retention_deleted_manifests_total {}\n", retention_manifests_.load(std::memory_order_relaxed));
 
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);

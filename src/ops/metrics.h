@@ -40,6 +40,31 @@ enum class webhook_outcome {
   given_up,   // failed, and the event is older than the retry window: no more attempts
 };
 
+// One namespace's storage, from the metadata store's counters at scrape time
+// (berth_storage_bytes{namespace}, berth_repositories{namespace}).
+struct namespace_storage {
+  std::string name;
+  std::uint64_t bytes = 0;  // its distinct blobs, each once, plus its manifests (what its quota counts)
+  std::uint64_t repositories = 0;
+};
+
+// A histogram of durations: a count per bucket of `Bounds` (upper bounds in seconds, then +Inf) and
+// their sum, each an atomic.
+template <std::size_t Bounds>
+struct duration_histogram {
+  // Non-cumulative: buckets[i] counts durations in (bound[i-1], bound[i]]; the last is +Inf.
+  std::array<std::atomic<std::uint64_t>, Bounds + 1> buckets{};
+  std::atomic<std::uint64_t> nanoseconds{0};
+
+  void observe(const std::array<double, Bounds>& bounds, std::chrono::nanoseconds duration) {
+    const double seconds = std::chrono::duration<double>(duration).count();
+    std::size_t bucket = 0;
+    while (bucket < Bounds && seconds > bounds[bucket]) ++bucket;
+    buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+    nanoseconds.fetch_add(static_cast<std::uint64_t>(duration.count()), std::memory_order_relaxed);
+  }
+};
+
 class metrics {
  public:
   // `endpoints` labels the counters: index i is endpoint i; index endpoints.size() counts the
@@ -62,24 +87,32 @@ class metrics {
   void webhook_delivery(std::size_t hook, webhook_outcome outcome) {
     webhook_deliveries_[hook * webhook_outcomes + static_cast<std::size_t>(outcome)].fetch_add(1, std::memory_order_relaxed);
   }
+  // A garbage collection that finished (dry runs are not counted: they change nothing): how long it
+  // took and the blob bytes it deleted. A failed one counts in berth_gc_runs_total{outcome="failure"}.
+  void gc_ran(std::chrono::nanoseconds duration, std::uint64_t freed_bytes);
+  void gc_failed() { gc_runs_[1].fetch_add(1, std::memory_order_relaxed); }
+  // A retention run that finished (not a preview), and the tags and manifests it deleted; or failed.
+  void retention_ran(std::uint64_t tags, std::uint64_t manifests);
+  void retention_failed() { retention_runs_[1].fetch_add(1, std::memory_order_relaxed); }
   // Where berth_connections_open comes from (the HTTP server); set before the first scrape.
   void set_connections_source(std::function<std::size_t()> source) { connections_ = std::move(source); }
 
-  // Every series in the Prometheus text format.
-  std::string render() const;
+  // Every series in the Prometheus text format, with `storage` (one entry per namespace) as
+  // berth_storage_bytes and berth_repositories.
+  std::string render(std::span<const namespace_storage> storage = {}) const;
 
-  // The histogram's upper bounds, in seconds (Prometheus' defaults).
+  // The request histogram's upper bounds, in seconds (Prometheus' defaults).
   static constexpr std::array<double, 11> bucket_bounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                            0.5,   1,    2.5,   5,    10};
+  // Garbage collection's: from a small registry's milliseconds to a large one's hour.
+  static constexpr std::array<double, 8> gc_bucket_bounds = {0.1, 1, 10, 60, 300, 900, 1800, 3600};
 
  private:
   static constexpr unsigned first_status = 100;
   static constexpr unsigned statuses = 500;  // 100..599
   struct per_endpoint {
     std::array<std::atomic<std::uint64_t>, statuses> by_status{};
-    // Non-cumulative: buckets[i] counts durations in (bound[i-1], bound[i]]; the last is +Inf.
-    std::array<std::atomic<std::uint64_t>, bucket_bounds.size() + 1> buckets{};
-    std::atomic<std::uint64_t> nanoseconds{0};
+    duration_histogram<bucket_bounds.size()> duration;
   };
 
   std::span<const endpoint_labels> labels_;
@@ -90,6 +123,12 @@ class metrics {
   std::atomic<std::uint64_t> bytes_sent_{0};
   std::atomic<std::int64_t> uploads_in_flight_{0};
   std::function<std::size_t()> connections_;
+  std::array<std::atomic<std::uint64_t>, 2> gc_runs_{};  // success, failure
+  duration_histogram<gc_bucket_bounds.size()> gc_duration_;
+  std::atomic<std::uint64_t> gc_freed_bytes_{0};
+  std::array<std::atomic<std::uint64_t>, 2> retention_runs_{};  // success, failure
+  std::atomic<std::uint64_t> retention_tags_{0};
+  std::atomic<std::uint64_t> retention_manifests_{0};
   static constexpr std::size_t webhook_outcomes = 3;
   std::vector<std::string_view> webhooks_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> webhook_deliveries_;  // webhooks_.size() * webhook_outcomes

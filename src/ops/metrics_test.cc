@@ -67,5 +67,33 @@ TEST(Metrics, CountersGaugesAndProcess) {
   EXPECT_EQ(text.find("process_resident_memory_bytes 0\n"), std::string::npos);
 }
 
+TEST(Metrics, StorageGcAndRetention) {
+  metrics m(kLabels);
+  m.gc_ran(50ms, 1000);
+  m.gc_ran(2min, 24);
+  m.gc_failed();
+  m.retention_ran(3, 2);
+  m.retention_ran(1, 0);
+  m.retention_failed();
+  const std::vector<namespace_storage> storage = {{"dev", 1234, 2}, {"prod", 0, 0}};
+  const auto text = m.render(storage);
+  EXPECT_TRUE(has_line(text, R"(berth_storage_bytes{namespace="dev"} 1234)")) << text;
+  EXPECT_TRUE(has_line(text, R"(berth_storage_bytes{namespace="prod"} 0)"));
+  EXPECT_TRUE(has_line(text, R"(berth_repositories{namespace="dev"} 2)"));
+  EXPECT_TRUE(has_line(text, R"(berth_gc_runs_total{outcome="success"} 2)"));
+  EXPECT_TRUE(has_line(text, R"(berth_gc_runs_total{outcome="failure"} 1)"));
+  EXPECT_TRUE(has_line(text, R"(berth_gc_duration_seconds_bucket{le="0.1"} 1)"));
+  EXPECT_TRUE(has_line(text, R"(berth_gc_duration_seconds_bucket{le="60"} 1)"));
+  EXPECT_TRUE(has_line(text, R"(berth_gc_duration_seconds_bucket{le="300"} 2)"));
+  EXPECT_TRUE(has_line(text, R"(berth_gc_duration_seconds_bucket{le="+Inf"} 2)"));
+  EXPECT_TRUE(has_line(text, "berth_gc_duration_seconds_sum 120.05"));
+  EXPECT_TRUE(has_line(text, "berth_gc_duration_seconds_count 2"));
+  EXPECT_TRUE(has_line(text, "berth_gc_freed_bytes_total 1024"));
+  EXPECT_TRUE(has_line(text, R"(berth_retention_runs_total{outcome="success"} 2)"));
+  EXPECT_TRUE(has_line(text, R"(berth_retention_runs_total{outcome="failure"} 1)"));
+  EXPECT_TRUE(has_line(text, "berth_retention_deleted_tags_total 4"));
+  EXPECT_TRUE(has_line(text, "berth_retention_deleted_manifests_total 2"));
+}
+
 }  // namespace
 }  // namespace berth::ops

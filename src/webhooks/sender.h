@@ -47,6 +47,8 @@ struct webhooks_config {
   // The first retry's delay; each next one doubles, up to 3600 times it (1 s ... 1 h). Tests shorten it.
   int retry_base_ms = 1000;
   std::string registry_host;  // the host[:port] events name as the registry's; "": the listen address
+  // Finished deliveries (delivered or given up) older than this are deleted hourly; 0 keeps them.
+  int retention_days = 30;
 };
 
 // How long after an event its deliveries are given up.

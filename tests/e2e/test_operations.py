@@ -195,6 +195,72 @@ def test_metrics_count_known_requests(registry):
     assert abs(value(after, "process_start_time_seconds") - time.time()) < 3600
 
 
+def scrape_until(client, name, labels, expected, timeout=5):
+    """Scrapes until sample `name`{labels} is `expected` (the storage gauges are reused for a second
+    after each reading); returns the samples."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(client)
+        if value(samples, name, **labels) == expected:
+            return samples
+        assert time.monotonic() < deadline, f"{name}{labels} stayed {value(samples, name, **labels)}, not {expected}"
+        time.sleep(0.1)
+
+
+def test_metrics_show_storage_and_the_runs_of_gc_and_retention(make_registry, tmp_path):
+    registry = make_registry(extra_args=write_config(tmp_path, """
+gc:
+  grace_minutes: 0
+  interval_minutes: 0
+retention:
+  - repositories: ["ops/app"]
+    keep_last: 1
+"""))
+    admin = Client(registry)
+    old = admin.push_image(NAME, tag="old")
+    admin.push_image(NAME, tag="new")
+    admin.push_image("ops/other", tag="v1")
+    admin.push_image("dev/app", tag="v1")
+
+    def storage_matches_usage():
+        usage = {n["name"]: n for n in admin.get("/api/v1/usage").json()["namespaces"]}
+        assert usage["ops"]["quota_used_bytes"] > 0
+        samples = scrape_until(admin, "berth_storage_bytes", {"namespace": "ops"}, usage["ops"]["quota_used_bytes"])
+        assert value(samples, "berth_storage_bytes", namespace="dev") == usage["dev"]["quota_used_bytes"]
+        assert value(samples, "berth_repositories", namespace="ops") == 2
+        assert value(samples, "berth_repositories", namespace="dev") == 1
+        return samples
+
+    before = storage_matches_usage()
+    assert value(before, "berth_gc_runs_total", outcome="success") == 0
+    assert value(before, "berth_retention_runs_total", outcome="success") == 0
+
+    # Retention deletes the tag `old` and the manifest it leaves untagged.
+    r = admin.post("/api/v1/retention/preview")
+    assert r.status == 200 and r.json()["tags"] == 1  # a preview is not a run
+    r = admin.post("/api/v1/retention/run")
+    assert r.status == 200 and (r.json()["tags"], r.json()["manifests"]) == (1, 1), r.json()
+    assert admin.get_manifest(NAME, old.digest).status == 404
+    # A dry run is not counted; a collection is, with the bytes it answered.
+    assert admin.post("/api/v1/gc?dry_run=true").status == 200
+    r = admin.post("/api/v1/gc")
+    assert r.status == 200
+    run = r.json()
+    assert run["bytes"] == len(old.config) + sum(len(layer) for layer in old.layers)
+
+    after = storage_matches_usage()
+    delta = lambda name, **labels: value(after, name, **labels) - value(before, name, **labels)  # noqa: E731
+    assert delta("berth_storage_bytes", namespace="ops") == -(run["bytes"] + len(old.data))
+    assert delta("berth_gc_runs_total", outcome="success") == 1
+    assert delta("berth_gc_runs_total", outcome="failure") == 0
+    assert delta("berth_gc_freed_bytes_total") == run["bytes"]
+    assert delta("berth_gc_duration_seconds_count") == 1
+    assert delta("berth_gc_duration_seconds_sum") == pytest.approx(run["duration_ms"] / 1000)
+    assert delta("berth_retention_runs_total", outcome="success") == 1
+    assert delta("berth_retention_deleted_tags_total") == 1
+    assert delta("berth_retention_deleted_manifests_total") == 1
+
+
 # ---- access log -----------------------------------------------------------------------------------
 
 
