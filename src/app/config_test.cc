@@ -9,10 +9,11 @@
 namespace berth::app {
 namespace {
 
-std::string write_temp(const std::string& text) {
+// A file of this test's own (ctest runs tests in parallel), named with `suffix`, holding `text`.
+std::string write_temp(const std::string& text, const std::string& suffix = ".yaml") {
   const auto path = std::filesystem::temp_directory_path() /
                     ("berth-config-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
-                     ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".yaml");
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name() + suffix);
   std::ofstream(path) << text;
   return path.string();
 }
@@ -320,10 +321,9 @@ TEST(Config, RejectsBadRetentionRulesNamingTheFileAndKey) {
 
 // A webhook's secret file, and the YAML of one webhook with `extra` lines (indented 4).
 std::string webhook_yaml(const std::string& extra, bool with_options = false) {
-  const auto secret = std::filesystem::temp_directory_path() / "berth-config-webhook.secret";
-  std::ofstream(secret) << "shh\n";
+  const auto secret = write_temp("shh\n", ".secret");
   std::string hook = "  - name: deploy\n    url: https://ci.example/hook\n    events: [push, retention]\n"
-                     "    repositories: [\"production/*\"]\n    secret_file: " + secret.string() + "\n" + extra;
+                     "    repositories: [\"production/*\"]\n    secret_file: " + secret + "\n" + extra;
   if (!with_options) return "webhooks:\n" + hook;
   std::string indented;
   for (std::size_t at = 0; at < hook.size();) {
