@@ -29,7 +29,9 @@ start() {
   mkdir -p "$d/run" "$d/log" "$d/mon.a" "$d/osd.0" "$d/rgw"
   # Why the less obvious settings: `ms mon client mode = crc` (radosgw fails with -13 otherwise
   # when cephx is off); the addresses (else the OSD binds 0.0.0.0); pool size one (a single OSD);
-  # a fast paxos interval (the default 1 s makes RGW's pool creations take ~6 s).
+  # a fast paxos interval (the default 1 s makes RGW's pool creations take ~6 s); beast's
+  # tcp_nodelay (with Nagle on, a small GET's body waited 40 ms for the delayed ACK of its headers:
+  # docs/scale-out.md).
   cat >"$d/ceph.conf" <<EOC
 [global]
 fsid = $fsid
@@ -63,7 +65,7 @@ osd objectstore = memstore
 memstore device bytes = ${RGW_MEMSTORE_BYTES:-2147483648}
 osd memory target = 1073741824
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$s3_port
+rgw frontends = beast endpoint=127.0.0.1:$s3_port tcp_nodelay=1
 rgw data = $d/rgw
 # Virtual-hosted addressing: bucket.localhost (curl resolves *.localhost to the loopback itself).
 rgw dns name = localhost
