@@ -289,6 +289,10 @@ CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
     // deletion, a promotion, retention), clears it for the manifest the tag now points at and sets
     // it for the one it left when no other tag points there. Existing untagged manifests count
     // from the upgrade (the default, evaluated per row), so upgrading deletes nothing at once.
+    // The trigger locks the manifest's row before it looks for other tags: two transactions that
+    // delete a manifest's last two tags at once would otherwise each see the other's tag (not yet
+    // committed) and neither set the time. Locked, the second waits for the first, and its next
+    // statement (a new snapshot under READ COMMITTED) sees the first's deletion.
     R"sql(
 ALTER TABLE manifests ADD COLUMN untagged_since bigint DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
 UPDATE manifests m SET untagged_since = NULL
@@ -301,6 +305,7 @@ BEGIN
       WHERE repo_id = NEW.repo_id AND digest = NEW.digest AND untagged_since IS NOT NULL;
   END IF;
   IF TG_OP <> 'INSERT' THEN
+    PERFORM 1 FROM manifests WHERE repo_id = OLD.repo_id AND digest = OLD.digest FOR UPDATE;
     UPDATE manifests m SET untagged_since = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
       WHERE m.repo_id = OLD.repo_id AND m.digest = OLD.digest AND m.untagged_since IS NULL
       AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = OLD.repo_id AND t.digest = OLD.digest);

@@ -4,6 +4,7 @@
 // start-up errors.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 
 #include <atomic>
 #include <stdexcept>
@@ -123,6 +124,61 @@ TEST_F(pg_metadata_store_test, refuses_a_newer_schema) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("version 99"), std::string::npos) << e.what();
   }
+}
+
+// A session of its own on the test's schema, for transactions the store's API cannot interleave.
+class session {
+ public:
+  session(const std::string& url, const std::string& schema) : c_(PQconnectdb(url.c_str())) {
+    if (PQstatus(c_) != CONNECTION_OK) throw std::runtime_error(PQerrorMessage(c_));
+    exec("SET search_path TO " + schema);
+  }
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+  ~session() { PQfinish(c_); }
+
+  // The first column of the first row (empty when none); throws when the statement fails.
+  std::string exec(const std::string& sql) {
+    PGresult* r = PQexec(c_, sql.c_str());
+    const auto status = PQresultStatus(r);
+    std::string value = status == PGRES_TUPLES_OK && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+    PQclear(r);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw std::runtime_error(sql + ": " + PQerrorMessage(c_));
+    return value;
+  }
+
+ private:
+  PGconn* c_;
+};
+
+// Two transactions delete a manifest's last two tags at once: whichever commits second sees the
+// other's deletion, and the manifest is untagged from then on (each used to see the other's tag
+// still there, and neither set the time, so `untagged_days` never took it). The second delete must
+// wait for the first transaction: the test commits that one once the second has finished (the bug)
+// or is seen waiting on a lock (the fix), so the outcome never depends on timing.
+TEST_F(pg_metadata_store_test, concurrent_deletes_of_the_last_two_tags_leave_the_manifest_untagged) {
+  auto store = instance();
+  const manifest_record m{digest_of("m"), "application/vnd.oci.image.manifest.v1+json", "m", {}, "", "", {}};
+  ASSERT_TRUE(sync_wait(store->put_manifest("r", m, "a", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(store->put_manifest("r", m, "b", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(store->tags().untagged("r")).value().empty());
+
+  session first(url_, schema_), second(url_, schema_), watcher(url_, schema_);
+  const std::string second_pid = second.exec("SELECT pg_backend_pid()");
+  first.exec("BEGIN");
+  first.exec("DELETE FROM tags WHERE name = 'a'");
+  std::atomic<bool> done{false};
+  std::jthread other([&] {
+    second.exec("DELETE FROM tags WHERE name = 'b'");
+    done = true;
+  });
+  while (!done && watcher.exec("SELECT wait_event_type FROM pg_stat_activity WHERE pid = " + second_pid) != "Lock") {
+  }
+  first.exec("COMMIT");
+  other.join();
+  const auto untagged = sync_wait(store->tags().untagged("r")).value();
+  ASSERT_EQ(untagged.size(), 1u);
+  EXPECT_EQ(untagged[0].dgst, m.dgst);
 }
 
 // Start-up names the server and the cause, never the password.
