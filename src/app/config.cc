@@ -212,12 +212,14 @@ void read_retention(const YAML::Node& node, lifecycle::retention_config& out, co
 
 webhooks::webhook_config read_webhook(const YAML::Node& node, const std::string& where, const std::string& path) {
   if (!node.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
-  reject_unknown(node, {"name", "url", "events", "repositories", "secret_file", "timeout_seconds"}, where + ".", path);
+  reject_unknown(node, {"name", "url", "events", "repositories", "secret_file", "timeout_seconds", "ca_file"},
+                 where + ".", path);
   webhooks::webhook_config w;
   read(node, "name", w.name, path);
   read(node, "url", w.url, path);
   read(node, "secret_file", w.secret_file, path);
   read(node, "timeout_seconds", w.timeout_seconds, path);
+  read(node, "ca_file", w.ca_file, path);
   w.events = strings(node["events"], where + ".events", path);
   w.repositories = strings(node["repositories"], where + ".repositories", path);
   const auto bad = [&](std::string_view key, std::string_view why) {
@@ -243,6 +245,17 @@ webhooks::webhook_config read_webhook(const YAML::Node& node, const std::string&
   }
   while (!w.secret.empty() && (w.secret.back() == '\n' || w.secret.back() == '\r')) w.secret.pop_back();
   if (w.secret.empty()) throw bad("secret_file", fmt::format("names {}, which is empty", w.secret_file));
+  if (!w.ca_file.empty()) {
+    if (!w.url.starts_with("https://")) throw bad("ca_file", "is for an https:// url");
+    std::string pem;
+    try {
+      pem = read_file(w.ca_file);
+    } catch (const std::runtime_error&) {
+      throw bad("ca_file", fmt::format("names {}, which cannot be read", w.ca_file));
+    }
+    if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+      throw bad("ca_file", fmt::format("names {}, which holds no PEM certificate", w.ca_file));
+  }
   return w;
 }
 

@@ -350,6 +350,10 @@ TEST(Config, ReadsWebhooksAndTheirSecrets) {
   EXPECT_EQ(o.webhooks.hooks[0].timeout_seconds, 10);
   EXPECT_EQ(o.webhooks.retry_base_ms, 50);
   EXPECT_EQ(o.webhooks.registry_host, "registry.example");
+  EXPECT_EQ(h.ca_file, "");
+  const auto ca = write_temp("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", ".pem");
+  const auto t = load_config(write_temp(webhook_yaml("    ca_file: " + ca + "\n")));
+  EXPECT_EQ(t.webhooks.hooks[0].ca_file, ca);
 }
 
 TEST(Config, RejectsBadWebhooksNamingTheKey) {
@@ -378,6 +382,11 @@ TEST(Config, RejectsBadWebhooksNamingTheKey) {
       "names /nonexistent/secret, which cannot be read");
   has(webhook_yaml("") + webhook_yaml("").substr(10), "two webhooks are named deploy");
   has("webhooks:\n  retry_base_ms: 0\n", "`webhooks.retry_base_ms` must be 1 to 60000");
+  has(webhook_yaml("    ca_file: /nonexistent/ca.pem\n"), "`webhooks[0].ca_file` names /nonexistent/ca.pem, which cannot be read");
+  has(webhook_yaml("    ca_file: " + write_temp("not a certificate\n", ".pem") + "\n"), "which holds no PEM certificate");
+  const auto http_hook = webhook_yaml("    ca_file: /etc/ssl/ca.pem\n");
+  has(http_hook.substr(0, http_hook.find("https://")) + "http://" + http_hook.substr(http_hook.find("https://") + 8),
+      "`webhooks[0].ca_file` is for an https:// url");
   has("webhooks: 3\n", "must be a list of webhooks");
   // The secret never appears in a message.
   EXPECT_EQ(message(webhook_yaml("    timeout_seconds: 0\n")).find("shh"), std::string::npos);

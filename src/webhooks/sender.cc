@@ -100,6 +100,7 @@ sender::sent sender::send(const webhook_config& h, std::string_view type, std::s
       {"X-Berth-Signature", signature(h.secret, body)},
   };
   http::client_options options;
+  options.ca_file = h.ca_file;
   options.timeout = std::chrono::seconds(h.timeout_seconds);
   options.max_bytes = 64 * 1024;  // the answer is read and dropped
   auto reply = http::send_request("POST", h.url, headers, body, options);

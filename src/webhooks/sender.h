@@ -40,6 +40,7 @@ struct webhook_config {
   std::string secret_file;
   std::string secret;  // the file's content (trailing newline removed); never logged
   int timeout_seconds = 10;
+  std::string ca_file;  // a PEM bundle an https:// receiver's certificate is checked against ("": the system store)
 };
 
 struct webhooks_config {

@@ -4,24 +4,20 @@ with rules. A main-branch token may push to
 production, a develop-branch token is DENIED there with its identity and the rule set named; forged,
 expired, wrong-audience, `alg: none` and HMAC-confused tokens are refused."""
 import base64
-import datetime
 import hashlib
 import hmac
 import http.server
-import ipaddress
 import json
-import ssl
 import threading
 import time
 import urllib.parse
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authenv import Admin, as_user, start, storage_snapshot
+from certs import serve_tls
 from e2eauth import basic
 from ociclient import Client, assert_error
 from oidcenv import Issuer, b64, federation_config, issuer, reg  # noqa: F401 (fixtures)
@@ -58,30 +54,10 @@ class HttpsIssuer(Issuer):
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.cert_path = self.make_certificate(tmp_path)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_path, tmp_path / "issuer-key.pem")
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.cert_path = serve_tls(self.server, tmp_path, "issuer")
         super().__init__(tmp_path, url=f"https://127.0.0.1:{self.server.server_address[1]}")
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
-
-    @staticmethod
-    def make_certificate(tmp_path):
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "e2e issuer")])
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(hours=1))
-                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                               critical=False)
-                .sign(key, hashes.SHA256()))
-        (tmp_path / "issuer-key.pem").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        path = tmp_path / "issuer-cert.pem"
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return path
 
     def stop(self):
         self.server.shutdown()

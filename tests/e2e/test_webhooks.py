@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from authenv import start
+from certs import serve_tls
 from e2eauth import ADMIN_PASSWORD, ADMIN_USER
 from ociclient import Client
 
@@ -26,9 +27,10 @@ DEADLINE = 15
 
 
 class Receiver:
-    """An HTTP receiver on 127.0.0.1:`port` recording each POST (headers and body); answers 204."""
+    """An HTTP receiver on 127.0.0.1:`port` recording each POST (headers and body); answers 204.
+    With `tls_dir`, an https receiver whose self-signed certificate (its CA file) is `self.ca`."""
 
-    def __init__(self, port):
+    def __init__(self, port, tls_dir=None):
         self.port = port
         self.received = []
         self.cond = threading.Condition()
@@ -47,6 +49,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.ca = serve_tls(self.server, tls_dir, "receiver") if tls_dir else None
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def events(self, kind=None):
@@ -74,8 +77,8 @@ def free_port():
 def receivers():
     made = []
 
-    def make(port):
-        r = Receiver(port)
+    def make(port, tls_dir=None):
+        r = Receiver(port, tls_dir)
         made.append(r)
         return r
 
@@ -102,8 +105,8 @@ webhooks:
     return start(make_registry, tmp_path, config=config)
 
 
-def deliveries(oci, query=""):
-    r = oci.get(f"/api/v1/webhooks/deploy/deliveries{query}")
+def deliveries(oci, query="", webhook="deploy"):
+    r = oci.get(f"/api/v1/webhooks/{webhook}/deliveries{query}")
     assert r.status == 200, r
     return r.json()["deliveries"]
 
@@ -163,6 +166,38 @@ def test_one_signed_event_per_push_and_per_delete(make_registry, tmp_path, recei
     assert "answered HTTP 204" in run("test", "deploy")
     assert receiver.events("ping")[0]["webhook"] == "deploy"
     assert len(deliveries(oci)) == 2
+
+
+def test_an_https_receiver_behind_a_private_ca_is_trusted_through_ca_file(make_registry, tmp_path, receivers):
+    """Two hooks to one https receiver whose certificate no system store trusts: the one with its
+    CA in `ca_file` delivers; the one without fails the certificate check, and says so."""
+    port = free_port()
+    receiver = receivers(port, tls_dir=tmp_path)
+    secret = tmp_path / "webhook-secret"
+    secret.write_text(SECRET)
+    hook = f"""
+      url: https://127.0.0.1:{port}/hook
+      events: [push]
+      repositories: ["production/*"]
+      secret_file: {secret}"""
+    reg = start(make_registry, tmp_path, config=f"""
+webhooks:
+  retry_base_ms: 50
+  hooks:
+    - name: trusted{hook}
+      ca_file: {receiver.ca}
+    - name: system-store{hook}
+""")
+    oci = Client(reg)
+    image = oci.push_image("production/app", "v1")
+    receiver.wait_for(lambda r: len(r.events("push")) == 1, "the push event over https")
+    assert receiver.events("push")[0]["digest"] == image.digest
+    wait_until(lambda: deliveries(oci, webhook="trusted")[0]["state"] == "delivered", "the delivery recorded")
+    wait_until(lambda: deliveries(oci, webhook="system-store")[0]["attempts"] >= 2, "the untrusted one retried")
+    refused = deliveries(oci, webhook="system-store")[0]
+    assert refused["state"] == "pending" and refused["status"] == 0
+    assert "certificate verify failed" in refused["last_error"], refused["last_error"]
+    assert len(receiver.events("push")) == 1
 
 
 def test_a_receiver_down_for_a_while_gets_every_event_exactly_once(make_registry, tmp_path, receivers):
