@@ -18,7 +18,7 @@ using namespace std::chrono_literals;
 constexpr auto kReadinessMaxAge = 1s;
 // How long the storage gauges' reading is reused: several Prometheus servers scraping every second
 // cost one read of the counters.
-constexpr auto kStorageMaxAge = 1s;
+constexpr auto kStoreMaxAge = 1s;
 
 // The labels of the route table's rows, in its order (the metrics' endpoint indices).
 std::span<const ops::endpoint_labels> endpoint_labels() {
@@ -93,23 +93,25 @@ awaitable<result<response>> health_ready(context& ctx, request&, const route&) {
   co_return answer(r);
 }
 
-// The counters, and the storage gauges from the metadata store's namespace counters (one cheap
-// read, reused for a second). When the store cannot answer, the scrape still answers the rest
-// without the storage gauges (the store logs why; /health/ready names it).
+// The counters, and what the metadata store knows for every instance: the storage gauges from its
+// namespace counters and the end of the last collection (two cheap reads, reused for a second).
+// When the store cannot answer, the scrape still answers the rest without them (the store logs
+// why; /health/ready names it).
 awaitable<result<response>> metrics_get(context& ctx, request&, const route&) {
-  auto storage = ctx.ops.last_storage().get(kStorageMaxAge);
-  if (!storage) {
+  auto store = ctx.ops.last_store_reading().get(kStoreMaxAge);
+  if (!store) {
     auto counted = co_await ctx.meta.namespace_counters();
-    if (counted) {
-      storage.emplace();
-      for (auto& n : *counted) storage->push_back({std::move(n.name), n.counts.bytes, n.counts.repositories});
-      ctx.ops.last_storage().set(*storage);
+    auto collections = co_await ctx.meta.blobs().runs(1, /*collections_only=*/true);
+    if (counted && collections) {
+      store.emplace();
+      for (auto& n : *counted) store->namespaces.push_back({std::move(n.name), n.counts.bytes, n.counts.repositories});
+      if (!collections->empty()) store->last_collection_ms = collections->front().started_ms + collections->front().duration_ms;
+      ctx.ops.last_store_reading().set(*store);
     }
   }
   response res;
   res.headers.set(http::beast::http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-  res.body = ctx.ops.metrics().render(storage ? std::span<const ops::namespace_storage>(*storage)
-                                              : std::span<const ops::namespace_storage>());
+  res.body = ctx.ops.metrics().render(store ? *store : ops::store_reading{});
   co_return res;
 }
 

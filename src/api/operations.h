@@ -68,8 +68,8 @@ class operations {
     std::string body;  // {"status":…,"checks":{…}}
   };
   recent<readiness>& last_readiness() { return readiness_; }
-  // The storage gauges' last reading of the metadata store's counters.
-  recent<std::vector<ops::namespace_storage>>& last_storage() { return storage_; }
+  // What /metrics last read from the metadata store.
+  recent<ops::store_reading>& last_store_reading() { return store_reading_; }
 
  private:
   operations_options options_;
@@ -78,7 +78,7 @@ class operations {
   gc::progress_board gc_progress_;
   std::atomic<bool> stopping_{false};
   recent<readiness> readiness_;
-  recent<std::vector<ops::namespace_storage>> storage_;
+  recent<ops::store_reading> store_reading_;
 };
 
 // Counts a garbage collection's end in `m`, unless it was a dry run (which changes nothing).

@@ -105,9 +105,10 @@ class blob_records {
   virtual awaitable<result<std::vector<repository_bytes>>> freed_by_deleting(
       std::span<const repository_manifest> deleted) = 0;
 
-  // The log of collections: records one; the last `n`, newest first.
+  // The log of collections: records one; the last `n`, newest first (with `collections_only`,
+  // dry runs left out).
   virtual awaitable<result<void>> record_run(const gc_run& run) = 0;
-  virtual awaitable<result<std::vector<gc_run>>> runs(std::size_t n) = 0;
+  virtual awaitable<result<std::vector<gc_run>>> runs(std::size_t n, bool collections_only = false) = 0;
 };
 
 }  // namespace berth::meta

@@ -1211,6 +1211,11 @@ TEST_P(metadata_store_contract, gc_runs_are_logged_newest_first) {
   EXPECT_EQ(runs[0].counts.blobs, 7u);
   EXPECT_EQ(runs[0].counts.bytes, 8u);
   EXPECT_TRUE(sync_wait(b.runs(10)).value()[1].dry_run);
+  ASSERT_TRUE(sync_wait(b.record_run(gc_run{3000, 7, true, gc_counts{}})).has_value());
+  const auto collections = sync_wait(b.runs(1, true)).value();
+  ASSERT_EQ(collections.size(), 1u);
+  EXPECT_EQ(collections[0].started_ms, 2000);
+  EXPECT_EQ(sync_wait(b.runs(1)).value()[0].started_ms, 3000);
 }
 
 // ---- webhook outbox ----

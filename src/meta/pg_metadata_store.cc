@@ -415,7 +415,7 @@ constexpr std::string_view insert_run_sql =
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 constexpr std::string_view runs_sql =
     "SELECT started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes FROM gc_runs "
-    "ORDER BY id DESC LIMIT $1";
+    "WHERE $2::integer = 0 OR dry_run = 0 ORDER BY id DESC LIMIT $1";
 // The references of a manifest being stored that the repository holds: links (locked, so that the
 // link sweep waits for this transaction and then sees the manifest) and manifests.
 constexpr std::string_view held_references_sql =
@@ -1422,8 +1422,8 @@ class pg_metadata_store final : public metadata_store,
     co_return result<void>{};
   }
 
-  awaitable<result<std::vector<gc_run>>> runs(std::size_t n) override {
-    params args{limit(n)};
+  awaitable<result<std::vector<gc_run>>> runs(std::size_t n, bool collections_only) override {
+    params args{limit(n), int{collections_only}};
     auto r = co_await query("gc runs", runs_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     std::vector<gc_run> out;

@@ -339,7 +339,7 @@ constexpr std::string_view insert_run_sql =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 constexpr std::string_view runs_sql =
     "SELECT started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes FROM gc_runs "
-    "ORDER BY id DESC LIMIT ?1";
+    "WHERE ?2 = 0 OR dry_run = 0 ORDER BY id DESC LIMIT ?1";
 // Usage: ?1 is a namespace, or "" for all.
 #define BERTH_IN_NAMESPACE(name) "(?1 = '' OR " name " = ?1 OR substr(" name ", 1, length(?1) + 1) = ?1 || '/')"
 constexpr std::string_view repository_usage_sql =
@@ -1344,10 +1344,10 @@ class sqlite_metadata_store final : public metadata_store,
     });
   }
 
-  awaitable<result<std::vector<gc_run>>> runs(std::size_t n) override {
+  awaitable<result<std::vector<gc_run>>> runs(std::size_t n, bool collections_only) override {
     co_return read([&](connection& db) -> result<std::vector<gc_run>> {
       auto st = db.prepare(runs_sql);
-      st.bind(std::uint64_t{n});
+      st.bind(std::uint64_t{n}, std::int64_t{collections_only});
       std::vector<gc_run> out;
       for (;;) {
         auto row = st.step();

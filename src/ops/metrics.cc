@@ -123,7 +123,7 @@ void metrics::set_webhooks(std::vector<std::string_view> names) {
   webhooks_ = std::move(names);
 }
 
-std::string metrics::render(std::span<const namespace_storage> storage) const {
+std::string metrics::render(const store_reading& store) const {
   fmt::memory_buffer out;
   auto it = std::back_inserter(out);
   auto route_of = [&](std::size_t i) { return i < labels_.size() ? labels_[i] : endpoint_labels{"none", "other"}; };
@@ -175,9 +175,10 @@ std::string metrics::render(std::span<const namespace_storage> storage) const {
 
   header(out, "berth_storage_bytes", "gauge",
          "Bytes a namespace holds: its distinct blobs, each once, and its manifests (what its quota counts).");
-  for (const auto& ns : storage) fmt::format_to(it, "berth_storage_bytes{{namespace=\"{}\"}} {}\n", ns.name, ns.bytes);
+  for (const auto& ns : store.namespaces)
+    fmt::format_to(it, "berth_storage_bytes{{namespace=\"{}\"}} {}\n", ns.name, ns.bytes);
   header(out, "berth_repositories", "gauge", "Repositories in a namespace.");
-  for (const auto& ns : storage)
+  for (const auto& ns : store.namespaces)
     fmt::format_to(it, "berth_repositories{{namespace=\"{}\"}} {}\n", ns.name, ns.repositories);
   static constexpr std::array<std::string_view, 2> kRunOutcomes = {"success", "failure"};
   header(out, "berth_gc_runs_total", "counter", "Garbage collections run by this process (not dry runs), by outcome.");
@@ -187,6 +188,12 @@ std::string metrics::render(std::span<const namespace_storage> storage) const {
   histogram_lines(out, "berth_gc_duration_seconds", "", gc_bucket_bounds, gc_duration_);
   header(out, "berth_gc_freed_bytes_total", "counter", "Blob bytes deleted by garbage collection.");
   fmt::format_to(it, "berth_gc_freed_bytes_total {}\n", gc_freed_bytes_.load(std::memory_order_relaxed));
+  if (store.last_collection_ms) {
+    header(out, "berth_gc_last_success_timestamp_seconds", "gauge",
+           "When the newest garbage collection of any instance (not a dry run) ended, in unix seconds.");
+    fmt::format_to(it, "berth_gc_last_success_timestamp_seconds {:.3f}\n",
+                   static_cast<double>(*store.last_collection_ms) / 1000);
+  }
   header(out, "berth_retention_runs_total", "counter", "Retention runs by this process (not previews), by outcome.");
   for (std::size_t o = 0; o < kRunOutcomes.size(); ++o)
     fmt::format_to(it, "berth_retention_runs_total{{outcome=\"{}\"}} {}\n", kRunOutcomes[o],

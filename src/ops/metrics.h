@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,6 +47,14 @@ struct namespace_storage {
   std::string name;
   std::uint64_t bytes = 0;  // its distinct blobs, each once, plus its manifests (what its quota counts)
   std::uint64_t repositories = 0;
+};
+
+// What a scrape reads from the metadata store, which every instance shares.
+struct store_reading {
+  std::vector<namespace_storage> namespaces;
+  // When the newest garbage collection of any instance (not a dry run) ended, unix ms
+  // (berth_gc_last_success_timestamp_seconds); none before the first.
+  std::optional<std::int64_t> last_collection_ms;
 };
 
 // A histogram of durations: a count per bucket of `Bounds` (upper bounds in seconds, then +Inf) and
@@ -97,9 +106,9 @@ class metrics {
   // Where berth_connections_open comes from (the HTTP server); set before the first scrape.
   void set_connections_source(std::function<std::size_t()> source) { connections_ = std::move(source); }
 
-  // Every series in the Prometheus text format, with `storage` (one entry per namespace) as
-  // berth_storage_bytes and berth_repositories.
-  std::string render(std::span<const namespace_storage> storage = {}) const;
+  // Every series in the Prometheus text format, with what `store` read (nothing when the store
+  // could not answer).
+  std::string render(const store_reading& store = {}) const;
 
   // The request histogram's upper bounds, in seconds (Prometheus' defaults).
   static constexpr std::array<double, 11> bucket_bounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,

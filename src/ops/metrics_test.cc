@@ -75,8 +75,9 @@ TEST(Metrics, StorageGcAndRetention) {
   m.retention_ran(3, 2);
   m.retention_ran(1, 0);
   m.retention_failed();
-  const std::vector<namespace_storage> storage = {{"dev", 1234, 2}, {"prod", 0, 0}};
-  const auto text = m.render(storage);
+  EXPECT_EQ(m.render().find("berth_gc_last_success_timestamp_seconds"), std::string::npos);
+  const auto text = m.render({{{"dev", 1234, 2}, {"prod", 0, 0}}, 1'700'000'000'250});
+  EXPECT_TRUE(has_line(text, "berth_gc_last_success_timestamp_seconds 1700000000.250")) << text;
   EXPECT_TRUE(has_line(text, R"(berth_storage_bytes{namespace="dev"} 1234)")) << text;
   EXPECT_TRUE(has_line(text, R"(berth_storage_bytes{namespace="prod"} 0)"));
   EXPECT_TRUE(has_line(text, R"(berth_repositories{namespace="dev"} 2)"));

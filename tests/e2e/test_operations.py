@@ -232,6 +232,7 @@ retention:
         return samples
 
     before = storage_matches_usage()
+    assert ("berth_gc_last_success_timestamp_seconds", ()) not in before  # no collection yet
     assert value(before, "berth_gc_runs_total", outcome="success") == 0
     assert value(before, "berth_retention_runs_total", outcome="success") == 0
 
@@ -259,6 +260,11 @@ retention:
     assert delta("berth_retention_runs_total", outcome="success") == 1
     assert delta("berth_retention_deleted_tags_total") == 1
     assert delta("berth_retention_deleted_manifests_total") == 1
+    # When the collection ended, from the runs every instance logs in the store (the dry run after
+    # it does not count): what an alert on "no GC for too long" reads.
+    assert admin.post("/api/v1/gc?dry_run=true").status == 200
+    ended = (run["started_at_ms"] + run["duration_ms"]) / 1000
+    scrape_until(admin, "berth_gc_last_success_timestamp_seconds", {}, ended)  # read again within a second
 
 
 # ---- access log -----------------------------------------------------------------------------------
