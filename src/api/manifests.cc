@@ -178,13 +178,11 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
   if (is_digest_reference(r.reference)) {
     auto d = checked_digest(r.reference);
     if (!d) co_return std::unexpected(d.error());
-    auto tags = co_await ctx.meta.tags().tags_on(*name, *d);
-    if (!tags) co_return std::unexpected(tags.error());
-    for (const auto& tag : *tags) {
-      if (auto rule = ctx.pol->immutable(*name, tag)) co_return fail(errc::denied, std::move(*rule));
-    }
+    // An immutable tag on it refuses the deletion, judged in the store's transaction: a tag set
+    // meanwhile is judged too.
     const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
-    deleted = co_await ctx.meta.delete_manifest(*name, *d, stamp);
+    deleted = co_await ctx.meta.delete_manifest(*name, *d, stamp,
+                                                [&](std::string_view tag) { return ctx.pol->immutable(*name, tag); });
   } else {
     auto tag = checked_tag(r.reference);
     if (!tag) co_return std::unexpected(tag.error());

@@ -256,10 +256,12 @@ awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta
     }
     const std::size_t first_untagged = p.manifests.size() - p.untagged;
     for (std::size_t i = 0; i < p.manifests.size(); ++i) {
-      auto tagged = co_await meta.tags().tags_on(p.repository, p.manifests[i]);
-      if (!tagged) co_return std::unexpected(tagged.error());
-      if (!tagged->empty()) continue;
-      auto gone = co_await meta.delete_manifest(p.repository, p.manifests[i], stamp);
+      // A manifest tagged since the plan (or whose tag above was pushed again) is kept, judged in
+      // the deletion's transaction.
+      auto gone = co_await meta.delete_manifest(p.repository, p.manifests[i], stamp, [](std::string_view) {
+        return std::optional<std::string>("tagged since the plan");
+      });
+      if (!gone && gone.error().code == errc::denied) continue;
       if (!gone) co_return std::unexpected(gone.error());
       if (!*gone) continue;
       deleted.manifests.push_back(std::move(p.manifests[i]));

@@ -19,6 +19,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -120,9 +121,15 @@ class metadata_store {
   // Of `ds`, the manifests that `repo` does not hold (in the order given).
   virtual awaitable<result<std::vector<digest>>> missing_manifests(std::string_view repo,
                                                                    std::span<const digest> ds) = 0;
+  // Called by delete_manifest, in its transaction, with each tag on the manifest: a message
+  // refuses the deletion (DENIED with that message; an immutable tag, say).
+  using tag_guard = std::function<std::optional<std::string>(std::string_view tag)>;
   // Deletes the manifest and every tag on it; false when `repo` does not hold it. `stamp` says who
-  // and why, for the webhook event (webhook_records.h) it adds in the same transaction.
-  virtual awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp) = 0;
+  // and why, for the webhook event (webhook_records.h) it adds in the same transaction. With
+  // `guard`, the tags are judged in that transaction first: a tag set on the manifest meanwhile is
+  // judged too, never deleted unseen.
+  virtual awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp,
+                                                  const tag_guard& guard = {}) = 0;
   // Deletes the tag only; false when there is no such tag. `stamp` as in delete_manifest.
   virtual awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag, const push_stamp& stamp) = 0;
 

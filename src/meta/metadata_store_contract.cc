@@ -208,6 +208,39 @@ TEST_P(metadata_store_contract, delete_manifest_removes_tags_and_references) {
   EXPECT_TRUE(sync_wait(m.manifest_by_digest("r", rec.dgst)).value()->references.empty());
 }
 
+// A guard judges every tag on the manifest in the deletion's transaction: one message refuses the
+// whole deletion (DENIED, with the message) and nothing is deleted; a guard that objects to nothing
+// lets it go, and an untagged manifest never asks it.
+TEST_P(metadata_store_contract, a_tag_guard_refuses_deleting_a_manifest) {
+  auto& m = *store_;
+  const auto rec = manifest("guarded");
+  const auto loose = manifest("loose");
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "v1", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "dev", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", loose, std::nullopt, test_stamp)).has_value());
+  strings judged;
+  const auto immutable_v = [&](std::string_view tag) -> std::optional<std::string> {
+    judged.emplace_back(tag);
+    if (tag.starts_with("v")) return fmt::format("tag r:{} is immutable", tag);
+    return std::nullopt;
+  };
+  const auto refused = sync_wait(m.delete_manifest("r", rec.dgst, test_stamp, immutable_v));
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, errc::denied);
+  EXPECT_EQ(refused.error().detail, "tag r:v1 is immutable");
+  EXPECT_NE(std::find(judged.begin(), judged.end(), "v1"), judged.end());
+  EXPECT_NE(sync_wait(m.manifest_by_digest("r", rec.dgst)).value(), std::nullopt);
+  EXPECT_EQ(sync_wait(m.list_tags("r", "", 10)).value(), (strings{"dev", "v1"}));
+
+  judged.clear();
+  EXPECT_TRUE(sync_wait(m.delete_manifest("r", loose.dgst, test_stamp, immutable_v)).value());
+  EXPECT_TRUE(judged.empty());
+  ASSERT_TRUE(sync_wait(m.delete_tag("r", "v1", test_stamp)).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("r", rec.dgst, test_stamp, immutable_v)).value());
+  EXPECT_EQ(judged, strings{"dev"});
+  EXPECT_EQ(sync_wait(m.list_tags("r", "", 10)).value(), strings{});
+}
+
 TEST_P(metadata_store_contract, delete_tag_keeps_manifest) {
   auto& m = *store_;
   const auto rec = manifest("m");

@@ -532,6 +532,8 @@ constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
     "FROM repositories r JOIN tags t ON t.repo_id = r.id "
     "JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest WHERE r.name = $1 AND t.name = $2";
 #undef BERTH_MANIFEST_COLUMNS
+constexpr std::string_view lock_manifest_sql =
+    "SELECT 1 FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2 FOR UPDATE";
 constexpr std::string_view delete_manifest_sql =
     "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2 "
     "RETURNING media_type, size";
@@ -963,8 +965,27 @@ class pg_metadata_store final : public metadata_store,
     co_return digest_column(*r);
   }
 
-  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp) override {
+  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp,
+                                          const tag_guard& guard) override {
+    std::optional<error> refusal;
     auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
+      if (guard) {
+        // The manifest's row first: setting a tag on it (a foreign key check) waits for this
+        // transaction, and a tag set before is seen by the next statement.
+        params lock_args{repo, d.str()};
+        auto locked = co_await tx.query(lock_manifest_sql, std::move(lock_args));
+        if (!locked) co_return std::unexpected(std::move(locked.error()));
+        if (locked->size() == 0) co_return false;
+        params tag_args{repo, d.str()};
+        auto tags = co_await tx.query(tags_on_sql, std::move(tag_args));
+        if (!tags) co_return std::unexpected(std::move(tags.error()));
+        for (const auto& tag : string_column(*tags)) {
+          if (auto why = guard(tag)) {
+            auto refused = refuse(refusal, fail(errc::denied, std::move(*why)));
+            co_return std::unexpected(std::move(refused.error()));
+          }
+        }
+      }
       params args{repo, d.str()};
       auto deleted = co_await tx.query(delete_manifest_sql, std::move(args));
       if (!deleted) co_return std::unexpected(std::move(deleted.error()));
@@ -976,7 +997,7 @@ class pg_metadata_store final : public metadata_store,
       if (!recorded) co_return std::unexpected(std::move(recorded.error()));
       co_return true;
     };
-    co_return co_await transact("delete_manifest", body);
+    co_return co_await transact("delete_manifest", body, &refusal);
   }
 
   awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag, const push_stamp& stamp) override {

@@ -181,6 +181,38 @@ TEST_F(pg_metadata_store_test, concurrent_deletes_of_the_last_two_tags_leave_the
   EXPECT_EQ(untagged[0].dgst, m.dgst);
 }
 
+// A tag set on a manifest while it is being deleted with a guard is judged, not deleted unseen: the
+// deletion waits for the transaction that sets the tag (its foreign key check holds the manifest's
+// row), then sees the tag, and an immutable one refuses it. Without the deletion's own lock and
+// re-read, its cascade would have deleted the immutable tag.
+TEST_F(pg_metadata_store_test, a_tag_set_during_a_guarded_deletion_is_judged) {
+  auto store = instance();
+  const manifest_record m{digest_of("m"), "application/vnd.oci.image.manifest.v1+json", "m", {}, "", "", {}};
+  ASSERT_TRUE(sync_wait(store->put_manifest("r", m, std::nullopt, test_stamp)).has_value());
+
+  session pusher(url_, schema_), watcher(url_, schema_);
+  pusher.exec("BEGIN");
+  pusher.exec("INSERT INTO tags(repo_id, name, digest, updated_at) SELECT id, 'v1', '" + m.dgst.str() +
+              "', 0 FROM repositories WHERE name = 'r'");
+  std::atomic<bool> done{false};
+  result<bool> deleted;
+  std::jthread deleting([&] {
+    deleted = sync_wait(store->delete_manifest("r", m.dgst, test_stamp, [](std::string_view tag) {
+      return tag == "v1" ? std::optional<std::string>("tag r:v1 is immutable") : std::nullopt;
+    }));
+    done = true;
+  });
+  const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                              "wait_event_type = 'Lock' AND query LIKE '%manifests%'";
+  while (!done && watcher.exec(waiting) == "0") {
+  }
+  pusher.exec("COMMIT");
+  deleting.join();
+  ASSERT_FALSE(deleted.has_value());
+  EXPECT_EQ(deleted.error().code, errc::denied);
+  EXPECT_EQ(sync_wait(store->manifest_by_tag("r", "v1")).value()->dgst, m.dgst);
+}
+
 // Start-up names the server and the cause, never the password.
 TEST_F(pg_metadata_store_test, start_up_errors_name_the_server_not_the_password) {
   using namespace std::chrono_literals;

@@ -816,8 +816,17 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) { return missing(db, repo, ds, has_manifest_sql); });
   }
 
-  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp) override {
+  awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp,
+                                          const tag_guard& guard) override {
     co_return co_await write([&](connection& db) -> result<bool> {
+      if (guard) {
+        auto on = db.prepare(tags_on_sql);
+        auto tags = column_strings(on.bind(repo, d.str()));
+        if (!tags) return std::unexpected(tags.error());
+        for (const auto& tag : *tags) {
+          if (auto why = guard(tag)) return fail(errc::denied, std::move(*why));
+        }
+      }
       auto st = db.prepare(delete_manifest_sql);
       auto row = st.bind(repo, d.str()).step();
       if (!row) return std::unexpected(row.error());
