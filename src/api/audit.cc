@@ -24,6 +24,17 @@ std::string clean(std::string_view text) {
   return out;
 }
 
+// Whether refusal `e` is recorded (ops/refusal_limit.h), counted for `who` at its address; the first
+// one recorded after some were left out says how many.
+bool admit_refusal(context& ctx, meta::audit_entry& e, std::string_view who) {
+  const auto decision = ctx.ops.audited_refusals().admit(who, e.address, unix_millis());
+  if (decision.left_out > 0) {
+    e.detail += fmt::format(" ({} more refusal(s) of {} from {} in the minute before were not recorded)",
+                            decision.left_out, who, e.address);
+  }
+  return decision.record;
+}
+
 awaitable<void> append(meta::metadata_store& meta, meta::audit_entry& e) {
   for (std::string* field : {&e.subject, &e.address, &e.action, &e.repository, &e.target, &e.outcome, &e.detail}) {
     *field = clean(*field);
@@ -82,6 +93,7 @@ awaitable<void> audit_request(context& ctx, const request& req, const route& r, 
   entry.outcome = status < 400 ? "ok" : denied ? "denied" : "error";
   entry.status = status;
   entry.detail = res ? note.detail : res.error().detail;
+  if (denied && !admit_refusal(ctx, entry, entry.subject)) co_return;
   co_await append(ctx.meta, entry);
 }
 
@@ -101,6 +113,8 @@ awaitable<void> audit_failed_login(context& ctx, const request& req, std::string
   entry.outcome = "failed";
   entry.status = 401;
   entry.detail = why;
+  // Counted per address, whatever the name: a guesser cannot get more rows by trying other names.
+  if (!admit_refusal(ctx, entry, "failed logins")) co_return;
   co_await append(ctx.meta, entry);
 }
 

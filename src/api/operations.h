@@ -1,6 +1,6 @@
 // What the API keeps for the people who run the registry: the Prometheus counters, the access log,
-// the readiness check's and the storage gauges' cached answers, the collections in flight, and
-// whether the server is shutting down. The handlers of /health/live, /health/ready and /metrics are
+// the readiness check's and the storage gauges' cached answers, the collections in flight, the
+// bound on refusals in the audit log, and whether the server is shutting down. The handlers of /health/live, /health/ready and /metrics are
 // rows of the route table (operations.cc).
 // Thread-safety: every member may be used concurrently.
 #pragma once
@@ -18,6 +18,7 @@
 #include "meta/blob_records.h"
 #include "ops/access_log.h"
 #include "ops/metrics.h"
+#include "ops/refusal_limit.h"
 
 namespace berth::api {
 
@@ -58,6 +59,8 @@ class operations {
   const ops::access_log& access_log() const { return access_log_; }
   // Where this instance's garbage collections show their progress (GET /api/v1/gc).
   gc::progress_board& gc_progress() { return gc_progress_; }
+  // Which refusals (403s, failed logins) the audit log records (ops/refusal_limit.h).
+  ops::refusal_limit& audited_refusals() { return audited_refusals_; }
   // From now on /health/ready answers 503 (graceful shutdown has begun).
   void stopping() { stopping_.store(true, std::memory_order_relaxed); }
   bool is_stopping() const { return stopping_.load(std::memory_order_relaxed); }
@@ -76,6 +79,7 @@ class operations {
   ops::metrics metrics_;
   ops::access_log access_log_;
   gc::progress_board gc_progress_;
+  ops::refusal_limit audited_refusals_;
   std::atomic<bool> stopping_{false};
   recent<readiness> readiness_;
   recent<ops::store_reading> store_reading_;

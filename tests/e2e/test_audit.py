@@ -160,3 +160,21 @@ def test_berth_audit_prints_the_table_and_json(audited, tmp_path):
     doc = json.loads(subprocess.run([berth, "audit", "--action", "login", "--json"], env=env, check=True,
                                     capture_output=True, text=True).stdout)
     assert [e["subject"] for e in doc["entries"]] == ["robot:ci", "user:dev"]
+
+
+def test_a_flood_of_refusals_records_ten_a_minute(registry):
+    """A subject refused again and again from one address (a CI job retrying a push it may not do)
+    gets ten audit entries a minute, not one per request; other subjects are not affected."""
+    admin = Client(registry)
+    call(admin, "POST", "users", {"name": "dev", "password": DEV_PASSWORD}, 201)
+    dev = Client(registry, auth=basic("dev", DEV_PASSWORD))
+    for _ in range(25):
+        assert_error(dev.put("/v2/other/app/manifests/v1", b"{}", headers={"Content-Type": "application/json"}),
+                     403, "DENIED")
+    found = entries(admin, subject="user:dev")
+    assert len([e for e in found if e["outcome"] == "denied"]) == 10, found
+    call(admin, "POST", "users", {"name": "ops", "password": DEV_PASSWORD}, 201)
+    assert_error(Client(registry, auth=basic("ops", DEV_PASSWORD)).put(
+        "/v2/other/app/manifests/v1", b"{}", headers={"Content-Type": "application/json"}), 403, "DENIED")
+    assert len(entries(admin, subject="user:ops")) == 1
+
