@@ -10,8 +10,9 @@
 #include <chrono>
 #include <map>
 #include <mutex>
-#include <tuple>
 #include <stdexcept>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "meta/group_commit.h"
@@ -590,14 +591,27 @@ result<std::vector<digest>> missing(connection& db, std::string_view repo, std::
   return out;
 }
 
-result<std::vector<std::string>> column_strings(statement& st) {
-  std::vector<std::string> out;
+// Every row `st` steps to, each made by `make()` from `st`'s columns: a T, or a result<T> whose error
+// (a stored value that does not parse) ends the reading.
+template <class T, class Make>
+result<std::vector<T>> read_rows(statement& st, Make make) {
+  std::vector<T> out;
   for (;;) {
     auto row = st.step();
     if (!row) return std::unexpected(row.error());
     if (!*row) return out;
-    out.emplace_back(st.text(0));
+    if constexpr (std::is_same_v<std::invoke_result_t<Make&>, result<T>>) {
+      auto made = make();
+      if (!made) return std::unexpected(made.error());
+      out.push_back(std::move(*made));
+    } else {
+      out.push_back(make());
+    }
   }
+}
+
+result<std::vector<std::string>> column_strings(statement& st) {
+  return read_rows<std::string>(st, [&]() { return std::string(st.text(0)); });
 }
 
 // Reads one upload row (id, repo, size, hash_state, lease_until), or nullopt when there is none.
@@ -611,17 +625,13 @@ result<std::optional<upload_record>> read_upload(statement& st) {
 
 // The deliveries a statement returns (columns as BERTH_DELIVERY_COLUMNS).
 result<std::vector<webhook_delivery>> read_deliveries(statement& st) {
-  std::vector<webhook_delivery> out;
-  for (;;) {
-    auto row = st.step();
-    if (!row) return std::unexpected(row.error());
-    if (!*row) return out;
+  return read_rows<webhook_delivery>(st, [&]() {
     const auto text = [&](int column) { return std::string(st.text(column)); };
-    out.push_back(webhook_delivery{st.int64(0), text(1), text(2), text(3), st.int64(4), text(5), text(6), text(7),
-                                   text(8), static_cast<std::uint64_t>(st.int64(9)), text(10), text(11),
-                                   static_cast<delivery_state>(st.int64(12)), st.int64(13),
-                                   static_cast<unsigned>(st.int64(14)), text(15), st.int64(16), st.int64(17)});
-  }
+    return webhook_delivery{st.int64(0), text(1), text(2), text(3), st.int64(4), text(5), text(6), text(7),
+                            text(8), static_cast<std::uint64_t>(st.int64(9)), text(10), text(11),
+                            static_cast<delivery_state>(st.int64(12)), st.int64(13),
+                            static_cast<unsigned>(st.int64(14)), text(15), st.int64(16), st.int64(17)};
+  });
 }
 
 connection open_or_throw(const std::string& path, connection::mode m) {
@@ -692,15 +702,11 @@ result<std::pair<std::uint64_t, std::uint64_t>> two_counts(statement& st) {
 }
 
 result<std::vector<blob_entry>> read_blob_entries(statement& st) {
-  std::vector<blob_entry> out;
-  for (;;) {
-    auto row = st.step();
-    if (!row) return std::unexpected(row.error());
-    if (!*row) return out;
+  return read_rows<blob_entry>(st, [&]() -> result<blob_entry> {
     auto d = stored_digest(st.text(0));
     if (!d) return std::unexpected(d.error());
-    out.push_back(blob_entry{*d, static_cast<std::uint64_t>(st.int64(1))});
-  }
+    return blob_entry{*d, static_cast<std::uint64_t>(st.int64(1))};
+  });
 }
 
 // Runs `sql` (bound by `bind`) for each of `ds`; the (digest, size) rows it returns.
@@ -948,16 +954,12 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) -> result<std::vector<referrer>> {
       auto st = db.prepare(referrers_sql);
       st.bind(repo, subject.str(), artifact_type);
-      std::vector<referrer> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
+      return read_rows<referrer>(st, [&]() -> result<referrer> {
         auto d = stored_digest(st.text(0));
         if (!d) return std::unexpected(d.error());
-        out.push_back(referrer{*d, std::string(st.text(1)), static_cast<std::uint64_t>(st.int64(2)),
-                               std::string(st.text(3)), std::string(st.text(4))});
-      }
+        return referrer{*d, std::string(st.text(1)), static_cast<std::uint64_t>(st.int64(2)), std::string(st.text(3)),
+                        std::string(st.text(4))};
+      });
     });
   }
 
@@ -972,17 +974,14 @@ class sqlite_metadata_store final : public metadata_store,
       if (!*repo_id) return std::nullopt;
       auto st = db.prepare(tag_records_sql[sort == tag_sort::time][descending]);
       st.bind(**repo_id, last, std::uint64_t{n});
-      std::vector<tag_record> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
+      return read_rows<tag_record>(st, [&]() -> result<tag_record> {
         auto d = stored_digest(st.text(1));
         if (!d) return std::unexpected(d.error());
-        out.push_back(tag_record{std::string(st.text(0)), *d, std::string(st.text(2)), st.int64(3),
-                                 std::string(st.text(4)), static_cast<std::uint64_t>(st.int64(5)),
-                                 split_list(st.text(6))});
-      }
+        return tag_record{std::string(st.text(0)), *d,
+                          std::string(st.text(2)), st.int64(3),
+                          std::string(st.text(4)), static_cast<std::uint64_t>(st.int64(5)),
+                          split_list(st.text(6))};
+      });
     });
   }
 
@@ -990,15 +989,11 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) -> result<std::vector<tag_event>> {
       auto st = db.prepare(tag_history_sql);
       st.bind(repo, tag);
-      std::vector<tag_event> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
+      return read_rows<tag_event>(st, [&]() -> result<tag_event> {
         auto d = stored_digest(st.text(0));
         if (!d) return std::unexpected(d.error());
-        out.push_back(tag_event{*d, st.int64(1), std::string(st.text(2)), std::string(st.text(3))});
-      }
+        return tag_event{*d, st.int64(1), std::string(st.text(2)), std::string(st.text(3))};
+      });
     });
   }
 
@@ -1013,15 +1008,11 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) -> result<std::vector<untagged_manifest>> {
       auto st = db.prepare(untagged_sql);
       st.bind(repo);
-      std::vector<untagged_manifest> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
+      return read_rows<untagged_manifest>(st, [&]() -> result<untagged_manifest> {
         auto d = stored_digest(st.text(0));
         if (!d) return std::unexpected(d.error());
-        out.push_back(untagged_manifest{*d, st.int64(1), st.int64(2) != 0});
-      }
+        return untagged_manifest{*d, st.int64(1), st.int64(2) != 0};
+      });
     });
   }
 
@@ -1029,14 +1020,10 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) -> result<std::vector<repository_summary>> {
       auto st = db.prepare(repository_summaries_sql);
       st.bind(prefix);
-      std::vector<repository_summary> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
-        out.push_back(repository_summary{std::string(st.text(0)), static_cast<std::uint64_t>(st.int64(1)),
-                                         static_cast<std::uint64_t>(st.int64(2)), st.int64(3)});
-      }
+      return read_rows<repository_summary>(st, [&]() {
+        return repository_summary{std::string(st.text(0)), static_cast<std::uint64_t>(st.int64(1)),
+                                  static_cast<std::uint64_t>(st.int64(2)), st.int64(3)};
+      });
     });
   }
 
@@ -1304,13 +1291,9 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) -> result<std::vector<repository_bytes>> {
       auto st = db.prepare(freed_by_deleting_sql);
       st.bind(planned);
-      std::vector<repository_bytes> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
-        out.push_back(repository_bytes{std::string(st.text(0)), static_cast<std::uint64_t>(st.int64(1))});
-      }
+      return read_rows<repository_bytes>(st, [&]() {
+        return repository_bytes{std::string(st.text(0)), static_cast<std::uint64_t>(st.int64(1))};
+      });
     });
   }
 
@@ -1357,14 +1340,10 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) -> result<std::vector<gc_run>> {
       auto st = db.prepare(runs_sql);
       st.bind(std::uint64_t{n}, std::int64_t{collections_only});
-      std::vector<gc_run> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
+      return read_rows<gc_run>(st, [&]() {
         const auto u = [&](int column) { return static_cast<std::uint64_t>(st.int64(column)); };
-        out.push_back(gc_run{st.int64(0), st.int64(1), st.int64(2) != 0, gc_counts{u(3), u(4), u(5), u(6), u(7)}});
-      }
+        return gc_run{st.int64(0), st.int64(1), st.int64(2) != 0, gc_counts{u(3), u(4), u(5), u(6), u(7)}};
+      });
     });
   }
 
@@ -1426,16 +1405,18 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) -> result<std::vector<audit_entry>> {
       auto st = db.prepare(list_audit_sql);
       st.bind(q.repository, q.subject, q.action, q.since_ms, q.until_ms, q.before_id, std::uint64_t{q.n});
-      std::vector<audit_entry> out;
-      for (;;) {
-        auto row = st.step();
-        if (!row) return std::unexpected(row.error());
-        if (!*row) return out;
-        out.push_back(audit_entry{st.int64(0), st.int64(1), std::string(st.text(2)), std::string(st.text(3)),
-                                  std::string(st.text(4)), std::string(st.text(5)), std::string(st.text(6)),
-                                  std::string(st.text(7)), static_cast<unsigned>(st.int64(8)),
-                                  std::string(st.text(9))});
-      }
+      return read_rows<audit_entry>(st, [&]() {
+        return audit_entry{st.int64(0),
+                           st.int64(1),
+                           std::string(st.text(2)),
+                           std::string(st.text(3)),
+                           std::string(st.text(4)),
+                           std::string(st.text(5)),
+                           std::string(st.text(6)),
+                           std::string(st.text(7)),
+                           static_cast<unsigned>(st.int64(8)),
+                           std::string(st.text(9))};
+      });
     });
   }
 
