@@ -18,6 +18,16 @@ void header(fmt::memory_buffer& out, std::string_view name, std::string_view typ
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
+// One line per counter: `name{label="names[i]"} counters[i]`.
+template <std::size_t N>
+void labeled_lines(fmt::memory_buffer& out, std::string_view name, std::string_view label,
+                   const std::array<std::string_view, N>& names, const std::array<std::atomic<std::uint64_t>, N>& counters) {
+  for (std::size_t i = 0; i < N; ++i) {
+    fmt::format_to(std::back_inserter(out), "{}{{{}=\"{}\"}} {}\n", name, label, names[i],
+                   counters[i].load(std::memory_order_relaxed));
+  }
+}
+
 // The _bucket, _sum and _count lines of histogram `name` for the series labelled `labels`
 // (`k="v",...`, or "" for none), from `h`'s non-cumulative buckets over `bounds`. Nothing when it
 // counted nothing.
@@ -157,9 +167,7 @@ std::string metrics::render(const store_reading& store) const {
   header(out, "berth_connections_open", "gauge", "Open client connections.");
   fmt::format_to(it, "berth_connections_open {}\n", connections_ ? connections_() : 0);
   header(out, "berth_auth_failures_total", "counter", "Refused callers, by reason.");
-  for (std::size_t r = 0; r < kReasons.size(); ++r)
-    fmt::format_to(it, "berth_auth_failures_total{{reason=\"{}\"}} {}\n", kReasons[r],
-                   auth_failures_[r].load(std::memory_order_relaxed));
+  labeled_lines(out, "berth_auth_failures_total", "reason", kReasons, auth_failures_);
   header(out, "berth_tokens_issued_total", "counter", "Access tokens issued by /token.");
   fmt::format_to(it, "berth_tokens_issued_total {}\n", tokens_issued_.load(std::memory_order_relaxed));
   if (!webhooks_.empty()) {
@@ -182,8 +190,7 @@ std::string metrics::render(const store_reading& store) const {
     fmt::format_to(it, "berth_repositories{{namespace=\"{}\"}} {}\n", ns.name, ns.repositories);
   static constexpr std::array<std::string_view, 2> kRunOutcomes = {"success", "failure"};
   header(out, "berth_gc_runs_total", "counter", "Garbage collections run by this process (not dry runs), by outcome.");
-  for (std::size_t o = 0; o < kRunOutcomes.size(); ++o)
-    fmt::format_to(it, "berth_gc_runs_total{{outcome=\"{}\"}} {}\n", kRunOutcomes[o], gc_runs_[o].load(std::memory_order_relaxed));
+  labeled_lines(out, "berth_gc_runs_total", "outcome", kRunOutcomes, gc_runs_);
   header(out, "berth_gc_duration_seconds", "histogram", "Duration of the garbage collections that succeeded.");
   histogram_lines(out, "berth_gc_duration_seconds", "", gc_bucket_bounds, gc_duration_);
   header(out, "berth_gc_freed_bytes_total", "counter", "Blob bytes deleted by garbage collection.");
@@ -195,9 +202,7 @@ std::string metrics::render(const store_reading& store) const {
                    static_cast<double>(*store.last_collection_ms) / 1000);
   }
   header(out, "berth_retention_runs_total", "counter", "Retention runs by this process (not previews), by outcome.");
-  for (std::size_t o = 0; o < kRunOutcomes.size(); ++o)
-    fmt::format_to(it, "berth_retention_runs_total{{outcome=\"{}\"}} {}\n", kRunOutcomes[o],
-                   retention_runs_[o].load(std::memory_order_relaxed));
+  labeled_lines(out, "berth_retention_runs_total", "outcome", kRunOutcomes, retention_runs_);
   header(out, "berth_retention_deleted_tags_total", "counter", "Tags deleted by retention runs.");
   fmt::format_to(it, "berth_retention_deleted_tags_total {}\n", retention_tags_.load(std::memory_order_relaxed));
   header(out, "berth_retention_deleted_manifests_total", "counter", "Manifests deleted by retention runs.");
