@@ -51,7 +51,7 @@ awaitable<result<response>> get_blob(context& ctx, request& req, const route& r,
     co_return res;
   }
 
-  auto reader = co_await ctx.blobs.open(*d, **linked);  // the link's size: no backend request for it
+  auto reader = co_await ctx.blobs.open(*d);
   if (!reader) co_return std::unexpected(reader.error());
   if (auto url = (*reader)->redirect_url()) {
     response redirect = empty_response(307);

@@ -128,9 +128,8 @@ class watched_blobs final : public storage::blob_store {
     co_return co_await inner_.remove(d);
   }
   awaitable<result<std::uint64_t>> stat(const digest& d) override { co_return co_await inner_.stat(d); }
-  awaitable<result<std::unique_ptr<storage::blob_reader>>> open(const digest& d,
-                                                                std::optional<std::uint64_t> size = std::nullopt) override {
-    co_return co_await inner_.open(d, size);
+  awaitable<result<std::unique_ptr<storage::blob_reader>>> open(const digest& d) override {
+    co_return co_await inner_.open(d);
   }
   awaitable<result<void>> create_upload(std::string_view id) override { co_return co_await inner_.create_upload(id); }
   awaitable<result<std::unique_ptr<storage::upload_data>>> open_upload(std::string_view id) override {

@@ -96,12 +96,8 @@ class blob_store {
 
   // The blob's size; BLOB_UNKNOWN when it is not stored.
   virtual awaitable<result<std::uint64_t>> stat(const digest& d) = 0;
-  // Opens the blob for reading; BLOB_UNKNOWN when it is not stored. `size`, when the caller knows it
-  // (the metadata store records every blob's), spares a backend that must ask for it a request
-  // (S3: a HEAD per GET); the reader then trusts it, and a blob that is not stored fails its
-  // first read instead.
-  virtual awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d,
-                                                                std::optional<std::uint64_t> size = std::nullopt) = 0;
+  // Opens the blob for reading; BLOB_UNKNOWN when it is not stored.
+  virtual awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) = 0;
   // Deletes blob `d`'s bytes; succeeds when none are stored (idempotent, so an interrupted
   // garbage collection can run it again). Only the garbage collector calls it, for a blob the
   // metadata store has marked for deletion (meta/blob_records.h): nothing may link it any more.

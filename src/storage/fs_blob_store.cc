@@ -369,8 +369,7 @@ class fs_blob_store final : public blob_store {
     co_return static_cast<std::uint64_t>(st.st_size);
   }
 
-  // The file's own size: an fstat costs nothing.
-  awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d, std::optional<std::uint64_t>) override {
+  awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) override {
     const fs::path path = layout_.blob(d);
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) {

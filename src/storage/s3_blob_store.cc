@@ -453,12 +453,9 @@ class s3_blob_store final : public blob_store {
     });
   }
 
-  awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d, std::optional<std::uint64_t> size) override {
-    if (!size) {
-      auto stored = co_await stat(d);
-      if (!stored) co_return std::unexpected(stored.error());
-      size = *stored;
-    }
+  awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) override {
+    auto size = co_await stat(d);
+    if (!size) co_return std::unexpected(size.error());
     std::string key = keys_.blob(d);
     std::optional<std::string> redirect;
     if (options_.redirect_downloads) redirect = client_->presign_get(key, options_.redirect_expiry);

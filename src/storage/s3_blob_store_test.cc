@@ -382,31 +382,6 @@ TEST(S3BlobStoreFailures, ReadIsOneRangedGetAndABrokenBodyFailsIt) {
   EXPECT_NE(requests[5].find("Range: bytes=9996-9999\r\n"), std::string::npos) << requests[5];
 }
 
-// Opened with the size the caller knows (the metadata's), the reader asks S3 nothing until it
-// reads: a blob GET is one ranged GET, not a HEAD and a GET. A blob that is not stored then fails
-// its first read.
-TEST(S3BlobStoreFailures, OpenWithAKnownSizeSendsNoHead) {
-  const digest d = digest_of("whatever");
-  s3::testing::fake_s3_server server({{200, "", ""},  // start-up probe: PUT
-                                      {200, "", ""},  // and DELETE
-                                      {206, "Content-Range: bytes 0-3/4\r\n", "abcd"},
-                                      {404, "", "<Error><Code>NoSuchKey</Code></Error>"}});
-  blocking_pool pool(2);
-  auto store = make_s3_blob_store(fake_options(server), pool);
-  auto reader = sync_wait(store->open(d, 4)).value();
-  EXPECT_EQ(reader->size(), 4u);
-  std::string buf(4, '\0');
-  EXPECT_EQ(sync_wait(reader->read(0, buf)).value(), 4u);
-  EXPECT_EQ(buf, "abcd");
-  auto gone = sync_wait(store->open(digest_of("gone"), 4)).value();
-  EXPECT_FALSE(sync_wait(gone->read(0, buf)).has_value());
-  const auto requests = server.requests();
-  ASSERT_EQ(requests.size(), 4u);
-  EXPECT_TRUE(requests[2].starts_with("GET ")) << requests[2];
-  EXPECT_NE(requests[2].find("Range: bytes=0-3\r\n"), std::string::npos) << requests[2];
-  EXPECT_TRUE(requests[3].starts_with("GET ")) << requests[3];
-}
-
 // A read of 4 MiB is two GETs of 2 MiB at once, each into its half of the caller's buffer.
 TEST(S3BlobStoreFailures, ReadOfTwoPartsIsTwoRangedGetsIntoTheirHalves) {
   const digest d = digest_of("whatever");

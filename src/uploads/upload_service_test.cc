@@ -31,10 +31,7 @@ class counting_store final : public storage::blob_store {
   explicit counting_store(std::unique_ptr<storage::blob_store> inner) : inner_(std::move(inner)) {}
 
   awaitable<result<std::uint64_t>> stat(const digest& d) override { return inner_->stat(d); }
-  awaitable<result<std::unique_ptr<storage::blob_reader>>> open(const digest& d,
-                                                                std::optional<std::uint64_t> size = std::nullopt) override {
-    return inner_->open(d, size);
-  }
+  awaitable<result<std::unique_ptr<storage::blob_reader>>> open(const digest& d) override { return inner_->open(d); }
   awaitable<result<void>> remove(const digest& d) override { return inner_->remove(d); }
   awaitable<result<void>> create_upload(std::string_view id) override { return inner_->create_upload(id); }
   awaitable<result<void>> delete_upload(std::string_view id) override { return inner_->delete_upload(id); }
