@@ -134,17 +134,10 @@ std::string describe_gc_run(const meta::gc_run& run) {
 }
 
 std::string describe_retention_run(const std::vector<lifecycle::repository_plan>& deleted) {
-  std::size_t tags = 0;
-  std::size_t manifests = 0;
-  std::size_t untagged = 0;
-  for (const auto& p : deleted) {
-    tags += p.tags.size();
-    manifests += p.manifests.size();
-    untagged += p.untagged;
-  }
+  const auto t = lifecycle::totals(deleted);
   return fmt::format("deleted {} tag(s) and {} manifest(s) ({} untagged for longer than untagged_days) in {} "
                      "repositories",
-                     tags, manifests, untagged, deleted.size());
+                     t.tags, t.manifests, t.untagged, deleted.size());
 }
 
 }  // namespace berth::api

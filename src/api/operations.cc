@@ -58,13 +58,8 @@ void count_retention_run(ops::metrics& m, const result<std::vector<lifecycle::re
     m.retention_failed();
     return;
   }
-  std::uint64_t tags = 0;
-  std::uint64_t manifests = 0;
-  for (const auto& p : *deleted) {
-    tags += p.tags.size();
-    manifests += p.manifests.size();
-  }
-  m.retention_ran(tags, manifests);
+  const auto t = lifecycle::totals(*deleted);
+  m.retention_ran(t.tags, t.manifests);
 }
 
 awaitable<result<response>> health_live(context&, request&, const route&) {

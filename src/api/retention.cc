@@ -35,10 +35,6 @@ awaitable<result<std::optional<std::string>>> only_pattern(request& req) {
 
 response plans_response(const std::vector<lifecycle::repository_plan>& plans) {
   json repos = json::array();
-  std::size_t tags = 0;
-  std::size_t manifests = 0;
-  std::size_t untagged = 0;
-  std::uint64_t bytes = 0;
   for (const auto& p : plans) {
     json ts = json::array();
     for (const auto& t : p.tags) {
@@ -46,21 +42,18 @@ response plans_response(const std::vector<lifecycle::repository_plan>& plans) {
     }
     json ms = json::array();
     for (const auto& d : p.manifests) ms.push_back(d.str());
-    tags += p.tags.size();
-    manifests += p.manifests.size();
-    untagged += p.untagged;
-    bytes += p.bytes_freed_by_gc;
     repos.push_back({{"repository", p.repository},
                      {"tags", std::move(ts)},
                      {"manifests", std::move(ms)},
                      {"untagged", p.untagged},
                      {"bytes_freed_by_gc", p.bytes_freed_by_gc}});
   }
+  const auto t = lifecycle::totals(plans);
   return json_response(200, json{{"repositories", repos},
-                                 {"tags", tags},
-                                 {"manifests", manifests},
-                                 {"untagged", untagged},
-                                 {"bytes_freed_by_gc", bytes}}
+                                 {"tags", t.tags},
+                                 {"manifests", t.manifests},
+                                 {"untagged", t.untagged},
+                                 {"bytes_freed_by_gc", t.bytes_freed_by_gc}}
                                 .dump());
 }
 

@@ -272,4 +272,15 @@ awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta
   co_return done;
 }
 
+plan_totals totals(const std::vector<repository_plan>& plans) {
+  plan_totals t;
+  for (const auto& p : plans) {
+    t.tags += p.tags.size();
+    t.manifests += p.manifests.size();
+    t.untagged += p.untagged;
+    t.bytes_freed_by_gc += p.bytes_freed_by_gc;
+  }
+  return t;
+}
+
 }  // namespace berth::lifecycle

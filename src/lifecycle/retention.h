@@ -98,6 +98,15 @@ struct repository_plan {
   std::uint64_t bytes_freed_by_gc = 0;
 };
 
+// What `plans` delete and free, summed over their repositories.
+struct plan_totals {
+  std::size_t tags = 0;
+  std::size_t manifests = 0;
+  std::size_t untagged = 0;
+  std::uint64_t bytes_freed_by_gc = 0;
+};
+plan_totals totals(const std::vector<repository_plan>& plans);
+
 // The plan of every repository that a rule matches and, when `only` is set, that matches the
 // pattern `only`; repositories with nothing to delete are left out. Errors: the store's.
 awaitable<result<std::vector<repository_plan>>> plan(meta::metadata_store& meta, const retention_config& config,
