@@ -413,7 +413,8 @@ void account(context& ctx, const request& req, const route& r, const endpoint* e
 
 awaitable<response> registry_api::handle(request& req) {
   const auto started = std::chrono::steady_clock::now();
-  const route r = match_route(req.path());
+  std::string decoded_name;
+  const route r = match_route(req.path(), decoded_name);
   const endpoint* e = find_endpoint(r.kind, req.method());
   const upload_in_flight counted(ctx_.ops.metrics(), e);
   std::string challenge_error;

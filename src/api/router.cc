@@ -1,5 +1,7 @@
 #include "api/router.h"
 
+#include "http/message.h"
+
 #include <utility>
 
 namespace berth::api {
@@ -42,7 +44,8 @@ route match_registry(std::string_view path) {
 }
 
 // A repository's tags under /api/v1/repositories/<name>/: read from the end, as OCI paths are, so
-// a repository whose name ends in `/tags` (or `/tags/<x>`) is reached by these routes, not its own.
+// `a/tags` names a's tags; the repository `a/tags` is named with its slashes encoded (`a%2Ftags`,
+// decoded by match_route(path, decoded)), which the CLI always does.
 route match_repository_item(route r, std::string_view key) {
   if (key.ends_with("/tags")) {
     r.kind = route_kind::repository_tags;
@@ -131,6 +134,15 @@ route match_route(std::string_view path) {
   if (path == "/metrics") return {route_kind::metrics, {}, {}, api_area::operations};
   if (path.starts_with("/health/")) return {route_kind::not_found, {}, {}, api_area::operations};
   return match_registry(path);
+}
+
+route match_route(std::string_view path, std::string& decoded) {
+  route r = match_route(path);
+  if (r.area == api_area::admin && r.name.find('%') != std::string_view::npos) {
+    decoded = http::percent_decode(r.name, http::encoding::path);
+    r.name = decoded;
+  }
+  return r;
 }
 
 }  // namespace berth::api

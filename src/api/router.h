@@ -69,5 +69,9 @@ struct route {
 
 // `path` is the request target up to '?'. The views point into `path`.
 route match_route(std::string_view path);
+// The same, with an admin route's name percent-decoded into `decoded` (and `name` pointing there)
+// when it holds an escape. An encoded slash is not a separator, so `/api/v1/repositories/a%2Ftags`
+// is the repository `a/tags`, which `/api/v1/repositories/a/tags` (a's tags) cannot name.
+route match_route(std::string_view path, std::string& decoded);
 
 }  // namespace berth::api

@@ -74,6 +74,29 @@ TEST(Router, TokenEndpoint) {
   EXPECT_EQ(r.area, api_area::token);
 }
 
+// A repository whose name ends in /tags is named with its slashes encoded; so is any other.
+TEST(Router, AdminNamesMayBeEncoded) {
+  std::string decoded;
+  auto r = match_route("/api/v1/repositories/team%2Ftags", decoded);
+  EXPECT_EQ(r.kind, route_kind::repository);
+  EXPECT_EQ(r.name, "team/tags");
+  r = match_route("/api/v1/repositories/team%2ftags/tags", decoded);
+  EXPECT_EQ(r.kind, route_kind::repository_tags);
+  EXPECT_EQ(r.name, "team/tags");
+  r = match_route("/api/v1/repositories/team%2Ftags/tags/v1/history", decoded);
+  EXPECT_EQ(r.kind, route_kind::tag_history);
+  EXPECT_EQ(r.name, "team/tags");
+  EXPECT_EQ(r.reference, "v1");
+  r = match_route("/api/v1/repositories/team/tags", decoded);  // unencoded: team's tags
+  EXPECT_EQ(r.kind, route_kind::repository_tags);
+  EXPECT_EQ(r.name, "team");
+  // Only admin names are decoded: OCI names never hold an escape.
+  r = match_route("/v2/a%2Fb/manifests/latest", decoded);
+  EXPECT_EQ(r.name, "a%2Fb");
+  r = match_route("/api/v1/robots/c%69", decoded);
+  EXPECT_EQ(r.name, "ci");
+}
+
 TEST(Router, AdminApi) {
   auto r = match_route("/api/v1/repositories/production/app");
   EXPECT_EQ(r.kind, route_kind::repository);

@@ -120,10 +120,10 @@ json call(const session& s, const std::string& method, const std::string& target
   throw api_error(reply.status, code, message);
 }
 
-std::string percent_encode(const std::string& s) {
+std::string percent_encode(std::string_view s, slashes kept) {
   std::string out;
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (c == '/' && kept == slashes::kept)) {
       out += static_cast<char>(c);
     } else {
       out += fmt::format("%{:02X}", c);

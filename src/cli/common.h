@@ -64,8 +64,11 @@ json call(const session& s, const std::string& method, const std::string& target
 // The timeout of a call that runs a whole job (a garbage collection, a retention run) on a large store.
 constexpr std::chrono::seconds job_timeout = std::chrono::hours(6);
 
-// Percent-encodes all but unreserved characters and '/' (for names in paths and queries).
-std::string percent_encode(const std::string& s);
+// Percent-encodes all but unreserved characters and, unless `encoded`, '/'. A repository named in
+// an admin path has its slashes encoded: `/api/v1/repositories/team%2Ftags` is the repository
+// `team/tags`, where `/api/v1/repositories/team/tags` lists team's tags.
+enum class slashes { kept, encoded };
+std::string percent_encode(std::string_view s, slashes kept = slashes::kept);
 // A Unix time in seconds as "YYYY-MM-DD HH:MM" (UTC), "-" when not a number.
 std::string time_text(const json& v);
 // "1.5 GB", "312 MB", "4.2 kB", "12 B" (decimal units, as docker and podman print sizes).

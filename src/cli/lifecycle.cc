@@ -61,7 +61,7 @@ struct tags_options {
 
 void print_history(const session& s, const tags_options& o) {
   const auto [repo, tag] = split_tag(o.target);
-  const auto r = call(s, "GET", fmt::format("/api/v1/repositories/{}/tags/{}/history", percent_encode(repo),
+  const auto r = call(s, "GET", fmt::format("/api/v1/repositories/{}/tags/{}/history", percent_encode(repo, slashes::encoded),
                                             percent_encode(tag)));
   if (o.json_output) {
     fmt::print("{}\n", r.dump(2));
@@ -75,7 +75,7 @@ void print_history(const session& s, const tags_options& o) {
 }
 
 void print_tags(const session& s, const tags_options& o) {
-  std::string target = fmt::format("/api/v1/repositories/{}/tags?sort={}", percent_encode(o.target), o.sort);
+  std::string target = fmt::format("/api/v1/repositories/{}/tags?sort={}", percent_encode(o.target, slashes::encoded), o.sort);
   if (o.limit > 0) target += fmt::format("&n={}", o.limit);
   const auto r = call(s, "GET", target);
   if (o.json_output) {
@@ -121,7 +121,7 @@ void add_lifecycle_commands(CLI::App& cli) {
   promote->callback([registry, source, destination] {
     const auto [repo, tag] = split_tag(*destination);
     const auto r = call(open_session(*registry), "POST",
-                        fmt::format("/api/v1/repositories/{}/tags/{}", percent_encode(repo), percent_encode(tag)),
+                        fmt::format("/api/v1/repositories/{}/tags/{}", percent_encode(repo, slashes::encoded), percent_encode(tag)),
                         json{{"source", *source}});
     const auto previous = r["previous_digest"];
     fmt::print("{} → {} ({})\n", *destination, r.value("digest", ""),

@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (repo_delete->parsed()) {
-      call(open_session(registry), "DELETE", "/api/v1/repositories/" + percent_encode(repo_name));
+      call(open_session(registry), "DELETE", "/api/v1/repositories/" + percent_encode(repo_name, slashes::encoded));
       fmt::print("{} deleted\n", repo_name);
       return 0;
     }

@@ -248,7 +248,7 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
       if (!want.repositories.contains(name))
         repository_removals.push_back({'-',
                                        fmt::format("repository {} (with its manifests and tags)", name),
-                                       {{"DELETE", "/api/v1/repositories/" + percent_encode(name), nullptr, ""}}});
+                                       {{"DELETE", "/api/v1/repositories/" + percent_encode(name, slashes::encoded), nullptr, ""}}});
     }
   }
 

@@ -121,7 +121,7 @@ TEST(RegistryDiff, RemovalsOnlyWithPrune) {
   EXPECT_EQ(targets(0), std::vector<std::string>{"DELETE /api/v1/grants/4"});
   EXPECT_EQ(targets(2), (std::vector<std::string>{"DELETE /api/v1/grants/5", "DELETE /api/v1/grants/6"}));
   EXPECT_EQ(targets(3), (std::vector<std::string>{"DELETE /api/v1/grants/3", "DELETE /api/v1/robots/ci"}));
-  EXPECT_EQ(targets(4), std::vector<std::string>{"DELETE /api/v1/repositories/staging/old"});
+  EXPECT_EQ(targets(4), std::vector<std::string>{"DELETE /api/v1/repositories/staging%2Fold"});
 }
 
 TEST(RegistryDiff, PruneKeepsTheCallersOwnGrantsAndRobot) {

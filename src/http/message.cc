@@ -19,27 +19,10 @@ int hex_value(char c) {
   return -1;
 }
 
-// Form decoding: '+' is a space, %XX a byte; a malformed escape is kept as it is.
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // Compares an encoded query key with a plain one without allocating in the common unencoded case.
 bool key_equals(std::string_view encoded, std::string_view key) {
   if (encoded.find_first_of("%+") == std::string_view::npos) return encoded == key;
-  return percent_decode(encoded) == key;
+  return percent_decode(encoded, encoding::form) == key;
 }
 
 // Calls f(value) with the still-encoded value of every `key` parameter of `target`'s query, in order.
@@ -60,6 +43,22 @@ void for_each_value(std::string_view target, std::string_view key, F f) {
 }
 
 }  // namespace
+
+std::string percent_decode(std::string_view s, encoding e) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+' && e == encoding::form) {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
 
 std::span<char> body_source::scratch() {
   if (!scratch_) {
@@ -87,7 +86,7 @@ std::string_view request::path() const {
 std::optional<std::string> request::query(std::string_view key) const {
   std::optional<std::string> found;
   for_each_value(target_, key, [&](std::string_view v) {
-    if (!found) found = percent_decode(v);
+    if (!found) found = percent_decode(v, encoding::form);
   });
   return found;
 }
@@ -95,13 +94,13 @@ std::optional<std::string> request::query(std::string_view key) const {
 std::vector<std::string> form_values(std::string_view form, std::string_view key) {
   std::vector<std::string> values;
   const std::string target = "?" + std::string(form);
-  for_each_value(target, key, [&](std::string_view v) { values.push_back(percent_decode(v)); });
+  for_each_value(target, key, [&](std::string_view v) { values.push_back(percent_decode(v, encoding::form)); });
   return values;
 }
 
 std::vector<std::string> request::query_all(std::string_view key) const {
   std::vector<std::string> values;
-  for_each_value(target_, key, [&](std::string_view v) { values.push_back(percent_decode(v)); });
+  for_each_value(target_, key, [&](std::string_view v) { values.push_back(percent_decode(v, encoding::form)); });
   return values;
 }
 

@@ -130,6 +130,10 @@ struct response {
   std::optional<std::uint64_t> head_length;
 };
 
+// %XX escapes decoded; a malformed escape is kept as it is. In a form (a query), '+' is a space too.
+enum class encoding { path, form };
+std::string percent_decode(std::string_view s, encoding e);
+
 // All values of `key` in an application/x-www-form-urlencoded string (a query without its '?'),
 // percent-decoded, in order.
 std::vector<std::string> form_values(std::string_view form, std::string_view key);

@@ -225,6 +225,25 @@ def test_rollback_with_the_cli(reg, cli):
     assert repos[1].split()[:2] == ["production/app", "2"]
 
 
+def test_a_repository_named_tags_is_reached_with_its_slashes_encoded(reg, cli):
+    """`staging/app/tags` would read as staging/app's tags: the CLI encodes a repository's slashes,
+    and the API decodes them, so each of the two is reached."""
+    c = Client(reg)
+    inner = c.push_image("staging/app/tags", "v1")
+    outer = c.push_image("staging/app", "v2")
+    assert [t["name"] for t in tags(c, "staging%2Fapp%2Ftags").json()["tags"]] == ["v1"]
+    assert [t["name"] for t in tags(c, "staging/app").json()["tags"]] == ["v2"]
+    assert [h["digest"] for h in history(c, "staging%2Fapp%2Ftags", "v1")] == [inner.digest]
+
+    table = berth(cli, "tags", "staging/app/tags").stdout.splitlines()
+    assert len(table) == 2 and table[1].startswith("v1 ") and inner.digest[:19] in table[1]
+    berth(cli, "promote", "staging/app/tags:v1", "staging/app/tags:latest")
+    assert tag_digest(c, "staging/app/tags", "latest") == inner.digest
+    berth(cli, "repo", "delete", "staging/app/tags")
+    assert tag_digest(c, "staging/app/tags", "v1") is None
+    assert tag_digest(c, "staging/app", "v2") == outer.digest
+
+
 def test_denials_leave_everything_unchanged(reg, admin):
     c = Client(reg)
     img = c.push_image("staging/app", "v1")
