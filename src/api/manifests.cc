@@ -9,6 +9,7 @@
 #include "core/manifest.h"
 #include "core/reference.h"
 #include "core/unix_time.h"
+#include "lifecycle/platforms.h"
 
 namespace berth::api {
 namespace {
@@ -54,25 +55,6 @@ awaitable<result<void>> check_references(context& ctx, std::string_view name, co
   co_return result<void>{};
 }
 
-// A config blob worth reading for its platform is small; a larger one is not read at push time.
-constexpr std::uint64_t config_read_limit = 1024 * 1024;
-
-// The bytes of blob `d` (at most config_read_limit of them).
-awaitable<result<std::string>> read_small_blob(context& ctx, const descriptor& d) {
-  auto reader = co_await ctx.blobs.open(d.dgst);
-  if (!reader) co_return std::unexpected(reader.error());
-  std::string bytes(std::min((*reader)->size(), config_read_limit), '\0');
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    auto n = co_await (*reader)->read(done, std::span<char>(bytes.data() + done, bytes.size() - done));
-    if (!n) co_return std::unexpected(n.error());
-    if (*n == 0) break;
-    done += *n;
-  }
-  bytes.resize(done);
-  co_return bytes;
-}
-
 // What the tag listings show of the image (meta::manifest_record::total_size, platforms): an index
 // adds each child's recorded total and names its entries' platforms; an image manifest's platform
 // is in its config blob, read here (small, and already stored).
@@ -89,12 +71,9 @@ awaitable<result<image_facts>> describe_image(context& ctx, std::string_view nam
     child_sizes.push_back(*found ? (*found)->total_size : child.size);
   }
   image_facts out{total_size(m, manifest_bytes, child_sizes), index_platforms(m)};
-  if (!m.blobs.empty() && is_image_config_media_type(m.blobs.front().media_type) &&
-      m.blobs.front().size <= config_read_limit) {
-    auto config = co_await read_small_blob(ctx, m.blobs.front());
-    if (!config) co_return std::unexpected(config.error());
-    if (auto platform = config_platform(*config); !platform.empty()) out.platforms.push_back(std::move(platform));
-  }
+  auto platform = co_await lifecycle::config_platform_of(ctx.blobs, m);
+  if (!platform) co_return std::unexpected(platform.error());
+  if (!platform->empty()) out.platforms.push_back(std::move(*platform));
   co_return out;
 }
 

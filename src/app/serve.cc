@@ -37,6 +37,7 @@
 #include "core/unix_time.h"
 #include "gc/collector.h"
 #include "http/server.h"
+#include "lifecycle/platforms.h"
 #include "policy/authenticator.h"
 #include "policy/live_policy.h"
 #include "policy/policy.h"
@@ -72,6 +73,18 @@ boost::asio::awaitable<void> finish_deletions(meta::metadata_store& meta, storag
   } else if (done->blobs > 0) {
     spdlog::info("finished deleting {} blob(s) ({} bytes) an interrupted garbage collection had marked",
                  done->blobs, done->bytes);
+  }
+}
+
+// The platforms of the image manifests stored before Berth recorded them, read from their config
+// blobs once after the upgrade, beside the first requests.
+boost::asio::awaitable<void> read_platforms(meta::metadata_store& meta, storage::blob_store& blobs) {
+  auto n = co_await lifecycle::read_platforms(meta, blobs);
+  if (!n) {
+    spdlog::warn("reading the platforms of images stored before they were recorded failed: {} {}; the next start "
+                 "goes on", info(n.error().code).wire, n.error().detail);
+  } else if (*n > 0) {
+    spdlog::info("read the platforms of {} image manifest(s) stored before they were recorded", *n);
   }
 }
 
@@ -264,6 +277,7 @@ int serve(const config& c) {
   const auto endpoint = server.listen();
   server.start();
   if (hooks) boost::asio::co_spawn(ioc, hooks->run(), boost::asio::detached);
+  boost::asio::co_spawn(ioc, read_platforms(meta, blobs), boost::asio::detached);
 
   boost::asio::steady_timer purge_timer(ioc);
   std::function<void(const boost::system::error_code&)> purge_later = [&](const boost::system::error_code& ec) {

@@ -94,8 +94,8 @@ CREATE INDEX uploads_by_age ON uploads(updated_at);
     // and when (ms), and every move of a tag. Existing rows: a tag's time is when it was last set
     // (updated_at, in seconds), its pusher "unknown"; a manifest's size counts its own bytes and
     // the blobs it links, then an index adds its children's; platforms come from an index's
-    // entries (an image manifest's config is a blob the database does not hold: none until
-    // re-pushed). A manifest whose bytes jsonb refuses (a \u0000) keeps no platforms.
+    // entries (an image manifest's config is a blob the database does not hold: read after the
+    // upgrade, see platforms_unread below). A manifest whose bytes jsonb refuses (a \u0000) keeps no platforms.
     R"sql(
 ALTER TABLE manifests ADD COLUMN total_size bigint NOT NULL DEFAULT 0;
 ALTER TABLE manifests ADD COLUMN platforms text NOT NULL DEFAULT '';
@@ -317,6 +317,12 @@ CREATE TRIGGER tag_untagged AFTER INSERT OR DELETE OR UPDATE OF digest ON tags
 )sql",
     // Pruning the webhook outbox (webhook_records::prune_deliveries): its finished deliveries by time.
     "CREATE INDEX webhook_deliveries_finished ON webhook_deliveries(updated_at) WHERE state <> 0;",
+    // Image manifests stored before platforms were recorded (tag_records::platforms_unread): their
+    // config blobs are read once, after the upgrade, by lifecycle::read_platforms.
+    "ALTER TABLE manifests ADD COLUMN platforms_unread boolean NOT NULL DEFAULT false;"
+    "UPDATE manifests SET platforms_unread = true WHERE platforms = '' AND media_type IN ("
+    "'application/vnd.oci.image.manifest.v1+json'::bytea, 'application/vnd.docker.distribution.manifest.v2+json'::bytea);"
+    "CREATE INDEX manifests_platforms_unread ON manifests(repo_id, digest) WHERE platforms_unread;",
 };
 
 // ---- SQL ----
@@ -489,6 +495,12 @@ constexpr std::string_view tag_history_sql =
 constexpr std::string_view tags_on_sql =
     "SELECT t.name FROM repositories r JOIN tags t ON t.repo_id = r.id WHERE r.name = $1 AND t.digest = $2 "
     "ORDER BY t.name";
+constexpr std::string_view platforms_unread_sql =
+    "SELECT r.name, m.digest, m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repo_id "
+    "WHERE m.platforms_unread LIMIT $1";
+constexpr std::string_view set_platforms_sql =
+    "UPDATE manifests SET platforms = $3, platforms_unread = false WHERE repo_id = (SELECT id FROM repositories "
+    "WHERE name = $1) AND digest = $2";
 constexpr std::string_view untagged_sql =
     "SELECT m.digest, m.untagged_since, (m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s "
     "WHERE s.repo_id = m.repo_id AND s.digest = m.subject))::int FROM repositories r "
@@ -1160,6 +1172,31 @@ class pg_metadata_store final : public metadata_store,
     auto r = co_await query("tags_on", tags_on_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     co_return string_column(*r);
+  }
+
+  awaitable<result<std::vector<unread_platforms>>> platforms_unread(std::size_t n) override {
+    params args{limit(n)};
+    auto r = co_await query("manifests with unread platforms", platforms_unread_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<unread_platforms> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      auto d = stored_digest(r->text(i, 1));
+      if (!d) co_return std::unexpected(d.error());
+      auto media_type = stored_bytes(*r, i, 2);
+      if (!media_type) co_return std::unexpected(media_type.error());
+      auto content = stored_bytes(*r, i, 3);
+      if (!content) co_return std::unexpected(content.error());
+      out.push_back(unread_platforms{std::string(r->text(i, 0)), *d, std::move(*media_type), std::move(*content)});
+    }
+    co_return out;
+  }
+
+  awaitable<result<void>> set_platforms(std::string_view repo, const digest& d,
+                                        const std::vector<std::string>& platforms) override {
+    params args{repo, d.str(), join_list(platforms)};
+    auto r = co_await query("set platforms", set_platforms_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return result<void>{};
   }
 
   awaitable<result<std::vector<untagged_manifest>>> untagged(std::string_view repo) override {

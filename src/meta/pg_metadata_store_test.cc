@@ -126,6 +126,31 @@ TEST_F(pg_metadata_store_test, refuses_a_newer_schema) {
   }
 }
 
+// Image manifests stored before the upgrade that records platforms at push time are listed until
+// their config blobs are read (lifecycle::read_platforms); an index has its platforms already.
+TEST_F(pg_metadata_store_test, upgrading_lists_the_image_manifests_whose_platforms_are_unread) {
+  auto store = instance();
+  const manifest_record image{digest_of("i"), "application/vnd.oci.image.manifest.v1+json", "i", {}, "", "", {}};
+  const manifest_record index{digest_of("x"), "application/vnd.oci.image.index.v1+json", "x", {}, "", "", {}};
+  ASSERT_TRUE(sync_wait(store->put_manifest("r", image, "latest", test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(store->put_manifest("r", index, "multi", test_stamp)).has_value());
+  EXPECT_TRUE(sync_wait(store->tags().platforms_unread(10)).value().empty());  // pushed with their platforms
+  store.reset();
+  pg::test_util::admin_exec(url_, "ALTER TABLE " + schema_ + ".manifests DROP COLUMN platforms_unread; UPDATE " +
+                                      schema_ + ".berth_schema_versions SET version = version - 1 WHERE component = 'meta'");
+  store = instance();
+  const auto unread = sync_wait(store->tags().platforms_unread(10)).value();
+  ASSERT_EQ(unread.size(), 1u);
+  EXPECT_EQ(unread[0].repository, "r");
+  EXPECT_EQ(unread[0].dgst, image.dgst);
+  EXPECT_EQ(unread[0].media_type, image.media_type);
+  EXPECT_EQ(unread[0].content, "i");
+  ASSERT_TRUE(sync_wait(store->tags().set_platforms("r", image.dgst, {"linux/s390x"})).has_value());
+  EXPECT_TRUE(sync_wait(store->tags().platforms_unread(10)).value().empty());
+  EXPECT_EQ(sync_wait(store->manifest_by_digest("r", image.dgst)).value()->platforms,
+            std::vector<std::string>{"linux/s390x"});
+}
+
 // A session of its own on the test's schema, for transactions the store's API cannot interleave.
 class session {
  public:

@@ -114,7 +114,8 @@ CREATE INDEX uploads_by_age ON uploads(updated_at);
     // and when (ms), and every move of a tag. Existing rows: a tag's time is when it was last set
     // (updated_at, in seconds), its pusher "unknown"; a manifest's size counts its own bytes and
     // the blobs it links, then an index adds its children's; platforms come from an index's
-    // entries (an image manifest's config is a blob this file does not hold: none until re-pushed).
+    // entries (an image manifest's config is a blob this file does not hold: read after the upgrade, see
+    // platforms_unread below).
     R"sql(
 ALTER TABLE manifests ADD COLUMN total_size INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE manifests ADD COLUMN platforms TEXT NOT NULL DEFAULT '';
@@ -258,6 +259,12 @@ CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
     "CREATE TRIGGER tag_removed AFTER DELETE ON tags BEGIN " BERTH_SET_UNTAGGED " END;",
     // Pruning the webhook outbox (webhook_records::prune_deliveries): its finished deliveries by time.
     "CREATE INDEX webhook_deliveries_finished ON webhook_deliveries(updated_at) WHERE state != 0;",
+    // Image manifests stored before platforms were recorded (tag_records::platforms_unread): their
+    // config blobs are read once, after the upgrade, by lifecycle::read_platforms.
+    "ALTER TABLE manifests ADD COLUMN platforms_unread INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE manifests SET platforms_unread = 1 WHERE platforms = '' AND media_type IN ("
+    "'application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json');"
+    "CREATE INDEX manifests_platforms_unread ON manifests(repo_id, digest) WHERE platforms_unread != 0;",
 };
 #undef BERTH_SET_UNTAGGED
 #undef BERTH_CLEAR_UNTAGGED
@@ -397,6 +404,12 @@ constexpr std::string_view tag_history_sql =
 constexpr std::string_view tags_on_sql =
     "SELECT t.name FROM repositories r JOIN tags t ON t.repo_id = r.id WHERE r.name = ?1 AND t.digest = ?2 "
     "ORDER BY t.name";
+constexpr std::string_view platforms_unread_sql =
+    "SELECT r.name, m.digest, m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repo_id "
+    "WHERE m.platforms_unread != 0 LIMIT ?1";
+constexpr std::string_view set_platforms_sql =
+    "UPDATE manifests SET platforms = ?3, platforms_unread = 0 WHERE repo_id = (SELECT id FROM repositories "
+    "WHERE name = ?1) AND digest = ?2";
 constexpr std::string_view untagged_sql =
     "SELECT m.digest, m.untagged_since, m.subject IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s "
     "WHERE s.repo_id = m.repo_id AND s.digest = m.subject) FROM repositories r JOIN manifests m ON m.repo_id = r.id "
@@ -1001,6 +1014,27 @@ class sqlite_metadata_store final : public metadata_store,
     co_return read([&](connection& db) {
       auto st = db.prepare(tags_on_sql);
       return column_strings(st.bind(repo, d.str()));
+    });
+  }
+
+  awaitable<result<std::vector<unread_platforms>>> platforms_unread(std::size_t n) override {
+    co_return read([&](connection& db) -> result<std::vector<unread_platforms>> {
+      auto st = db.prepare(platforms_unread_sql);
+      st.bind(static_cast<std::int64_t>(n));
+      return read_rows<unread_platforms>(st, [&]() -> result<unread_platforms> {
+        auto d = stored_digest(st.text(1));
+        if (!d) return std::unexpected(d.error());
+        return unread_platforms{std::string(st.text(0)), *d, std::string(st.text(2)), std::string(st.text(3))};
+      });
+    });
+  }
+
+  awaitable<result<void>> set_platforms(std::string_view repo, const digest& d,
+                                        const std::vector<std::string>& platforms) override {
+    const std::string joined = join_list(platforms);  // bound without a copy: outlives the step
+    co_return co_await write([&](connection& db) -> result<void> {
+      auto st = db.prepare(set_platforms_sql);
+      return st.bind(repo, d.str(), joined).run();
     });
   }
 

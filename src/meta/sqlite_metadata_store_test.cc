@@ -71,6 +71,9 @@ constexpr const char* undo_webhooks = "DROP TABLE webhook_deliveries; PRAGMA use
 // What version 7 added (the audit log), taken away again: the file is as version 6 wrote it.
 constexpr const char* undo_audit = "DROP TABLE audit_log; PRAGMA user_version = 6";
 // What version 9 added (the outbox's pruning index), taken away again: the file is as version 8 wrote it.
+// What version 10 added (unread platforms), taken away again: the file is as version 9 wrote it.
+constexpr const char* undo_platforms_unread =
+    "DROP INDEX manifests_platforms_unread; ALTER TABLE manifests DROP COLUMN platforms_unread; PRAGMA user_version = 9";
 constexpr const char* undo_outbox_pruning = "DROP INDEX webhook_deliveries_finished; PRAGMA user_version = 8";
 // What version 8 added (untagged times), taken away again: the file is as version 7 wrote it.
 constexpr const char* undo_untagged =
@@ -108,6 +111,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_platforms_unread).has_value());
     ASSERT_TRUE(db->exec(undo_outbox_pruning).has_value());
     ASSERT_TRUE(db->exec(undo_untagged).has_value());
     ASSERT_TRUE(db->exec(undo_audit).has_value());
@@ -133,6 +137,16 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   const auto history = sync_wait(store_->tags().tag_history("r", "latest")).value();
   ASSERT_EQ(history.size(), 1u);
   EXPECT_EQ(history[0].dgst, i.dgst);
+  // The image manifest waits for its config blob to be read (lifecycle::read_platforms); the index not.
+  const auto unread = sync_wait(store_->tags().platforms_unread(10)).value();
+  ASSERT_EQ(unread.size(), 1u);
+  EXPECT_EQ(unread[0].repository, "r");
+  EXPECT_EQ(unread[0].dgst, c.dgst);
+  EXPECT_EQ(unread[0].content, child);
+  ASSERT_TRUE(sync_wait(store_->tags().set_platforms("r", c.dgst, {"linux/s390x"})).has_value());
+  EXPECT_TRUE(sync_wait(store_->tags().platforms_unread(10)).value().empty());
+  EXPECT_EQ(sync_wait(store_->manifest_by_digest("r", c.dgst)).value()->platforms,
+            std::vector<std::string>{"linux/s390x"});
   // The quota counters start from what is stored.
   const auto usage = sync_wait(store_->usage("r")).value();
   ASSERT_EQ(usage.namespaces.size(), 1u);
@@ -147,6 +161,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_platforms_unread).has_value());
     ASSERT_TRUE(db->exec(undo_outbox_pruning).has_value());
     ASSERT_TRUE(db->exec(undo_untagged).has_value());
     ASSERT_TRUE(db->exec(undo_audit).has_value());

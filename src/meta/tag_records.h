@@ -74,6 +74,14 @@ struct untagged_manifest {
   bool referrer = false;      // its subject is a manifest of the same repository
 };
 
+// An image manifest stored before Berth recorded platforms, whose config blob has not been read.
+struct unread_platforms {
+  std::string repository;
+  digest dgst;
+  std::string media_type;
+  std::string content;  // the manifest's bytes
+};
+
 enum class tag_sort { name, time };
 
 // What promote() did: the tag's digest before (nullopt when it is new) and whether it moved.
@@ -104,6 +112,14 @@ class tag_records {
   // Manifests untagged before the store recorded it count from the upgrade. The times come from
   // the database's clock (triggers keep them, whoever changes a tag).
   virtual awaitable<result<std::vector<untagged_manifest>>> untagged(std::string_view repo) = 0;
+  // Up to `n` image manifests whose platforms were never read from their config blobs (those stored
+  // before the upgrade that records platforms at push time), in no particular order. Each stays on
+  // the list until set_platforms records it.
+  virtual awaitable<result<std::vector<unread_platforms>>> platforms_unread(std::size_t n) = 0;
+  // Records the platforms of manifest `d` of `repo` (empty when its config names none) and takes it
+  // off that list. Nothing happens when the manifest is gone.
+  virtual awaitable<result<void>> set_platforms(std::string_view repo, const digest& d,
+                                                const std::vector<std::string>& platforms) = 0;
   // Repositories whose name starts with `prefix` ("" for all), in byte order, with their counts.
   virtual awaitable<result<std::vector<repository_summary>>> repository_summaries(std::string_view prefix) = 0;
   // Points `dst`:`tag` at manifest `d` of `src`, after linking into `dst` (created when missing)

@@ -9,7 +9,10 @@ fixtures' (their env files named by BERTH_TEST_PG_ENV and BERTH_TEST_RGW_ENV) or
 by hand, started once for the process by tests/servers/*.sh and stopped by PID at exit.
 """
 import atexit
+import contextlib
 import os
+import re
+import sqlite3
 import subprocess
 import tempfile
 import uuid
@@ -116,3 +119,18 @@ def with_backend_config(args, backend_yaml):
     with open(path, "w") as f:
         f.write(own.rstrip("\n") + "\n" + backend_yaml)
     return args
+
+
+def metadata_sql(registry, statement):
+    """Runs `statement` on `registry`'s metadata database (its berth.db, or its PostgreSQL database) and
+    returns the rows, each a tuple of strings: what a test plants or reads behind the API's back."""
+    if registry.backend is None:
+        with contextlib.closing(sqlite3.connect(os.path.join(registry.data_dir, "berth.db"), timeout=10)) as db:
+            rows = db.execute(statement).fetchall()
+            db.commit()
+        return [tuple(str(v) for v in row) for row in rows]
+    with open(re.search(r"url_file: (\S+)", registry.backend).group(1)) as f:
+        url = f.read().strip()
+    out = subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", statement], capture_output=True,
+                         text=True, check=True)
+    return [tuple(line.split("|")) for line in out.stdout.splitlines()]

@@ -10,6 +10,8 @@ import threading
 import pytest
 
 import images
+from backends import metadata_sql
+from conftest import wait_for_log
 from authenv import Admin, as_user, start, storage_snapshot
 from clients import Clients, require
 from e2eauth import ADMIN_PASSWORD
@@ -134,6 +136,21 @@ def test_index_records_its_children_sizes_and_platforms(reg):
     assert record["media_type"] == OCI_INDEX
     assert record["platforms"] == ["linux/amd64", "linux/arm64"]
     assert record["size"] == len(index.data) + sum(image_size(ch) for ch in children)
+
+
+def test_images_stored_before_the_upgrade_get_their_platforms_without_a_re_push(reg):
+    """An image pushed before Berth recorded platforms has none, and its config blob unread (the
+    upgrade's migration marks such manifests; here the rows are set as it leaves them). The next start
+    reads each config once, in the background."""
+    c = Client(reg)
+    c.push_image("staging/app", "old")
+    metadata_sql(reg, "UPDATE manifests SET platforms = '', platforms_unread = (1 = 1)")
+    assert tags(c, "staging/app").json()["tags"][0]["platforms"] == []
+
+    reg.restart()
+    wait_for_log(reg, "read the platforms of 1 image manifest(s) stored before they were recorded")
+    assert tags(Client(reg), "staging/app").json()["tags"][0]["platforms"] == ["linux/amd64"]
+    assert metadata_sql(reg, "SELECT count(*) FROM manifests WHERE platforms_unread = (1 = 1)") == [("0",)]
 
 
 def test_history_lists_every_digest_of_a_retagged_tag(reg):
