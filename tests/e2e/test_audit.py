@@ -4,10 +4,12 @@ and pages newest first, `berth audit` prints it; and no password or token ever a
 import json
 import os
 import subprocess
+import time
 import urllib.parse
 
 import pytest
 
+from backends import metadata_sql
 from e2eauth import ADMIN_PASSWORD, ADMIN_USER, basic
 from ociclient import Client, assert_error, digest_of, next_link
 
@@ -178,3 +180,32 @@ def test_a_flood_of_refusals_records_ten_a_minute(registry):
         "/v2/other/app/manifests/v1", b"{}", headers={"Content-Type": "application/json"}), 403, "DENIED")
     assert len(entries(admin, subject="user:ops")) == 1
 
+
+
+def test_old_entries_and_finished_deliveries_go_and_nothing_else(registry):
+    """audit.retention_days (default 90) and webhooks.retention_days (default 30), applied by the
+    clean-up that runs at start-up and then every hour: older audit entries and finished webhook
+    deliveries go; newer ones, and a pending delivery however old, stay. The rows are planted with old
+    times in the metadata store, then the restart's clean-up is what removes them."""
+    day = 86_400_000
+    now = int(time.time() * 1000)
+    audit_row = "({}, '{}', '127.0.0.1', 'user_create', '', 'user:x', 'ok', 201, '')"
+    metadata_sql(registry, "INSERT INTO audit_log (at_ms, subject, address, action, repository, target, outcome, "
+                           "status, detail) VALUES " + ", ".join(
+                               [audit_row.format(now - 91 * day, "user:too-old"), audit_row.format(now - 89 * day, "user:kept")]))
+    delivery_row = "('{}', 'e-{}', 'push', {at}, 'team/app', 'v1', 'sha256:00', 'x', 1, 'user:a', '', {}, {at}, {at})"
+    metadata_sql(registry, "INSERT INTO webhook_deliveries (webhook, event_id, event, at, repository, tag, digest, "
+                           "media_type, size, actor, source, state, next_at, updated_at) VALUES " + ", ".join([
+                               delivery_row.format("old-delivered", 1, 1, at=now - 31 * day),
+                               delivery_row.format("old-failed", 2, 2, at=now - 31 * day),
+                               delivery_row.format("old-pending", 3, 0, at=now - 31 * day),
+                               delivery_row.format("recent-delivered", 4, 1, at=now - 29 * day)]))
+    admin = Client(registry)
+    assert {e["subject"] for e in entries(admin, subject="user:too-old")} == {"user:too-old"}
+
+    registry.restart()
+    admin = Client(registry)
+    assert entries(admin, subject="user:too-old") == []
+    assert [e["subject"] for e in entries(admin, subject="user:kept")] == ["user:kept"]
+    left = metadata_sql(registry, "SELECT webhook FROM webhook_deliveries ORDER BY webhook")
+    assert [row[0] for row in left] == ["old-pending", "recent-delivered"]
