@@ -124,7 +124,8 @@ asio::awaitable<result<rows>> connection::finish(std::string_view what) {
     if (first_error) first_error->code = errc::unavailable;
   }
   if (first_error) {
-    if (first_error->code == errc::unavailable) broken_ = true;
+    // A read-only server is a standby: a new connection may reach the primary (after a failover).
+    if (first_error->code == errc::unavailable || first_error->sqlstate == "25006") broken_ = true;
     co_return std::unexpected(std::move(*first_error));
   }
   if (!last) co_return fail(errc::failed, std::string(what) + ": no result");

@@ -15,6 +15,8 @@ enum class errc {
   constraint,      // another integrity violation (class 23: foreign key, not null, check)
   conflict,        // 40001 serialization failure, 40P01 deadlock: run the transaction again
   unavailable,     // no connection, connection lost, server shutting down, timeout
+  busy,            // reached, but it cannot do this now: out of disk or memory (class 53), read-only
+                   // (25006: a standby, say after a failover), cancelled (57014), lock not available (55P03)
   failed,          // anything else (a bug: syntax, types, ...)
 };
 

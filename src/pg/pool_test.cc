@@ -97,6 +97,17 @@ TEST_F(PgTest, ErrorsAreMapped) {
   ASSERT_FALSE(syntax.has_value());
   EXPECT_EQ(syntax.error().code, errc::failed);
   EXPECT_EQ(syntax.error().sqlstate, "42601");
+  // What passes is busy, not a bug: a write on a read-only server (a standby after a failover), a
+  // statement cancelled by its timeout.
+  const auto read_only = run(p.exec("BEGIN READ ONLY; INSERT INTO " + table_ + " VALUES ('b'); COMMIT"));
+  ASSERT_FALSE(read_only.has_value());
+  EXPECT_EQ(read_only.error().code, errc::busy);
+  EXPECT_EQ(read_only.error().sqlstate, "25006");
+  const auto cancelled = run(p.exec("BEGIN; SET LOCAL statement_timeout = 10; SELECT pg_sleep(5); COMMIT"));
+  ASSERT_FALSE(cancelled.has_value());
+  EXPECT_EQ(cancelled.error().code, errc::busy);
+  EXPECT_EQ(cancelled.error().sqlstate, "57014");
+  EXPECT_EQ(code_for_sqlstate("53100"), errc::busy);  // disk full
   // The failures did not cost the connections.
   EXPECT_EQ(must(p, "SELECT 1").int64(0, 0), 1);
 }

@@ -15,6 +15,11 @@ std::unexpected<berth::error> failure(std::string_view store, std::string_view w
   if (e.code == errc::unavailable)
     return berth::fail(berth::errc::unavailable,
                        fmt::format("{} unavailable: the database cannot be reached; retry", store));
+  // What passes: a full disk is freed, a failover ends, a lock is let go, a conflict is not met again.
+  if (e.code == errc::busy || e.code == errc::conflict)
+    return berth::fail(berth::errc::unavailable,
+                       fmt::format("{} unavailable: the database cannot do this now (SQLSTATE {}); retry", store,
+                                   e.sqlstate));
   return berth::fail(berth::errc::internal, fmt::format("{} failure", store));
 }
 
