@@ -163,9 +163,9 @@ void bootstrap_admin(const config& c, auth::identity_store& identities) {
     password = auth::random_password();
     generated = true;
   }
-  const auto hash = auth::hash_password(password);
-  if (!sync_wait(identities.put_user("admin", hash)) || !sync_wait(identities.add_grant("user:admin", "admin", "*")))
-    throw std::runtime_error("identity store: cannot create the admin user (see log)");
+  const auto created = sync_wait(identities.create_first_admin(auth::hash_password(password)));
+  if (!created) throw std::runtime_error("identity store: cannot create the admin user (see log)");
+  if (!*created) return;  // another instance on the same database created it first
   if (generated) {
     const auto file = (std::filesystem::path(c.data) / "admin-password").string();
     write_private_file(file, password + "\n");

@@ -92,6 +92,11 @@ class identity_store {
   virtual awaitable<result<bool>> has_users() = 0;
   // Creates the user or replaces its password hash (keeping created_at).
   virtual awaitable<result<void>> put_user(std::string_view name, std::string_view password_hash) = 0;
+  // The first start's administrator: user `admin` with `password_hash` and the grant of `admin` on
+  // `*` to `user:admin`, created together when the store has no user at all; false, and nothing
+  // changed, when it has one (such as the admin that another instance, starting at the same time
+  // on the same database, created first).
+  virtual awaitable<result<bool>> create_first_admin(std::string_view password_hash) = 0;
   virtual awaitable<result<std::optional<user_record>>> find_user(std::string_view name) = 0;
   virtual awaitable<result<std::vector<user_record>>> list_users() = 0;
   // False when there was no such user. Also deletes the user's stored grants, in the same transaction.

@@ -92,6 +92,39 @@ TEST_P(IdentityStoreContract, PutUserCreatesThenReplacesTheHash) {
   EXPECT_EQ(user_names(*store_), names{"alice"});
 }
 
+// The first start's admin comes with its grant, only into a store without users, once however many
+// instances start at the same time.
+TEST_P(IdentityStoreContract, TheFirstAdminIsCreatedOnceWithItsGrant) {
+  constexpr int starts = 8;
+  std::atomic<int> created = 0;
+  {
+    std::vector<std::jthread> instances;
+    for (int i = 0; i < starts; ++i) {
+      instances.emplace_back([&, i] {
+        if (ok(store_->create_first_admin(fmt::format("$argon2id${}", i)))) ++created;
+      });
+    }
+  }
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(user_names(*store_), names{"admin"});
+  const auto grants = ok(store_->grants(std::nullopt));
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_EQ(grants[0].subject, "user:admin");
+  EXPECT_EQ(grants[0].actions, "admin");
+  EXPECT_EQ(grants[0].repository, "*");
+  const auto hash = ok(store_->find_user("admin"))->password_hash;
+  EXPECT_FALSE(ok(store_->create_first_admin("$argon2id$later")));
+  EXPECT_EQ(ok(store_->find_user("admin"))->password_hash, hash);
+}
+
+// Any user, not only an admin, means the first start is over.
+TEST_P(IdentityStoreContract, NoFirstAdminBesideAnotherUser) {
+  ok(store_->put_user("alice", "$argon2id$1"));
+  EXPECT_FALSE(ok(store_->create_first_admin("$argon2id$2")));
+  EXPECT_EQ(user_names(*store_), names{"alice"});
+  EXPECT_TRUE(ok(store_->grants(std::nullopt)).empty());
+}
+
 TEST_P(IdentityStoreContract, FindUserMatchesTheExactName) {
   ok(store_->put_user("alice", "h"));
   EXPECT_FALSE(ok(store_->find_user("alic")));

@@ -86,6 +86,14 @@ constexpr std::string_view put_user_sql = BERTH_WRITE(
     "INSERT INTO users(name, password_hash, created_at) VALUES ($1, $2, $3) "
     "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash RETURNING 1",
     "(SELECT count(*) FROM w)");
+// Only into a store without users; of two at once, the second meets the first's row (ON CONFLICT)
+// once it commits, and inserts neither the user nor the grant.
+constexpr std::string_view create_first_admin_sql = BERTH_WRITE(
+    "INSERT INTO users(name, password_hash, created_at) SELECT 'admin', $1, $2 WHERE NOT EXISTS "
+    "(SELECT 1 FROM users) ON CONFLICT (name) DO NOTHING RETURNING 1), "
+    "granted AS (INSERT INTO grants(subject, actions, repository, created_at) "
+    "SELECT 'user:admin', 'admin', '*', $2 FROM w RETURNING 1",
+    "(SELECT count(*) FROM w)");
 // The user's grants go with it (subject $2 = "user:NAME").
 constexpr std::string_view delete_user_sql =
     "WITH grants_gone AS (DELETE FROM grants WHERE subject = $2), "
@@ -214,6 +222,13 @@ class pg_identity_store final : public identity_store {
     auto r = co_await write("put_user", put_user_sql, std::move(args));
     if (!r) co_return std::unexpected(std::move(r.error()));
     co_return result<void>{};
+  }
+
+  awaitable<result<bool>> create_first_admin(std::string_view password_hash) override {
+    params args{password_hash, unix_seconds()};
+    auto r = co_await write("create_first_admin", create_first_admin_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return *r > 0;
   }
 
   awaitable<result<std::optional<user_record>>> find_user(std::string_view name) override {

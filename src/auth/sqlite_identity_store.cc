@@ -171,6 +171,22 @@ class sqlite_identity_store final : public identity_store {
     co_return co_await write(op);
   }
 
+  awaitable<result<bool>> create_first_admin(std::string_view password_hash) override {
+    auto op = [&](connection& db) -> result<bool> {
+      auto users = db.prepare(has_users_sql);
+      auto any = users.step();
+      if (!any) return std::unexpected(any.error());
+      if (*any) return false;
+      const std::int64_t now = unix_seconds();
+      using namespace std::string_view_literals;
+      if (auto r = db.prepare(put_user_sql).bind("admin"sv, password_hash, now).run(); !r) return std::unexpected(r.error());
+      if (auto r = db.prepare(add_grant_sql).bind("user:admin"sv, "admin"sv, "*"sv, now).run(); !r)
+        return std::unexpected(r.error());
+      return true;
+    };
+    co_return co_await write(op);
+  }
+
   awaitable<result<std::optional<user_record>>> find_user(std::string_view name) override {
     co_return read([&](connection& db) -> result<std::optional<user_record>> {
       auto st = db.prepare(find_user_sql);
