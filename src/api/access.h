@@ -6,6 +6,7 @@
 // Thread-safety: a caller is used by one request; auth_services members are thread-safe.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,6 +18,7 @@
 #include "core/error.h"
 #include "http/message.h"
 #include "policy/authenticator.h"
+#include "policy/federation.h"
 #include "policy/live_policy.h"
 #include "policy/policy.h"
 
@@ -30,6 +32,8 @@ struct auth_services {
   const auth::token_service& tokens;
   std::string service = "berth";  // the token service name ("service" in challenges)
   bool refresh_tokens = true;
+  // The OIDC issuers the config trusts (null: none), for checks of an identity by its claims.
+  std::shared_ptr<const policy::federation> federation;
 };
 
 // The authenticated party of one request.

@@ -439,7 +439,21 @@ awaitable<result<response>> admin_check(context& ctx, request& req, const route&
   if (!a) co_return fail(errc::invalid_argument, "action must be pull, push, delete, list or admin");
   if (!valid_name(repository)) co_return fail(errc::name_invalid, "repository name must match the OCI name grammar");
   policy::principal subject = who;
-  if (auto other = req.query("subject"); other && *other != who.subject) {
+  const auto issuer = req.query("issuer");
+  if (issuer && req.query("subject")) co_return fail(errc::invalid_argument, "ask by subject or by issuer, not both");
+  if (issuer) {
+    // An OIDC identity by its claims, before any job has a token: the config's federation rules
+    // make the principal, this registry's policy (with the namespaces of the admin API) decides.
+    if (auto d = ctx.pol->decide(who, action::admin, "*"); !d.allowed) co_return fail(errc::denied, std::move(d.reason));
+    if (!ctx.auth.federation) co_return fail(errc::invalid_argument, "this registry trusts no OIDC issuer (`federation:`)");
+    const auto claims = json::parse(req.query("claims").value_or("{}"), nullptr, false);
+    if (!claims.is_object()) co_return fail(errc::invalid_argument, "claims must be a JSON object");
+    auto previewed = ctx.auth.federation->preview(*issuer, claims);
+    if (!previewed && previewed.error().code == errc::unauthorized)  // no subject claim: not the caller's credentials
+      co_return fail(errc::invalid_argument, previewed.error().detail);
+    if (!previewed) co_return std::unexpected(previewed.error());
+    subject = std::move(*previewed);
+  } else if (auto other = req.query("subject"); other && *other != who.subject) {
     if (auto d = ctx.pol->decide(who, action::admin, "*"); !d.allowed)
       co_return fail(errc::denied, std::move(d.reason));
     const std::string s = *other;

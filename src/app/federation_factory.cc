@@ -14,8 +14,7 @@ std::shared_ptr<const policy::federation> make_federation(const config& c) {
   return std::make_shared<const policy::federation>(c.federation, fetch);
 }
 
-policy::federation_verifier make_federation_verifier(const config& c) {
-  auto fed = make_federation(c);
+policy::federation_verifier verifier_of(std::shared_ptr<const policy::federation> fed) {
   if (!fed) return {};
   return [fed](std::string_view token) { return fed->verify(token); };
 }

@@ -13,7 +13,7 @@ namespace berth::app {
 // cannot be loaded.
 std::shared_ptr<const policy::federation> make_federation(const config& c);
 
-// The verifier of make_federation(c) (empty when the config trusts no issuer); throws as it does.
-policy::federation_verifier make_federation_verifier(const config& c);
+// The verifier of `fed` (empty when it is null).
+policy::federation_verifier verifier_of(std::shared_ptr<const policy::federation> fed);
 
 }  // namespace berth::app

@@ -31,7 +31,7 @@ check_answer offline_check(const std::string& config_path, const std::string& da
   auto opened = open_stores(located, pool, opener::offline_check);
   auth::identity_store& store = *opened.identities;
   const policy::policy pol(c.policy);
-  policy::authenticator authn(store, pool, c.users, make_federation_verifier(c));
+  policy::authenticator authn(store, pool, c.users, verifier_of(make_federation(c)));
 
   result<policy::principal> who = policy::principal{};
   if (as == "anonymous") {

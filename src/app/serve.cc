@@ -223,7 +223,8 @@ int serve(const config& c) {
   uploads::upload_service uploads(blobs, meta.uploads(), pool);
   bootstrap_admin(c, identities);
   policy::live_policy policies(c.policy, identities);
-  policy::authenticator authn(identities, pool, c.users, make_federation_verifier(c));
+  const auto federation = make_federation(c);
+  policy::authenticator authn(identities, pool, c.users, verifier_of(federation));
   const std::string signing_key = c.signing_key_file.empty()
                                       ? (std::filesystem::path(c.data) / "token-signing-key.pem").string()
                                       : c.signing_key_file;
@@ -241,6 +242,7 @@ int serve(const config& c) {
   options.gc_grace =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double, std::ratio<60>>(c.gc_grace_minutes));
   api::auth_services auth{policies, authn, identities, limiter, *tokens, c.service};
+  auth.federation = federation;
   api::operations_options ops_options;
   ops_options.metrics_public = c.metrics_public;
   ops_options.access_log = c.access_log;

@@ -1,7 +1,7 @@
 // berth check: would SUBJECT be allowed ACTION on REPO (with the deciding grant or rule), offline from a
 // config and data directory or through the registry's API; does a repository exist (--exists); and a
 // CI preflight file of such questions (-f checks.yaml, preflight.h; an OIDC identity given by its claims
-// is decided by the federation rules of the server's config, --config). Exit 0 when every answer is yes,
+// is decided by the registry's federation rules and policy, or offline by a config's, --config). Exit 0 when every answer is yes,
 // 3 (exit_denied) naming each one that is not, 1 on an error.
 #include <fmt/core.h>
 
@@ -30,12 +30,15 @@ struct answer {
   std::string immutability;  // with a tag: whether it is immutable, and what that means for a push
 };
 
+std::string check_target(const std::string& action, const std::string& repo) {
+  return fmt::format("/api/v1/check?action={}&repository={}", percent_encode(action), percent_encode(repo));
+}
+
 // The registry's answer for `as` ("user:NAME", "robot:NAME", "anonymous", or an OIDC token), and
 // with a `tag`, whether that tag is immutable.
 answer ask_access(const session& s, const std::string& as, const std::string& action, const std::string& repo,
                   const std::string& tag = "") {
-  std::string target =
-      fmt::format("/api/v1/check?action={}&repository={}", percent_encode(action), percent_encode(repo));
+  std::string target = check_target(action, repo);
   if (!tag.empty()) target += "&tag=" + percent_encode(tag);
   session who = s;
   if (as.starts_with("user:") || as.starts_with("robot:") || as == "anonymous") {
@@ -56,6 +59,14 @@ answer ask_access(const session& s, const std::string& as, const std::string& ac
                          : fmt::format("tag {}:{} is mutable", repo, tag);
   }
   return a;
+}
+
+// The registry's answer for the OIDC identity its federation rules give `c.issuer`'s `c.claims`,
+// decided by its policy as it stands (with the namespaces of the admin API).
+answer ask_claims(const session& s, const preflight_check& c) {
+  const auto r = call(s, "GET", check_target(c.action, c.repository) + "&issuer=" + percent_encode(c.issuer) +
+                                    "&claims=" + percent_encode(c.claims.dump()));
+  return {r.value("allowed", false), r.value("subject", ""), r.value("reason", ""), ""};
 }
 
 // Whether `repo` exists (its tag list answers) as the session sees it.
@@ -109,9 +120,11 @@ void run_file(const check_options& o) {
     try {
       switch (c.what) {
         case preflight_check::kind::access: {
-          if (!c.issuer.empty()) {
-            if (o.config.empty())
-              throw cli_error("a check by claims is decided by the server's config: pass --config FILE");
+          if (!c.issuer.empty() && o.config.empty()) {
+            a = ask_claims(s, c);
+            break;
+          }
+          if (!c.issuer.empty()) {  // offline, from the config alone: without the admin API's namespaces
             const auto exists = ask_exists(s, c.repository, true).yes;
             const auto d = app::claims_check(o.config, c.issuer, c.claims, c.action, c.repository, exists);
             a = {d.allowed, d.subject, d.reason};
@@ -196,7 +209,7 @@ void add_check_commands(CLI::App& cli) {
   check->add_flag("--exists", o->exists, "Whether --repo exists (exit 3 when it does not)");
   check->add_option("-f,--file", o->file, "A preflight file of checks (exit 3 naming each that fails)")
       ->check(CLI::ExistingFile);
-  check->add_option("--config", o->config, "Decide offline from this config file (with -f: the checks by claims)")
+  check->add_option("--config", o->config, "Decide offline from this config file (with -f: the checks by claims, which then do not see namespaces made through the admin API)")
       ->check(CLI::ExistingFile);
   check->add_option("--data", o->data, "Decide offline with this data directory's identities");
   check->add_option("--registry", o->registry, "Ask this registry's API (default: the last `berth login`)");

@@ -420,8 +420,8 @@ def test_seed_story_a_deploy_whose_repository_was_never_created(make_registry, t
     ], after.stdout
     assert after.stdout.splitlines()[-2].startswith(f"FAIL  {develop} may push"), after.stdout  # still refused
     assert after.stdout.splitlines()[-1] == "1 of 6 checks failed"
-    no_config = berth(env, "check", "-f", checks, check=False)
-    assert "a check by claims is decided by the server's config: pass --config FILE" in no_config.stdout
+    online = berth(env, "check", "-f", checks, check=False)  # the checks by claims asked of the registry
+    assert online.stdout == after.stdout, online.stdout
     assert berth(env, "check", "--repo", "production/gateway", "--exists").returncode == 0
     ci.push_image("production/gateway", "v1.2.0")
 
@@ -429,6 +429,47 @@ def test_seed_story_a_deploy_whose_repository_was_never_created(make_registry, t
     again = berth(env, "check", "-f", checks, "--config", reg.config_path, check=False)
     assert again.returncode == 3
     assert "FAIL  tag v1.2.0 is free in production/gateway: tag v1.2.0 already exists" in again.stdout, again.stdout
+
+
+def test_a_check_by_claims_asks_the_registry_which_knows_its_api_namespaces(make_registry, tmp_path, cli_env):
+    """The config declares no namespace: production becomes `creation: explicit` through the admin API.
+    The registry's answer for a build of main changes with it; the offline answer from the config
+    cannot see it."""
+    from oidcenv import Issuer, federation_config
+    issuer = Issuer(tmp_path)
+    reg = start(make_registry, tmp_path, config="auth:\n  service: berth-e2e\n", extra=federation_config(issuer))
+    berth(cli_env, "login", reg.url, "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
+    checks = write(tmp_path, """\
+        checks:
+          - issuer: github
+            claims: {repository: acme/shop, ref: refs/heads/main, sub: "repo:acme/shop:ref:refs/heads/main"}
+            action: push
+            repository: production/gateway
+        """, "checks.yaml")
+    assert berth(cli_env, "check", "-f", checks).stdout.splitlines()[-1] == "1 checks passed"
+
+    path = write(tmp_path, """\
+        namespaces:
+          production:
+            creation: explicit
+        """)
+    berth(cli_env, "apply", "-f", path, "--yes")
+    online = berth(cli_env, "check", "-f", checks, check=False)
+    assert online.returncode == 3, online
+    assert "berth repo create production/gateway" in online.stdout.splitlines()[0], online.stdout
+    offline = berth(cli_env, "check", "-f", checks, "--config", reg.config_path)
+    assert offline.stdout.splitlines()[-1] == "1 checks passed"
+
+    # Bad questions are the registry's clear errors.
+    unknown = write(tmp_path, """\
+        checks:
+          - issuer: gitlab
+            claims: {sub: x}
+            action: push
+            repository: production/gateway
+        """, "unknown.yaml")
+    out = berth(cli_env, "check", "-f", unknown, check=False)
+    assert out.returncode == 3 and "gitlab" in out.stdout, out.stdout
 
 
 def test_the_check_file_is_validated_with_lines(make_registry, tmp_path, cli_env):
