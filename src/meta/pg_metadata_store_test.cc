@@ -197,9 +197,10 @@ TEST_F(pg_metadata_store_test, a_tag_set_during_a_guarded_deletion_is_judged) {
   std::atomic<bool> done{false};
   result<bool> deleted;
   std::jthread deleting([&] {
-    deleted = sync_wait(store->delete_manifest("r", m.dgst, test_stamp, [](std::string_view tag) {
+    const delete_guard immutable_v1{.tags = [](std::string_view tag) {
       return tag == "v1" ? std::optional<std::string>("tag r:v1 is immutable") : std::nullopt;
-    }));
+    }};
+    deleted = sync_wait(store->delete_manifest("r", m.dgst, test_stamp, immutable_v1));
     done = true;
   });
   const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "

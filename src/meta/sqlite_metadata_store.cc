@@ -437,6 +437,12 @@ constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
     "FROM repositories r JOIN tags t ON t.repo_id = r.id "
     "JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest WHERE r.name = ?1 AND t.name = ?2";
 #undef BERTH_MANIFEST_COLUMNS
+// A manifest of repository ?1 that needs manifest ?2 (delete_guard::keep_needed): one that lists it
+// (an index, its child), or its subject when ?2 is a referrer.
+constexpr std::string_view needed_by_sql =
+    "SELECT x.manifest FROM repositories r JOIN manifest_refs x ON x.repo_id = r.id WHERE r.name = ?1 "
+    "AND x.referenced = ?2 UNION ALL SELECT s.digest FROM repositories r JOIN manifests m ON m.repo_id = r.id "
+    "JOIN manifests s ON s.repo_id = m.repo_id AND s.digest = m.subject WHERE r.name = ?1 AND m.digest = ?2 LIMIT 1";
 constexpr std::string_view delete_manifest_sql =
     "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2 "
     "RETURNING media_type, size";
@@ -823,15 +829,21 @@ class sqlite_metadata_store final : public metadata_store,
   }
 
   awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp,
-                                          const tag_guard& guard) override {
+                                          const delete_guard& guard) override {
     co_return co_await write([&](connection& db) -> result<bool> {
-      if (guard) {
+      if (guard.tags) {
         auto on = db.prepare(tags_on_sql);
         auto tags = column_strings(on.bind(repo, d.str()));
         if (!tags) return std::unexpected(tags.error());
         for (const auto& tag : *tags) {
-          if (auto why = guard(tag)) return fail(errc::denied, std::move(*why));
+          if (auto why = guard.tags(tag)) return fail(errc::denied, std::move(*why));
         }
+      }
+      if (guard.keep_needed) {
+        auto needed = db.prepare(needed_by_sql);
+        auto row = needed.bind(repo, d.str()).step();
+        if (!row) return std::unexpected(row.error());
+        if (*row) return fail(errc::denied, fmt::format("manifest {} still needs it", needed.text(0)));
       }
       auto st = db.prepare(delete_manifest_sql);
       auto row = st.bind(repo, d.str()).step();
