@@ -1021,6 +1021,29 @@ TEST_P(metadata_store_contract, a_claim_overtaken_by_a_deletion_cannot_link) {
   EXPECT_EQ(sync_wait(u.complete("u2", 1, d("blob"), 4, generation)).error().code, errc::unavailable);
 }
 
+// adopt records only the digests without a record, as used now: a linked blob, a claimed one and
+// one being deleted keep theirs; what it recorded goes like any blob nothing links.
+TEST_P(metadata_store_contract, adopt_records_only_blobs_without_a_record) {
+  auto& m = *store_;
+  auto& b = m.blobs();
+  ASSERT_TRUE(sync_wait(link(m, "r", d("linked"), 1)).has_value());
+  ASSERT_TRUE(sync_wait(m.uploads().claim(d("claimed"), 2)).has_value());
+  ASSERT_TRUE(sync_wait(m.uploads().claim(d("deleting"), 3)).has_value());
+  const digest deleting[] = {d("deleting")};
+  ASSERT_EQ(sync_wait(b.mark_for_deletion(deleting, 0)).value().size(), 1u);
+  const blob_entry stored[] = {{d("linked"), 1}, {d("claimed"), 2}, {d("deleting"), 3}, {d("orphan"), 4}};
+  const auto adopted = sync_wait(b.adopt(stored)).value();
+  ASSERT_EQ(adopted.size(), 1u);
+  EXPECT_EQ(adopted[0].dgst, d("orphan"));
+  EXPECT_EQ(adopted[0].size, 4u);
+  EXPECT_TRUE(sync_wait(b.adopt(stored)).value().empty());
+
+  EXPECT_TRUE(sync_wait(b.unreferenced(3'600'000, "", 10)).value().empty());  // used now
+  const digest orphan[] = {d("orphan")};
+  EXPECT_EQ(digests(sync_wait(b.mark_for_deletion(orphan, 0)).value()), std::vector<digest>{d("orphan")});
+  EXPECT_EQ(sync_wait(m.uploads().claim(d("orphan"), 4)).error().code, errc::unavailable);
+}
+
 // Links and marks race: every blob ends either linked (and not marked) or marked (and not linked).
 TEST_P(metadata_store_contract, concurrent_links_and_marks_never_both_win) {
   auto& m = *store_;

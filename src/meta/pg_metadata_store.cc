@@ -395,6 +395,10 @@ constexpr std::string_view mark_sql =
     "UPDATE blobs b SET deleting = true, generation = (random() * 9e15)::bigint WHERE digest = ANY($1::text[]) "
     "AND NOT deleting AND used_at <= " BERTH_CUTOFF("$2") " AND NOT EXISTS (SELECT 1 FROM blob_links l "
     "WHERE l.digest = b.digest) RETURNING digest, size";
+// Digests $1 with sizes $2 (arrays in the same order), each recorded unless it is already.
+constexpr std::string_view adopt_sql =
+    "INSERT INTO blobs(digest, size, used_at, generation) SELECT d, s, " BERTH_NOW_MS ", (random() * 9e15)::bigint "
+    "FROM unnest($1::text[], $2::bigint[]) AS f(d, s) ON CONFLICT (digest) DO NOTHING RETURNING digest, size";
 constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting ORDER BY digest LIMIT $1";
 constexpr std::string_view forget_sql =
     "DELETE FROM blobs WHERE digest = ANY($1::text[]) AND deleting RETURNING digest, size";
@@ -1441,6 +1445,19 @@ class pg_metadata_store final : public metadata_store,
     auto marked = co_await transact("mark blobs", body);
     if (!marked) co_return std::unexpected(std::move(marked.error()));
     co_return blob_entries(*marked);
+  }
+
+  awaitable<result<std::vector<blob_entry>>> adopt(std::span<const blob_entry> stored) override {
+    std::vector<digest> ds;
+    std::vector<std::uint64_t> sizes;
+    for (const auto& e : stored) {
+      ds.push_back(e.dgst);
+      sizes.push_back(e.size);
+    }
+    params args{text_array(ds), fmt::format("{{{}}}", fmt::join(sizes, ","))};
+    auto r = co_await query("adopt blobs", adopt_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return blob_entries(*r);
   }
 
   awaitable<result<std::vector<blob_entry>>> marked(std::size_t n) override {

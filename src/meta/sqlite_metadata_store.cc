@@ -308,6 +308,10 @@ constexpr std::string_view unreferenced_sql =
 constexpr std::string_view mark_sql =
     "UPDATE blobs SET deleting = 1, generation = random() WHERE digest = ?1 AND deleting = 0 AND used_at <= ?2 "
     "AND NOT EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1) RETURNING digest, size";
+constexpr std::string_view has_record_sql = "SELECT 1 FROM blobs WHERE digest = ?1";
+constexpr std::string_view adopt_sql =
+    "INSERT INTO blobs(digest, size, used_at, generation) VALUES (?1, ?2, ?3, random()) ON CONFLICT DO NOTHING "
+    "RETURNING digest, size";
 constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting != 0 ORDER BY digest LIMIT ?1";
 constexpr std::string_view forget_sql = "DELETE FROM blobs WHERE digest = ?1 AND deleting != 0 RETURNING digest, size";
 // The audit log: every filter that is "" (or 0) matches all.
@@ -715,14 +719,14 @@ result<std::vector<blob_entry>> read_blob_entries(statement& st) {
   });
 }
 
-// Runs `sql` (bound by `bind`) for each of `ds`; the (digest, size) rows it returns.
-template <class Bind>
-result<std::vector<blob_entry>> each_returning(connection& db, std::span<const digest> ds, Bind bind,
+// Runs `sql` (bound by `bind`) for each of `items`; the (digest, size) rows it returns.
+template <class T, class Bind>
+result<std::vector<blob_entry>> each_returning(connection& db, std::span<const T> items, Bind bind,
                                                std::string_view sql) {
   std::vector<blob_entry> out;
-  for (const digest& d : ds) {
+  for (const T& item : items) {
     auto st = db.prepare(sql);
-    bind(st, d);
+    bind(st, item);
     auto rows = read_blob_entries(st);
     if (!rows) return std::unexpected(rows.error());
     out.insert(out.end(), rows->begin(), rows->end());
@@ -1322,6 +1326,28 @@ class sqlite_metadata_store final : public metadata_store,
     co_return co_await write([&](connection& db) {
       const std::int64_t cutoff = now_ms() - grace_ms;
       return each_returning(db, ds, [&](statement& st, const digest& d) { st.bind(d.str(), cutoff); }, mark_sql);
+    });
+  }
+
+  // Read first, beside the writers: a whole store's worth of digests, nearly all recorded, takes
+  // the write lock only for the few that are not.
+  awaitable<result<std::vector<blob_entry>>> adopt(std::span<const blob_entry> stored) override {
+    auto unknown = read([&](connection& db) -> result<std::vector<blob_entry>> {
+      std::vector<blob_entry> out;
+      for (const auto& e : stored) {
+        auto st = db.prepare(has_record_sql);
+        auto row = st.bind(e.dgst.str()).step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) out.push_back(e);
+      }
+      return out;
+    });
+    if (!unknown) co_return std::unexpected(unknown.error());
+    if (unknown->empty()) co_return std::move(*unknown);
+    co_return co_await write([&](connection& db) {
+      const std::int64_t now = now_ms();
+      const auto bind = [&](statement& st, const blob_entry& e) { st.bind(e.dgst.str(), e.size, now); };
+      return each_returning(db, std::span<const blob_entry>(*unknown), bind, adopt_sql);
     });
   }
 
