@@ -160,8 +160,10 @@ awaitable<result<response>> delete_manifest(context& ctx, request&, const route&
     // An immutable tag on it refuses the deletion, judged in the store's transaction: a tag set
     // meanwhile is judged too.
     const meta::push_stamp stamp{ctx.who->subject(), unix_millis(), {}};
-    deleted = co_await ctx.meta.delete_manifest(*name, *d, stamp,
-                                                [&](std::string_view tag) { return ctx.pol->immutable(*name, tag); });
+    // OCI lets a client delete a manifest that another one still needs (an index's child).
+    const meta::delete_guard guard{
+        .tags = [&](std::string_view tag) { return ctx.pol->immutable(*name, tag); }};
+    deleted = co_await ctx.meta.delete_manifest(*name, *d, stamp, guard);
   } else {
     auto tag = checked_tag(r.reference);
     if (!tag) co_return std::unexpected(tag.error());

@@ -10,6 +10,8 @@ namespace berth::gc {
 namespace {
 
 constexpr std::size_t batch = 500;
+// Blobs listed at a time: S3's largest page.
+constexpr std::size_t listing_page = 1000;
 
 std::int64_t unix_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -38,6 +40,23 @@ awaitable<result<void>> collector::delete_marked(std::span<const meta::blob_entr
     counts.bytes += e.size;
   }
   co_return result<void>{};
+}
+
+awaitable<result<std::uint64_t>> collector::adopt_orphans() {
+  std::uint64_t adopted = 0;
+  std::string cursor;
+  do {
+    auto page = co_await blobs_.list_blobs(cursor, listing_page);
+    if (!page) co_return std::unexpected(page.error());
+    std::vector<meta::blob_entry> stored;
+    stored.reserve(page->blobs.size());
+    for (auto& b : page->blobs) stored.push_back(meta::blob_entry{std::move(b.dgst), b.size});
+    auto recorded = co_await meta_.blobs().adopt(stored);
+    if (!recorded) co_return std::unexpected(recorded.error());
+    adopted += recorded->size();
+    cursor = std::move(page->next);
+  } while (!cursor.empty());
+  co_return adopted;
 }
 
 awaitable<result<meta::gc_counts>> collector::finish_interrupted() {
@@ -81,8 +100,13 @@ awaitable<result<meta::gc_run>> collector::run(std::chrono::milliseconds grace, 
     if (!swept) co_return std::unexpected(swept.error());
     out.counts.links = swept->links;
     out.counts.link_bytes = swept->link_bytes;
+    show(phase::orphans);
+    // (3) Bytes without a record.
+    auto adopted = co_await adopt_orphans();
+    if (!adopted) co_return std::unexpected(adopted.error());
+    if (*adopted != 0) spdlog::info("gc: recorded {} blobs stored without a record", *adopted);
     show(phase::blobs);
-    // (3) Blobs, a batch at a time: mark, delete the bytes, forget.
+    // (4) Blobs, a batch at a time: mark, delete the bytes, forget.
     std::string after;
     for (;;) {
       auto candidates = co_await records.unreferenced(grace_ms, after, batch);

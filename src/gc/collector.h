@@ -4,8 +4,11 @@
 // instant, leave every referenced blob intact; the next run finishes what a killed one began.
 //
 // A run: (1) finishes deletions an interrupted run left marked; (2) sweeps unneeded links;
-// (3) for each batch of unreferenced blobs: marks them (re-checked in the transaction), deletes
-// their bytes, forgets their records. A dry run only estimates (2) and (3).
+// (3) lists the blob store and records the blobs that have no record (bytes stored before garbage
+// collection existed, or left by an older version's crash), as used now, so that a run after the
+// grace window frees them unless something links them meanwhile; (4) for each batch of
+// unreferenced blobs: marks them (re-checked in the transaction), deletes their bytes, forgets
+// their records. A dry run only estimates (2) and (4).
 // Thread-safety: run() may be called concurrently (by this and other instances).
 #pragma once
 
@@ -42,6 +45,8 @@ class collector {
   awaitable<result<meta::gc_counts>> finish_interrupted();
 
  private:
+  // Step (3): returns how many blobs it recorded.
+  awaitable<result<std::uint64_t>> adopt_orphans();
   // Deletes the bytes of `marked` blobs and forgets them; adds what it freed to `counts`.
   awaitable<result<void>> delete_marked(std::span<const meta::blob_entry> marked, meta::gc_counts& counts);
 

@@ -8,6 +8,8 @@ std::string_view phase_name(phase p) {
       return "finishing";
     case phase::links:
       return "links";
+    case phase::orphans:
+      return "orphans";
     case phase::blobs:
       return "blobs";
     case phase::estimating:

@@ -19,6 +19,7 @@ namespace berth::gc {
 enum class phase : int {
   finishing,   // an interrupted run's marked blobs
   links,       // the sweep of unneeded repository links
+  orphans,     // recording blobs stored without a record (blob_records::adopt)
   blobs,       // unreferenced blobs, a batch at a time
   estimating,  // a dry run
 };

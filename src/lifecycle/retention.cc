@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <set>
 
 #include "core/unix_time.h"
@@ -254,18 +255,32 @@ awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta
       if (!gone) co_return std::unexpected(gone.error());
       if (*gone) deleted.tags.push_back(std::move(t));
     }
+    // Judged in each deletion's transaction: a manifest tagged since the plan (or whose tag above
+    // was pushed again) is kept, and so is one that a manifest still there needs (an index that was
+    // kept or pushed since lists it; its subject stayed), with what it needs in turn. The plan
+    // lists an index before its children and a subject before its referrers; a manifest refused
+    // while another of the plan still needed it (an index listed after it) is tried again.
+    const meta::delete_guard guard{
+        .tags = [](std::string_view) { return std::optional<std::string>("tagged since the plan"); },
+        .keep_needed = true};
     const std::size_t first_untagged = p.manifests.size() - p.untagged;
-    for (std::size_t i = 0; i < p.manifests.size(); ++i) {
-      // A manifest tagged since the plan (or whose tag above was pushed again) is kept, judged in
-      // the deletion's transaction.
-      auto gone = co_await meta.delete_manifest(p.repository, p.manifests[i], stamp, [](std::string_view) {
-        return std::optional<std::string>("tagged since the plan");
-      });
-      if (!gone && gone.error().code == errc::denied) continue;
-      if (!gone) co_return std::unexpected(gone.error());
-      if (!*gone) continue;
-      deleted.manifests.push_back(std::move(p.manifests[i]));
-      if (i >= first_untagged) ++deleted.untagged;
+    std::vector<std::size_t> pending(p.manifests.size());
+    std::iota(pending.begin(), pending.end(), std::size_t{0});
+    while (!pending.empty()) {
+      std::vector<std::size_t> refused;
+      for (const std::size_t i : pending) {
+        auto gone = co_await meta.delete_manifest(p.repository, p.manifests[i], stamp, guard);
+        if (!gone && gone.error().code == errc::denied) {
+          refused.push_back(i);
+          continue;
+        }
+        if (!gone) co_return std::unexpected(gone.error());
+        if (!*gone) continue;
+        deleted.manifests.push_back(std::move(p.manifests[i]));
+        if (i >= first_untagged) ++deleted.untagged;
+      }
+      if (refused.size() == pending.size()) break;
+      pending = std::move(refused);
     }
     if (!deleted.tags.empty() || !deleted.manifests.empty()) done.push_back(std::move(deleted));
   }

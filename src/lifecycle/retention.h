@@ -24,7 +24,8 @@
 // The plan also says what a garbage collection after the run would free (blob_records::freed_by_deleting).
 // Garbage collection removes what nothing refers to.
 // Thread-safety: the functions keep no state; plan() and apply() may run concurrently with pushes
-// (apply() skips a tag pushed again since plan() and a manifest tagged again).
+// (apply() skips a tag pushed again since plan(), a manifest tagged again, and what a manifest
+// still there needs).
 #pragma once
 
 #include <utility>  // before Asio: boost 1.74 awaitable.hpp uses std::exchange without it
@@ -114,8 +115,10 @@ awaitable<result<std::vector<repository_plan>>> plan(meta::metadata_store& meta,
                                                      const immutable_fn& immutable);
 
 // Deletes what `plans` name and returns what it deleted: a tag or manifest already gone is left
-// out, and a manifest that a tag points at again is kept. Errors: the store's (what was deleted
-// before the failure stays deleted; the next run continues).
+// out; a manifest that a tag points at again is kept, and so is one that a manifest still in the
+// repository lists (an index's child) or whose subject is still there (a referrer), judged in the
+// deletion's transaction (meta::delete_guard::keep_needed). Errors: the store's (what was
+// deleted before the failure stays deleted; the next run continues).
 awaitable<result<std::vector<repository_plan>>> apply(meta::metadata_store& meta, std::vector<repository_plan> plans);
 
 }  // namespace berth::lifecycle

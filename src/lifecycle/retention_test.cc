@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "core/sync_wait.h"
 #include "meta/test_temp_dir.h"
@@ -92,27 +93,36 @@ TEST(Retention, EqualPushTimesAreRankedByName) {
   EXPECT_EQ(expired(ts, {{.repositories = {"dev/*"}, .keep_last = 1}}), (std::vector<std::string>{"b", "c"}));
 }
 
-// plan() and apply() over a real store: the kept index keeps its child, the expiring image goes
-// before its referrer, and apply() deletes exactly what plan() listed.
-TEST(RetentionRun, PlansAndAppliesOverAStore) {
-  meta::test_util::temp_dir dir;
-  auto store = meta::make_sqlite_metadata_store(dir.file("berth.db"));
-  auto& m = *store;
-  const auto put = [&](const meta::manifest_record& rec, std::optional<std::string_view> tag, std::int64_t at) {
+meta::manifest_record record(std::string content, std::vector<digest> refs, std::optional<digest> subject) {
+  return meta::manifest_record{digest_of(content),
+                               "application/vnd.oci.image.manifest.v1+json",
+                               content,
+                               subject,
+                               "",
+                               "",
+                               std::move(refs),
+                               0,
+                               {}};
+}
+
+// A SQLite store whose repository dev/app the tests push to (the store's side of apply() runs on
+// every store: metadata_store_contract's keep_needed test).
+class RetentionRun : public ::testing::Test {
+ protected:
+  void put(const meta::manifest_record& rec, std::optional<std::string_view> tag, std::int64_t at) {
     const meta::push_stamp stamp{"user:test", at, ""};
     ASSERT_TRUE(sync_wait(m.put_manifest("dev/app", rec, tag, stamp)).has_value());
-  };
-  const auto record = [](std::string content, std::vector<digest> refs, std::optional<digest> subject) {
-    return meta::manifest_record{digest_of(content),
-                                 "application/vnd.oci.image.manifest.v1+json",
-                                 content,
-                                 subject,
-                                 "",
-                                 "",
-                                 std::move(refs),
-                                 0,
-                                 {}};
-  };
+  }
+  bool held(const digest& d) { return sync_wait(m.manifest_by_digest("dev/app", d)).value().has_value(); }
+
+  meta::test_util::temp_dir dir_;
+  std::unique_ptr<meta::metadata_store> store_ = meta::make_sqlite_metadata_store(dir_.file("berth.db"));
+  meta::metadata_store& m = *store_;
+};
+
+// plan() and apply() over a real store: the kept index keeps its child, the expiring image goes
+// before its referrer, and apply() deletes exactly what plan() listed.
+TEST_F(RetentionRun, PlansAndAppliesOverAStore) {
   const auto child = record("child", {}, std::nullopt);
   const auto index = record("index", {child.dgst}, std::nullopt);
   const auto image = record("image", {}, std::nullopt);
@@ -141,12 +151,68 @@ TEST(RetentionRun, PlansAndAppliesOverAStore) {
   ASSERT_EQ(applied->size(), 1u);
   EXPECT_EQ(names(applied->front().tags), names(p.tags));
   EXPECT_EQ(applied->front().manifests, p.manifests);
-  for (const auto& d : p.manifests) EXPECT_FALSE(sync_wait(m.manifest_by_digest("dev/app", d))->has_value());
-  for (const auto& d : {child.dgst, index.dgst})
-    EXPECT_TRUE(sync_wait(m.manifest_by_digest("dev/app", d))->has_value());
+  for (const auto& d : p.manifests) EXPECT_FALSE(held(d));
+  for (const auto& d : {child.dgst, index.dgst}) EXPECT_TRUE(held(d));
   auto again = sync_wait(plan(m, config, std::nullopt, now, none));
   ASSERT_TRUE(again.has_value());
   EXPECT_TRUE(again->empty());
+}
+
+// An index that the plan deletes, tagged again before apply(): it stays, and so do its children
+// and its referrer, which the plan listed after it.
+TEST_F(RetentionRun, AnIndexTaggedAgainKeepsItsChildrenAndReferrers) {
+  const auto amd64 = record("amd64", {}, std::nullopt);
+  const auto arm64 = record("arm64", {}, std::nullopt);
+  const auto index = record("index", {amd64.dgst, arm64.dgst}, std::nullopt);
+  const auto signature = record("signature", {}, index.dgst);
+  put(amd64, std::nullopt, 1);
+  put(arm64, std::nullopt, 1);
+  put(index, "old", 2);
+  put(signature, std::nullopt, 3);
+  put(record("new", {}, std::nullopt), "new", 4);
+
+  const retention_config config{{{.repositories = {"dev/*"}, .keep_last = 1}}, 0};
+  auto planned = sync_wait(plan(m, config, std::nullopt, now, none));
+  ASSERT_TRUE(planned.has_value());
+  ASSERT_EQ(planned->size(), 1u);
+  ASSERT_EQ(planned->front().manifests.size(), 4u);
+  ASSERT_EQ(planned->front().manifests.front(), index.dgst);
+  put(index, "again", 5);
+
+  auto applied = sync_wait(apply(m, *planned));
+  ASSERT_TRUE(applied.has_value());
+  ASSERT_EQ(applied->size(), 1u);
+  EXPECT_EQ(names(applied->front().tags), std::vector<std::string>{"old"});
+  EXPECT_TRUE(applied->front().manifests.empty());
+  for (const auto& d : {index.dgst, amd64.dgst, arm64.dgst, signature.dgst}) EXPECT_TRUE(held(d));
+  EXPECT_EQ(sync_wait(m.manifest_by_tag("dev/app", "again")).value()->dgst, index.dgst);
+  const auto referrers = sync_wait(m.referrers("dev/app", index.dgst, std::nullopt)).value();
+  ASSERT_EQ(referrers.size(), 1u);
+  EXPECT_EQ(referrers[0].dgst, signature.dgst);
+}
+
+// An index that lists a child and another index listing the same child: the plan reaches the child
+// first (before the inner index that also lists it); apply() deletes it once neither is left.
+TEST_F(RetentionRun, AChildTwoIndexesOfThePlanListGoesAfterBoth) {
+  const auto child = record("child2", {}, std::nullopt);
+  const auto inner = record("inner2", {child.dgst}, std::nullopt);
+  const auto outer = record("outer", {child.dgst, inner.dgst}, std::nullopt);
+  put(child, std::nullopt, 1);
+  put(inner, std::nullopt, 1);
+  put(outer, "old", 2);
+  put(record("new", {}, std::nullopt), "new", 3);
+
+  const retention_config config{{{.repositories = {"dev/*"}, .keep_last = 1}}, 0};
+  auto planned = sync_wait(plan(m, config, std::nullopt, now, none));
+  ASSERT_TRUE(planned.has_value());
+  ASSERT_EQ(planned->size(), 1u);
+  ASSERT_EQ(planned->front().manifests, (std::vector<digest>{outer.dgst, child.dgst, inner.dgst}));
+
+  auto applied = sync_wait(apply(m, *planned));
+  ASSERT_TRUE(applied.has_value());
+  ASSERT_EQ(applied->size(), 1u);
+  EXPECT_EQ(applied->front().manifests, (std::vector<digest>{outer.dgst, inner.dgst, child.dgst}));
+  for (const auto& d : {outer.dgst, inner.dgst, child.dgst}) EXPECT_FALSE(held(d));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 //              and is not being deleted. So bytes a deduplicating commit relied on were not deleted
 //              in between.
 //   mount:     metadata_store::link_blob links d only while some repository links it.
+//   orphans:   adopt(d) records bytes the blob store holds that have no record (as used now).
 //   collector: mark_for_deletion(d) re-checks, in a transaction, that no repository links d and
 //              that nothing used it within the grace window, and marks it (a new generation);
 //              the bytes are deleted; forget(d) drops the record. A record left marked by a crash
@@ -90,6 +91,12 @@ class blob_records {
   // within the grace window (re-checked here: a push or mount that won keeps its blob); returns them.
   virtual awaitable<result<std::vector<blob_entry>>> mark_for_deletion(std::span<const digest> ds,
                                                                        std::int64_t grace_ms) = 0;
+  // Of `stored` (blobs listed from the blob store), records those that have no record, as used now,
+  // and returns them: bytes no record knows (left from before garbage collection existed, or by a
+  // crash of an older version) then go like any blob nothing links, after the grace window. A
+  // digest with a record keeps it. An upload claims its digest before it commits the bytes, so
+  // bytes of one in flight always have a record.
+  virtual awaitable<result<std::vector<blob_entry>>> adopt(std::span<const blob_entry> stored) = 0;
   // Up to `n` blobs marked for deletion (by any run, also an interrupted one).
   virtual awaitable<result<std::vector<blob_entry>>> marked(std::size_t n) = 0;
   // Drops the records of marked blobs whose bytes are deleted; returns those it dropped (not those

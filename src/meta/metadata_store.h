@@ -92,6 +92,18 @@ struct usage_report {
                                             // awaiting garbage collection)
 };
 
+// Called by delete_manifest, in its transaction, with each tag on the manifest: a message
+// refuses the deletion (DENIED with that message; an immutable tag, say).
+using tag_guard = std::function<std::optional<std::string>(std::string_view tag)>;
+// What refuses metadata_store::delete_manifest (DENIED, with a message), judged in its transaction.
+struct delete_guard {
+  tag_guard tags;  // judges each tag on the manifest
+  // Refuses while the repository still needs the manifest: another of its manifests lists it (an
+  // index, its child), or it is a referrer whose subject the repository holds. OCI lets a client
+  // delete either; retention, deleting what it planned, must keep what was pushed since.
+  bool keep_needed = false;
+};
+
 class metadata_store {
  public:
   virtual ~metadata_store() = default;
@@ -121,15 +133,12 @@ class metadata_store {
   // Of `ds`, the manifests that `repo` does not hold (in the order given).
   virtual awaitable<result<std::vector<digest>>> missing_manifests(std::string_view repo,
                                                                    std::span<const digest> ds) = 0;
-  // Called by delete_manifest, in its transaction, with each tag on the manifest: a message
-  // refuses the deletion (DENIED with that message; an immutable tag, say).
-  using tag_guard = std::function<std::optional<std::string>(std::string_view tag)>;
   // Deletes the manifest and every tag on it; false when `repo` does not hold it. `stamp` says who
-  // and why, for the webhook event (webhook_records.h) it adds in the same transaction. With
-  // `guard`, the tags are judged in that transaction first: a tag set on the manifest meanwhile is
-  // judged too, never deleted unseen.
+  // and why, for the webhook event (webhook_records.h) it adds in the same transaction. With a
+  // `guard`, the deletion is judged in that transaction first: a tag set on the manifest meanwhile
+  // is judged too, never deleted unseen, and so is a manifest pushed meanwhile that lists it.
   virtual awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp,
-                                                  const tag_guard& guard = {}) = 0;
+                                                  const delete_guard& guard = {}) = 0;
   // Deletes the tag only; false when there is no such tag. `stamp` as in delete_manifest.
   virtual awaitable<result<bool>> delete_tag(std::string_view repo, std::string_view tag, const push_stamp& stamp) = 0;
 

@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/sha256_state.h"
@@ -219,11 +220,11 @@ TEST_P(metadata_store_contract, a_tag_guard_refuses_deleting_a_manifest) {
   ASSERT_TRUE(sync_wait(m.put_manifest("r", rec, "dev", test_stamp)).has_value());
   ASSERT_TRUE(sync_wait(m.put_manifest("r", loose, std::nullopt, test_stamp)).has_value());
   strings judged;
-  const auto immutable_v = [&](std::string_view tag) -> std::optional<std::string> {
+  const delete_guard immutable_v{.tags = [&](std::string_view tag) -> std::optional<std::string> {
     judged.emplace_back(tag);
     if (tag.starts_with("v")) return fmt::format("tag r:{} is immutable", tag);
     return std::nullopt;
-  };
+  }};
   const auto refused = sync_wait(m.delete_manifest("r", rec.dgst, test_stamp, immutable_v));
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error().code, errc::denied);
@@ -239,6 +240,41 @@ TEST_P(metadata_store_contract, a_tag_guard_refuses_deleting_a_manifest) {
   EXPECT_TRUE(sync_wait(m.delete_manifest("r", rec.dgst, test_stamp, immutable_v)).value());
   EXPECT_EQ(judged, strings{"dev"});
   EXPECT_EQ(sync_wait(m.list_tags("r", "", 10)).value(), strings{});
+}
+
+// keep_needed refuses, in the deletion's transaction, a manifest that another manifest of the
+// repository lists (an index's child) and a referrer whose subject the repository holds, until
+// that one is gone. Another repository's manifests never count; without it, a child goes (OCI).
+TEST_P(metadata_store_contract, keep_needed_refuses_deleting_what_a_manifest_needs) {
+  auto& m = *store_;
+  const auto child = manifest("child");
+  const auto index = manifest("index", {child.dgst});
+  const auto subject = manifest("subject");
+  const auto sig = manifest("signature", {}, subject.dgst, "application/vnd.example.sig");
+  for (const auto* rec : {&child, &index, &subject, &sig})
+    ASSERT_TRUE(sync_wait(m.put_manifest("r", *rec, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("other", child, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("other", sig, std::nullopt, test_stamp)).has_value());
+  const delete_guard needed{.keep_needed = true};
+
+  for (const auto& [rec, by] : {std::pair{&child, &index}, std::pair{&sig, &subject}}) {
+    const auto refused = sync_wait(m.delete_manifest("r", rec->dgst, test_stamp, needed));
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error().code, errc::denied);
+    EXPECT_EQ(refused.error().detail, fmt::format("manifest {} still needs it", by->dgst.str()));
+    EXPECT_TRUE(sync_wait(m.manifest_by_digest("r", rec->dgst)).value().has_value());
+  }
+  EXPECT_TRUE(sync_wait(m.delete_manifest("other", child.dgst, test_stamp, needed)).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("other", sig.dgst, test_stamp, needed)).value());
+
+  EXPECT_TRUE(sync_wait(m.delete_manifest("r", index.dgst, test_stamp, needed)).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("r", child.dgst, test_stamp, needed)).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("r", subject.dgst, test_stamp, needed)).value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("r", sig.dgst, test_stamp, needed)).value());
+
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", child, std::nullopt, test_stamp)).has_value());
+  ASSERT_TRUE(sync_wait(m.put_manifest("r", index, "v1", test_stamp)).has_value());
+  EXPECT_TRUE(sync_wait(m.delete_manifest("r", child.dgst, test_stamp)).value());
 }
 
 TEST_P(metadata_store_contract, delete_tag_keeps_manifest) {
@@ -983,6 +1019,29 @@ TEST_P(metadata_store_contract, a_claim_overtaken_by_a_deletion_cannot_link) {
   // A stale generation of a live record is refused too.
   ASSERT_TRUE(sync_wait(u.create(upload_record{"u2", "r", 0, ""}, upload_lease{1, kHour}, 0)).has_value());
   EXPECT_EQ(sync_wait(u.complete("u2", 1, d("blob"), 4, generation)).error().code, errc::unavailable);
+}
+
+// adopt records only the digests without a record, as used now: a linked blob, a claimed one and
+// one being deleted keep theirs; what it recorded goes like any blob nothing links.
+TEST_P(metadata_store_contract, adopt_records_only_blobs_without_a_record) {
+  auto& m = *store_;
+  auto& b = m.blobs();
+  ASSERT_TRUE(sync_wait(link(m, "r", d("linked"), 1)).has_value());
+  ASSERT_TRUE(sync_wait(m.uploads().claim(d("claimed"), 2)).has_value());
+  ASSERT_TRUE(sync_wait(m.uploads().claim(d("deleting"), 3)).has_value());
+  const digest deleting[] = {d("deleting")};
+  ASSERT_EQ(sync_wait(b.mark_for_deletion(deleting, 0)).value().size(), 1u);
+  const blob_entry stored[] = {{d("linked"), 1}, {d("claimed"), 2}, {d("deleting"), 3}, {d("orphan"), 4}};
+  const auto adopted = sync_wait(b.adopt(stored)).value();
+  ASSERT_EQ(adopted.size(), 1u);
+  EXPECT_EQ(adopted[0].dgst, d("orphan"));
+  EXPECT_EQ(adopted[0].size, 4u);
+  EXPECT_TRUE(sync_wait(b.adopt(stored)).value().empty());
+
+  EXPECT_TRUE(sync_wait(b.unreferenced(3'600'000, "", 10)).value().empty());  // used now
+  const digest orphan[] = {d("orphan")};
+  EXPECT_EQ(digests(sync_wait(b.mark_for_deletion(orphan, 0)).value()), std::vector<digest>{d("orphan")});
+  EXPECT_EQ(sync_wait(m.uploads().claim(d("orphan"), 4)).error().code, errc::unavailable);
 }
 
 // Links and marks race: every blob ends either linked (and not marked) or marked (and not linked).

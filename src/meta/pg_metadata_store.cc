@@ -2,7 +2,7 @@
 // pool. Writes that touch one row are single statements; the others are transactions in READ
 // COMMITTED that take their locks in one order, so they rarely deadlock and a deadlock is retried:
 // the repository row first (FOR KEY SHARE to add to it, FOR UPDATE to delete it), then the
-// manifest row, then its tags.
+// manifest row (a manifest being stored first locks those it lists, FOR KEY SHARE), then its tags.
 
 #include "meta/pg_metadata_store.h"
 
@@ -401,6 +401,10 @@ constexpr std::string_view mark_sql =
     "UPDATE blobs b SET deleting = true, generation = (random() * 9e15)::bigint WHERE digest = ANY($1::text[]) "
     "AND NOT deleting AND used_at <= " BERTH_CUTOFF("$2") " AND NOT EXISTS (SELECT 1 FROM blob_links l "
     "WHERE l.digest = b.digest) RETURNING digest, size";
+// Digests $1 with sizes $2 (arrays in the same order), each recorded unless it is already.
+constexpr std::string_view adopt_sql =
+    "INSERT INTO blobs(digest, size, used_at, generation) SELECT d, s, " BERTH_NOW_MS ", (random() * 9e15)::bigint "
+    "FROM unnest($1::text[], $2::bigint[]) AS f(d, s) ON CONFLICT (digest) DO NOTHING RETURNING digest, size";
 constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting ORDER BY digest LIMIT $1";
 constexpr std::string_view forget_sql =
     "DELETE FROM blobs WHERE digest = ANY($1::text[]) AND deleting RETURNING digest, size";
@@ -441,8 +445,12 @@ constexpr std::string_view all_namespace_counts_sql =
     "SELECT name, repositories, blob_bytes + manifest_bytes FROM namespace_usage ORDER BY name";
 #undef BERTH_IN_NAMESPACE
 constexpr std::string_view registry_stored_sql = "SELECT coalesce(sum(size), 0) FROM blobs";
+// Of manifest $3 and its references $2, those repository $1 holds. The references are locked until
+// the transaction ends, so that a deletion refused while a manifest lists them (delete_guard::
+// keep_needed, which locks the row first) waits for this one and then sees it.
 constexpr std::string_view held_manifests_sql =
-    "SELECT digest FROM manifests WHERE repo_id = $1 AND digest = ANY($2::text[])";
+    "WITH refs AS (SELECT digest FROM manifests WHERE repo_id = $1 AND digest = ANY($2::text[]) FOR KEY SHARE) "
+    "SELECT digest FROM refs UNION ALL SELECT digest FROM manifests WHERE repo_id = $1 AND digest = $3";
 constexpr std::string_view unlink_sql =
     "DELETE FROM blob_links WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2";
 // Of the digests in $2 (in order), those `repo` $1 does not hold in `table`.
@@ -546,6 +554,13 @@ constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
 #undef BERTH_MANIFEST_COLUMNS
 constexpr std::string_view lock_manifest_sql =
     "SELECT 1 FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2 FOR UPDATE";
+// A manifest of repository $1 that needs manifest $2 (delete_guard::keep_needed): one that lists it
+// (an index, its child), or its subject when $2 is a referrer. After lock_manifest_sql: a manifest
+// being stored that lists $2 holds $2's row (held_manifests_sql), so it committed before this reads.
+constexpr std::string_view needed_by_sql =
+    "SELECT x.manifest FROM repositories r JOIN manifest_refs x ON x.repo_id = r.id WHERE r.name = $1 "
+    "AND x.referenced = $2 UNION ALL SELECT s.digest FROM repositories r JOIN manifests m ON m.repo_id = r.id "
+    "JOIN manifests s ON s.repo_id = m.repo_id AND s.digest = m.subject WHERE r.name = $1 AND m.digest = $2 LIMIT 1";
 constexpr std::string_view delete_manifest_sql =
     "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2 "
     "RETURNING media_type, size";
@@ -909,10 +924,8 @@ class pg_metadata_store final : public metadata_store,
       auto repo_id = co_await ensure_repo(tx, repo);
       if (!repo_id) co_return std::unexpected(std::move(repo_id.error()));
       // A manifest stored already keeps its references: only a new one needs its blobs linked.
-      std::vector<digest> asked = m.references;
-      asked.push_back(m.dgst);
       std::set<std::string, std::less<>> held;
-      params manifests_args{*repo_id, text_array(asked)};
+      params manifests_args{*repo_id, text_array(m.references), m.dgst.str()};
       auto manifests = co_await tx.query(held_manifests_sql, std::move(manifests_args));
       if (!manifests) co_return std::unexpected(std::move(manifests.error()));
       for (std::size_t i = 0; i < manifests->size(); ++i) held.emplace(manifests->text(i, 0));
@@ -978,24 +991,37 @@ class pg_metadata_store final : public metadata_store,
   }
 
   awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp,
-                                          const tag_guard& guard) override {
+                                          const delete_guard& guard) override {
     std::optional<error> refusal;
     auto body = [&](transaction& tx) -> awaitable<pg::result<bool>> {
-      if (guard) {
-        // The manifest's row first: setting a tag on it (a foreign key check) waits for this
-        // transaction, and a tag set before is seen by the next statement.
+      if (guard.tags || guard.keep_needed) {
+        // The manifest's row first: setting a tag on it (a foreign key check), or storing a
+        // manifest that lists it, waits for this transaction, and one done before is seen by the
+        // next statements.
         params lock_args{repo, d.str()};
         auto locked = co_await tx.query(lock_manifest_sql, std::move(lock_args));
         if (!locked) co_return std::unexpected(std::move(locked.error()));
         if (locked->size() == 0) co_return false;
+      }
+      if (guard.tags) {
         params tag_args{repo, d.str()};
         auto tags = co_await tx.query(tags_on_sql, std::move(tag_args));
         if (!tags) co_return std::unexpected(std::move(tags.error()));
         for (const auto& tag : string_column(*tags)) {
-          if (auto why = guard(tag)) {
+          if (auto why = guard.tags(tag)) {
             auto refused = refuse(refusal, fail(errc::denied, std::move(*why)));
             co_return std::unexpected(std::move(refused.error()));
           }
+        }
+      }
+      if (guard.keep_needed) {
+        params needed_args{repo, d.str()};
+        auto needed = co_await tx.query(needed_by_sql, std::move(needed_args));
+        if (!needed) co_return std::unexpected(std::move(needed.error()));
+        if (needed->size() != 0) {
+          auto refused =
+              refuse(refusal, fail(errc::denied, fmt::format("manifest {} still needs it", needed->text(0, 0))));
+          co_return std::unexpected(std::move(refused.error()));
         }
       }
       params args{repo, d.str()};
@@ -1456,6 +1482,19 @@ class pg_metadata_store final : public metadata_store,
     auto marked = co_await transact("mark blobs", body);
     if (!marked) co_return std::unexpected(std::move(marked.error()));
     co_return blob_entries(*marked);
+  }
+
+  awaitable<result<std::vector<blob_entry>>> adopt(std::span<const blob_entry> stored) override {
+    std::vector<digest> ds;
+    std::vector<std::uint64_t> sizes;
+    for (const auto& e : stored) {
+      ds.push_back(e.dgst);
+      sizes.push_back(e.size);
+    }
+    params args{text_array(ds), fmt::format("{{{}}}", fmt::join(sizes, ","))};
+    auto r = co_await query("adopt blobs", adopt_sql, std::move(args));
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    co_return blob_entries(*r);
   }
 
   awaitable<result<std::vector<blob_entry>>> marked(std::size_t n) override {

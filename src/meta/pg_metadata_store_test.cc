@@ -206,6 +206,11 @@ TEST_F(pg_metadata_store_test, concurrent_deletes_of_the_last_two_tags_leave_the
   EXPECT_EQ(untagged[0].dgst, m.dgst);
 }
 
+// How many of the test database's sessions wait on a lock in a statement on manifests.
+constexpr const char* waiting_on_manifests =
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND "
+    "query LIKE '%manifests%'";
+
 // A tag set on a manifest while it is being deleted with a guard is judged, not deleted unseen: the
 // deletion waits for the transaction that sets the tag (its foreign key check holds the manifest's
 // row), then sees the tag, and an immutable one refuses it. Without the deletion's own lock and
@@ -222,20 +227,49 @@ TEST_F(pg_metadata_store_test, a_tag_set_during_a_guarded_deletion_is_judged) {
   std::atomic<bool> done{false};
   result<bool> deleted;
   std::jthread deleting([&] {
-    deleted = sync_wait(store->delete_manifest("r", m.dgst, test_stamp, [](std::string_view tag) {
+    const delete_guard immutable_v1{.tags = [](std::string_view tag) {
       return tag == "v1" ? std::optional<std::string>("tag r:v1 is immutable") : std::nullopt;
-    }));
+    }};
+    deleted = sync_wait(store->delete_manifest("r", m.dgst, test_stamp, immutable_v1));
     done = true;
   });
-  const std::string waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-                              "wait_event_type = 'Lock' AND query LIKE '%manifests%'";
-  while (!done && watcher.exec(waiting) == "0") {
+  while (!done && watcher.exec(waiting_on_manifests) == "0") {
   }
   pusher.exec("COMMIT");
   deleting.join();
   ASSERT_FALSE(deleted.has_value());
   EXPECT_EQ(deleted.error().code, errc::denied);
   EXPECT_EQ(sync_wait(store->manifest_by_tag("r", "v1")).value()->dgst, m.dgst);
+}
+
+// An index stored while a manifest it lists is being deleted (delete_guard::keep_needed locks that
+// row first) waits for the deletion: put_manifest locks the manifests it references, so the
+// deletion's check cannot miss an index committing meanwhile, and an index is never stored listing a
+// manifest that is gone. Here the deletion commits first: the index is refused.
+TEST_F(pg_metadata_store_test, storing_an_index_waits_for_the_deletion_of_its_child) {
+  auto store = instance();
+  const manifest_record child{digest_of("child"), "application/vnd.oci.image.manifest.v1+json", "child", {}, "", "", {}};
+  const manifest_record index{digest_of("index"), "application/vnd.oci.image.index.v1+json", "index", {}, "", "",
+                              {child.dgst}};
+  ASSERT_TRUE(sync_wait(store->put_manifest("r", child, std::nullopt, test_stamp)).has_value());
+
+  session deleter(url_, schema_), watcher(url_, schema_);
+  deleter.exec("BEGIN");
+  deleter.exec("SELECT 1 FROM manifests WHERE digest = '" + child.dgst.str() + "' FOR UPDATE");
+  std::atomic<bool> done{false};
+  result<void> stored;
+  std::jthread pushing([&] {
+    stored = sync_wait(store->put_manifest("r", index, "v1", test_stamp));
+    done = true;
+  });
+  while (!done && watcher.exec(waiting_on_manifests) == "0") {
+  }
+  deleter.exec("DELETE FROM manifests WHERE digest = '" + child.dgst.str() + "'");
+  deleter.exec("COMMIT");
+  pushing.join();
+  ASSERT_FALSE(stored.has_value());
+  EXPECT_EQ(stored.error().code, errc::manifest_blob_unknown);
+  EXPECT_EQ(sync_wait(store->manifest_by_digest("r", index.dgst)).value(), std::nullopt);
 }
 
 // Start-up names the server and the cause, never the password.

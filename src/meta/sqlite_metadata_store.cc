@@ -315,6 +315,10 @@ constexpr std::string_view unreferenced_sql =
 constexpr std::string_view mark_sql =
     "UPDATE blobs SET deleting = 1, generation = random() WHERE digest = ?1 AND deleting = 0 AND used_at <= ?2 "
     "AND NOT EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1) RETURNING digest, size";
+constexpr std::string_view has_record_sql = "SELECT 1 FROM blobs WHERE digest = ?1";
+constexpr std::string_view adopt_sql =
+    "INSERT INTO blobs(digest, size, used_at, generation) VALUES (?1, ?2, ?3, random()) ON CONFLICT DO NOTHING "
+    "RETURNING digest, size";
 constexpr std::string_view marked_sql = "SELECT digest, size FROM blobs WHERE deleting != 0 ORDER BY digest LIMIT ?1";
 constexpr std::string_view forget_sql = "DELETE FROM blobs WHERE digest = ?1 AND deleting != 0 RETURNING digest, size";
 // The audit log: every filter that is "" (or 0) matches all.
@@ -450,6 +454,12 @@ constexpr std::string_view manifest_by_tag_sql = BERTH_MANIFEST_COLUMNS
     "FROM repositories r JOIN tags t ON t.repo_id = r.id "
     "JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest WHERE r.name = ?1 AND t.name = ?2";
 #undef BERTH_MANIFEST_COLUMNS
+// A manifest of repository ?1 that needs manifest ?2 (delete_guard::keep_needed): one that lists it
+// (an index, its child), or its subject when ?2 is a referrer.
+constexpr std::string_view needed_by_sql =
+    "SELECT x.manifest FROM repositories r JOIN manifest_refs x ON x.repo_id = r.id WHERE r.name = ?1 "
+    "AND x.referenced = ?2 UNION ALL SELECT s.digest FROM repositories r JOIN manifests m ON m.repo_id = r.id "
+    "JOIN manifests s ON s.repo_id = m.repo_id AND s.digest = m.subject WHERE r.name = ?1 AND m.digest = ?2 LIMIT 1";
 constexpr std::string_view delete_manifest_sql =
     "DELETE FROM manifests WHERE repo_id = (SELECT id FROM repositories WHERE name = ?1) AND digest = ?2 "
     "RETURNING media_type, size";
@@ -722,14 +732,14 @@ result<std::vector<blob_entry>> read_blob_entries(statement& st) {
   });
 }
 
-// Runs `sql` (bound by `bind`) for each of `ds`; the (digest, size) rows it returns.
-template <class Bind>
-result<std::vector<blob_entry>> each_returning(connection& db, std::span<const digest> ds, Bind bind,
+// Runs `sql` (bound by `bind`) for each of `items`; the (digest, size) rows it returns.
+template <class T, class Bind>
+result<std::vector<blob_entry>> each_returning(connection& db, std::span<const T> items, Bind bind,
                                                std::string_view sql) {
   std::vector<blob_entry> out;
-  for (const digest& d : ds) {
+  for (const T& item : items) {
     auto st = db.prepare(sql);
-    bind(st, d);
+    bind(st, item);
     auto rows = read_blob_entries(st);
     if (!rows) return std::unexpected(rows.error());
     out.insert(out.end(), rows->begin(), rows->end());
@@ -836,15 +846,21 @@ class sqlite_metadata_store final : public metadata_store,
   }
 
   awaitable<result<bool>> delete_manifest(std::string_view repo, const digest& d, const push_stamp& stamp,
-                                          const tag_guard& guard) override {
+                                          const delete_guard& guard) override {
     co_return co_await write([&](connection& db) -> result<bool> {
-      if (guard) {
+      if (guard.tags) {
         auto on = db.prepare(tags_on_sql);
         auto tags = column_strings(on.bind(repo, d.str()));
         if (!tags) return std::unexpected(tags.error());
         for (const auto& tag : *tags) {
-          if (auto why = guard(tag)) return fail(errc::denied, std::move(*why));
+          if (auto why = guard.tags(tag)) return fail(errc::denied, std::move(*why));
         }
+      }
+      if (guard.keep_needed) {
+        auto needed = db.prepare(needed_by_sql);
+        auto row = needed.bind(repo, d.str()).step();
+        if (!row) return std::unexpected(row.error());
+        if (*row) return fail(errc::denied, fmt::format("manifest {} still needs it", needed.text(0)));
       }
       auto st = db.prepare(delete_manifest_sql);
       auto row = st.bind(repo, d.str()).step();
@@ -1344,6 +1360,28 @@ class sqlite_metadata_store final : public metadata_store,
     co_return co_await write([&](connection& db) {
       const std::int64_t cutoff = now_ms() - grace_ms;
       return each_returning(db, ds, [&](statement& st, const digest& d) { st.bind(d.str(), cutoff); }, mark_sql);
+    });
+  }
+
+  // Read first, beside the writers: a whole store's worth of digests, nearly all recorded, takes
+  // the write lock only for the few that are not.
+  awaitable<result<std::vector<blob_entry>>> adopt(std::span<const blob_entry> stored) override {
+    auto unknown = read([&](connection& db) -> result<std::vector<blob_entry>> {
+      std::vector<blob_entry> out;
+      for (const auto& e : stored) {
+        auto st = db.prepare(has_record_sql);
+        auto row = st.bind(e.dgst.str()).step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) out.push_back(e);
+      }
+      return out;
+    });
+    if (!unknown) co_return std::unexpected(unknown.error());
+    if (unknown->empty()) co_return std::move(*unknown);
+    co_return co_await write([&](connection& db) {
+      const std::int64_t now = now_ms();
+      const auto bind = [&](statement& st, const blob_entry& e) { st.bind(e.dgst.str(), e.size, now); };
+      return each_returning(db, std::span<const blob_entry>(*unknown), bind, adopt_sql);
     });
   }
 

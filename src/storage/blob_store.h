@@ -90,6 +90,18 @@ struct upload_entry {
   std::chrono::system_clock::time_point last_write;
 };
 
+// A blob the backend holds, as listed for garbage collection.
+struct stored_blob {
+  digest dgst;
+  std::uint64_t size = 0;
+};
+
+// One page of blob_store::list_blobs.
+struct blob_page {
+  std::vector<stored_blob> blobs;  // in digest (byte) order
+  std::string next;                // the cursor of the next page; "" after the last one
+};
+
 class blob_store {
  public:
   virtual ~blob_store() = default;
@@ -103,6 +115,12 @@ class blob_store {
   // metadata store has marked for deletion (meta/blob_records.h): nothing may link it any more.
   // Readers already open may keep reading (filesystem) or fail (S3).
   virtual awaitable<result<void>> remove(const digest& d) = 0;
+
+  // Up to `n` of the blobs the backend holds, in digest order, from `cursor` ("" for the first page,
+  // then the last page's `next`), for garbage collection to find bytes that the metadata store has
+  // no record of. A blob stored or removed while the pages are read may be listed or not. What the
+  // backend holds under its blob names that is no blob (a stray file) is left out.
+  virtual awaitable<result<blob_page>> list_blobs(std::string_view cursor, std::size_t n) = 0;
 
   // Uploads, named by ids the upload service chose (lowercase UUIDs: safe as a path component).
   // Creates the empty upload `id`. REQUIRES: `id` is new.

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/sync_wait.h"
@@ -258,6 +260,40 @@ TEST_P(blob_store_contract, sha512_blobs) {
   EXPECT_EQ(sync_wait(store_->stat(d)).value(), 6u);
   EXPECT_EQ(contents(*store_, d), "sha512");
   EXPECT_EQ(sync_wait(store_->stat(digest_of("sha512"))).error().code, errc::blob_unknown);
+}
+
+// Every blob, in digest order (sha512 after sha256), a page of at most `n` at a time; neither an
+// unfinished upload nor a removed blob.
+TEST_P(blob_store_contract, blobs_list_in_digest_order_a_page_at_a_time) {
+  const auto empty = sync_wait(store_->list_blobs("", 3)).value();
+  EXPECT_TRUE(empty.blobs.empty());
+  EXPECT_EQ(empty.next, "");
+  std::vector<std::pair<std::string, std::uint64_t>> expected;
+  for (int i = 0; i < 7; ++i) {
+    const std::string bytes = pattern(static_cast<std::size_t>(10 + i), static_cast<unsigned>(i));
+    expected.emplace_back(sync_wait(upload(*store_, upload_id(i), bytes)).str(), bytes.size());
+  }
+  std::sort(expected.begin(), expected.end());
+  ASSERT_TRUE(sync_wait(store_->create_upload(upload_id(7))).has_value());
+  auto data = sync_wait(store_->open_upload(upload_id(7))).value();
+  ASSERT_TRUE(sync_wait(data->write("sha512")).has_value());
+  const digest long_one = digest_of("sha512", digest_algorithm::sha512);
+  ASSERT_TRUE(sync_wait(data->commit(long_one)).has_value());
+  expected.emplace_back(long_one.str(), 6);
+  ASSERT_TRUE(sync_wait(store_->remove(sync_wait(upload(*store_, upload_id(8), "removed")))).has_value());
+  ASSERT_TRUE(sync_wait(store_->create_upload(upload_id(9))).has_value());
+
+  std::vector<std::pair<std::string, std::uint64_t>> listed;
+  std::string cursor;
+  for (int pages = 0;; ++pages) {
+    ASSERT_LT(pages, 10);
+    auto page = sync_wait(store_->list_blobs(cursor, 3)).value();
+    EXPECT_LE(page.blobs.size(), 3u);
+    for (const auto& b : page.blobs) listed.emplace_back(b.dgst.str(), b.size);
+    if (page.next.empty()) break;
+    cursor = std::move(page.next);
+  }
+  EXPECT_EQ(listed, expected);
 }
 
 }  // namespace

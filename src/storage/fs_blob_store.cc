@@ -1,5 +1,6 @@
 // The filesystem blob store. Layout, crash behaviour and the reasons for both: docs/storage-layout.md.
 #include <fcntl.h>
+#include <algorithm>
 #include <atomic>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -116,6 +117,16 @@ struct layout {
   fs::path upload_data(std::string_view id) const { return upload_dir(id) / "data"; }
   fs::path tmp() const { return root / "tmp"; }
 };
+
+// The names in directory `dir`, sorted (none when it does not exist).
+result<std::vector<std::string>> sorted_names(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) names.push_back(entry.path().filename().string());
+  if (ec && !is_absent(ec.value())) return backend_failure("list", dir, ec.value());
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 // Renames `src` to `dst`, creating dst's fan-out directory on first use. Trying the rename first
 // keeps mkdir off the hot path: once a prefix has a blob, its directory exists.
@@ -388,6 +399,42 @@ class fs_blob_store final : public blob_store {
       const fs::path path = layout_.blob(d);
       if (::unlink(path.c_str()) != 0 && !is_absent(errno)) return backend_failure("unlink", path, errno);
       return {};
+    });
+  }
+
+  // Digest order is the layout's: the algorithms' directories ("sha256" < "sha512"), their fan-out
+  // directories by name, each one's files by name. The cursor is the last digest listed; a page
+  // reads the fan-out directories from the cursor's on, one at a time (for 100,000 blobs, a few
+  // hundred names each).
+  awaitable<result<blob_page>> list_blobs(std::string_view cursor, std::size_t n) override {
+    co_return co_await pool_.run([&]() -> result<blob_page> {
+      blob_page page;
+      for (const auto algorithm : {digest_algorithm::sha256, digest_algorithm::sha512}) {
+        auto fanouts = sorted_names(layout_.blobs(algorithm));
+        if (!fanouts) return std::unexpected(fanouts.error());
+        for (const auto& fanout : *fanouts) {
+          const std::string prefix = fmt::format("{}:{}", layout::algorithm_dir(algorithm), fanout);
+          if (cursor.substr(0, prefix.size()) > prefix) continue;  // wholly listed already
+          const fs::path dir = layout_.blobs(algorithm) / fanout;
+          auto names = sorted_names(dir);
+          if (!names) return std::unexpected(names.error());
+          for (const auto& name : *names) {
+            auto d = digest::parse(fmt::format("{}:{}", layout::algorithm_dir(algorithm), name));
+            if (!d || layout_.blob(*d) != dir / name || d->str() <= cursor) continue;
+            struct stat st {};
+            if (::stat((dir / name).c_str(), &st) != 0) {
+              if (is_absent(errno)) continue;  // removed meanwhile
+              return backend_failure("stat", dir / name, errno);
+            }
+            page.blobs.push_back(stored_blob{*d, static_cast<std::uint64_t>(st.st_size)});
+            if (page.blobs.size() == n) {
+              page.next = d->str();
+              return page;
+            }
+          }
+        }
+      }
+      return page;
     });
   }
 

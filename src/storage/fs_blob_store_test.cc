@@ -108,6 +108,25 @@ TEST_F(FsBlobStoreTest, FailedCommitKeepsTheUploadUsable) {
   EXPECT_EQ(read_blob(whole), "abcdef");
 }
 
+// The listing leaves out what is no blob: a name that is no digest, a digest in another digest's
+// fan-out directory, a file where a fan-out directory belongs.
+TEST_F(FsBlobStoreTest, ListingLeavesOutStrayFiles) {
+  auto data = open_new();
+  ASSERT_TRUE(sync_wait(data->write("abc")).has_value());
+  const auto d = digest_of("abc");
+  ASSERT_TRUE(sync_wait(data->commit(d)).has_value());
+  const auto sha256 = root_ / "blobs" / "sha256";
+  std::ofstream(sha256 / std::string(d.hex().substr(0, 2)) / "notes.txt") << "x";
+  fs::create_directory(sha256 / "zz");
+  std::ofstream(sha256 / "zz" / std::string(digest_of("other").hex())) << "other";
+  std::ofstream(sha256 / "stray") << "x";
+  const auto page = sync_wait(store_->list_blobs("", 10)).value();
+  ASSERT_EQ(page.blobs.size(), 1u);
+  EXPECT_EQ(page.blobs[0].dgst, d);
+  EXPECT_EQ(page.blobs[0].size, 3u);
+  EXPECT_EQ(page.next, "");
+}
+
 // Large pieces are written on a background thread: a handle that ends with such a write in flight
 // waits for it, so the next handle finds every byte.
 TEST_F(FsBlobStoreTest, HandleEndingWithAWriteInFlightLeavesEveryByte) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -48,9 +49,20 @@ bool is_segment(std::string_view id) {
 struct keys {
   std::string prefix;
 
+  std::string blobs() const { return prefix + "blobs/"; }
   std::string blob(const digest& d) const {
     const std::string_view algorithm = d.algorithm() == digest_algorithm::sha256 ? "sha256" : "sha512";
-    return fmt::format("{}blobs/{}/{}/{}", prefix, algorithm, d.hex().substr(0, 2), d.hex());
+    return fmt::format("{}{}/{}/{}", blobs(), algorithm, d.hex().substr(0, 2), d.hex());
+  }
+  // The digest whose blob() is `key`, if any.
+  std::optional<digest> blob_digest(std::string_view key) const {
+    const std::string_view rest = key.substr(std::min(key.size(), blobs().size()));
+    const auto slash = rest.find('/');
+    const auto last = rest.rfind('/');
+    if (slash == std::string_view::npos) return std::nullopt;
+    auto d = digest::parse(fmt::format("{}:{}", rest.substr(0, slash), rest.substr(last + 1)));
+    if (!d || blob(*d) != key) return std::nullopt;
+    return std::move(*d);
   }
   std::string uploads() const { return prefix + "uploads/"; }
   std::string upload(std::string_view id) const { return fmt::format("{}{}/", uploads(), id); }
@@ -460,6 +472,20 @@ class s3_blob_store final : public blob_store {
     std::optional<std::string> redirect;
     if (options_.redirect_downloads) redirect = client_->presign_get(key, options_.redirect_expiry);
     co_return std::make_unique<s3_reader>(client_, std::move(key), *size, pool_, std::move(redirect));
+  }
+
+  // One ListObjectsV2 page under blobs/ (at most 1,000 keys): keys list in byte order, which is
+  // digest order. The cursor is S3's continuation token.
+  awaitable<result<blob_page>> list_blobs(std::string_view cursor, std::size_t n) override {
+    co_return co_await pool_.run([&]() -> result<blob_page> {
+      auto listed = client_->list(keys_.blobs(), cursor, {}, static_cast<int>(std::min<std::size_t>(n, 1000)));
+      if (!listed) return backend_failure("list blobs", listed.error());
+      blob_page page{{}, std::move(listed->next_token)};
+      for (const auto& o : listed->objects) {
+        if (auto d = keys_.blob_digest(o.key)) page.blobs.push_back(stored_blob{std::move(*d), o.size});
+      }
+      return page;
+    });
   }
 
   // The empty chunk 0: the upload exists from now on, for open_upload and list_uploads.

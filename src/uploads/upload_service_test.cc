@@ -33,6 +33,9 @@ class counting_store final : public storage::blob_store {
   awaitable<result<std::uint64_t>> stat(const digest& d) override { return inner_->stat(d); }
   awaitable<result<std::unique_ptr<storage::blob_reader>>> open(const digest& d) override { return inner_->open(d); }
   awaitable<result<void>> remove(const digest& d) override { return inner_->remove(d); }
+  awaitable<result<storage::blob_page>> list_blobs(std::string_view cursor, std::size_t n) override {
+    return inner_->list_blobs(cursor, n);
+  }
   awaitable<result<void>> create_upload(std::string_view id) override { return inner_->create_upload(id); }
   awaitable<result<void>> delete_upload(std::string_view id) override { return inner_->delete_upload(id); }
   awaitable<result<std::vector<storage::upload_entry>>> list_uploads() override { return inner_->list_uploads(); }

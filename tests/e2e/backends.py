@@ -10,6 +10,7 @@ by hand, started once for the process by tests/servers/*.sh and stopped by PID a
 """
 import atexit
 import contextlib
+import hashlib
 import os
 import re
 import sqlite3
@@ -51,16 +52,29 @@ def _server_env(name, script, variable):
     return env
 
 
-def _create_bucket(env):
-    """The bucket every registry of this run keeps its prefix in (S3 answers 409 when it exists)."""
-    empty_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
-                          "-H", f"x-amz-content-sha256: {empty_sha256}",
+def _s3(env, method, path, body=b""):
+    """A signed S3 request (curl) on `path` ("/bucket" or "/bucket/key"); returns the HTTP status."""
+    out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", method,
+                          "-H", f"x-amz-content-sha256: {hashlib.sha256(body).hexdigest()}",
                           "--aws-sigv4", f"aws:amz:{env['S3_REGION']}:s3",
                           "--user", f"{env['S3_ACCESS_KEY']}:{env['S3_SECRET_KEY']}",
-                          f"{env['S3_ENDPOINT']}/{BUCKET}"], capture_output=True, text=True, check=True)
-    if out.stdout not in ("200", "409"):
-        raise RuntimeError(f"creating bucket {BUCKET}: HTTP {out.stdout} {out.stderr}")
+                          *(["--data-binary", "@-"] if body else []),
+                          f"{env['S3_ENDPOINT']}{path}"], input=body, capture_output=True, check=True)
+    return int(out.stdout)
+
+
+def _create_bucket(env):
+    """The bucket every registry of this run keeps its prefix in (S3 answers 409 when it exists)."""
+    status = _s3(env, "PUT", f"/{BUCKET}")
+    if status not in (200, 409):
+        raise RuntimeError(f"creating bucket {BUCKET}: HTTP {status}")
+
+
+def s3_object(backend_yaml, method, key, body=b""):
+    """`method` on object `key` under the prefix of a registry's backend (its new_backend YAML); returns
+    the HTTP status."""
+    prefix = re.search(r"^\s*prefix: (\S+)$", backend_yaml, re.M).group(1)
+    return _s3(s3_env(), method, f"/{BUCKET}/{prefix}{key}", body)
 
 
 def s3_env():
