@@ -651,7 +651,8 @@ std::int64_t limit(std::size_t n) {
   return static_cast<std::int64_t>(std::min<std::size_t>(n, std::numeric_limits<std::int64_t>::max()));
 }
 
-// A text[] literal of `items` (quoted, quotes and backslashes escaped).
+// A text[] literal of `items`, the text of each quoted, quotes and backslashes escaped
+// ("{"a","b\\"c"}"): any text but NUL.
 template <class Range, class Text>
 std::string quoted_array(const Range& items, Text text) {
   std::string out = "{";
@@ -673,22 +674,6 @@ std::string text_array(const std::vector<std::string>& names) {
   return quoted_array(names, [](const std::string& s) -> std::string_view { return s; });
 }
 
-// An array literal of `items`, each quoted ("{"a","b\\"c"}"): any text but NUL.
-template <class T, class F>
-std::string quoted_array(std::span<const T> items, F field) {
-  std::string out = "{";
-  for (const T& item : items) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    const auto& value = field(item);  // a string, or a reference to one
-    for (char c : std::string_view(value)) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 
 std::unexpected<error> corrupt(std::string_view what, std::string_view value) {
   return pg::failure(store_name, what, pg::error{pg::errc::failed, "", fmt::format("stored value: {}", value)});
