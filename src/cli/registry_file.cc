@@ -21,21 +21,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// A repository pattern: "*", or a repository name in which `*` stands for any run of characters.
-bool valid_pattern(std::string_view pattern) {
-  if (pattern == "*") return true;
-  std::string sample(pattern);
-  std::replace(sample.begin(), sample.end(), '*', 'a');
-  return valid_name(sample);
-}
-
-// A tag pattern (immutable_tags): a tag in which `*` stands for any run of characters.
-bool valid_tag_pattern(std::string_view pattern) {
-  std::string sample(pattern);
-  std::replace(sample.begin(), sample.end(), '*', 'a');
-  return valid_tag(sample);
-}
-
 // "2027-11-30" or "2027-11-30T12:00:00Z": Unix seconds.
 std::optional<std::int64_t> parse_time(const std::string& text) {
   std::tm tm{};
@@ -63,7 +48,7 @@ class reader : public yaml_reader {
   std::vector<std::string> patterns(const YAML::Node& n, const std::string& where) {
     auto out = strings(n, where);
     for (const auto& p : out) {
-      if (!valid_pattern(p))
+      if (!valid_name_pattern(p))
         error(n, fmt::format("`{}`: `{}` is not a repository pattern (a repository name, lower case, in which * "
                              "stands for any characters, e.g. production/*)",
                              where, p));
