@@ -84,7 +84,9 @@ awaitable<result<response>> admin_webhook_deliveries(context& ctx, request& req,
 awaitable<result<response>> admin_webhook_ping(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_redeliver(context& ctx, request& req, const route& r);
 
-// retention.cc: /api/v1/retention/{preview,run} (global admin).
+// retention.cc: /api/v1/retention/{preview,run,rules} (global admin).
+awaitable<result<response>> admin_retention_rules(context& ctx, request& req, const route& r);
+awaitable<result<response>> admin_put_retention_rules(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_retention_preview(context& ctx, request& req, const route& r);
 awaitable<result<response>> admin_retention_run(context& ctx, request& req, const route& r);
 

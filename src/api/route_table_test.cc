@@ -40,6 +40,7 @@ constexpr std::pair<route_kind, const char*> kRoutes[] = {
     {route_kind::grant, "/api/v1/grants/1"},
     {route_kind::retention_preview, "/api/v1/retention/preview"},
     {route_kind::retention_run, "/api/v1/retention/run"},
+    {route_kind::retention_rules, "/api/v1/retention/rules"},
     {route_kind::gc, "/api/v1/gc"},
     {route_kind::usage, "/api/v1/usage"},
     {route_kind::webhooks, "/api/v1/webhooks"},

@@ -74,6 +74,7 @@ route match_admin(std::string_view rest) {
   route r{.area = api_area::admin};
   if (rest == "retention/preview") r.kind = route_kind::retention_preview;
   if (rest == "retention/run") r.kind = route_kind::retention_run;
+  if (rest == "retention/rules") r.kind = route_kind::retention_rules;
   if (r.kind != route_kind::not_found) return r;
   const auto slash = rest.find('/');
   const std::string_view collection = rest.substr(0, slash);

@@ -41,6 +41,7 @@ enum class route_kind {
   grant,         // /api/v1/grants/<id>
   retention_preview,  // /api/v1/retention/preview
   retention_run,      // /api/v1/retention/run
+  retention_rules,    // /api/v1/retention/rules
   gc,            // /api/v1/gc
   usage,         // /api/v1/usage
   webhooks,            // /api/v1/webhooks

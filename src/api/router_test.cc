@@ -130,6 +130,7 @@ TEST(Router, AdminApi) {
   EXPECT_EQ(match_route("/api/v1/whoami").kind, route_kind::whoami);
   EXPECT_EQ(match_route("/api/v1/retention/preview").kind, route_kind::retention_preview);
   EXPECT_EQ(match_route("/api/v1/retention/run").kind, route_kind::retention_run);
+  EXPECT_EQ(match_route("/api/v1/retention/rules").kind, route_kind::retention_rules);
   EXPECT_EQ(match_route("/api/v1/retention").kind, route_kind::not_found);
   EXPECT_EQ(match_route("/api/v1/retention/other").kind, route_kind::not_found);
   // Unknown resources, items of a resource that has none, empty items: not found, still admin.

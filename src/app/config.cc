@@ -158,6 +158,7 @@ void read_backends(const YAML::Node& root, config& c, const std::string& path) {
   }
 }
 
+// A rule's fields as written, then the check the admin API's rules get too (lifecycle::check_rule).
 lifecycle::retention_rule read_retention_rule(const YAML::Node& node, const std::string& where,
                                               const std::string& path) {
   if (!node.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
@@ -165,29 +166,16 @@ lifecycle::retention_rule read_retention_rule(const YAML::Node& node, const std:
   lifecycle::retention_rule rule;
   rule.source = where;
   rule.repositories = strings(node["repositories"], where + ".repositories", path);
-  if (rule.repositories.empty())
-    throw std::runtime_error(fmt::format("{}: `{}.repositories` needs at least one pattern", path, where));
   rule.protect = strings(node["protect"], where + ".protect", path);
-  if (node["keep_last"]) {
-    int n = -1;
-    read(node, "keep_last", n, path);
-    if (n < 0) throw std::runtime_error(fmt::format("{}: `{}.keep_last` must be 0 or more", path, where));
-    rule.keep_last = static_cast<std::size_t>(n);
+  for (auto [key, field] : {std::pair{"keep_last", &rule.keep_last}, std::pair{"keep_days", &rule.keep_days},
+                            std::pair{"untagged_days", &rule.untagged_days}}) {
+    if (!node[key]) continue;
+    std::int64_t n = 0;
+    read(node, key, n, path);
+    *field = n;
   }
-  if (node["keep_days"]) {
-    int days = -1;
-    read(node, "keep_days", days, path);
-    if (days < 0) throw std::runtime_error(fmt::format("{}: `{}.keep_days` must be 0 or more", path, where));
-    rule.keep_days = days;
-  }
-  if (node["untagged_days"]) {
-    int days = -1;
-    read(node, "untagged_days", days, path);
-    if (days < 0) throw std::runtime_error(fmt::format("{}: `{}.untagged_days` must be 0 or more", path, where));
-    rule.untagged_days = days;
-  }
-  if (!rule.keep_last && !rule.keep_days && !rule.untagged_days)
-    throw std::runtime_error(fmt::format("{}: `{}` needs keep_last, keep_days or untagged_days", path, where));
+  if (auto valid = lifecycle::check_rule(rule, where); !valid)
+    throw std::runtime_error(fmt::format("{}: {}", path, valid.error().detail));
   return rule;
 }
 

@@ -265,11 +265,11 @@ retention:
   ASSERT_EQ(c.retention.rules.size(), 3u);
   const auto& r = c.retention.rules[0];
   EXPECT_EQ(r.repositories, (std::vector<std::string>{"development/*", "staging/*"}));
-  EXPECT_EQ(r.keep_last, 10u);
+  EXPECT_EQ(r.keep_last, 10);
   EXPECT_EQ(r.keep_days, 14);
   EXPECT_EQ(r.protect, (std::vector<std::string>{"latest", "v*"}));
   EXPECT_EQ(r.source, "retention[0]");
-  EXPECT_EQ(c.retention.rules[1].keep_last, 0u);
+  EXPECT_EQ(c.retention.rules[1].keep_last, 0);
   EXPECT_FALSE(c.retention.rules[1].keep_days);
   EXPECT_FALSE(c.retention.rules[1].untagged_days);
   EXPECT_EQ(c.retention.rules[2].untagged_days, 7);  // a rule may judge untagged manifests only
@@ -313,6 +313,12 @@ TEST(Config, RejectsBadRetentionRulesNamingTheFileAndKey) {
   EXPECT_NE(message("retention:\n  - keep_last: 1\n").find("`retention[0].repositories`"), std::string::npos);
   EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_last: -1\n").find("keep_last"), std::string::npos);
   EXPECT_NE(message("retention:\n  - repositories: [a]\n    untagged_days: -1\n").find("`retention[0].untagged_days`"),
+            std::string::npos);
+  EXPECT_NE(message("retention:\n  - repositories: [Dev/*]\n    keep_last: 1\n")
+                .find("`retention[0].repositories` has `Dev/*`, which is not a repository pattern"),
+            std::string::npos);
+  EXPECT_NE(message("retention:\n  - repositories: [a]\n    keep_last: 1\n    protect: [\"v 1\"]\n")
+                .find("`retention[0].protect` has `v 1`"),
             std::string::npos);
   EXPECT_NE(message("retention:\n  interval: 5\n").find("`retention.interval`"), std::string::npos);
   EXPECT_NE(message("retention:\n  interval_minutes: -1\n").find("interval_minutes"), std::string::npos);

@@ -43,7 +43,7 @@ std::string read_text(const std::string& path) {
 server_state fetch_state(const session& s) {
   return server_state_from_api(call(s, "GET", "/api/v1/namespaces"), call(s, "GET", "/api/v1/repositories"),
                                call(s, "GET", "/api/v1/robots"), call(s, "GET", "/api/v1/grants"),
-                               call(s, "GET", "/api/v1/users"));
+                               call(s, "GET", "/api/v1/users"), call(s, "GET", "/api/v1/retention/rules"));
 }
 
 // Adds to state.users those of `subjects` that exist: the users the config declares are not listed by
@@ -95,6 +95,10 @@ void print_changes(const registry_plan& plan) {
     fmt::print(
         "\nNamespaces: the server's config is authoritative for those it declares (a difference is a "
         "conflict); the others are made, changed and pruned through the admin API.\n");
+  if (std::ranges::any_of(plan.changes, [](const auto& c) { return c.text.starts_with("retention rule "); }))
+    fmt::print(
+        "\nRetention: the server's config's rules always apply; the file's other rules are those the admin API "
+        "holds, set in one call.\n");
   fmt::print("\nPlan: {} to add, {} to change, {} to remove.\n", add, change, remove);
 }
 
@@ -191,7 +195,8 @@ void add_plan_commands(CLI::App& cli) {
   auto* apply_cmd = cli.add_subcommand(
       "apply",
       "Make the registry match a registry file (namespaces not in the server's config, robots, grants, "
-      "repositories; the config's namespaces are authoritative: a difference is a conflict)");
+      "repositories, retention rules; the config's namespaces are authoritative: a difference is a conflict; the "
+      "config's retention rules always apply)");
   for (auto* c : {plan, apply_cmd}) {
     c->add_option("-f,--file", o->file, "The registry file (registry.yaml)")->required()->check(CLI::ExistingFile);
     c->add_flag("--prune", o->prune, "Also remove what the registry holds and the file does not name");

@@ -5,6 +5,7 @@
 
 #include <ranges>
 #include <set>
+#include <tuple>
 
 #include "cli/common.h"
 
@@ -187,8 +188,94 @@ void diff_namespaces(const registry_file& want, const server_state& have, bool p
           {'-', "namespace " + name, {{"DELETE", "/api/v1/namespaces/" + percent_encode(name), nullptr, ""}}});
     }
   }
-  for (const int line : want.retention_lines)
-    plan.notes.push_back(fmt::format("{}:{}: retention is not managed by this registry version (ignored)", path, line));
+}
+
+// "dev/*, staging/*: keep_last 5, keep_days 30, protect [latest, v*], untagged_days 7".
+std::string rule_text(const meta::retention_rule& r) {
+  std::vector<std::string> parts;
+  if (r.keep_last) parts.push_back(fmt::format("keep_last {}", *r.keep_last));
+  if (r.keep_days) parts.push_back(fmt::format("keep_days {}", *r.keep_days));
+  if (!r.protect.empty()) parts.push_back(fmt::format("protect [{}]", fmt::join(r.protect, ", ")));
+  if (r.untagged_days) parts.push_back(fmt::format("untagged_days {}", *r.untagged_days));
+  return fmt::format("{}: {}", fmt::join(r.repositories, ", "), fmt::join(parts, ", "));
+}
+
+// "keep_last 3 → 5; protect [] → [v*]": what `want` changes in `held` (same repositories).
+std::string rule_edit(const meta::retention_rule& want, const meta::retention_rule& held) {
+  std::vector<std::string> parts;
+  const auto number = [](const std::optional<std::int64_t>& n) { return n ? std::to_string(*n) : "(none)"; };
+  for (auto [key, w, h] : {std::tuple{"keep_last", want.keep_last, held.keep_last},
+                           std::tuple{"keep_days", want.keep_days, held.keep_days},
+                           std::tuple{"untagged_days", want.untagged_days, held.untagged_days}}) {
+    if (w != h) parts.push_back(fmt::format("{} {} → {}", key, number(h), number(w)));
+  }
+  if (want.protect != held.protect)
+    parts.push_back(fmt::format("protect [{}] → [{}]", fmt::join(held.protect, ", "), fmt::join(want.protect, ", ")));
+  return fmt::format("{}: {}", fmt::join(want.repositories, ", "), fmt::join(parts, "; "));
+}
+
+// Retention rules: the file's rules that the server's config does not declare are the set the API
+// should hold. A held rule is kept when the file has it, changed in place when the file has a rule of
+// the same repositories instead, and removed (with `prune`) otherwise; the file's other rules are
+// added. One PUT of the resulting set makes every change: it is the call of the first change made.
+void diff_retention(const registry_file& want, const server_state& have, bool prune, const std::string& path,
+                    registry_plan& plan, std::vector<change>& removals) {
+  std::vector<const retention_spec*> desired;
+  std::vector<bool> in_file(have.config_retention.size(), false);
+  for (const auto& spec : want.retention) {
+    std::size_t j = 0;
+    while (j < in_file.size() && (in_file[j] || !(have.config_retention[j] == spec.rule))) ++j;
+    if (j < in_file.size()) {
+      in_file[j] = true;
+    } else {
+      desired.push_back(&spec);
+    }
+  }
+  for (std::size_t j = 0; j < in_file.size(); ++j) {
+    if (!in_file[j])
+      plan.notes.push_back(fmt::format("{}: retention rule {} is declared in the server's config, which is "
+                                       "authoritative: it applies though the file does not list it",
+                                       path, rule_text(have.config_retention[j])));
+  }
+  // Which desired rule each held one becomes: the same rule first, else one of the same repositories.
+  const auto& held = have.api_retention;
+  std::vector<std::optional<std::size_t>> becomes(held.size());
+  std::vector<bool> placed(desired.size(), false);
+  for (const bool exact : {true, false}) {
+    for (std::size_t k = 0; k < held.size(); ++k) {
+      for (std::size_t d = 0; d < desired.size() && !becomes[k]; ++d) {
+        const auto& rule = desired[d]->rule;
+        if (placed[d] || !(exact ? rule == held[k] : rule.repositories == held[k].repositories)) continue;
+        becomes[k] = d;
+        placed[d] = true;
+      }
+    }
+  }
+  std::vector<change> made;
+  json after = json::array();
+  for (std::size_t k = 0; k < held.size(); ++k) {
+    if (becomes[k]) {
+      const auto& rule = desired[*becomes[k]]->rule;
+      if (!(rule == held[k])) made.push_back({'~', "retention rule " + rule_edit(rule, held[k]), {}});
+      after.push_back(meta::rule_json(rule));
+    } else if (prune) {
+      removals.push_back({'-', "retention rule " + rule_text(held[k]), {}});
+    } else {
+      after.push_back(meta::rule_json(held[k]));
+    }
+  }
+  for (std::size_t d = 0; d < desired.size(); ++d) {
+    if (placed[d]) continue;
+    made.push_back({'+', "retention rule " + rule_text(desired[d]->rule), {}});
+    after.push_back(meta::rule_json(desired[d]->rule));
+  }
+  const operation put{"PUT", "/api/v1/retention/rules", json{{"rules", std::move(after)}}, ""};
+  if (!made.empty()) {
+    made.front().operations.push_back(put);
+  } else if (!removals.empty()) {
+    removals.front().operations.push_back(put);
+  }
+  plan.changes.insert(plan.changes.end(), std::make_move_iterator(made.begin()), std::make_move_iterator(made.end()));
 }
 
 }  // namespace
@@ -236,7 +323,7 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
     return d;
   };
   // Removals run last, grants before robots before repositories before namespaces (which must be empty).
-  std::vector<change> grant_removals, robot_removals, repository_removals, namespace_removals;
+  std::vector<change> grant_removals, robot_removals, repository_removals, namespace_removals, retention_removals;
   diff_namespaces(want, have, prune, path, plan, namespace_removals);
 
   for (const auto& [name, line] : want.repositories) {
@@ -333,7 +420,9 @@ registry_plan make_plan(const registry_file& want, const server_state& have, boo
       grant_removals.push_back(
           {'-', fmt::format("grant {} {}", subject, fmt::join(d.removed, "; ")), std::move(d.removes)});
   }
-  for (auto* removals : {&grant_removals, &robot_removals, &repository_removals, &namespace_removals})
+  diff_retention(want, have, prune, path, plan, retention_removals);
+  for (auto* removals :
+       {&grant_removals, &robot_removals, &repository_removals, &namespace_removals, &retention_removals})
     plan.changes.insert(plan.changes.end(), std::make_move_iterator(removals->begin()),
                         std::make_move_iterator(removals->end()));
   return plan;

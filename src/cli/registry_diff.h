@@ -8,6 +8,9 @@
 // conflict, and nothing is applied); any other is made through the admin API (PUT namespaces/<ns>),
 // changed there, and with `prune` deleted when the file drops it (after its repositories). Robots
 // are changed in place (PATCH robots/<name>: description and expiry; their token stays).
+// Retention rules: the config's are authoritative and always apply (one the file leaves out is a
+// note); the file's others are the set the admin API holds (PUT retention/rules, one call): a held
+// rule the file changes (same repositories) is changed, one it drops removed with `prune`.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -171,14 +171,88 @@ TEST(RegistryDiff, TheServersConfigDecidesItsNamespacesAndTheApiMakesTheOthers) 
   EXPECT_EQ(p.notes,
             (std::vector<std::string>{
                 "r.yaml:2: namespaces.production.immutable_tags is not managed by this registry version (ignored)",
-                "r.yaml:2: namespaces.production.quota_bytes is not managed by this registry version (ignored)",
-                "r.yaml:6: retention is not managed by this registry version (ignored)"}));
+                "r.yaml:2: namespaces.production.quota_bytes is not managed by this registry version (ignored)"}));
   // A server that manages them compares them.
   s = production_server();
   s.namespaces["production"].immutable_tags = std::vector<std::string>{"release-*"};
   p = make_plan(file("namespaces:\n  production:\n    immutable_tags: [v*]\n"), s, false, "user:admin", "r.yaml");
   ASSERT_EQ(p.conflicts.size(), 1u);
   EXPECT_NE(p.conflicts[0].find("immutable_tags is [v*] in the file but [release-*] on the server"), std::string::npos);
+}
+
+// The rules of a plan's retention PUT.
+json put_rules(const registry_plan& p) {
+  for (const auto& c : p.changes) {
+    for (const auto& op : c.operations) {
+      if (op.target == "/api/v1/retention/rules") return op.body.at("rules");
+    }
+  }
+  ADD_FAILURE() << "no PUT of the retention rules";
+  return nullptr;
+}
+
+TEST(RegistryDiff, RetentionRulesAreTheApisSetBesideTheConfigs) {
+  const meta::retention_rule dev{.repositories = {"dev/*"}, .keep_last = 3};
+  const meta::retention_rule ci{.repositories = {"ci/*"}, .keep_days = 7, .protect = {"v*"}};
+  const meta::retention_rule all{.repositories = {"*"}, .untagged_days = 1};
+  auto s = production_server();
+  s.config_retention = {all};
+
+  // A fresh registry: the file's rules but the config's are added, in one PUT; the config's rule left
+  // out of the file is a note.
+  auto p = make_plan(file("retention:\n  - repositories: [dev/*]\n    keep_last: 3\n"
+                          "  - repositories: [ci/*]\n    keep_days: 7\n    protect: [v*]\n"),
+                     s, false, "user:admin", "r.yaml");
+  EXPECT_EQ(lines(p), (std::vector<std::string>{"+ retention rule dev/*: keep_last 3",
+                                                "+ retention rule ci/*: keep_days 7, protect [v*]"}));
+  ASSERT_EQ(p.changes[0].operations.size(), 1u);
+  EXPECT_EQ(p.changes[0].operations[0].method, "PUT");
+  EXPECT_TRUE(p.changes[1].operations.empty());
+  EXPECT_EQ(put_rules(p), json::array({meta::rule_json(dev), meta::rule_json(ci)}));
+  EXPECT_EQ(p.notes, (std::vector<std::string>{"r.yaml: retention rule *: untagged_days 1 is declared in the server's "
+                                               "config, which is authoritative: it applies though the file does not "
+                                               "list it"}));
+
+  // Applied (the config's rule listed too): no changes, no notes.
+  s.api_retention = {dev, ci};
+  const std::string applied_file =
+      "retention:\n  - repositories: [\"*\"]\n    untagged_days: 1\n"
+      "  - repositories: [dev/*]\n    keep_last: 3\n  - repositories: [ci/*]\n    keep_days: 7\n    protect: [v*]\n";
+  p = make_plan(file(applied_file), s, true, "user:admin", "r.yaml");
+  EXPECT_TRUE(p.changes.empty());
+  EXPECT_TRUE(p.notes.empty());
+
+  // A rule of the same repositories is changed in place; the set keeps its order.
+  p = make_plan(file("retention:\n  - repositories: [dev/*]\n    keep_last: 5\n    untagged_days: 2\n"
+                     "  - repositories: [ci/*]\n    keep_days: 7\n    protect: [v*]\n"),
+                s, false, "user:admin", "r.yaml");
+  EXPECT_EQ(lines(p),
+            (std::vector<std::string>{"~ retention rule dev/*: keep_last 3 → 5; untagged_days (none) → 2"}));
+  auto edited = dev;
+  edited.keep_last = 5;
+  edited.untagged_days = 2;
+  EXPECT_EQ(put_rules(p), json::array({meta::rule_json(edited), meta::rule_json(ci)}));
+
+  // A rule the file drops goes only with --prune; without it, the PUT of an addition keeps it.
+  const std::string only_dev = "retention:\n  - repositories: [dev/*]\n    keep_last: 3\n";
+  p = make_plan(file(only_dev), s, false, "user:admin", "r.yaml");
+  EXPECT_TRUE(p.changes.empty());
+  p = make_plan(file(only_dev + "  - repositories: [x/*]\n    keep_last: 1\n"), s, false, "user:admin", "r.yaml");
+  EXPECT_EQ(lines(p), (std::vector<std::string>{"+ retention rule x/*: keep_last 1"}));
+  EXPECT_EQ(put_rules(p).size(), 3u);
+  p = make_plan(file(only_dev + "grants:\n  - subject: user:bob\n    actions: [pull]\n    repositories: [a/*]\n"), s,
+                true, "user:admin", "r.yaml");
+  EXPECT_EQ(lines(p), (std::vector<std::string>{"+ grant user:bob pull on a/*",
+                                                "- retention rule ci/*: keep_days 7, protect [v*]"}));
+  EXPECT_EQ(put_rules(p), json::array({meta::rule_json(dev)}));
+  EXPECT_TRUE(p.changes[0].operations[0].target == "/api/v1/grants");
+
+  // A file without retention, pruned, empties the API's set; the config's rule stays (a note).
+  p = make_plan(file(""), s, true, "user:admin", "r.yaml");
+  EXPECT_EQ(lines(p), (std::vector<std::string>{"- retention rule dev/*: keep_last 3",
+                                                "- retention rule ci/*: keep_days 7, protect [v*]"}));
+  EXPECT_EQ(put_rules(p), json::array());
+  EXPECT_EQ(p.notes.size(), 1u);
 }
 
 TEST(RegistryDiff, RobotsAreChangedInPlace) {

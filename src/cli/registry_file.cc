@@ -14,27 +14,13 @@
 #include "cli/yaml_reader.h"
 #include "core/byte_size.h"
 #include "core/reference.h"
+#include "lifecycle/retention.h"
 #include "policy/policy.h"
 
 namespace berth::cli {
 namespace {
 
 using json = nlohmann::json;
-
-// A repository pattern: "*", or a repository name in which `*` stands for any run of characters.
-bool valid_pattern(std::string_view pattern) {
-  if (pattern == "*") return true;
-  std::string sample(pattern);
-  std::replace(sample.begin(), sample.end(), '*', 'a');
-  return valid_name(sample);
-}
-
-// A tag pattern (immutable_tags): a tag in which `*` stands for any run of characters.
-bool valid_tag_pattern(std::string_view pattern) {
-  std::string sample(pattern);
-  std::replace(sample.begin(), sample.end(), '*', 'a');
-  return valid_tag(sample);
-}
 
 // "2027-11-30" or "2027-11-30T12:00:00Z": Unix seconds.
 std::optional<std::int64_t> parse_time(const std::string& text) {
@@ -63,7 +49,7 @@ class reader : public yaml_reader {
   std::vector<std::string> patterns(const YAML::Node& n, const std::string& where) {
     auto out = strings(n, where);
     for (const auto& p : out) {
-      if (!valid_pattern(p))
+      if (!valid_name_pattern(p))
         error(n, fmt::format("`{}`: `{}` is not a repository pattern (a repository name, lower case, in which * "
                              "stands for any characters, e.g. production/*)",
                              where, p));
@@ -208,22 +194,38 @@ class reader : public yaml_reader {
     }
   }
 
+  // The rules, in the server's keys, each checked as the server checks its rules.
   void retention(const YAML::Node& n, registry_file& f) {
     if (!n.IsSequence()) {
-      error(n, "`retention` must be a list of rules (repositories, keep_last, max_age_days)");
+      error(n, "`retention` must be a list of rules (repositories, keep_last, keep_days, protect, untagged_days)");
       return;
     }
-    for (const auto& r : n) {
-      if (!is_map(r, "retention[]")) continue;
-      known_keys(r, {"repositories", "keep_last", "max_age_days"}, "retention[].");
-      if (r["repositories"]) {
-        patterns(r["repositories"], "retention[].repositories");
-      } else {
-        error(r, "a retention rule needs `repositories`");
+    for (std::size_t i = 0; i < n.size(); ++i) {
+      const auto r = n[i];
+      const std::string where = fmt::format("retention[{}]", i);
+      if (!is_map(r, where)) continue;
+      known_keys(r, {"repositories", "keep_last", "keep_days", "protect", "untagged_days"}, where + ".");
+      retention_spec spec{.line = line(r)};
+      bool read = true;
+      if (const auto p = r["repositories"]) spec.rule.repositories = strings(p, where + ".repositories");
+      if (const auto p = r["protect"]) spec.rule.protect = strings(p, where + ".protect");
+      for (auto [key, field] :
+           {std::pair{"keep_last", &spec.rule.keep_last}, std::pair{"keep_days", &spec.rule.keep_days},
+            std::pair{"untagged_days", &spec.rule.untagged_days}}) {
+        if (const auto v = r[key]) {
+          *field = whole_number(v, fmt::format("{}.{}", where, key));
+          read = read && field->has_value();
+        }
       }
-      if (r["keep_last"]) positive(r["keep_last"], "keep_last");
-      if (r["max_age_days"]) positive(r["max_age_days"], "max_age_days");
-      f.retention_lines.push_back(line(r));
+      if (!read) continue;
+      if (auto valid = lifecycle::check_rule(spec.rule, where); !valid) {
+        error(r, valid.error().detail);
+      } else if (const auto it = std::ranges::find(f.retention, spec.rule, &retention_spec::rule);
+                 it != f.retention.end()) {
+        error(r, fmt::format("`{}` is the rule of line {} again", where, it->line));
+      } else {
+        f.retention.push_back(std::move(spec));
+      }
     }
   }
 };
@@ -255,7 +257,7 @@ registry_file parse_registry_file(const std::string& text, const std::string& pa
 }
 
 server_state server_state_from_api(const json& namespaces, const json& repositories, const json& robots,
-                                   const json& grants, const json& users) {
+                                   const json& grants, const json& users, const json& retention) {
   server_state s;
   try {
     for (const auto& n : field(namespaces, "namespaces")) {
@@ -292,6 +294,14 @@ server_state server_state_from_api(const json& namespaces, const json& repositor
       }
     }
     for (const auto& u : field(users, "users")) s.users.insert(u.at("name").get<std::string>());
+    for (auto r : field(retention, "rules")) {
+      const auto source = r.at("source").get<std::string>();
+      r.erase("source");
+      auto rule = meta::rule_from_json(r, "rules[]");
+      if (!rule || (source != "config" && source != "api"))
+        throw cli_error(fmt::format("unexpected answer from the registry: a retention rule {}", r.dump()));
+      (source == "config" ? s.config_retention : s.api_retention).push_back(std::move(*rule));
+    }
   } catch (const json::exception& e) {
     throw cli_error(fmt::format("unexpected answer from the registry: {}", e.what()));
   }
@@ -372,8 +382,27 @@ std::string export_registry_file(const server_state& state) {
     }
     out << YAML::EndSeq;
   }
+  if (!state.config_retention.empty() || !state.api_retention.empty()) {
+    out << YAML::Key << "retention" << YAML::Value << YAML::BeginSeq;
+    std::vector<meta::retention_rule> written;  // each rule once: the file may not list one twice
+    for (const auto* rules : {&state.config_retention, &state.api_retention}) {
+      for (const auto& r : *rules) {
+        if (std::ranges::find(written, r) != written.end()) continue;
+        written.push_back(r);
+        out << YAML::BeginMap << YAML::Key << "repositories" << YAML::Value << YAML::Flow << r.repositories;
+        if (r.keep_last) out << YAML::Key << "keep_last" << YAML::Value << *r.keep_last;
+        if (r.keep_days) out << YAML::Key << "keep_days" << YAML::Value << *r.keep_days;
+        if (!r.protect.empty()) out << YAML::Key << "protect" << YAML::Value << YAML::Flow << r.protect;
+        if (r.untagged_days) out << YAML::Key << "untagged_days" << YAML::Value << *r.untagged_days;
+        out << YAML::EndMap;
+      }
+    }
+    out << YAML::EndSeq;
+  }
   out << YAML::EndMap;
-  if (state.namespaces.empty() && state.repositories.empty() && !any_robot && other_rows.empty()) return "{}\n";
+  if (state.namespaces.empty() && state.repositories.empty() && !any_robot && other_rows.empty() &&
+      state.config_retention.empty() && state.api_retention.empty())
+    return "{}\n";
   return std::string(out.c_str()) + "\n";
 }
 

@@ -66,7 +66,47 @@ TEST(RegistryFile, ReadsTheIssuesExample) {
   EXPECT_EQ(rows, (std::set<grant_row>{{"robot:ci-production", "push", "production/*"},
                                        {"robot:deploy", "pull", "production/*"},
                                        {"user:alice", "pull,push", "staging/*"}}));
-  EXPECT_EQ(f.retention_lines, std::vector<int>{23});
+  ASSERT_EQ(f.retention.size(), 1u);
+  EXPECT_EQ(f.retention[0].line, 23);
+  EXPECT_EQ(f.retention[0].rule, (meta::retention_rule{.repositories = {"development/*"}, .keep_last = 10}));
+}
+
+TEST(RegistryFile, RetentionRulesTakeTheServersKeysAndItsChecks) {
+  const auto f = parse_registry_file(
+      "retention:\n"
+      "  - repositories: [dev/*, staging/*]\n    keep_last: 5\n    keep_days: 0\n    protect: [latest, v*]\n"
+      "  - repositories: \"*\"\n    untagged_days: 7\n",
+      "r.yaml");
+  ASSERT_EQ(f.retention.size(), 2u);
+  EXPECT_EQ(f.retention[0].rule, (meta::retention_rule{.repositories = {"dev/*", "staging/*"},
+                                                       .keep_last = 5,
+                                                       .keep_days = 0,
+                                                       .protect = {"latest", "v*"}}));
+  EXPECT_EQ(f.retention[1].rule, (meta::retention_rule{.repositories = {"*"}, .untagged_days = 7}));
+  EXPECT_EQ(f.retention[1].line, 6);
+  // Each message names the line of its rule, the rule and the field, as the server's would.
+  EXPECT_EQ(parse_error("retention:\n  - repositories: [a/*]\n    keep_last: 1\n    max_age_days: 3\n"),
+            "r.yaml:4: unknown key `retention[0].max_age_days` (known: repositories, keep_last, keep_days, protect, "
+            "untagged_days)");
+  EXPECT_EQ(parse_error("retention:\n  - repositories: [a/*]\n    keep_last: -1\n"),
+            "r.yaml:2: `retention[0].keep_last` must be 0 to 2147483647");
+  EXPECT_EQ(parse_error("retention:\n  - repositories: [a/*]\n    keep_days: soon\n"),
+            "r.yaml:3: `retention[0].keep_days` must be a whole number");
+  EXPECT_EQ(parse_error("retention:\n  - repositories: [a/*]\n"),
+            "r.yaml:2: `retention[0]` needs keep_last, keep_days or untagged_days");
+  EXPECT_EQ(parse_error("retention:\n  - keep_last: 1\n"),
+            "r.yaml:2: `retention[0].repositories` needs at least one pattern");
+  EXPECT_NE(parse_error("retention:\n  - repositories: [Dev/*]\n    keep_last: 1\n")
+                .find("r.yaml:2: `retention[0].repositories` has `Dev/*`, which is not a repository pattern"),
+            std::string::npos);
+  EXPECT_EQ(parse_error("retention:\n  - repositories: [a/*]\n    keep_last: 1\n    protect: [\"v 1\"]\n"),
+            "r.yaml:2: `retention[0].protect` has `v 1`, which is not a tag pattern (e.g. v*)");
+  EXPECT_EQ(parse_error("retention:\n  - repositories: [a/*]\n    keep_last: 1\n"
+                        "  - repositories: [a/*]\n    keep_last: 1\n"),
+            "r.yaml:4: `retention[1]` is the rule of line 2 again");
+  EXPECT_EQ(parse_error("retention:\n  repositories: [a/*]\n"),
+            "r.yaml:2: `retention` must be a list of rules (repositories, keep_last, keep_days, protect, "
+            "untagged_days)");
 }
 
 TEST(RegistryFile, EmptyFileIsEmptyState) {
@@ -138,11 +178,21 @@ json api_state() {
               {{"id", 3}, {"subject", "robot:old"}, {"actions", "push"}, {"repositories", {"staging/*"}}},
               {{"id", 4}, {"subject", "user:gone"}, {"actions", "pull"}, {"repositories", {"staging/*"}}}}}}},
       {"users", json{{"users", {{{"name", "alice"}, {"created_at", 1}}}}}},
+      {"retention",
+       json{{"rules",
+             {{{"repositories", {"dev/*"}}, {"keep_last", 3}, {"protect", json::array()}, {"source", "config"}},
+              {{"repositories", {"ci/*", "tmp/*"}},
+               {"keep_days", 7},
+               {"protect", {"v*"}},
+               {"untagged_days", 1},
+               {"source", "api"}},
+              {{"repositories", {"dev/*"}}, {"keep_last", 3}, {"protect", json::array()}, {"source", "api"}}}}}},
   };
 }
 
 server_state state_of(const json& j) {
-  return server_state_from_api(j["namespaces"], j["repositories"], j["robots"], j["grants"], j["users"]);
+  return server_state_from_api(j["namespaces"], j["repositories"], j["robots"], j["grants"], j["users"],
+                               j["retention"]);
 }
 
 TEST(RegistryFile, ReadsTheServersState) {
@@ -156,7 +206,15 @@ TEST(RegistryFile, ReadsTheServersState) {
   EXPECT_EQ(s.config_grants, (std::set<grant_row>{{"robot:deploy", "pull", "production/*"}}));
   EXPECT_EQ(s.grants.at(grant_row{"user:alice", "pull,push", "staging/*"}), std::vector<std::int64_t>{2});
   EXPECT_EQ(s.users, std::set<std::string>{"alice"});
-  EXPECT_THROW(server_state_from_api(json::object(), {}, {}, {}, {}), cli_error);
+  const meta::retention_rule dev{.repositories = {"dev/*"}, .keep_last = 3};
+  EXPECT_EQ(s.config_retention, std::vector{dev});
+  const meta::retention_rule ci{
+      .repositories = {"ci/*", "tmp/*"}, .keep_days = 7, .untagged_days = 1, .protect = {"v*"}};
+  EXPECT_EQ(s.api_retention, (std::vector<meta::retention_rule>{ci, dev}));
+  EXPECT_THROW(server_state_from_api(json::object(), {}, {}, {}, {}, {}), cli_error);
+  auto bad = api_state();
+  bad["retention"]["rules"][0]["keep_last"] = "three";
+  EXPECT_THROW(state_of(bad), cli_error);
 }
 
 TEST(RegistryFile, ExportWritesExistingSubjectsInTheFilesFormat) {
@@ -177,11 +235,22 @@ TEST(RegistryFile, ExportWritesExistingSubjectsInTheFilesFormat) {
             "grants:\n"
             "  - subject: \"user:alice\"\n"
             "    actions: [pull, push]\n"
-            "    repositories: [staging/*]\n");
-  // It reads back as the same state.
+            "    repositories: [staging/*]\n"
+            "retention:\n"
+            "  - repositories: [dev/*]\n"
+            "    keep_last: 3\n"
+            "  - repositories: [ci/*, tmp/*]\n"
+            "    keep_days: 7\n"
+            "    protect: [v*]\n"
+            "    untagged_days: 1\n");
+  // It reads back as the same state; each rule once, the config's and the API's.
   const auto f = parse_registry_file(text, "export.yaml");
   EXPECT_EQ(f.robots.at("deploy").expires_at, 1827532800);
   EXPECT_EQ(f.grants.size(), 2u);
+  const auto s = state_of(api_state());
+  ASSERT_EQ(f.retention.size(), 2u);
+  EXPECT_EQ(f.retention[0].rule, s.config_retention[0]);
+  EXPECT_EQ(f.retention[1].rule, s.api_retention[0]);
 }
 
 }  // namespace

@@ -46,14 +46,29 @@ std::optional<std::string> yaml_reader::scalar(const YAML::Node& n, const std::s
   return std::nullopt;
 }
 
-std::optional<std::int64_t> yaml_reader::positive(const YAML::Node& n, const std::string& where) {
+namespace {
+
+// The node's whole number (any sign); nullopt when it is not one.
+std::optional<std::int64_t> integer(const YAML::Node& n) {
   std::int64_t v = 0;
   const auto text = n.IsScalar() ? n.Scalar() : std::string();
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v <= 0) {
-    error(n, fmt::format("`{}` must be a positive whole number", where));
-    return std::nullopt;
-  }
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> yaml_reader::positive(const YAML::Node& n, const std::string& where) {
+  const auto v = integer(n);
+  if (v && *v > 0) return v;
+  error(n, fmt::format("`{}` must be a positive whole number", where));
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> yaml_reader::whole_number(const YAML::Node& n, const std::string& where) {
+  const auto v = integer(n);
+  if (!v) error(n, fmt::format("`{}` must be a whole number", where));
   return v;
 }
 

@@ -32,6 +32,8 @@ class yaml_reader {
   // The node's text; nullopt, with an error, when it is not a scalar.
   std::optional<std::string> scalar(const YAML::Node& n, const std::string& where);
   std::optional<std::int64_t> positive(const YAML::Node& n, const std::string& where);
+  // A whole number of any sign (the caller checks its range).
+  std::optional<std::int64_t> whole_number(const YAML::Node& n, const std::string& where);
   std::optional<bool> boolean(const YAML::Node& n, const std::string& where);
   // A string or a list of strings.
   std::vector<std::string> strings(const YAML::Node& n, const std::string& where);

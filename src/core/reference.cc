@@ -1,5 +1,8 @@
 #include "core/reference.h"
 
+#include <algorithm>
+#include <string>
+
 namespace berth {
 namespace {
 
@@ -31,6 +34,13 @@ bool valid_component(std::string_view c) {
   return true;
 }
 
+// A pattern is valid when it is valid with each `*` read as one ordinary character.
+std::string sample_of(std::string_view pattern) {
+  std::string sample(pattern);
+  std::replace(sample.begin(), sample.end(), '*', 'a');
+  return sample;
+}
+
 }  // namespace
 
 bool valid_name(std::string_view name) {
@@ -54,5 +64,9 @@ bool valid_tag(std::string_view tag) {
   }
   return true;
 }
+
+bool valid_name_pattern(std::string_view pattern) { return pattern == "*" || valid_name(sample_of(pattern)); }
+
+bool valid_tag_pattern(std::string_view pattern) { return valid_tag(sample_of(pattern)); }
 
 }  // namespace berth

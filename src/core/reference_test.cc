@@ -109,5 +109,12 @@ TEST(ValidTag, AgreesWithSpecGrammarExhaustively) {
   });
 }
 
+TEST(ValidPatterns, StarStandsForAnyRunOfCharacters) {
+  for (const auto* p : {"*", "dev/*", "*/app", "team-*/app", "a"}) EXPECT_TRUE(valid_name_pattern(p)) << p;
+  for (const auto* p : {"", "Dev/*", "dev/", "/*", "a b", "dev//*"}) EXPECT_FALSE(valid_name_pattern(p)) << p;
+  for (const auto* p : {"*", "v*", "latest", "release-*"}) EXPECT_TRUE(valid_tag_pattern(p)) << p;
+  for (const auto* p : {"", "v 1", ".x", "a/b"}) EXPECT_FALSE(valid_tag_pattern(p)) << p;
+}
+
 }  // namespace
 }  // namespace berth

@@ -1,11 +1,14 @@
 #include "lifecycle/retention.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <limits>
 #include <map>
 #include <numeric>
 #include <set>
 
+#include "core/reference.h"
 #include "core/unix_time.h"
 
 namespace berth::lifecycle {
@@ -84,8 +87,8 @@ awaitable<result<void>> add_dependents(meta::metadata_store& meta, manifest_cach
 }
 
 // The longest untagged_days of `rules`, if any sets it: an untagged manifest goes when none keeps it.
-std::optional<int> untagged_days(std::span<const retention_rule* const> rules) {
-  std::optional<int> days;
+std::optional<std::int64_t> untagged_days(std::span<const retention_rule* const> rules) {
+  std::optional<std::int64_t> days;
   for (const auto* r : rules) {
     if (r->untagged_days) days = std::max(days.value_or(0), *r->untagged_days);
   }
@@ -180,6 +183,30 @@ awaitable<result<void>> add_freed_bytes(meta::metadata_store& meta, std::vector<
 
 }  // namespace
 
+result<void> check_rule(const retention_rule& rule, std::string_view where) {
+  const auto bad = [&](std::string_view field, std::string_view why) {
+    return fail(errc::invalid_argument, fmt::format("`{}.{}` {}", where, field, why));
+  };
+  if (rule.repositories.empty()) return bad("repositories", "needs at least one pattern");
+  for (const auto& p : rule.repositories) {
+    if (!valid_name_pattern(p))
+      return bad("repositories", fmt::format("has `{}`, which is not a repository pattern (a repository name, lower "
+                                             "case, in which * stands for any characters, e.g. dev/*)",
+                                             p));
+  }
+  for (const auto& p : rule.protect) {
+    if (!valid_tag_pattern(p)) return bad("protect", fmt::format("has `{}`, which is not a tag pattern (e.g. v*)", p));
+  }
+  for (const auto& [field, value] : {std::pair{"keep_last", rule.keep_last}, std::pair{"keep_days", rule.keep_days},
+                                     std::pair{"untagged_days", rule.untagged_days}}) {
+    if (value && (*value < 0 || *value > max_rule_number))
+      return bad(field, fmt::format("must be 0 to {}", max_rule_number));
+  }
+  if (!rule.keep_last && !rule.keep_days && !rule.untagged_days)
+    return fail(errc::invalid_argument, fmt::format("`{}` needs keep_last, keep_days or untagged_days", where));
+  return {};
+}
+
 // Immutable tags (namespaces.NS.immutable_tags) are never deleted by retention.
 immutable_fn immutable_tags(const policy::policy& pol) {
   return [&pol](std::string_view r, std::string_view t) { return pol.immutable(r, t).has_value(); };
@@ -207,7 +234,7 @@ std::vector<tag_entry> expired_tags(std::string_view repository, std::span<const
   });
   const auto kept = [&](const tag_entry& t, std::size_t rank) {
     return std::ranges::any_of(judging, [&](const retention_rule* r) {
-      return (r->keep_last && rank < *r->keep_last) ||
+      return (r->keep_last && rank < static_cast<std::size_t>(*r->keep_last)) ||
              (r->keep_days && t.pushed_at_ms >= now_ms - std::int64_t{*r->keep_days} * ms_per_day) ||
              any_matches(r->protect, t.name);
     });
@@ -224,12 +251,20 @@ awaitable<result<std::vector<repository_plan>>> plan(meta::metadata_store& meta,
                                                      std::optional<std::string_view> only, std::int64_t now_ms,
                                                      const immutable_fn& immutable) {
   std::vector<repository_plan> plans;
-  if (config.rules.empty()) co_return plans;
+  // The config's rules, then the stored ones.
+  auto stored = co_await meta.retention_rules().rules();
+  if (!stored) co_return std::unexpected(stored.error());
+  std::vector<retention_rule> in_force = config.rules;
+  for (std::size_t i = 0; i < stored->size(); ++i) {
+    (*stored)[i].source = fmt::format("api rules[{}]", i);
+    in_force.push_back(std::move((*stored)[i]));
+  }
+  if (in_force.empty()) co_return plans;
   auto repos = co_await meta.list_repositories("", std::numeric_limits<std::size_t>::max());
   if (!repos) co_return std::unexpected(repos.error());
   for (const auto& repo : *repos) {
     if (only && !policy::pattern_matches(*only, repo)) continue;
-    const auto rules = rules_for(repo, config.rules);
+    const auto rules = rules_for(repo, in_force);
     if (rules.empty()) continue;
     auto p = co_await plan_repository(meta, repo, rules, now_ms, immutable);
     if (!p) co_return std::unexpected(p.error());

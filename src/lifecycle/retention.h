@@ -49,17 +49,20 @@ namespace berth::lifecycle {
 
 using boost::asio::awaitable;
 
-struct retention_rule {
-  std::vector<std::string> repositories;  // patterns, at least one
-  std::optional<std::size_t> keep_last;   // at least one of keep_last, keep_days, untagged_days is set
-  std::optional<int> keep_days;
-  std::optional<int> untagged_days;
-  std::vector<std::string> protect;  // tag patterns
-  std::string source;                // "retention[0]", for messages
-};
+// A rule (meta/retention_rules.h: the API's rules are stored in the metadata store).
+using retention_rule = meta::retention_rule;
+
+// The largest keep_last, keep_days and untagged_days a rule may give.
+inline constexpr std::int64_t max_rule_number = 2'147'483'647;
+
+// Whether `rule` is valid, the one check for the config's rules, the admin API's and the registry
+// file's: at least one repository pattern, every pattern valid (core/reference.h), keep_last,
+// keep_days and untagged_days 0 to max_rule_number, at least one of them set. INVALID_ARGUMENT whose
+// detail names `where` and the field: "`retention[0].keep_last` must be 0 to 2147483647".
+result<void> check_rule(const retention_rule& rule, std::string_view where);
 
 struct retention_config {
-  std::vector<retention_rule> rules;
+  std::vector<retention_rule> rules;  // the config's
   int interval_minutes = 0;  // a scheduled run every N minutes; 0: only when asked
 };
 
@@ -109,7 +112,9 @@ struct plan_totals {
 plan_totals totals(const std::vector<repository_plan>& plans);
 
 // The plan of every repository that a rule matches and, when `only` is set, that matches the
-// pattern `only`; repositories with nothing to delete are left out. Errors: the store's.
+// pattern `only`; repositories with nothing to delete are left out. The rules are the config's
+// (`config.rules`, always applied) and those made through the admin API, read from the store at each
+// call, so that another instance's change applies without a restart. Errors: the store's.
 awaitable<result<std::vector<repository_plan>>> plan(meta::metadata_store& meta, const retention_config& config,
                                                      std::optional<std::string_view> only, std::int64_t now_ms,
                                                      const immutable_fn& immutable);

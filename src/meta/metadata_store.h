@@ -33,6 +33,7 @@
 #include "meta/audit_records.h"
 #include "meta/blob_records.h"
 #include "meta/quota.h"
+#include "meta/retention_rules.h"
 #include "meta/tag_records.h"
 #include "meta/upload_records.h"
 #include "meta/webhook_records.h"
@@ -200,6 +201,9 @@ class metadata_store {
   virtual webhook_records& webhooks() = 0;
   // The audit log (audit_records.h), kept in the same database. Lives as long as the store.
   virtual audit_records& audit() = 0;
+  // The retention rules made through the admin API (retention_rules.h), kept in the same database.
+  // Lives as long as the store.
+  virtual retention_rule_records& retention_rules() = 0;
 
   // Whether the store answers now (the readiness check, /health/ready): one trivial round trip
   // (SQLite: a read, and an empty transaction on the writer, which takes the write lock).

@@ -1707,4 +1707,47 @@ TEST_P(metadata_store_contract, deleting_frees_the_bytes_no_repository_keeps_eac
 }
 
 }  // namespace
+// ---- retention rules (retention_rules.h) ----
+
+TEST_P(metadata_store_contract, retention_rules_are_replaced_as_a_whole_and_kept_in_order) {
+  auto& r = store_->retention_rules();
+  EXPECT_TRUE(sync_wait(r.rules()).value().empty());
+  const std::vector<retention_rule> rules = {
+      {.repositories = {"dev/*", "staging/app"}, .keep_last = 3, .keep_days = 0, .protect = {"latest", "v*"}},
+      {.repositories = {"*"}, .untagged_days = 7},
+      {.repositories = {"ci/\"quoted\"", "a,b{c}"}, .keep_last = 0, .keep_days = 2'000'000'000},
+  };
+  ASSERT_TRUE(sync_wait(r.replace_rules(rules)).has_value());
+  EXPECT_EQ(sync_wait(r.rules()).value(), rules);
+  const auto held = sync_wait(r.rules()).value();
+  EXPECT_EQ(held[0].keep_days, 0);  // 0 is a value, not "unset"
+  EXPECT_FALSE(held[1].keep_last);
+  EXPECT_TRUE(held[1].protect.empty());
+  reopen();
+  EXPECT_EQ(sync_wait(store_->retention_rules().rules()).value(), rules);
+  const std::vector<retention_rule> fewer = {rules[1]};
+  ASSERT_TRUE(sync_wait(store_->retention_rules().replace_rules(fewer)).has_value());
+  EXPECT_EQ(sync_wait(store_->retention_rules().rules()).value(), fewer);
+  ASSERT_TRUE(sync_wait(store_->retention_rules().replace_rules({})).has_value());
+  EXPECT_TRUE(sync_wait(store_->retention_rules().rules()).value().empty());
+}
+
+// Replacements racing each other: the rules end as one of the sets given, never a mix of two.
+TEST_P(metadata_store_contract, concurrent_retention_rule_replacements_leave_one_whole_set) {
+  auto& r = store_->retention_rules();
+  constexpr int n = 16;
+  const auto set_of = [](int i) {
+    return std::vector<retention_rule>{{.repositories = {fmt::format("r{}/*", i)}, .keep_last = i},
+                                       {.repositories = {fmt::format("r{}/x", i)}, .keep_days = i}};
+  };
+  await_all(n, 4, [&](int i) -> awaitable<void> {
+    const auto rules = set_of(i);
+    auto done = co_await r.replace_rules(rules);
+    EXPECT_TRUE(done.has_value());
+  });
+  const auto held = sync_wait(r.rules()).value();
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held, set_of(static_cast<int>(held[0].keep_last.value_or(-1))));
+}
+
 }  // namespace berth::meta

@@ -323,6 +323,9 @@ CREATE TRIGGER tag_untagged AFTER INSERT OR DELETE OR UPDATE OF digest ON tags
     "UPDATE manifests SET platforms_unread = true WHERE platforms = '' AND media_type IN ("
     "'application/vnd.oci.image.manifest.v1+json'::bytea, 'application/vnd.docker.distribution.manifest.v2+json'::bytea);"
     "CREATE INDEX manifests_platforms_unread ON manifests(repo_id, digest) WHERE platforms_unread;",
+    // The retention rules made through the admin API (retention_rules.h), in their order, each a
+    // JSON document (meta::rule_json).
+    "CREATE TABLE retention_rules (position bigint NOT NULL, rule text NOT NULL);",
 };
 
 // ---- SQL ----
@@ -420,6 +423,13 @@ constexpr std::string_view list_audit_sql =
     "AND at_ms >= $4::bigint AND ($5::bigint = 0 OR at_ms <= $5::bigint) AND ($6::bigint = 0 OR id < $6::bigint) "
     "ORDER BY id DESC LIMIT $7";
 constexpr std::string_view prune_audit_sql = "DELETE FROM audit_log WHERE at_ms < $1";
+// The retention rules: replaced as a whole under a table lock taken first, so that the DELETE of a
+// replacement that waited for another sees (and deletes) the rules that one inserted.
+constexpr std::string_view retention_rules_sql = "SELECT rule FROM retention_rules ORDER BY position";
+constexpr std::string_view lock_retention_rules_sql = "LOCK TABLE retention_rules IN SHARE ROW EXCLUSIVE MODE";
+constexpr std::string_view replace_retention_rules_sql =
+    "WITH gone AS (DELETE FROM retention_rules) INSERT INTO retention_rules(position, rule) "
+    "SELECT n, r FROM unnest($1::text[]) WITH ORDINALITY AS u(r, n)";
 constexpr std::string_view insert_run_sql =
     "INSERT INTO gc_runs(started_at, duration_ms, dry_run, manifests, links, link_bytes, blobs, bytes) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -853,7 +863,8 @@ class pg_metadata_store final : public metadata_store,
                                 public tag_records,
                                 public blob_records,
                                 public webhook_records,
-                                public audit_records {
+                                public audit_records,
+                                public retention_rule_records {
  public:
   explicit pg_metadata_store(std::shared_ptr<pg::pool> pool) : pool_(std::move(pool)) {
     pg::migrate(*pool_, "meta", migrations);
@@ -863,6 +874,7 @@ class pg_metadata_store final : public metadata_store,
   blob_records& blobs() override { return *this; }
   webhook_records& webhooks() override { return *this; }
   audit_records& audit() override { return *this; }
+  retention_rule_records& retention_rules() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     params args{repo, d.str()};
@@ -1585,6 +1597,33 @@ class pg_metadata_store final : public metadata_store,
 
   awaitable<result<std::uint64_t>> prune_deliveries(std::int64_t before_ms) override {
     co_return co_await deleted_before("prune webhook deliveries", prune_deliveries_sql, before_ms);
+  }
+
+  // ---- retention_rule_records ----
+  awaitable<result<std::vector<retention_rule>>> rules() override {
+    auto r = co_await query("retention rules", retention_rules_sql, {});
+    if (!r) co_return std::unexpected(std::move(r.error()));
+    std::vector<retention_rule> out;
+    for (std::size_t i = 0; i < r->size(); ++i) {
+      auto rule = stored_rule(r->text(i, 0));
+      if (!rule) co_return std::unexpected(std::move(rule.error()));
+      out.push_back(std::move(*rule));
+    }
+    co_return out;
+  }
+
+  awaitable<result<void>> replace_rules(std::span<const retention_rule> rules) override {
+    std::vector<std::string> docs;
+    for (const auto& rule : rules) docs.push_back(rule_json(rule).dump());
+    auto body = [&](transaction& tx) -> awaitable<pg::result<void>> {
+      auto locked = co_await tx.query(lock_retention_rules_sql);
+      if (!locked) co_return std::unexpected(std::move(locked.error()));
+      params args{text_array(docs)};
+      auto replaced = co_await tx.query(replace_retention_rules_sql, std::move(args));
+      if (!replaced) co_return std::unexpected(std::move(replaced.error()));
+      co_return pg::result<void>{};
+    };
+    co_return co_await transact("replace retention rules", body);
   }
 
   // Runs the DELETE `sql` with $1 = `before_ms`; how many rows it deleted.

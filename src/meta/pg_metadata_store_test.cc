@@ -136,8 +136,10 @@ TEST_F(pg_metadata_store_test, upgrading_lists_the_image_manifests_whose_platfor
   ASSERT_TRUE(sync_wait(store->put_manifest("r", index, "multi", test_stamp)).has_value());
   EXPECT_TRUE(sync_wait(store->tags().platforms_unread(10)).value().empty());  // pushed with their platforms
   store.reset();
-  pg::test_util::admin_exec(url_, "ALTER TABLE " + schema_ + ".manifests DROP COLUMN platforms_unread; UPDATE " +
-                                      schema_ + ".berth_schema_versions SET version = version - 1 WHERE component = 'meta'");
+  // Back to the version before platforms_unread, and before the retention rules' table that came after it.
+  pg::test_util::admin_exec(url_, "DROP TABLE " + schema_ + ".retention_rules; ALTER TABLE " + schema_ +
+                                      ".manifests DROP COLUMN platforms_unread; UPDATE " + schema_ +
+                                      ".berth_schema_versions SET version = version - 2 WHERE component = 'meta'");
   store = instance();
   const auto unread = sync_wait(store->tags().platforms_unread(10)).value();
   ASSERT_EQ(unread.size(), 1u);

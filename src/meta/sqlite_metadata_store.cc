@@ -265,6 +265,9 @@ CREATE INDEX audit_log_by_subject ON audit_log(subject, id);
     "UPDATE manifests SET platforms_unread = 1 WHERE platforms = '' AND media_type IN ("
     "'application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json');"
     "CREATE INDEX manifests_platforms_unread ON manifests(repo_id, digest) WHERE platforms_unread != 0;",
+    // The retention rules made through the admin API (retention_rules.h), in their order, each a
+    // JSON document (meta::rule_json).
+    "CREATE TABLE retention_rules (position INTEGER PRIMARY KEY, rule TEXT NOT NULL);",
 };
 #undef BERTH_SET_UNTAGGED
 #undef BERTH_CLEAR_UNTAGGED
@@ -330,6 +333,9 @@ constexpr std::string_view list_audit_sql =
     "WHERE (?1 = '' OR repository = ?1) AND (?2 = '' OR subject = ?2) AND (?3 = '' OR action = ?3) "
     "AND at_ms >= ?4 AND (?5 = 0 OR at_ms <= ?5) AND (?6 = 0 OR id < ?6) ORDER BY id DESC LIMIT ?7";
 constexpr std::string_view prune_audit_sql = "DELETE FROM audit_log WHERE at_ms < ?1";
+constexpr std::string_view retention_rules_sql = "SELECT rule FROM retention_rules ORDER BY position";
+constexpr std::string_view clear_retention_rules_sql = "DELETE FROM retention_rules";
+constexpr std::string_view insert_retention_rule_sql = "INSERT INTO retention_rules(position, rule) VALUES (?1, ?2)";
 // What deleting the manifests ?1 (a JSON array of [repository, digest]) frees: `lost` are the links
 // that no remaining manifest of their repository references, `freed` the blobs with no other link.
 constexpr std::string_view freed_by_deleting_sql =
@@ -758,7 +764,8 @@ class sqlite_metadata_store final : public metadata_store,
                                     public tag_records,
                                     public blob_records,
                                     public webhook_records,
-                                    public audit_records {
+                                    public audit_records,
+                                    public retention_rule_records {
  public:
   sqlite_metadata_store(const std::string& path, upload_leases leases)
       : writer_(open_and_migrate(path, leases)), readers_(path) {
@@ -770,6 +777,7 @@ class sqlite_metadata_store final : public metadata_store,
   blob_records& blobs() override { return *this; }
   webhook_records& webhooks() override { return *this; }
   audit_records& audit() override { return *this; }
+  retention_rule_records& retention_rules() override { return *this; }
 
   awaitable<result<std::optional<std::uint64_t>>> linked_blob_size(std::string_view repo, const digest& d) override {
     co_return read([&](connection& db) { return optional_size(db.prepare(linked_size_sql).bind(repo, d.str())); });
@@ -1498,6 +1506,25 @@ class sqlite_metadata_store final : public metadata_store,
 
   awaitable<result<std::uint64_t>> prune_deliveries(std::int64_t before_ms) override {
     co_return co_await deleted_before(prune_deliveries_sql, before_ms);
+  }
+
+  // ---- retention_rule_records ----
+  awaitable<result<std::vector<retention_rule>>> rules() override {
+    co_return read([&](connection& db) -> result<std::vector<retention_rule>> {
+      auto st = db.prepare(retention_rules_sql);
+      return read_rows<retention_rule>(st, [&]() { return stored_rule(st.text(0)); });
+    });
+  }
+
+  awaitable<result<void>> replace_rules(std::span<const retention_rule> rules) override {
+    co_return co_await write([&](connection& db) -> result<void> {
+      if (auto r = db.prepare(clear_retention_rules_sql).run(); !r) return r;
+      for (std::size_t i = 0; i < rules.size(); ++i) {
+        auto st = db.prepare(insert_retention_rule_sql);
+        if (auto r = st.bind(static_cast<std::int64_t>(i), rule_json(rules[i]).dump()).run(); !r) return r;
+      }
+      return {};
+    });
   }
 
   // Runs the DELETE `sql` with ?1 = `before_ms`; how many rows it deleted.

@@ -70,10 +70,12 @@ constexpr const char* undo_quota =
 constexpr const char* undo_webhooks = "DROP TABLE webhook_deliveries; PRAGMA user_version = 5";
 // What version 7 added (the audit log), taken away again: the file is as version 6 wrote it.
 constexpr const char* undo_audit = "DROP TABLE audit_log; PRAGMA user_version = 6";
-// What version 9 added (the outbox's pruning index), taken away again: the file is as version 8 wrote it.
+// What version 11 added (the API's retention rules), taken away again: the file is as version 10 wrote it.
+constexpr const char* undo_retention_rules = "DROP TABLE retention_rules; PRAGMA user_version = 10";
 // What version 10 added (unread platforms), taken away again: the file is as version 9 wrote it.
 constexpr const char* undo_platforms_unread =
     "DROP INDEX manifests_platforms_unread; ALTER TABLE manifests DROP COLUMN platforms_unread; PRAGMA user_version = 9";
+// What version 9 added (the outbox's pruning index), taken away again: the file is as version 8 wrote it.
 constexpr const char* undo_outbox_pruning = "DROP INDEX webhook_deliveries_finished; PRAGMA user_version = 8";
 // What version 8 added (untagged times), taken away again: the file is as version 7 wrote it.
 constexpr const char* undo_untagged =
@@ -111,6 +113,7 @@ TEST_F(sqlite_metadata_store_test, upgrading_fills_the_tag_records) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_retention_rules).has_value());
     ASSERT_TRUE(db->exec(undo_platforms_unread).has_value());
     ASSERT_TRUE(db->exec(undo_outbox_pruning).has_value());
     ASSERT_TRUE(db->exec(undo_untagged).has_value());
@@ -161,6 +164,7 @@ TEST_F(sqlite_metadata_store_test, migrates_a_version_1_database) {
   {
     auto db = sqlite::connection::open(path(), sqlite::connection::mode::read_write);
     ASSERT_TRUE(db.has_value());
+    ASSERT_TRUE(db->exec(undo_retention_rules).has_value());
     ASSERT_TRUE(db->exec(undo_platforms_unread).has_value());
     ASSERT_TRUE(db->exec(undo_outbox_pruning).has_value());
     ASSERT_TRUE(db->exec(undo_untagged).has_value());

@@ -9,7 +9,7 @@ import pytest
 
 from authenv import Admin, anonymous, as_user, start
 from e2eauth import ADMIN_PASSWORD
-from ociclient import assert_error
+from ociclient import Client, assert_error
 from test_auth_cli import berth, cli_env  # noqa: F401 (a fixture)
 
 REGISTRY_YAML = """\
@@ -514,3 +514,135 @@ def test_apply_at_a_terminal_asks_first(make_registry, tmp_path, cli_env):
     code, out = at_terminal(b"yes")
     assert code == 0 and "+ repository production/gateway: done" in out, out
     assert repositories(admin) == ["production/gateway"]
+
+
+RETENTION_YAML = """\
+repositories:
+  - development/app
+  - staging/app
+retention:
+  - repositories: ["development/*"]
+    keep_last: 2
+    protect: ["v*"]
+"""
+
+
+def preview(admin):
+    """What a retention run would delete now: tags by repository."""
+    answer = admin.call("POST", "retention/preview", expect=200).json()
+    return {r["repository"]: sorted(t["tag"] for t in r["tags"]) for r in answer["repositories"]}
+
+
+def retention_rules(admin):
+    return admin.call("GET", "retention/rules", expect=200).json()["rules"]
+
+
+def test_retention_rules_are_applied_edited_pruned_and_exported(make_registry, tmp_path, cli_env):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    reg, admin = logged_in(make_registry, tmp_path / "a", cli_env)
+    oci = Client(reg)
+    for tag in ("v1", "t1", "t2", "t3"):  # oldest first
+        oci.push_image("development/app", tag)
+    oci.push_image("staging/app", "old")
+    assert preview(admin) == {}  # no rule yet
+
+    path = write(tmp_path, RETENTION_YAML)
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert plan.returncode == 2, plan
+    assert changes(plan.stdout) == ["+ retention rule development/*: keep_last 2, protect [v*]"]
+    berth(cli_env, "apply", "-f", path, "--yes")
+    assert retention_rules(admin) == [
+        {"repositories": ["development/*"], "keep_last": 2, "protect": ["v*"], "source": "api"}]
+    # keep_last 2 keeps t3 and t2, protect keeps v1; staging/* has no rule.
+    assert preview(admin) == {"development/app": ["t1"]}
+    again = berth(cli_env, "plan", "-f", path, check=False)
+    assert again.returncode == 0, again
+    assert "No changes" in again.stdout
+    assert "no changes" in berth(cli_env, "apply", "-f", path, "--yes").stdout
+
+    edited = write(tmp_path, RETENTION_YAML.replace("keep_last: 2", "keep_last: 1"), "edited.yaml")
+    plan = berth(cli_env, "plan", "-f", edited, "--prune", check=False)
+    assert plan.returncode == 2, plan
+    assert changes(plan.stdout) == ["~ retention rule development/*: keep_last 2 → 1"]
+    berth(cli_env, "apply", "-f", edited, "--yes")
+    assert preview(admin) == {"development/app": ["t1", "t2"]}
+    audit = admin.call("GET", "audit?action=retention_rules_put", expect=200).json()["entries"]
+    assert len(audit) == 2 and audit[0]["outcome"] == "ok" and audit[0]["subject"] == "user:admin", audit
+
+    # A rule the file drops stays without --prune and goes with it.
+    dropped = write(tmp_path, RETENTION_YAML.split("retention:")[0], "dropped.yaml")
+    assert berth(cli_env, "plan", "-f", dropped, check=False).returncode == 0
+    plan = berth(cli_env, "plan", "-f", dropped, "--prune", check=False)
+    assert plan.returncode == 2, plan
+    assert [c for c in changes(plan.stdout) if "retention" in c] == [
+        "- retention rule development/*: keep_last 1, protect [v*]"]
+    berth(cli_env, "apply", "-f", dropped, "--prune", "--yes")
+    assert retention_rules(admin) == []
+    assert preview(admin) == {}
+
+    # Export, then apply on a fresh registry: the same rules, the same export.
+    berth(cli_env, "apply", "-f", path, "--yes")
+    exported = normalised_export(cli_env)
+    assert "retention:\n  - repositories: [development/*]\n    keep_last: 2\n    protect: [v*]\n" in exported, exported
+    exported_path = write(tmp_path, exported, "exported.yaml")
+    reg_b, admin_b = logged_in(make_registry, tmp_path / "b", cli_env)
+    assert berth(cli_env, "plan", "-f", exported_path, check=False).returncode == 2
+    berth(cli_env, "apply", "-f", exported_path, "--yes")
+    assert retention_rules(admin_b) == retention_rules(admin)
+    assert berth(cli_env, "plan", "-f", exported_path, "--prune", check=False).returncode == 0
+    assert normalised_export(cli_env) == exported
+
+
+CONFIG_RULE = """
+retention:
+  - repositories: ["staging/*"]
+    untagged_days: 3
+"""
+
+
+def test_retention_rules_through_the_api_beside_the_configs(make_registry, tmp_path, cli_env):
+    reg = start(make_registry, tmp_path, extra=CONFIG_RULE)
+    admin = Admin(reg)
+    admin.user("alice", "alice-password")
+    config_rule = {"repositories": ["staging/*"], "untagged_days": 3, "protect": [], "source": "config"}
+    assert retention_rules(admin) == [config_rule]
+
+    good = {"rules": [{"repositories": ["development/*"], "keep_last": 2}]}
+    assert admin.call("PUT", "retention/rules", good, expect=200).json() == {
+        "rules": [{"repositories": ["development/*"], "keep_last": 2, "protect": []}]}
+    api_rule = {"repositories": ["development/*"], "keep_last": 2, "protect": [], "source": "api"}
+    assert retention_rules(admin) == [config_rule, api_rule]
+
+    # Each bad rule is refused with a message naming the rule and the field; nothing changes.
+    for body, message in (
+        ({"rules": [good["rules"][0], {"repositories": ["x/*"], "keep_last": -1}]},
+         "`rules[1].keep_last` must be 0 to 2147483647"),
+        ({"rules": [{"repositories": [], "keep_days": 1}]}, "`rules[0].repositories` needs at least one pattern"),
+        ({"rules": [{"repositories": ["X/*"], "keep_days": 1}]}, "`rules[0].repositories` has `X/*`"),
+        ({"rules": [{"repositories": ["x/*"]}]}, "`rules[0]` needs keep_last, keep_days or untagged_days"),
+        ({"rules": [{"repositories": ["x/*"], "keep_last": "2"}]}, "`rules[0].keep_last` must be a whole number"),
+        ({"rules": [{"repositories": ["x/*"], "keep_lats": 2}]}, "`rules[0]` has the unknown key `keep_lats`"),
+        ({"rule": []}, "the body must be a JSON object"),
+    ):
+        r = admin.call("PUT", "retention/rules", body)
+        assert_error(r, 400, "INVALID_ARGUMENT")
+        assert message in r.json()["errors"][0]["message"], (message, r.json())
+        assert retention_rules(admin) == [config_rule, api_rule]
+
+    # Administrators only; an empty set leaves the config's rule.
+    alice = as_user(reg, "alice", "alice-password")
+    assert_error(alice.request("GET", "/api/v1/retention/rules"), 403, "DENIED")
+    r = alice.request("PUT", "/api/v1/retention/rules", body=b'{"rules": []}',
+                      headers={"Content-Type": "application/json"})
+    assert_error(r, 403, "DENIED")
+    assert retention_rules(admin) == [config_rule, api_rule]
+    admin.call("PUT", "retention/rules", {"rules": []}, expect=200)
+    assert retention_rules(admin) == [config_rule]
+
+    # plan notes the config's rule that a file leaves out, and changes nothing for it.
+    berth(cli_env, "login", reg.url, "-u", "admin", "--password-stdin", stdin=ADMIN_PASSWORD + "\n")
+    path = write(tmp_path, "repositories: []\n")
+    plan = berth(cli_env, "plan", "-f", path, check=False)
+    assert plan.returncode == 0, plan
+    assert "retention rule staging/*: untagged_days 3 is declared in the server's config" in plan.stderr
