@@ -5,11 +5,10 @@
 
 #include <optional>
 #include <set>
+#include <span>
 
 #include <stdexcept>
 #include "auth/identity_store.h"
-#include "core/byte_size.h"
-#include "core/decimal.h"
 #include "core/read_file.h"
 #include "core/reference.h"
 
@@ -49,29 +48,18 @@ std::set<std::string> namespace_keys() {
   return {policy::namespace_setting_keys.begin(), policy::namespace_setting_keys.end()};
 }
 
-// A namespace's settings (policy::namespace_setting_keys), each through the parser the admin API uses.
-void read_namespace_rule(const YAML::Node& node, policy::namespace_rule& ns, const std::string& where,
-                         const std::string& path) {
-  for (const auto key : policy::namespace_setting_keys) {
+// A namespace's settings `keys` (policy::namespace_setting_keys, and for a named namespace
+// namespace_quota_keys too), each through the parser the admin API uses.
+void read_namespace_rule(const YAML::Node& node, policy::namespace_rule& ns, std::span<const std::string_view> keys,
+                         const std::string& where, const std::string& path) {
+  for (const auto key : keys) {
     const std::string name(key);
     const auto value = node[name];
     if (!value) continue;
+    if (policy::scalar_setting(key) && !value.IsScalar())
+      throw std::runtime_error(fmt::format("{}: `{}` takes one value, not a list", path, where + name));
     auto set = policy::set_namespace_setting(ns, key, strings(value, where + name, path));
     if (!set) throw std::runtime_error(fmt::format("{}: `{}`: {}", path, where + name, set.error().detail));
-  }
-}
-
-// namespaces.NS.quota_bytes ("200GiB", "500MB", bytes) and max_repositories.
-void read_quotas(const YAML::Node& node, policy::namespace_rule& ns, const std::string& where, const std::string& path) {
-  if (const auto q = node["quota_bytes"]) {
-    auto bytes = q.IsScalar() ? parse_byte_size(q.as<std::string>()) : fail(errc::invalid_argument, "not a size");
-    if (!bytes) throw std::runtime_error(fmt::format("{}: `{}quota_bytes`: {}", path, where, bytes.error().detail));
-    ns.quota_bytes = *bytes;
-  }
-  if (const auto m = node["max_repositories"]) {
-    const auto count = m.IsScalar() ? parse_decimal(m.as<std::string>()) : std::nullopt;
-    if (!count) throw std::runtime_error(fmt::format("{}: `{}max_repositories` must be a whole number", path, where));
-    ns.max_repositories = *count;
   }
 }
 
@@ -292,7 +280,7 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
   }
   if (const auto d = root["default_namespace"]) {
     reject_unknown(d, namespace_keys(), "default_namespace.", path);
-    read_namespace_rule(d, c.policy.default_namespace, "default_namespace.", path);
+    read_namespace_rule(d, c.policy.default_namespace, policy::namespace_setting_keys, "default_namespace.", path);
   }
   if (const auto nss = root["namespaces"]) {
     if (!nss.IsMap()) throw std::runtime_error(fmt::format("{}: `namespaces` must be a mapping of names", path));
@@ -306,10 +294,11 @@ void read_auth_sections(const YAML::Node& root, config& c, const std::string& pa
       if (body && !body.IsNull()) {
         if (!body.IsMap()) throw std::runtime_error(fmt::format("{}: `{}` must be a mapping", path, where));
         auto known = namespace_keys();
-        known.insert({"grants", "quota_bytes", "max_repositories"});
+        known.insert(policy::namespace_quota_keys.begin(), policy::namespace_quota_keys.end());
+        known.insert("grants");
         reject_unknown(body, known, where, path);
-        read_namespace_rule(body, ns, where, path);
-        read_quotas(body, ns, where, path);
+        read_namespace_rule(body, ns, policy::namespace_setting_keys, where, path);
+        read_namespace_rule(body, ns, policy::namespace_quota_keys, where, path);
         if (const auto grants = body["grants"]) {
           for (std::size_t i = 0; i < grants.size(); ++i) {
             c.policy.grants.push_back(

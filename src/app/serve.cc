@@ -179,11 +179,12 @@ void bootstrap_admin(const config& c, auth::identity_store& identities) {
 
 // Every connection is a descriptor: take what the hard limit allows, as Go's runtime does. The soft
 // limit is often 1024 for the sake of select(2), which nothing in Berth uses.
-// The quotas the config declares (namespaces.NS.quota_bytes, max_repositories), for the store.
-meta::namespace_limits namespace_limits(const config& c) {
+// The quotas of `namespaces` (quota_bytes, max_repositories: the config's, the admin API's), for the store.
+meta::namespace_limits namespace_limits(const std::vector<policy::namespace_rule>& namespaces) {
   meta::namespace_limits out;
-  for (const auto& ns : c.policy.namespaces) {
-    if (ns.quota_bytes || ns.max_repositories) out[ns.name] = meta::namespace_limit{ns.quota_bytes, ns.max_repositories};
+  for (const auto& ns : namespaces) {
+    if (ns.quota_bytes || ns.max_repositories)
+      out[ns.name] = meta::namespace_limit{ns.quota_bytes, ns.max_repositories, ns.source == policy::origin::api};
   }
   return out;
 }
@@ -218,11 +219,15 @@ int serve(const config& c) {
   auto opened = open_stores(c, pool, opener::server);
   storage::blob_store& blobs = *opened.blobs;
   meta::metadata_store& meta = *opened.meta;
-  meta.set_limits(namespace_limits(c));
+  meta.set_limits(namespace_limits(c.policy.namespaces));
   auth::identity_store& identities = *opened.identities;
   uploads::upload_service uploads(blobs, meta.uploads(), pool);
   bootstrap_admin(c, identities);
-  policy::live_policy policies(c.policy, identities);
+  // The quotas of the admin API's namespaces apply from the first policy built after a change,
+  // which every request builds before it touches a store.
+  policy::live_policy policies(c.policy, identities, [&meta](const std::vector<policy::namespace_rule>& namespaces) {
+    meta.set_limits(namespace_limits(namespaces));
+  });
   const auto federation = make_federation(c);
   policy::authenticator authn(identities, pool, c.users, verifier_of(federation));
   const std::string signing_key = c.signing_key_file.empty()

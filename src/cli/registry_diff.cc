@@ -109,13 +109,18 @@ subject_diff diff_subject(const registry_file& want, const server_state& have, c
   return d;
 }
 
-// The settings the admin API takes for `ns` (those the file gives; quota_bytes is not one of them).
+// The settings the admin API takes for `ns` (those the file gives).
 json namespace_body(const namespace_spec& ns) {
   json body = json::object();
   if (ns.visibility) body["visibility"] = *ns.visibility;
   if (ns.creation) body["creation"] = *ns.creation;
   if (ns.immutable_tags) body["immutable_tags"] = *ns.immutable_tags;
+  if (ns.quota_bytes) body["quota_bytes"] = *ns.quota_bytes;
   return body;
+}
+
+std::optional<std::string> quota_text(const std::optional<std::uint64_t>& bytes) {
+  return bytes ? std::optional<std::string>(std::to_string(*bytes)) : std::nullopt;
 }
 
 // "visibility private → public-pull; creation on-push → explicit": what the file changes in `held`.
@@ -132,6 +137,7 @@ std::string namespace_edit(const namespace_spec& want, const namespace_spec& hel
   compare("visibility", want.visibility, held.visibility);
   compare("creation", want.creation, held.creation);
   compare("immutable_tags", tags(want.immutable_tags), tags(held.immutable_tags).value_or("[]"));
+  compare("quota_bytes", quota_text(want.quota_bytes), quota_text(held.quota_bytes));
   return fmt::format("{}", fmt::join(parts, "; "));
 }
 
@@ -153,13 +159,7 @@ void diff_namespaces(const registry_file& want, const server_state& have, bool p
         plan.changes.push_back({'~', fmt::format("namespace {}: {}", name, edit), {{"PUT", target, body, ""}}});
       }
     }
-    if (it == have.namespaces.end() || !it->second.from_config) {
-      if (ns.quota_bytes)
-        plan.notes.push_back(fmt::format(
-            "{}:{}: namespaces.{}.quota_bytes is not managed through the admin API by this registry version (ignored)",
-            path, ns.line, name));
-      continue;
-    }
+    if (it == have.namespaces.end() || !it->second.from_config) continue;
     const auto& server = it->second;
     const auto compare = [&](const char* key, const std::optional<std::string>& file,
                              const std::optional<std::string>& held) {
@@ -177,9 +177,7 @@ void diff_namespaces(const registry_file& want, const server_state& have, bool p
     if (ns.immutable_tags && server.immutable_tags && *ns.immutable_tags != *server.immutable_tags)
       compare("immutable_tags", fmt::format("[{}]", fmt::join(*ns.immutable_tags, ", ")),
               fmt::format("[{}]", fmt::join(*server.immutable_tags, ", ")));
-    if (ns.quota_bytes && !server.quota_bytes) not_managed("quota_bytes");
-    if (ns.quota_bytes && server.quota_bytes)
-      compare("quota_bytes", std::to_string(*ns.quota_bytes), std::to_string(*server.quota_bytes));
+    if (ns.quota_bytes) compare("quota_bytes", quota_text(ns.quota_bytes), quota_text(server.quota_bytes).value_or("(none)"));
   }
   if (prune) {
     for (const auto& [name, ns] : have.namespaces) {

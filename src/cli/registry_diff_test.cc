@@ -163,15 +163,26 @@ TEST(RegistryDiff, TheServersConfigDecidesItsNamespacesAndTheApiMakesTheOthers) 
   EXPECT_EQ(p.changes[1].operations[0].method, "DELETE");
   p = make_plan(file("namespaces:\n  qa:\n    visibility: private\n"), s, false, "user:admin", "r.yaml");
   EXPECT_TRUE(p.changes.empty());
+  // Its quota too.
+  p = make_plan(file("namespaces:\n  qa:\n    quota_bytes: 1GiB\n"), s, false, "user:admin", "r.yaml");
+  EXPECT_EQ(lines(p), (std::vector<std::string>{"~ namespace qa: quota_bytes (none) → 1073741824"}));
+  EXPECT_EQ(p.changes[0].operations[0].body, (json{{"visibility", "private"},
+                                                   {"creation", "explicit"},
+                                                   {"immutable_tags", json::array()},
+                                                   {"quota_bytes", 1073741824}}));
+  s.namespaces["qa"].quota_bytes = 1073741824;
+  p = make_plan(file("namespaces:\n  qa:\n    quota_bytes: 1GiB\n"), s, false, "user:admin", "r.yaml");
+  EXPECT_TRUE(p.changes.empty());
 
   p = make_plan(file("namespaces:\n  production:\n    immutable_tags: [v*]\n    quota_bytes: 1GiB\n"
                      "retention:\n  - repositories: [x/*]\n    keep_last: 3\n"),
                 production_server(), false, "user:admin", "r.yaml");
-  EXPECT_TRUE(p.conflicts.empty());
+  ASSERT_EQ(p.conflicts.size(), 1u);  // the config's namespace has no quota: the config decides
+  EXPECT_NE(p.conflicts[0].find("quota_bytes is 1073741824 in the file but (none) on the server"), std::string::npos)
+      << p.conflicts[0];
   EXPECT_EQ(p.notes,
             (std::vector<std::string>{
-                "r.yaml:2: namespaces.production.immutable_tags is not managed by this registry version (ignored)",
-                "r.yaml:2: namespaces.production.quota_bytes is not managed by this registry version (ignored)"}));
+                "r.yaml:2: namespaces.production.immutable_tags is not managed by this registry version (ignored)"}));
   // A server that manages them compares them.
   s = production_server();
   s.namespaces["production"].immutable_tags = std::vector<std::string>{"release-*"};

@@ -25,8 +25,8 @@ struct grant_row {
   auto operator<=>(const grant_row&) const = default;
 };
 
-// A namespace's settings; a field left out of the file is not compared. `quota_bytes` and
-// `immutable_tags` from the server are set only when the server reports them (it manages them).
+// A namespace's settings; a field left out of the file is not compared. `immutable_tags` from the
+// server is set only when the server reports it (it manages them); `quota_bytes` when it has one.
 struct namespace_spec {
   std::string name;
   std::optional<std::string> visibility;  // "private" | "public-pull"

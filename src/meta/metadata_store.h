@@ -185,7 +185,8 @@ class metadata_store {
   // create_repository. The check is in the transaction that makes the change, after it, against the
   // namespace's counters, which every such transaction updates (and so locks, on PostgreSQL) before
   // it commits: of concurrent pushes into one namespace, only those that fit together commit.
-  // REQUIRES: called before the store is shared between threads (at start-up).
+  // May be called at any time (the namespaces of the admin API change at run time): a change
+  // already in its transaction keeps the limits it read.
   virtual void set_limits(namespace_limits limits) = 0;
 
   // The records of unfinished uploads (upload_records.h), kept in the same database. Lives as long

@@ -1529,7 +1529,7 @@ class pg_metadata_store final : public metadata_store,
     co_return out;
   }
 
-  void set_limits(namespace_limits limits) override { limits_ = std::move(limits); }
+  void set_limits(namespace_limits limits) override { limits_.set(std::move(limits)); }
 
   // ---- webhook_records ----
 
@@ -1652,8 +1652,8 @@ class pg_metadata_store final : public metadata_store,
   auto limited(transaction& tx, std::string_view repo, std::optional<error>& refusal, F& change)
       -> decltype(change()) {
     const std::string_view ns = namespace_of(repo);
-    const auto limit = limits_.find(ns);
-    if (limit == limits_.end()) {
+    const auto limit = limits_.of(ns);
+    if (!limit) {
       auto out = co_await change();
       co_return out;
     }
@@ -1663,7 +1663,7 @@ class pg_metadata_store final : public metadata_store,
     if (!out) co_return out;
     auto after = co_await counts(tx, ns);
     if (!after) co_return std::unexpected(std::move(after.error()));
-    if (auto refused = over_limit(ns, limit->second, *before, *after)) {
+    if (auto refused = over_limit(ns, *limit, *before, *after)) {
       auto failed = refuse(refusal, std::unexpected(std::move(*refused)));
       co_return std::unexpected(std::move(failed.error()));
     }
@@ -1743,7 +1743,7 @@ class pg_metadata_store final : public metadata_store,
   }
 
   std::shared_ptr<pg::pool> pool_;
-  namespace_limits limits_;  // set at start-up, read-only after
+  limits_table limits_;
 };
 
 }  // namespace

@@ -1427,7 +1427,7 @@ class sqlite_metadata_store final : public metadata_store,
     });
   }
 
-  void set_limits(namespace_limits limits) override { limits_ = std::move(limits); }
+  void set_limits(namespace_limits limits) override { limits_.set(std::move(limits)); }
 
   // ---- webhook_records ----
 
@@ -1596,15 +1596,15 @@ class sqlite_metadata_store final : public metadata_store,
   template <class F>
   auto limited(connection& db, std::string_view repo, F&& body) const -> decltype(body()) {
     const std::string_view ns = namespace_of(repo);
-    const auto limit = limits_.find(ns);
-    if (limit == limits_.end()) return body();
+    const auto limit = limits_.of(ns);
+    if (!limit) return body();
     auto before = counts(db, ns);
     if (!before) return std::unexpected(before.error());
     auto out = body();
     if (!out) return out;
     auto after = counts(db, ns);
     if (!after) return std::unexpected(after.error());
-    if (auto refused = over_limit(ns, limit->second, *before, *after)) return std::unexpected(std::move(*refused));
+    if (auto refused = over_limit(ns, *limit, *before, *after)) return std::unexpected(std::move(*refused));
     return out;
   }
 
@@ -1692,7 +1692,7 @@ class sqlite_metadata_store final : public metadata_store,
 
   sqlite::group_committer writer_;
   reader_pool readers_;
-  namespace_limits limits_;  // set at start-up, read-only after
+  limits_table limits_;
 };
 
 }  // namespace

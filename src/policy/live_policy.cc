@@ -22,8 +22,8 @@ policy_config with_stored_namespaces(const policy_config& config, const std::vec
   return out;
 }
 
-live_policy::live_policy(policy_config config, auth::identity_store& store)
-    : config_(std::move(config)), store_(store) {}
+live_policy::live_policy(policy_config config, auth::identity_store& store, namespaces_hook on_build)
+    : config_(std::move(config)), store_(store), on_build_(std::move(on_build)) {}
 
 auth::awaitable<result<std::shared_ptr<const policy>>> live_policy::current() {
   // Read before the namespaces: a write after this read advances it again, and the next call rebuilds.
@@ -40,9 +40,11 @@ auth::awaitable<result<std::shared_ptr<const policy>>> live_policy::current() {
                  stored.error().detail);
     co_return built_;
   }
-  auto fresh = std::make_shared<const policy>(with_stored_namespaces(config_, *stored));
+  const auto built = with_stored_namespaces(config_, *stored);
+  auto fresh = std::make_shared<const policy>(built);
   // Several requests may rebuild at once: keep the one read under the newest generation.
   if (!built_ || generation >= built_under_) {
+    if (on_build_) on_build_(built.namespaces);
     built_ = fresh;
     built_under_ = generation;
   }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -27,8 +28,13 @@ policy_config with_stored_namespaces(const policy_config& config, const std::vec
 
 class live_policy {
  public:
+  // Called with the namespaces of each policy built (the config's, then the stored ones), under
+  // the live policy's lock and before the policy is used, so the newest build is the last call:
+  // the server gives the metadata store the quotas it enforces.
+  using namespaces_hook = std::function<void(const std::vector<namespace_rule>&)>;
+
   // REQUIRES: `store` outlives the live_policy.
-  live_policy(policy_config config, auth::identity_store& store);
+  live_policy(policy_config config, auth::identity_store& store, namespaces_hook on_build = {});
 
   // The current policy. Reads the stored namespaces (one store read) only when the store's generation
   // moved on since the last build; when that read fails, answers the last policy built (and logs),
@@ -38,6 +44,7 @@ class live_policy {
  private:
   const policy_config config_;
   auth::identity_store& store_;
+  const namespaces_hook on_build_;
   std::mutex mutex_;
   std::shared_ptr<const policy> built_;  // guarded by mutex_; null until the first build
   std::uint64_t built_under_ = 0;        // the generation built_ was read under; guarded by mutex_

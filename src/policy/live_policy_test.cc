@@ -70,11 +70,36 @@ TEST(NamespaceSettings, RoundTripAndRefuseWhatIsNotASetting) {
             std::string::npos);
 }
 
-TEST(NamespaceSettings, QuotasAreRefusedThroughTheApiNamingTheConfigKey) {
-  auto r = parse_namespace_settings("staging", R"({"quota_bytes":"1GiB"})", origin::api);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, errc::invalid_argument);
-  EXPECT_NE(r.error().detail.find("namespaces.staging.quota_bytes"), std::string::npos) << r.error().detail;
+TEST(NamespaceSettings, QuotasAreSetThroughTheApiAndKeptInTheRecord) {
+  auto r = parse_namespace_settings("staging", R"({"quota_bytes":"1GiB","max_repositories":3})", origin::api);
+  ASSERT_TRUE(r) << r.error().detail;
+  EXPECT_EQ(r->quota_bytes, 1ull << 30);
+  EXPECT_EQ(r->max_repositories, 3u);
+  auto back = parse_namespace_settings("staging", namespace_settings_json(*r), origin::api);
+  ASSERT_TRUE(back) << back.error().detail;
+  EXPECT_EQ(back->quota_bytes, 1ull << 30);
+  EXPECT_EQ(back->max_repositories, 3u);
+  for (const char* bad : {R"({"quota_bytes":"lots"})", R"({"max_repositories":"many"})", R"({"quota_bytes":-1})"}) {
+    auto refused = parse_namespace_settings("staging", bad, origin::api);
+    ASSERT_FALSE(refused) << bad;
+    EXPECT_EQ(refused.error().code, errc::invalid_argument);
+  }
+}
+
+// A change of the stored namespaces reaches the hook with the policy built from it (the server
+// gives the metadata store its quotas so).
+TEST_F(LivePolicy, EachBuildHandsItsNamespacesToTheHook) {
+  std::vector<std::vector<namespace_rule>> seen;
+  live_policy live({}, *store_, [&](const std::vector<namespace_rule>& namespaces) { seen.push_back(namespaces); });
+  ASSERT_TRUE(sync_wait(live.current()));
+  ASSERT_TRUE(sync_wait(store_->put_namespace("team", R"({"quota_bytes":1000})")));
+  ASSERT_TRUE(sync_wait(live.current()));
+  ASSERT_TRUE(sync_wait(live.current()));  // unchanged: no build, no call
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_TRUE(seen[0].empty());
+  ASSERT_EQ(seen[1].size(), 1u);
+  EXPECT_EQ(seen[1][0].name, "team");
+  EXPECT_EQ(seen[1][0].quota_bytes, 1000u);
 }
 
 TEST(NamespaceSettings, AnApiNamespaceNamesItselfInTheImmutableRule) {

@@ -5,6 +5,8 @@
 #include <array>
 #include <nlohmann/json.hpp>
 
+#include "core/byte_size.h"
+#include "core/decimal.h"
 #include "core/reference.h"
 
 namespace berth::policy {
@@ -53,6 +55,8 @@ std::string_view to_string(visibility v) { return visibility_names[static_cast<s
 std::string_view to_string(creation c) { return creation_names[static_cast<std::size_t>(c)]; }
 std::string_view to_string(origin o) { return origin_names[static_cast<std::size_t>(o)]; }
 
+bool scalar_setting(std::string_view key) { return key != "immutable_tags"; }
+
 result<void> set_namespace_setting(namespace_rule& ns, std::string_view key, const std::vector<std::string>& values) {
   const auto one = [&](const auto& names) -> result<std::string_view> {
     if (values.size() != 1 || !parse_name<visibility>(names, values[0]))
@@ -72,14 +76,20 @@ result<void> set_namespace_setting(namespace_rule& ns, std::string_view key, con
       if (pattern.empty()) return fail(errc::invalid_argument, "`immutable_tags` holds an empty pattern");
     }
     ns.immutable_tags = values;
-  } else if (key == "quota_bytes" || key == "max_repositories") {
-    return fail(errc::invalid_argument,
-                fmt::format("`{}` is set in the server's config only (namespaces.{}.{}), where the metadata store "
-                            "enforces it from start-up",
-                            key, ns.name, key));
+  } else if (key == "quota_bytes") {
+    auto bytes = values.size() == 1 ? parse_byte_size(values[0])
+                                    : fail(errc::invalid_argument, "`quota_bytes` must be a size such as 200GiB");
+    if (!bytes) return std::unexpected(bytes.error());
+    ns.quota_bytes = *bytes;
+  } else if (key == "max_repositories") {
+    const auto count = values.size() == 1 ? parse_decimal(values[0]) : std::nullopt;
+    if (!count) return fail(errc::invalid_argument, "`max_repositories` must be a whole number");
+    ns.max_repositories = *count;
   } else {
     return fail(errc::invalid_argument,
-                fmt::format("unknown namespace setting `{}` (visibility, creation, immutable_tags)", key));
+                fmt::format("unknown namespace setting `{}` (visibility, creation, immutable_tags, quota_bytes, "
+                            "max_repositories)",
+                            key));
   }
   return {};
 }
@@ -89,9 +99,11 @@ bool valid_namespace_name(std::string_view name) {
 }
 
 std::string namespace_settings_json(const namespace_rule& ns) {
-  return nlohmann::json{
-      {"visibility", to_string(ns.vis)}, {"creation", to_string(ns.create)}, {"immutable_tags", ns.immutable_tags}}
-      .dump();
+  nlohmann::json settings{
+      {"visibility", to_string(ns.vis)}, {"creation", to_string(ns.create)}, {"immutable_tags", ns.immutable_tags}};
+  if (ns.quota_bytes) settings["quota_bytes"] = *ns.quota_bytes;
+  if (ns.max_repositories) settings["max_repositories"] = *ns.max_repositories;
+  return settings.dump();
 }
 
 result<namespace_rule> parse_namespace_settings(std::string_view name, std::string_view json_text, origin source) {
@@ -104,10 +116,13 @@ result<namespace_rule> parse_namespace_settings(std::string_view name, std::stri
     std::vector<std::string> values;
     if (value.is_string()) {
       values.push_back(value.get<std::string>());
-    } else if (value.is_array() && std::ranges::all_of(value, [](const auto& v) { return v.is_string(); })) {
+    } else if (value.is_number_unsigned()) {
+      values.push_back(std::to_string(value.get<std::uint64_t>()));
+    } else if (value.is_array() && !scalar_setting(key) &&
+               std::ranges::all_of(value, [](const auto& v) { return v.is_string(); })) {
       values = value.get<std::vector<std::string>>();
     } else {
-      return fail(errc::invalid_argument, fmt::format("`{}` must be a string or a list of strings", key));
+      return fail(errc::invalid_argument, fmt::format("`{}` must be a string, a number or a list of strings", key));
     }
     if (auto set = set_namespace_setting(ns, key, values); !set) return std::unexpected(set.error());
   }

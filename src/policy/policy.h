@@ -78,7 +78,7 @@ struct namespace_rule {
   // "v*", "main-*".
   std::vector<std::string> immutable_tags;
   origin source = origin::config;
-  // Quotas (meta/quota.h), set in the server's config only and enforced by the metadata store: the bytes the namespace may hold (its
+  // Quotas (meta/quota.h), enforced by the metadata store: the bytes the namespace may hold (its
   // distinct blobs once, plus manifests) and how many repositories; nullopt is no limit.
   std::optional<std::uint64_t> quota_bytes;
   std::optional<std::uint64_t> max_repositories;
@@ -91,15 +91,23 @@ struct namespace_rule {
 //   creation        on-push | explicit
 //   immutable_tags  [tag pattern, ...]
 inline constexpr std::array<std::string_view, 3> namespace_setting_keys = {"visibility", "creation", "immutable_tags"};
+// The quotas, which a named namespace may have and the default namespace has not:
+//   quota_bytes       a size: 200GiB, 500MB, or bytes
+//   max_repositories  a whole number
+inline constexpr std::array<std::string_view, 2> namespace_quota_keys = {"quota_bytes", "max_repositories"};
+// Whether setting `key` takes one value (all but immutable_tags): a list is refused for it.
+bool scalar_setting(std::string_view key);
 // Sets setting `key` of `ns` from `values` (a scalar setting takes exactly one). Fails with
 // errc::invalid_argument naming the key and what it accepts.
 result<void> set_namespace_setting(namespace_rule& ns, std::string_view key, const std::vector<std::string>& values);
 // Whether `name` can name a namespace: one component of a repository name ("production").
 bool valid_namespace_name(std::string_view name);
-// `ns`'s settings as a compact JSON object: {"visibility":"private","creation":"on-push","immutable_tags":[]}.
+// `ns`'s settings as a compact JSON object: {"visibility":"private","creation":"on-push","immutable_tags":[]},
+// with "quota_bytes" and "max_repositories" (numbers) when set.
 std::string namespace_settings_json(const namespace_rule& ns);
 // Namespace `name` (of `source`) from a JSON object of settings (the admin API's body, a stored
-// record): each key through set_namespace_setting; a key left out keeps its default. Fails with
+// record): each key through set_namespace_setting (a number is taken as its decimal text); a key
+// left out keeps its default. Fails with
 // errc::invalid_argument naming an unknown key or a value of the wrong type.
 result<namespace_rule> parse_namespace_settings(std::string_view name, std::string_view json_text, origin source);
 

@@ -89,3 +89,57 @@ def test_quota_refuses_the_push_then_admits_it_after_delete_and_gc(make_registry
     assert message == ("namespace dev may hold at most 2 repositories (namespaces.dev.max_repositories); "
                        "delete a repository first")
     expect(request(reg.url, "GET", "/v2/dev/c/tags/list"), 404, "the refused repository")
+
+
+def test_a_quota_set_through_the_admin_api_applies_at_once_and_names_where_it_is_set(make_registry, tmp_path):
+    """A namespace of the admin API (here from `berth apply`) takes quota_bytes and max_repositories as
+    the config does; the metadata store enforces them from the next request, and a change of them
+    too, without a restart."""
+    reg = make_registry()
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    berth = os.environ["BERTH_BIN"]
+
+    def cli(*args, check=True):
+        out = subprocess.run([berth, *args], env=env, capture_output=True, text=True)
+        if check:
+            assert out.returncode == 0, out
+        return out
+
+    subprocess.run([berth, "login", reg.url, "-u", ADMIN_USER, "--password-stdin"], input=ADMIN_PASSWORD + "\n",
+                   text=True, env=env, check=True, capture_output=True)
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text("namespaces:\n  team:\n    quota_bytes: 100KiB\n")
+    assert "+ namespace team" in cli("plan", "-f", str(registry_file), check=False).stdout
+    cli("apply", "-f", str(registry_file), "--yes")
+    assert cli("plan", "-f", str(registry_file)).returncode == 0  # no changes
+
+    one = images.make_image({"one": os.urandom(60_000)})
+    two = images.make_image({"two": os.urandom(60_000)})
+    expect(push_image(reg.url, "team/app", one, "v1"), 201, "within the quota")
+    layer = max(two.blobs(), key=lambda b: len(b.data))
+    location = expect(request(reg.url, "POST", "/v2/team/app/blobs/uploads/"), 202, "start").header("location")
+    sep = "&" if "?" in location else "?"
+    refused = request(reg.url, "PUT", f"{location}{sep}digest={layer.digest}", layer.data,
+                      {"Content-Type": "application/octet-stream"})
+    expect(refused, 403, "over the quota")
+    message = json.loads(refused.body)["errors"][0]["message"]
+    assert message.startswith("namespace team is over its quota:") and "of 100 KiB" in message, message
+    assert "(quota_bytes of namespace team, admin API)" in message, message
+    assert list_tags(reg.url, "team/app") == ["v1"]
+
+    # Raised through the API (as apply does): the same push fits at once.
+    registry_file.write_text("namespaces:\n  team:\n    quota_bytes: 1MiB\n")
+    plan = cli("plan", "-f", str(registry_file), check=False).stdout
+    assert "~ namespace team: quota_bytes 102400 → 1048576" in plan, plan
+    cli("apply", "-f", str(registry_file), "--yes")
+    expect(push_image(reg.url, "team/app", two, "v2"), 201, "within the raised quota")
+    doc = json.loads(expect(request(reg.url, "GET", "/api/v1/usage?namespace=team"), 200, "usage").body)
+    assert doc["namespaces"][0]["quota_bytes"] == 1024 * 1024
+
+    # A bad value is refused, naming the setting, and changes nothing.
+    resp = request(reg.url, "PUT", "/api/v1/namespaces/team", b'{"quota_bytes":"lots"}',
+                   {"Content-Type": "application/json"})
+    expect(resp, 400, "a quota that is not a size")
+    assert json.loads(resp.body)["errors"][0]["code"] == "INVALID_ARGUMENT"
+    namespaces = json.loads(expect(request(reg.url, "GET", "/api/v1/namespaces"), 200, "namespaces").body)
+    assert [(n["name"], n["quota_bytes"]) for n in namespaces["namespaces"]] == [("team", 1024 * 1024)]
