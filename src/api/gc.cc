@@ -32,7 +32,7 @@ json run_json(const meta::gc_run& r) {
 awaitable<result<response>> admin_gc_run(context& ctx, request& req, const route&) {
   const auto dry = req.query("dry_run");
   if (dry && *dry != "true" && *dry != "false") co_return fail(errc::invalid_argument, "dry_run is true or false");
-  gc::collector collector(ctx.meta, ctx.blobs, &ctx.ops.gc_progress());
+  gc::collector collector(ctx.meta, ctx.blobs, &ctx.ops.gc_progress(), &ctx.ops.gc_orphans());
   const bool dry_run = dry && *dry == "true";
   auto run = co_await collector.run(ctx.options.gc_grace, dry_run);
   count_gc_run(ctx.ops.metrics(), dry_run, run);

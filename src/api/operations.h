@@ -59,6 +59,8 @@ class operations {
   const ops::access_log& access_log() const { return access_log_; }
   // Where this instance's garbage collections show their progress (GET /api/v1/gc).
   gc::progress_board& gc_progress() { return gc_progress_; }
+  // Where this instance's collections look for blobs stored without a record (gc::orphan_search).
+  gc::orphan_search& gc_orphans() { return gc_orphans_; }
   // Which refusals (403s, failed logins) the audit log records (ops/refusal_limit.h).
   ops::refusal_limit& audited_refusals() { return audited_refusals_; }
   // From now on /health/ready answers 503 (graceful shutdown has begun).
@@ -79,6 +81,7 @@ class operations {
   ops::metrics metrics_;
   ops::access_log access_log_;
   gc::progress_board gc_progress_;
+  gc::orphan_search gc_orphans_;
   ops::refusal_limit audited_refusals_;
   std::atomic<bool> stopping_{false};
   recent<readiness> readiness_;

@@ -50,7 +50,7 @@ namespace {
 // A scheduled collection; a failure is logged (by the stores) and the next one tries again.
 boost::asio::awaitable<void> collect_garbage(meta::metadata_store& meta, storage::blob_store& blobs,
                                              std::chrono::milliseconds grace, api::operations& ops) {
-  gc::collector collector(meta, blobs, &ops.gc_progress());
+  gc::collector collector(meta, blobs, &ops.gc_progress(), &ops.gc_orphans());
   auto run = co_await collector.run(grace, false);
   api::count_gc_run(ops.metrics(), false, run);
   if (!run) {

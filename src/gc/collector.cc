@@ -44,7 +44,7 @@ awaitable<result<void>> collector::delete_marked(std::span<const meta::blob_entr
 
 awaitable<result<std::uint64_t>> collector::adopt_orphans() {
   std::uint64_t adopted = 0;
-  std::string cursor;
+  std::string cursor = search_ ? search_->position() : std::string();
   do {
     auto page = co_await blobs_.list_blobs(cursor, listing_page);
     if (!page) co_return std::unexpected(page.error());
@@ -55,7 +55,8 @@ awaitable<result<std::uint64_t>> collector::adopt_orphans() {
     if (!recorded) co_return std::unexpected(recorded.error());
     adopted += recorded->size();
     cursor = std::move(page->next);
-  } while (!cursor.empty());
+  } while (!search_ && !cursor.empty());
+  if (search_) search_->move_to(cursor);  // "" after the last page: the next run starts over
   co_return adopted;
 }
 

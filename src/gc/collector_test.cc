@@ -137,6 +137,23 @@ TEST_F(CollectorTest, blobs_stored_without_a_record_go_after_the_grace_window) {
   EXPECT_EQ(sync_wait(meta_->linked_blob_size("app", relinked)).value(), 12u);
 }
 
+// With an instance's orphan_search, each run looks at one page (1,000 blobs) after the last run's,
+// then starts over: a loop of collections does not list the whole store each time.
+TEST_F(CollectorTest, an_instance_searches_one_page_of_the_store_per_run) {
+  std::vector<digest> orphans;
+  for (int i = 0; i < 1500; ++i) orphans.push_back(plant(fmt::format("orphan {}", i)));
+  orphan_search search;
+  collector c(*meta_, *blobs_, nullptr, &search);
+  const auto recorded = [&] { return sync_wait(c.run(0ms, true)).value().counts.blobs; };  // what a run would free
+  sync_wait(c.run(1h, false)).value();
+  EXPECT_EQ(recorded(), 1000u);  // the first page, and the dry run lists none
+  EXPECT_FALSE(search.position().empty());
+  sync_wait(c.run(1h, false)).value();
+  EXPECT_EQ(recorded(), 1500u);  // the rest
+  EXPECT_TRUE(search.position().empty());  // the next run starts over
+  EXPECT_EQ(sync_wait(c.run(0ms, false)).value().counts.blobs, 1500u);
+}
+
 // A collector killed after marking (and maybe after deleting some bytes): the next run finishes.
 TEST_F(CollectorTest, the_next_run_finishes_an_interrupted_one) {
   const digest a = push("app", "aaa");
