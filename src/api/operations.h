@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "gc/collector.h"
 #include "gc/progress.h"
 #include "lifecycle/retention.h"
 #include "meta/blob_records.h"

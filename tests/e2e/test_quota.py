@@ -34,6 +34,18 @@ def image_bytes(image):
     return sum(len(b.data) for b in image.blobs()) + len(image.manifest.data)
 
 
+def refused_upload(reg, repo, blob, what):
+    """Uploads `blob` into `repo` in one PUT, expects 403 DENIED, and returns the error's message."""
+    location = expect(request(reg.url, "POST", f"/v2/{repo}/blobs/uploads/"), 202, "start an upload").header("location")
+    sep = "&" if "?" in location else "?"
+    resp = request(reg.url, "PUT", f"{location}{sep}digest={blob.digest}", blob.data,
+                   {"Content-Type": "application/octet-stream"})
+    expect(resp, 403, what)
+    error = json.loads(resp.body)["errors"][0]
+    assert error["code"] == "DENIED", error
+    return error["message"]
+
+
 @require("skopeo")
 def test_quota_refuses_the_push_then_admits_it_after_delete_and_gc(make_registry, clients, tmp_path):  # noqa: F811
     config = tmp_path / "quota.yaml"
@@ -79,13 +91,7 @@ def test_quota_refuses_the_push_then_admits_it_after_delete_and_gc(make_registry
     # max_repositories: dev/app and dev/b fit, dev/c is refused with the limit named.
     small = images.make_image({"small": b"s"})
     expect(push_image(reg.url, "dev/b", small, "v1"), 201, "a second repository")
-    blob = small.blobs()[0]
-    location = expect(request(reg.url, "POST", "/v2/dev/c/blobs/uploads/"), 202, "start an upload").header("location")
-    sep = "&" if "?" in location else "?"
-    resp = request(reg.url, "PUT", f"{location}{sep}digest={blob.digest}", blob.data,
-                   {"Content-Type": "application/octet-stream"})
-    expect(resp, 403, "a third repository")
-    message = json.loads(resp.body)["errors"][0]["message"]
+    message = refused_upload(reg, "dev/c", small.blobs()[0], "a third repository")
     assert message == ("namespace dev may hold at most 2 repositories (namespaces.dev.max_repositories); "
                        "delete a repository first")
     expect(request(reg.url, "GET", "/v2/dev/c/tags/list"), 404, "the refused repository")
@@ -116,13 +122,7 @@ def test_a_quota_set_through_the_admin_api_applies_at_once_and_names_where_it_is
     one = images.make_image({"one": os.urandom(60_000)})
     two = images.make_image({"two": os.urandom(60_000)})
     expect(push_image(reg.url, "team/app", one, "v1"), 201, "within the quota")
-    layer = max(two.blobs(), key=lambda b: len(b.data))
-    location = expect(request(reg.url, "POST", "/v2/team/app/blobs/uploads/"), 202, "start").header("location")
-    sep = "&" if "?" in location else "?"
-    refused = request(reg.url, "PUT", f"{location}{sep}digest={layer.digest}", layer.data,
-                      {"Content-Type": "application/octet-stream"})
-    expect(refused, 403, "over the quota")
-    message = json.loads(refused.body)["errors"][0]["message"]
+    message = refused_upload(reg, "team/app", max(two.blobs(), key=lambda b: len(b.data)), "over the quota")
     assert message.startswith("namespace team is over its quota:") and "of 100 KiB" in message, message
     assert "(quota_bytes of namespace team, admin API)" in message, message
     assert list_tags(reg.url, "team/app") == ["v1"]
