@@ -37,15 +37,19 @@ need_packages() {
 
 # stop_pids SIGNAL: sends SIGNAL to every pid in PIDS, waits until they are gone (10 s at most),
 # then removes the data. Never kills anything it did not start: only the recorded pids.
+# Says on stderr how long each step took (in the test's log: a slow stop shows where it waited).
 stop_pids() {
-  local signal=$1 pids tmp
+  local signal=$1 pids tmp started=$SECONDS
   pids=$(get PIDS | tr , ' ')
   for p in $pids; do kill "-$signal" "$p" 2>/dev/null || true; done
   for p in $pids; do
     for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$p" 2>/dev/null && echo "$(basename "$0"): pid $p still runs after 10 s" >&2
   done
+  echo "$(basename "$0"): pids $pids stopped after $((SECONDS - started)) s" >&2
   tmp=$(get TMP)
   [ -n "$tmp" ] && rm -rf "$tmp"
+  echo "$(basename "$0"): $tmp removed after $((SECONDS - started)) s" >&2
   rm -f "$dir/env"
 }
 
