@@ -286,6 +286,70 @@ awaitable<void> copy_identities(auth::identity_store& from, target& to) {
     checked(std::move(added), fmt::format("target: grant {} {} on {}", g.subject, g.actions, g.repository));
     ++to.sum.grants;
   }
+  // Namespaces made through the admin API, with their settings (quotas, immutable tags, ...): one
+  // the target has already keeps the target's settings.
+  auto source_namespaces = co_await from.namespaces();
+  auto target_namespaces = co_await into.namespaces();
+  const auto there = checked(std::move(target_namespaces), "target: namespaces");
+  for (const auto& ns : checked(std::move(source_namespaces), "source: namespaces")) {
+    const bool present =
+        std::any_of(there.begin(), there.end(), [&](const auth::namespace_record& t) { return t.name == ns.name; });
+    if (present) continue;
+    auto put = co_await into.put_namespace(ns.name, ns.settings);
+    checked(std::move(put), fmt::format("target: namespace {}", ns.name));
+    ++to.sum.namespaces;
+  }
+}
+
+// The retention rules made through the admin API, when the target has none; rules of its own on the
+// target are kept (and reported).
+awaitable<void> copy_retention_rules(meta::metadata_store& from, target& to) {
+  auto source = co_await from.retention_rules().rules();
+  const auto rules = checked(std::move(source), "source: retention rules");
+  if (rules.empty()) co_return;
+  auto target_rules = co_await to.meta().retention_rules().rules();
+  const auto there = checked(std::move(target_rules), "target: retention rules");
+  if (there == rules) co_return;
+  if (!there.empty()) {
+    to.sum.notes.push_back(
+        fmt::format("the target has retention rules of its own ({}), which were kept; the source's {} were not copied "
+                    "(berth retention rules shows both)",
+                    there.size(), rules.size()));
+    co_return;
+  }
+  auto put = co_await to.meta().retention_rules().replace_rules(rules);
+  checked(std::move(put), "target: retention rules");
+  to.sum.retention_rules = rules.size();
+}
+
+// The audit log, oldest entry first, in one transaction, when the target's is empty (so that a rerun
+// never copies it twice); a target with entries of its own keeps them (and it is reported).
+awaitable<void> copy_audit_log(meta::metadata_store& from, target& to) {
+  std::vector<meta::audit_entry> entries;
+  meta::audit_query q;  // a named query: GCC 12 destroys a temporary in a co_await expression twice
+  q.n = page;
+  for (;;) {
+    auto next = co_await from.audit().list(q);
+    auto got = checked(std::move(next), "source: audit log");
+    if (got.empty()) break;
+    q.before_id = got.back().id;
+    entries.insert(entries.end(), std::make_move_iterator(got.begin()), std::make_move_iterator(got.end()));
+  }
+  if (entries.empty()) co_return;
+  meta::audit_query newest;
+  newest.n = 1;
+  auto target_entries = co_await to.meta().audit().list(newest);
+  if (!checked(std::move(target_entries), "target: audit log").empty()) {
+    to.sum.notes.push_back(
+        fmt::format("the target has an audit log of its own, which was kept; the source's {} "
+                    "entries were not copied",
+                    entries.size()));
+    co_return;
+  }
+  std::reverse(entries.begin(), entries.end());
+  auto put = co_await to.meta().audit().append(entries);
+  checked(std::move(put), "target: audit log");
+  to.sum.audit_entries = entries.size();
 }
 
 // Every repository of `m`, in order.
@@ -363,6 +427,8 @@ awaitable<void> copy_registry(stores& from, target& to) {
   }
   to.progress_line().total(blobs, bytes);
   for (const auto& repo : repos) co_await copy_repository(from, to, repo);
+  co_await copy_retention_rules(*from.meta, to);
+  co_await copy_audit_log(*from.meta, to);
   to.progress_line().finish();
 }
 
@@ -613,9 +679,12 @@ std::string describe(const copy_summary& s) {
       "tags:         {} set, {} already there\n",
       s.repositories, s.blobs_copied, human(s.bytes_copied), s.blobs_present, s.links, s.manifests_copied,
       s.manifests_present, s.tags_set, s.tags_present);
-  if (s.users + s.robots + s.grants > 0) {
-    out += fmt::format("identities:   {} users, {} robots, {} grants copied\n", s.users, s.robots, s.grants);
+  if (s.users + s.robots + s.grants + s.namespaces > 0) {
+    out += fmt::format("identities:   {} users, {} robots, {} grants, {} namespaces copied\n", s.users, s.robots,
+                       s.grants, s.namespaces);
   }
+  if (s.retention_rules > 0) out += fmt::format("retention:    {} rules copied\n", s.retention_rules);
+  if (s.audit_entries > 0) out += fmt::format("audit log:    {} entries copied\n", s.audit_entries);
   for (const auto& n : s.notes) out += fmt::format("note: {}\n", n);
   return out;
 }

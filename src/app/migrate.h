@@ -2,8 +2,9 @@
 // existing registry"):
 //   migrate()             an embedded Berth (filesystem + SQLite under a data directory), read
 //                         through its stores: repositories (empty ones too), blobs, manifests, tags,
-//                         referrers, users, robots (their tokens keep working), stored grants and
-//                         the token-signing key;
+//                         referrers, users, robots (their tokens keep working), stored grants,
+//                         the admin API's namespaces and retention rules, the audit log and the
+//                         token-signing key;
 //   import_distribution() a Distribution (registry:2) filesystem store, read from its files.
 // Both write through the target's stores only: a blob goes through the upload service (hashed on
 // the way and refused when its bytes do not match its digest, linked once stored), and a blob the
@@ -33,7 +34,8 @@ struct copy_summary {
   std::uint64_t links = 0;  // blob links made
   std::uint64_t manifests_copied = 0, manifests_present = 0;
   std::uint64_t tags_set = 0, tags_present = 0;
-  std::uint64_t users = 0, robots = 0, grants = 0;  // copied (those present are skipped)
+  std::uint64_t users = 0, robots = 0, grants = 0, namespaces = 0;  // copied (those present are skipped)
+  std::uint64_t retention_rules = 0, audit_entries = 0;            // copied (only into a target without any)
   std::vector<std::string> notes;                    // things the operator should know (a different signing key)
 };
 

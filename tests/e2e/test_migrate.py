@@ -68,8 +68,13 @@ def fill_source(registry):
     admin.create_repo("team/empty")
     token = admin.robot("deployer", actions=["pull"], repositories=["team/*"])
     admin.user("dev", "dev-password-123", actions=["pull", "push"], repositories=["team/app0"])
+    # Made at run time through the admin API, so kept in the stores, not in a config file.
+    admin.call("PUT", "namespaces/ops", {"visibility": "public-pull", "quota_bytes": "5MiB"}, expect=201)
+    rules = [{"repositories": ["team/*"], "keep_last": 3, "protect": ["v1"]}]
+    admin.call("PUT", "retention/rules", {"rules": rules}, expect=200)
+    audit = admin.call("GET", "audit?n=1000", expect=200).json()["entries"]
     return {"images": pushed, "big": big, "index": index, "children": [amd, arm], "sig": sig,
-            "untagged": untagged, "robot_token": token}
+            "untagged": untagged, "robot_token": token, "rules": rules, "audit": audit}
 
 
 def check_target(registry, src):
@@ -98,6 +103,15 @@ def check_target(registry, src):
     assert robot.put_manifest("team/app2", "v2", src["images"][("team/app2", "v1")].data).status in (401, 403)
     dev = Client(registry, auth=basic("dev", "dev-password-123"))
     assert dev.get_manifest("team/app0", "v1").status == 200
+    # The admin API's namespace with its settings, its retention rules and the audit log came along.
+    admin = Admin(registry)
+    ops = [n for n in admin.call("GET", "namespaces", expect=200).json()["namespaces"] if n["name"] == "ops"]
+    assert len(ops) == 1 and ops[0]["visibility"] == "public-pull" and ops[0]["quota_bytes"] == 5 * MiB, ops
+    rules = admin.call("GET", "retention/rules", expect=200).json()["rules"]
+    assert [{k: v for k, v in r.items() if k != "source"} for r in rules] == src["rules"], rules
+    entries = admin.call("GET", f"audit?n=1000&until={src['audit'][0]['time_ms']}", expect=200).json()["entries"]
+    same = ("time_ms", "subject", "action", "target", "outcome")
+    assert [[e[k] for k in same] for e in entries] == [[e[k] for k in same] for e in src["audit"]]
 
 
 def test_migrate_copies_everything_and_a_rerun_copies_nothing(make_registry, tmp_path):
@@ -112,7 +126,9 @@ def test_migrate_copies_everything_and_a_rerun_copies_nothing(make_registry, tmp
     counts = summary(done.stdout)
     assert counts["repositories"].split()[0] == "6"
     assert "0 already there" in counts["blobs"]
-    assert "2 users, 1 robots, 3 grants" in counts["identities"], done.stdout
+    assert "2 users, 1 robots, 3 grants, 1 namespaces" in counts["identities"], done.stdout
+    assert counts["retention"].split()[0] == "1", done.stdout
+    assert int(counts["audit log"].split()[0]) == len(src["audit"]), done.stdout
 
     again = migrate(source, config, data)
     assert again.returncode == 0, again.stderr
@@ -120,7 +136,7 @@ def test_migrate_copies_everything_and_a_rerun_copies_nothing(make_registry, tmp
     assert counts["blobs"].split()[0] == "0", again.stdout  # nothing copied twice
     assert counts["manifests"].split()[0] == "0"
     assert counts["tags"].split()[0] == "0"
-    assert "identities" not in counts
+    assert "identities" not in counts and "retention" not in counts and "audit log" not in counts, again.stdout
 
     target = serve_target(config, data)
     try:
