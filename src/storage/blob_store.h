@@ -108,7 +108,7 @@ class blob_store {
 
   // The blob's size; BLOB_UNKNOWN when it is not stored.
   virtual awaitable<result<std::uint64_t>> stat(const digest& d) = 0;
-  // Opens the blob for reading; BLOB_UNKNOWN when it is not stored.
+  // Opens the blob for reading; BLOB_UNKNOWN when it is not stored. Reaches the backend: an outage fails open() itself.
   virtual awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) = 0;
   // Deletes blob `d`'s bytes; succeeds when none are stored (idempotent, so an interrupted
   // garbage collection can run it again). Only the garbage collector calls it, for a blob the

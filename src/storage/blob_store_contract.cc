@@ -88,6 +88,20 @@ std::string contents(blob_store& store, const digest& d) {
   return reader ? read_all(**reader) : "";
 }
 
+// Up to `length` bytes at `offset`, read through read() until they are all there or the blob ends.
+std::string read_at(blob_reader& reader, std::uint64_t offset, std::size_t length) {
+  std::string out(length, '\0');
+  std::size_t done = 0;
+  while (done < length) {
+    auto n = sync_wait(reader.read(offset + done, std::span<char>(out.data() + done, length - done)));
+    EXPECT_TRUE(n.has_value());
+    if (!n || *n == 0) break;
+    done += *n;
+  }
+  out.resize(done);
+  return out;
+}
+
 TEST_P(blob_store_contract, unknown_blobs_and_uploads) {
   const digest d = digest_of("absent");
   EXPECT_EQ(sync_wait(store_->stat(d)).error().code, errc::blob_unknown);
@@ -128,7 +142,48 @@ TEST_P(blob_store_contract, committed_blob_reads_back_at_any_offset) {
 TEST_P(blob_store_contract, empty_blob) {
   const digest d = sync_wait(upload(*store_, upload_id(1), ""));
   EXPECT_EQ(sync_wait(store_->stat(d)).value(), 0u);
+  auto reader = sync_wait(store_->open(d)).value();
+  EXPECT_EQ(reader->size(), 0u);
+  std::vector<char> buf(100);
+  EXPECT_EQ(sync_wait(reader->read(0, buf)).value(), 0u);
+  EXPECT_EQ(sync_wait(reader->read(1, buf)).value(), 0u);
   EXPECT_EQ(contents(*store_, d), "");
+}
+
+// Reads that start just before, at and just after each power of two (where a backend's pages,
+// buffers or the first bytes it fetched when it opened the blob may end), short ones and ones
+// that run far past the boundary: as the first read of a fresh reader, and one after the other
+// on one reader.
+TEST_P(blob_store_contract, reads_across_powers_of_two) {
+  const std::string bytes = pattern(600 * 1000 + 3, 9);
+  const digest d = sync_wait(upload(*store_, upload_id(1), bytes));
+  auto shared = sync_wait(store_->open(d)).value();
+  for (std::size_t boundary = 1024; boundary < bytes.size(); boundary *= 2) {
+    for (const std::size_t offset : {boundary - 1, boundary, boundary + 1}) {
+      for (const std::size_t length : {std::size_t{2}, std::size_t{300 * 1000}}) {
+        const std::string expected = bytes.substr(offset, length);
+        auto fresh = sync_wait(store_->open(d)).value();
+        EXPECT_TRUE(read_at(*fresh, offset, length) == expected) << offset << "+" << length;
+        EXPECT_TRUE(read_at(*shared, offset, length) == expected) << offset << "+" << length;
+      }
+    }
+  }
+}
+
+// Blobs of sizes around powers of two read back whole, in one read as in pieces, and their last
+// byte alone as the first read of a reader.
+TEST_P(blob_store_contract, blobs_of_sizes_around_powers_of_two) {
+  int id = 0;
+  for (const std::size_t size : {1u, 4095u, 4096u, 4097u, 65535u, 65536u, 65537u, 262143u, 262144u, 262145u}) {
+    const std::string bytes = pattern(size, static_cast<unsigned>(size));
+    const digest d = sync_wait(upload(*store_, upload_id(++id), bytes));
+    auto reader = sync_wait(store_->open(d)).value();
+    EXPECT_EQ(reader->size(), size);
+    EXPECT_TRUE(read_at(*reader, 0, size + 1) == bytes) << size;
+    EXPECT_TRUE(read_all(*reader, 1000) == bytes) << size;
+    auto last = sync_wait(store_->open(d)).value();
+    EXPECT_EQ(read_at(*last, size - 1, 10), bytes.substr(size - 1)) << size;
+  }
 }
 
 // Pieces of every size (unaligned tails, block-sized runs, a piece larger than the backend's

@@ -129,9 +129,15 @@ std::vector<chunk> contiguous_chunks(const std::vector<s3::listing::entry>& obje
   return run;
 }
 
-// Copies bytes [range) of `key` into `buf`, which holds range.length bytes; returns how many came.
-s3::result<std::size_t> get_into(s3::client& client, const std::string& key, s3::byte_range range,
-                                 std::span<char> buf) {
+// What a ranged GET copied: `length` bytes, of an object of `object_size` bytes in all.
+struct fetched {
+  std::size_t length = 0;
+  std::uint64_t object_size = 0;
+};
+
+// Copies bytes [range) of `key` into `buf`, which holds range.length bytes.
+s3::result<fetched> get_into(s3::client& client, const std::string& key, s3::byte_range range,
+                             std::span<char> buf) {
   std::size_t got = 0;
   auto r = client.get(
       key,
@@ -143,27 +149,56 @@ s3::result<std::size_t> get_into(s3::client& client, const std::string& key, s3:
       },
       range);
   if (!r) return std::unexpected(r.error());
-  return got;
+  return fetched{got, r->size};
 }
 
 using background_job = background<s3::result<void>>;
 
+// The bytes of a blob that open() fetches with the GET that tells it the size, and the reader
+// keeps: all of a config or a signature (a few KiB, seldom more than 30), so that such a blob
+// costs one request. Every open reader holds up to this much; past it the GET would only save
+// the request of the first read for blobs of up to its size, while a large blob's download holds
+// 8 MiB of read buffers anyway (docs/storage-layout.md, Reading).
+constexpr std::size_t kPrefixSize = 64 * 1024;
+
 class s3_reader final : public blob_reader {
  public:
-  s3_reader(std::shared_ptr<s3::client> client, std::string key, std::uint64_t size, blocking_pool& pool,
-            std::optional<std::string> redirect)
-      : client_(std::move(client)), key_(std::move(key)), size_(size), pool_(pool), redirect_(std::move(redirect)) {}
+  // `prefix`: the blob's first bytes as open() fetched them (none with a redirect).
+  s3_reader(std::shared_ptr<s3::client> client, std::string key, std::uint64_t size, std::string prefix,
+            blocking_pool& pool, std::optional<std::string> redirect)
+      : client_(std::move(client)),
+        key_(std::move(key)),
+        size_(size),
+        prefix_(std::move(prefix)),
+        pool_(pool),
+        redirect_(std::move(redirect)) {}
 
   std::uint64_t size() const override { return size_; }
   std::optional<std::string> redirect_url() const override { return redirect_; }
 
-  // Ranged GETs of kGetSize straight into the caller's buffer (the only copy of the bytes in
-  // Berth: the server sends from that buffer), all of one read at once: one GET stream from the
-  // test RGW ran at ~230 MB/s, so the server's 4 MiB read is two GETs on two pool threads. A part
-  // that comes back short ends the read there, so the bytes counted are contiguous.
+  // What the prefix holds of the range is copied from it; ranged GETs fetch the rest.
   awaitable<result<std::size_t>> read(std::uint64_t offset, std::span<char> buf) override {
     if (offset >= size_ || buf.empty()) co_return 0;
     const auto length = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size_ - offset));
+    std::size_t kept = 0;
+    if (offset < prefix_.size()) {
+      kept = std::min(length, static_cast<std::size_t>(prefix_.size() - offset));
+      std::memcpy(buf.data(), prefix_.data() + offset, kept);
+    }
+    auto got = co_await fetch(offset + kept, buf.subspan(kept, length - kept));
+    if (!got) co_return got;
+    co_return kept + *got;
+  }
+
+  std::size_t read_size() const override { return kReadSize; }
+
+ private:
+  // Ranged GETs of kGetSize straight into `buf` (the only copy of the bytes in Berth: the server
+  // sends from that buffer), all at once: one GET stream from the test RGW ran at ~230 MB/s, so
+  // the server's 4 MiB read is two GETs on two pool threads. A part that comes back short ends
+  // the read there, so the bytes counted are contiguous. REQUIRES: `buf` ends within the blob.
+  awaitable<result<std::size_t>> fetch(std::uint64_t offset, std::span<char> buf) {
+    const std::size_t length = buf.size();
     std::vector<background<result<std::size_t>>> gets((length + kGetSize - 1) / kGetSize);
     for (std::size_t i = 0; i < gets.size(); ++i) {
       const std::span<char> part = buf.subspan(i * kGetSize, std::min(kGetSize, length - i * kGetSize));
@@ -171,7 +206,7 @@ class s3_reader final : public blob_reader {
                          [client = client_, key = key_, at = offset + i * kGetSize, part]() -> result<std::size_t> {
                            auto got = get_into(*client, key, {at, part.size()}, part);
                            if (!got) return backend_failure("read blob", got.error());
-                           return *got;
+                           return got->length;
                          });
     }
     result<std::size_t> total = 0;
@@ -186,9 +221,6 @@ class s3_reader final : public blob_reader {
     co_return total;
   }
 
-  std::size_t read_size() const override { return kReadSize; }
-
- private:
   // A GET per 256 KiB piece read at a quarter of the speed of 2 MiB: each GET costs RGW a
   // request's set-up (docs/storage-layout.md). Memory: the server holds two reads, 8 MiB.
   static constexpr std::size_t kGetSize = 2u << 20;
@@ -197,6 +229,7 @@ class s3_reader final : public blob_reader {
   std::shared_ptr<s3::client> client_;
   std::string key_;
   std::uint64_t size_;
+  std::string prefix_;  // bytes [0, prefix_.size()) of the blob
   blocking_pool& pool_;
   std::optional<std::string> redirect_;
 };
@@ -278,7 +311,7 @@ class s3_upload final : public upload_data {
     co_return co_await pool_.run([&]() -> result<std::size_t> {
       auto got = get_into(*client_, keys_.chunk(id_, c.offset), {offset - c.offset, length}, buf.first(length));
       if (!got) return backend_failure("read chunk", got.error());
-      return *got;
+      return got->length;
     });
   }
 
@@ -353,8 +386,9 @@ class s3_upload final : public upload_data {
       buf_.resize(durable_);
       auto got = get_into(*client_, keys_.chunk(id_, base_), {0, durable_}, buf_);
       if (!got) return backend_failure("read chunk", got.error());
-      if (*got != durable_) {
-        spdlog::error("storage: s3 chunk {} holds {} bytes, {} listed", keys_.chunk(id_, base_), *got, durable_);
+      if (got->length != durable_) {
+        spdlog::error("storage: s3 chunk {} holds {} bytes, {} listed", keys_.chunk(id_, base_), got->length,
+                      durable_);
         return fail(errc::internal, "storage backend error");
       }
       tail_loaded_ = true;
@@ -466,12 +500,13 @@ class s3_blob_store final : public blob_store {
   }
 
   awaitable<result<std::unique_ptr<blob_reader>>> open(const digest& d) override {
-    auto size = co_await stat(d);
-    if (!size) co_return std::unexpected(size.error());
+    auto start = co_await first_bytes(d);
+    if (!start) co_return std::unexpected(start.error());
     std::string key = keys_.blob(d);
     std::optional<std::string> redirect;
     if (options_.redirect_downloads) redirect = client_->presign_get(key, options_.redirect_expiry);
-    co_return std::make_unique<s3_reader>(client_, std::move(key), *size, pool_, std::move(redirect));
+    co_return std::make_unique<s3_reader>(client_, std::move(key), start->size, std::move(start->prefix), pool_,
+                                          std::move(redirect));
   }
 
   // One ListObjectsV2 page under blobs/ (at most 1,000 keys): keys list in byte order, which is
@@ -569,6 +604,36 @@ class s3_blob_store final : public blob_store {
   }
 
  private:
+  struct blob_start {
+    std::uint64_t size = 0;
+    std::string prefix;  // the blob's first bytes, up to kPrefixSize
+  };
+
+  // What open() needs before the API answers: whether the blob exists and its size, both from one
+  // ranged GET of its first kPrefixSize bytes (Content-Range names the whole object's size), whose
+  // bytes the reader keeps. No HEAD first: a small blob is one GET in all, a large one costs no
+  // request more than its reads. A backend failure fails open(), before the API has sent anything,
+  // so the client gets the error (503 when S3 cannot be reached) and never a cut 200. An empty
+  // object answers the range 416 (a range from byte 0 is unsatisfiable only when there is no
+  // byte): size 0. With redirect_downloads the client fetches the bytes itself: a HEAD, no GET.
+  awaitable<result<blob_start>> first_bytes(const digest& d) {
+    if (options_.redirect_downloads) {
+      auto size = co_await stat(d);
+      if (!size) co_return std::unexpected(size.error());
+      co_return blob_start{*size, {}};
+    }
+    co_return co_await pool_.run([&]() -> result<blob_start> {
+      std::string prefix(kPrefixSize, '\0');
+      auto got = get_into(*client_, keys_.blob(d), {0, kPrefixSize}, prefix);
+      if (!got && got.error().code == s3::errc::not_found) return fail(errc::blob_unknown);
+      if (!got && got.error().code == s3::errc::range_invalid) return blob_start{};
+      if (!got) return backend_failure("get blob", got.error());
+      prefix.resize(got->length);
+      prefix.shrink_to_fit();
+      return blob_start{got->object_size, std::move(prefix)};
+    });
+  }
+
   std::shared_ptr<s3::client> client_;
   s3_blob_options options_;
   keys keys_;

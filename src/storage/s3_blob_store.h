@@ -2,9 +2,10 @@
 // any S3-compatible service (tested against Ceph RGW), under a key prefix. Every S3 call blocks
 // (s3::client) and runs on the blocking pool; the I/O threads only suspend.
 //
-// Reads: ranged GETs of 2 MiB into the caller's buffer, those of one read at once; the server reads
-// in pieces of 4 MiB (read_size()) and fetches the next while it sends the last. Or a presigned URL when
-// redirect_downloads is on.
+// Reads: open() GETs the first 64 KiB, which gives the size too (no HEAD), and the reader keeps
+// them: a small blob is one request. Past them, ranged GETs of 2 MiB into the caller's buffer,
+// those of one read at once; the server reads in pieces of 4 MiB (read_size()) and fetches the next
+// while it sends the last. Or a presigned URL when redirect_downloads is on (open() is a HEAD then).
 //
 // Keys (docs/storage-layout.md):
 //   <prefix>blobs/<algorithm>/<first 2 hex>/<hex>   a blob, stored once, only ever whole

@@ -1,7 +1,8 @@
 // The S3 blob store against a real Ceph RGW (tests/servers/rgw.sh, a ctest fixture): the contract
 // suite, plus what only S3 does (uploads as chunk objects continued by another instance, the key
 // layout, dedup without rewriting, presigned redirects, the start-up check), and against a scripted
-// server the failures RGW does not make on demand.
+// server what RGW does not show: the failures it does not make on demand, and the requests a call
+// makes (open() is one GET, no HEAD).
 #include "storage/s3_blob_store.h"
 
 #include <fmt/format.h>
@@ -346,59 +347,148 @@ TEST(S3BlobStoreFailures, FailedBackgroundChunkIsReportedAndRolledBack) {
   EXPECT_NE(requests[5].find("Content-Length: 5\r\n"), std::string::npos) << requests[5];
 }
 
-// A read is one ranged GET of the bytes asked for, into the caller's buffer; a GET whose body
-// breaks off, or brings more than asked, fails the read: the server then ends the response rather
-// than send what the buffer holds. The reader asks the server for reads of 2 MiB.
-TEST(S3BlobStoreFailures, ReadIsOneRangedGetAndABrokenBodyFailsIt) {
+// An answer to a ranged GET of an object of `total` bytes.
+s3::testing::fake_s3_server::reply ranged(std::string_view range, std::uint64_t total, std::string body,
+                                          bool cut = false) {
+  return {206, fmt::format("Content-Range: bytes {}/{}\r\n", range, total), std::move(body), false, cut};
+}
+
+// The request line and headers of request `i`, checked to be a GET of blob `d` with `range`.
+void expect_ranged_get(const std::vector<std::string>& requests, std::size_t i, const digest& d,
+                       std::string_view range) {
+  ASSERT_LT(i, requests.size());
+  const std::string blob = fmt::format("GET /bkt/p/blobs/sha256/{}/{} ", d.hex().substr(0, 2), d.hex());
+  EXPECT_TRUE(requests[i].starts_with(blob)) << requests[i];
+  EXPECT_NE(requests[i].find(fmt::format("Range: bytes={}\r\n", range)), std::string::npos) << requests[i];
+}
+
+// open() is one ranged GET of the first 64 KiB, no HEAD: it learns the size from Content-Range and
+// keeps the bytes, so a blob that small needs no other request, whatever is read of it.
+TEST(S3BlobStoreFailures, OpenIsOneRangedGetAndASmallBlobNeedsNoOther) {
   const digest d = digest_of("whatever");
-  auto ranged = [](std::string_view range, std::string body, bool cut = false) {
-    return s3::testing::fake_s3_server::reply{206, fmt::format("Content-Range: bytes {}/10000\r\n", range),
-                                              std::move(body), false, cut};
-  };
-  s3::testing::fake_s3_server server({{200, "", ""},                        // start-up probe: PUT
-                                      {200, "", ""},                        // and DELETE
-                                      {200, "", std::string(10'000, 'x')},  // open: HEAD, 10,000 bytes
-                                      ranged("4096-4099", "abcd"),
-                                      ranged("0-999", std::string(1000, 'y'), true),  // broken off
-                                      ranged("9996-9999", "abcdefgh")});             // more than asked
+  const std::string bytes = pattern(10'000, 4);
+  s3::testing::fake_s3_server server({{200, "", ""},  // start-up probe: PUT
+                                      {200, "", ""},  // and DELETE
+                                      ranged("0-9999", 10'000, bytes)});
   blocking_pool pool(2);
   auto store = make_s3_blob_store(fake_options(server), pool);
   auto reader = sync_wait(store->open(d)).value();
   EXPECT_EQ(reader->size(), 10'000u);
-  EXPECT_EQ(reader->read_size(), 4u << 20);
-  std::string buf(4, '\0');
-  EXPECT_EQ(sync_wait(reader->read(4096, buf)).value(), 4u);
-  EXPECT_EQ(buf, "abcd");
-  std::string big(1000, '\0');
-  EXPECT_EQ(sync_wait(reader->read(0, big)).error().code, errc::unavailable);
-  EXPECT_EQ(sync_wait(reader->read(9996, buf)).error().code, errc::internal);
-  EXPECT_EQ(sync_wait(reader->read(10'000, buf)).value(), 0u);  // at the end: no request
+  std::string buf(4 * MiB, '\0');
+  EXPECT_EQ(sync_wait(reader->read(0, buf)).value(), 10'000u);
+  EXPECT_TRUE(buf.substr(0, 10'000) == bytes);
+  std::string small(100, '\0');
+  EXPECT_EQ(sync_wait(reader->read(9'950, small)).value(), 50u);
+  EXPECT_EQ(small.substr(0, 50), bytes.substr(9'950));
+  EXPECT_EQ(sync_wait(reader->read(10'000, small)).value(), 0u);
   const auto requests = server.requests();
-  ASSERT_EQ(requests.size(), 6u);
-  const std::string blob = fmt::format("GET /bkt/p/blobs/sha256/{}/{} ", d.hex().substr(0, 2), d.hex());
-  for (std::size_t i : {3u, 4u, 5u}) EXPECT_TRUE(requests[i].starts_with(blob)) << requests[i];
-  EXPECT_NE(requests[3].find("Range: bytes=4096-4099\r\n"), std::string::npos) << requests[3];
-  EXPECT_NE(requests[4].find("Range: bytes=0-999\r\n"), std::string::npos) << requests[4];
-  EXPECT_NE(requests[5].find("Range: bytes=9996-9999\r\n"), std::string::npos) << requests[5];
+  ASSERT_EQ(requests.size(), 3u);
+  expect_ranged_get(requests, 2, d, "0-65535");
 }
 
-// A read of 4 MiB is two GETs of 2 MiB at once, each into its half of the caller's buffer.
-TEST(S3BlobStoreFailures, ReadOfTwoPartsIsTwoRangedGetsIntoTheirHalves) {
+// What the GET of open() answers is what open() answers: 404 is BLOB_UNKNOWN, 416 (an empty object:
+// no byte 0) a reader of 0 bytes, S3 out of reach UNAVAILABLE, a refusal an internal error. None
+// is followed by a HEAD. With redirects on, open() reads no bytes: a HEAD for the size.
+TEST(S3BlobStoreFailures, OpenAnswersWhatItsGetAnswers) {
   const digest d = digest_of("whatever");
-  const std::string part(2 * MiB, 'z');  // the same for both: they may arrive in either order
-  s3::testing::fake_s3_server server({{200, "", ""},                      // start-up probe: PUT
-                                      {200, "", ""},                      // and DELETE
-                                      {200, "", std::string(5 * MiB, 'x')},  // open: HEAD
-                                      {206, "Content-Range: bytes 0-1/5242880\r\n", part},
-                                      {206, "Content-Range: bytes 0-1/5242880\r\n", part}});
+  const std::string denied = "<Error><Code>AccessDenied</Code><Message>no</Message></Error>";
+  s3::testing::fake_s3_server server({{200, "", ""},  // start-up probe: PUT
+                                      {200, "", ""},  // and DELETE
+                                      {404, "", "<Error><Code>NoSuchKey</Code></Error>"},
+                                      {416, "", "<Error><Code>InvalidRange</Code></Error>"},
+                                      {503, "", "<Error><Code>ServiceUnavailable</Code></Error>"},
+                                      {403, "", denied},
+                                      {200, "", ""},  // the redirecting store's probe: PUT
+                                      {200, "", ""},  // and DELETE
+                                      {200, "", std::string(123, 'x')}});  // its open: HEAD
+  blocking_pool pool(2);
+  auto options = fake_options(server);
+  options.client.transport.max_attempts = 1;
+  auto store = make_s3_blob_store(options, pool);
+  EXPECT_EQ(sync_wait(store->open(d)).error().code, errc::blob_unknown);
+  auto empty = sync_wait(store->open(d)).value();
+  EXPECT_EQ(empty->size(), 0u);
+  std::string buf(10, '\0');
+  EXPECT_EQ(sync_wait(empty->read(0, buf)).value(), 0u);
+  EXPECT_EQ(sync_wait(store->open(d)).error().code, errc::unavailable);
+  EXPECT_EQ(sync_wait(store->open(d)).error().code, errc::internal);
+  options.redirect_downloads = true;
+  auto redirecting = make_s3_blob_store(options, pool);
+  auto redirected = sync_wait(redirecting->open(d)).value();
+  EXPECT_EQ(redirected->size(), 123u);
+  EXPECT_TRUE(redirected->redirect_url().has_value());
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 9u);
+  for (std::size_t i : {2u, 3u, 4u, 5u}) expect_ranged_get(requests, i, d, "0-65535");
+  const std::string blob = fmt::format("/bkt/p/blobs/sha256/{}/{} ", d.hex().substr(0, 2), d.hex());
+  EXPECT_TRUE(requests[8].starts_with("HEAD " + blob)) << requests[8];
+}
+
+// Past the 64 KiB open() kept, a read is one ranged GET of the bytes asked for, into the caller's
+// buffer; a read across the boundary takes what it can from the kept bytes and GETs the rest. A
+// GET whose body breaks off, or brings more than asked, fails the read: the server then ends the
+// response rather than send what the buffer holds. The reader asks the server for reads of 4 MiB.
+TEST(S3BlobStoreFailures, ReadPastTheKeptBytesIsOneRangedGetAndABrokenBodyFailsIt) {
+  const digest d = digest_of("whatever");
+  const std::string prefix(64 * 1024, 'p');
+  s3::testing::fake_s3_server server({{200, "", ""},  // start-up probe: PUT
+                                      {200, "", ""},  // and DELETE
+                                      ranged("0-65535", 100'000, prefix),
+                                      ranged("70000-70003", 100'000, "abcd"),
+                                      ranged("65536-65537", 100'000, "ef"),
+                                      ranged("80000-80999", 100'000, std::string(1000, 'y'), true),  // broken off
+                                      ranged("99996-99999", 100'000, "abcdefgh")});  // more than asked
   blocking_pool pool(2);
   auto store = make_s3_blob_store(fake_options(server), pool);
   auto reader = sync_wait(store->open(d)).value();
+  EXPECT_EQ(reader->size(), 100'000u);
+  EXPECT_EQ(reader->read_size(), 4u << 20);
+  std::string buf(4, '\0');
+  EXPECT_EQ(sync_wait(reader->read(70'000, buf)).value(), 4u);
+  EXPECT_EQ(buf, "abcd");
+  EXPECT_EQ(sync_wait(reader->read(65'534, buf)).value(), 4u);
+  EXPECT_EQ(buf, "ppef");
+  EXPECT_EQ(sync_wait(reader->read(60'000, buf)).value(), 4u);  // kept: no request
+  EXPECT_EQ(buf, "pppp");
+  std::string big(1000, '\0');
+  EXPECT_EQ(sync_wait(reader->read(80'000, big)).error().code, errc::unavailable);
+  EXPECT_EQ(sync_wait(reader->read(99'996, buf)).error().code, errc::internal);
+  EXPECT_EQ(sync_wait(reader->read(100'000, buf)).value(), 0u);  // at the end: no request
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 7u);
+  expect_ranged_get(requests, 2, d, "0-65535");
+  expect_ranged_get(requests, 3, d, "70000-70003");
+  expect_ranged_get(requests, 4, d, "65536-65537");
+  expect_ranged_get(requests, 5, d, "80000-80999");
+  expect_ranged_get(requests, 6, d, "99996-99999");
+}
+
+// A read of 4 MiB past the kept bytes is two GETs of 2 MiB at once, each into its half of the
+// caller's buffer; a read from 0 GETs only what follows the kept 64 KiB.
+TEST(S3BlobStoreFailures, ReadOfTwoPartsIsTwoRangedGetsIntoTheirHalves) {
+  const digest d = digest_of("whatever");
+  const std::string prefix(64 * 1024, 'p');
+  const std::string part(2 * MiB, 'z');  // the same for both: they may arrive in either order
+  const std::string rest(MiB - 64 * 1024, 'r');
+  s3::testing::fake_s3_server server({{200, "", ""},  // start-up probe: PUT
+                                      {200, "", ""},  // and DELETE
+                                      ranged("0-65535", 5 * MiB, prefix),
+                                      ranged("0-1", 5 * MiB, part),
+                                      ranged("0-1", 5 * MiB, part),
+                                      ranged("65536-1048575", 5 * MiB, rest)});
+  blocking_pool pool(2);
+  auto store = make_s3_blob_store(fake_options(server), pool);
+  auto reader = sync_wait(store->open(d)).value();
+  EXPECT_EQ(reader->size(), 5 * MiB);
   std::string buf(4 * MiB, '\0');
   EXPECT_EQ(sync_wait(reader->read(MiB, buf)).value(), 4 * MiB);
   EXPECT_TRUE(buf == part + part);
+  std::string first(MiB, '\0');
+  EXPECT_EQ(sync_wait(reader->read(0, first)).value(), MiB);
+  EXPECT_TRUE(first == prefix + rest);
   const auto requests = server.requests();
-  ASSERT_EQ(requests.size(), 5u);
+  ASSERT_EQ(requests.size(), 6u);
+  expect_ranged_get(requests, 5, d, "65536-1048575");
   std::set<std::string> ranges;
   for (std::size_t i : {3u, 4u}) {
     const auto at = requests[i].find("Range: bytes=");
