@@ -53,13 +53,27 @@ stop_pids() {
   rm -f "$dir/env"
 }
 
-# begin DIR: sets $dir, clears what an earlier run left there, records the temp data directory.
+# /dev/shm when it is a tmpfs with 4 GiB free, else TMPDIR or /tmp: where a server whose data is many
+# small files keeps it. PostgreSQL's data after the suite is ~25,000 files (a database per test
+# registry); removing them from the disk took 31 s, and 60-82 s while builds ran beside the tests.
+ram_or_tmp() {
+  local free
+  free=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 && $1 == "tmpfs" { print $4 }')
+  if [ -n "$free" ] && [ "$free" -ge $((4 * 1024 * 1024)) ] && [ -w /dev/shm ]; then
+    echo /dev/shm
+  else
+    echo "${TMPDIR:-/tmp}"
+  fi
+}
+
+# begin DIR [BASE]: sets $dir, clears what an earlier run left there, records the temp data
+# directory (made under BASE, by default TMPDIR or /tmp).
 begin() {
   dir=$1
   [ -f "$dir/env" ] && stop_pids KILL
   mkdir -p "$dir"
   : >"$dir/env"
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-$(basename "$0" .sh).XXXXXX")
+  tmp=$(mktemp -d "${2:-${TMPDIR:-/tmp}}/berth-$(basename "$0" .sh).XXXXXX")
   put TMP "$tmp"
 }
 

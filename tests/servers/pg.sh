@@ -15,7 +15,7 @@ as_server() {
 }
 
 start() {
-  begin "$1"
+  begin "$1" "$(ram_or_tmp)"
   need_packages $bin/initdb postgresql-15
   trap 'stop_pids QUIT' ERR
   [ "$(id -u)" -eq 0 ] && chown postgres: "$tmp"
