@@ -1,7 +1,7 @@
 #!/bin/bash
-# A throwaway PostgreSQL 15 for tests: a fresh cluster in a temp dir, listening on a free port of
-# 127.0.0.1 only, with durability off (fsync, synchronous_commit, full_page_writes: never in
-# production). Installs postgresql-15 when missing.
+# A throwaway PostgreSQL 15 for tests: a fresh cluster in a temp dir (in RAM when /dev/shm has room,
+# see ram_or_tmp in lib.sh), listening on a free port of 127.0.0.1 only, with durability off (fsync,
+# synchronous_commit, full_page_writes: never in production). Installs postgresql-15 when missing.
 #
 # Usage: tests/servers/pg.sh start DIR   writes DIR/env: DATABASE_URL, PGPORT, PIDS, TMP
 #        tests/servers/pg.sh stop DIR    stops the postmaster by its pid (immediate shutdown), deletes the data
