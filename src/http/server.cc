@@ -649,13 +649,15 @@ class connection final : public live_connection {
   // Reads the body in pieces of the reader's read_size() and writes each, the read of the next
   // piece running (in a coroutine of its own, on this strand) while the last one is written: a
   // backend across the network fetches while the socket drains. The read fills the buffer that
-  // is written, with no copy in between. Memory: two pieces per response (S3: 2 × 4 MiB).
+  // is written, with no copy in between. Memory: two pieces per response (S3: 2 × 4 MiB), or
+  // one of the body's size when it fits in one (a config blob: a few KiB).
   // A failed or short read ends the connection after the bytes before it (never others); the
   // read in flight is awaited before returning, since it borrows the buffer and the reader.
   asio::awaitable<bool> send_read(const streamed_body& b) {
     if (b.length == 0) co_return true;
-    const std::size_t piece = std::max<std::size_t>(b.reader->read_size(), 1);
-    const auto buffers = std::make_unique_for_overwrite<char[]>(2 * piece);
+    const std::size_t piece =
+        static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::size_t>(b.reader->read_size(), 1), b.length));
+    const auto buffers = std::make_unique_for_overwrite<char[]>(b.length > piece ? 2 * piece : piece);
     std::uint64_t offset = b.offset;  // of the read in flight
     std::uint64_t left = b.length;    // from `offset`
     std::size_t next = 0;             // the buffer the read in flight fills
