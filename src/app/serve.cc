@@ -177,8 +177,6 @@ void bootstrap_admin(const config& c, auth::identity_store& identities) {
   std::fflush(stdout);
 }
 
-// Every connection is a descriptor: take what the hard limit allows, as Go's runtime does. The soft
-// limit is often 1024 for the sake of select(2), which nothing in Berth uses.
 // The quotas of `namespaces` (quota_bytes, max_repositories: the config's, the admin API's), for the store.
 meta::namespace_limits namespace_limits(const std::vector<policy::namespace_rule>& namespaces) {
   meta::namespace_limits out;
@@ -189,6 +187,8 @@ meta::namespace_limits namespace_limits(const std::vector<policy::namespace_rule
   return out;
 }
 
+// Every connection is a descriptor: take what the hard limit allows, as Go's runtime does. The soft
+// limit is often 1024 for the sake of select(2), which nothing in Berth uses.
 void raise_descriptor_limit() {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;

@@ -177,7 +177,8 @@ void diff_namespaces(const registry_file& want, const server_state& have, bool p
     if (ns.immutable_tags && server.immutable_tags && *ns.immutable_tags != *server.immutable_tags)
       compare("immutable_tags", fmt::format("[{}]", fmt::join(*ns.immutable_tags, ", ")),
               fmt::format("[{}]", fmt::join(*server.immutable_tags, ", ")));
-    if (ns.quota_bytes) compare("quota_bytes", quota_text(ns.quota_bytes), quota_text(server.quota_bytes).value_or("(none)"));
+    if (ns.quota_bytes)
+      compare("quota_bytes", quota_text(ns.quota_bytes), quota_text(server.quota_bytes).value_or("(none)"));
   }
   if (prune) {
     for (const auto& [name, ns] : have.namespaces) {

@@ -9,7 +9,8 @@ namespace {
 
 // Where a limit is set: "namespaces.dev.quota_bytes", or "quota_bytes of namespace dev, admin API".
 std::string setting(std::string_view ns, const namespace_limit& limit, std::string_view key) {
-  return limit.from_api ? fmt::format("{} of namespace {}, admin API", key, ns) : fmt::format("namespaces.{}.{}", ns, key);
+  return limit.from_api ? fmt::format("{} of namespace {}, admin API", key, ns)
+                        : fmt::format("namespaces.{}.{}", ns, key);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Namespace quotas: what a namespace may hold (namespaces.NS.quota_bytes and max_repositories in
-// the config, or the same settings of a namespace of the admin API), what it holds (counters the metadata stores keep in the same transactions as
-// the links, manifests and repositories they count), and the refusal of a change that takes a
-// namespace past a limit.
+// the config, or the same settings of a namespace of the admin API), what it holds (counters the
+// metadata stores keep in the same transactions as the links, manifests and repositories they
+// count), and the refusal of a change that takes a namespace past a limit.
 //
 // Bytes count as the namespace sees them: each distinct blob linked anywhere in the namespace once
 // (a layer shared by two of its repositories counts once), plus the bytes of its manifests.
