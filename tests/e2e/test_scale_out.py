@@ -114,6 +114,31 @@ def test_a_namespace_made_through_one_instance_rules_the_other(pair):
     assert r.status == 404 and "namespace fresh creates repositories explicitly" in r.json()["errors"][0]["message"], r
 
 
+def test_a_quota_set_through_one_instance_is_enforced_by_the_other(pair):
+    """Each instance's metadata store takes the admin API's quotas from the policy it rebuilds when the
+    identity generation moves (polled every second): no restart."""
+    a, b = Client(pair[0]), Client(pair[1])
+    Admin(pair[0]).call("PUT", "namespaces/capped", {"max_repositories": 1}, expect=201)
+    a.push_blob("capped/one", random_bytes(100))
+
+    def upload(n):
+        location = b.start_upload(f"capped/n{n}")
+        data = random_bytes(100)
+        return b.put(with_query(location, digest=digest_of(data)), data,
+                     headers={"Content-Type": "application/octet-stream"})
+
+    deadline = time.monotonic() + 10
+    n = 0
+    while (r := upload(n)).status == 201 and time.monotonic() < deadline:
+        n += 1
+        time.sleep(0.1)  # until the other instance's generation poll (1 s) has seen the quota
+    assert r.status == 403, r
+    error = r.json()["errors"][0]
+    assert error["code"] == "DENIED" and error["message"] == (
+        "namespace capped may hold at most 1 repositories (max_repositories of namespace capped, admin API); "
+        "delete a repository first"), error
+
+
 @require("skopeo")
 def test_skopeo_copies_between_instances(pair, clients):
     a, b = pair
