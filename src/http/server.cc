@@ -23,6 +23,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -992,8 +993,13 @@ struct server::state : shared_state {
   using shared_state::shared_state;
 };
 
+// sendfile(2) takes no MSG_NOSIGNAL: a write into a connection the client reset raises SIGPIPE, whose
+// default action ends the process (a `podman pull` interrupted mid-layer stopped the registry). The
+// server ignores it, as Asio does on the systems where send() cannot be told either, and sees EPIPE.
 server::server(asio::io_context& ioc, server_options options, handler h)
-    : state_(std::make_shared<state>(ioc, std::move(options), std::move(h))) {}
+    : state_(std::make_shared<state>(ioc, std::move(options), std::move(h))) {
+  std::signal(SIGPIPE, SIG_IGN);
+}
 
 server::~server() = default;
 

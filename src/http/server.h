@@ -46,6 +46,7 @@ std::size_t default_max_connections();
 
 class server {
  public:
+  // Sets SIGPIPE to be ignored, for the whole process (see server.cc).
   server(asio::io_context& ioc, server_options options, handler h);
   ~server();
   server(const server&) = delete;

@@ -481,6 +481,27 @@ TEST_F(ServerTest, ALargeFileBodyIsReadAheadOfWhatTheSocketTook) {
   EXPECT_EQ(cached_pages(file.path(), 24 * mib, 32 * mib), pages);
 }
 
+// Clients that reset the connection while a file body is sent with sendfile(2) (an interrupted
+// pull): the server sees EPIPE or ECONNRESET, not a SIGPIPE that would end the process, and serves on.
+TEST_F(ServerTest, ClientsResettingMidFileBodyLeaveTheServerServing) {
+  start();
+  temp_file file(pattern(16 << 20));
+  asio::io_context ioc;
+  for (int i = 0; i < 20; ++i) {
+    tcp::socket s(ioc);
+    s.connect(endpoint_);
+    const std::string get = "GET /file?path=" + file.path() + "&offset=0&length=" + std::to_string(16 << 20) +
+                            " HTTP/1.1\r\nHost: t\r\n\r\n";
+    asio::write(s, asio::buffer(get));
+    char some[4096];
+    s.read_some(asio::buffer(some));
+    s.set_option(asio::socket_base::linger(true, 0));  // close() sends a reset
+    s.close();
+  }
+  client c(endpoint_);
+  EXPECT_EQ(c.request(bhttp::verb::get, "/hello?name=after").body(), "hello after");
+}
+
 TEST_F(ServerTest, StreamWithoutAFileIsReadInPieces) {
   start();
   std::string contents = pattern(600 * 1024);  // more than one 256 KiB piece
