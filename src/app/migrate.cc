@@ -6,8 +6,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -366,6 +373,43 @@ awaitable<std::vector<std::string>> all_repositories(meta::metadata_store& m) {
   }
 }
 
+// How many blobs are copied at once. A copy waits on the network (S3, PostgreSQL) or the disk most
+// of its time, so overlapping them is what makes a registry of many small blobs move fast; each
+// holds a buffer of up to `chunk` bytes.
+constexpr std::size_t concurrent_copies = 8;
+
+// Awaits work(i) for every i < n, at most concurrent_copies at a time, all on the caller's executor:
+// one thread (sync_wait's), so the copies share the summary and the progress line without locks.
+// The first exception stops new work from starting, and is rethrown once the work started has
+// ended. `work` must not return before its awaitable is done with what it refers to.
+awaitable<void> for_each_concurrently(std::size_t n, const std::function<awaitable<void>(std::size_t)>& work) {
+  const auto ex = co_await boost::asio::this_coro::executor;
+  std::size_t next = 0;
+  std::size_t running = 0;
+  std::exception_ptr failed;
+  boost::asio::steady_timer all_ended(ex, boost::asio::steady_timer::time_point::max());
+  const auto worker = [&]() -> awaitable<void> {
+    while (!failed && next < n) {
+      const std::size_t i = next++;
+      co_await work(i);
+    }
+  };
+  for (std::size_t w = 0; w < std::min(concurrent_copies, n); ++w) {
+    ++running;
+    boost::asio::co_spawn(ex, worker(), [&](std::exception_ptr e) {
+      if (e && !failed) failed = e;
+      if (--running == 0) all_ended.cancel();
+    });
+  }
+  // The workers start once this coroutine suspends (co_spawn posts them), so the last one's cancel
+  // comes while this wait is pending.
+  while (running > 0) {
+    boost::system::error_code ec;
+    co_await all_ended.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+  if (failed) std::rethrow_exception(failed);
+}
+
 // Every blob link of `repo` in `m`, in digest order.
 awaitable<std::vector<meta::blob_entry>> all_links(meta::metadata_store& m, std::string_view repo) {
   std::vector<meta::blob_entry> out;
@@ -378,16 +422,23 @@ awaitable<std::vector<meta::blob_entry>> all_links(meta::metadata_store& m, std:
   }
 }
 
+// Blob `link` of `repo` in the target: linked when the target holds it, else copied.
+awaitable<void> copy_link(stores& from, target& to, const std::string& repo, const meta::blob_entry& link) {
+  const bool present = co_await to.link_if_present(repo, link.dgst);
+  if (present) co_return;
+  auto opened = co_await from.blobs->open(link.dgst);
+  auto reader = checked(std::move(opened), fmt::format("source: blob {} of {}", link.dgst.str(), repo));
+  co_await to.copy_blob(repo, link.dgst, *reader, fmt::format("source blob {}", link.dgst.str()));
+}
+
 awaitable<void> copy_repository(stores& from, target& to, const std::string& repo) {
   co_await to.create_repository(repo);
-  auto links = co_await all_links(*from.meta, repo);
-  for (const auto& link : links) {
-    const bool present = co_await to.link_if_present(repo, link.dgst);
-    if (present) continue;
-    auto opened = co_await from.blobs->open(link.dgst);
-    auto reader = checked(std::move(opened), fmt::format("source: blob {} of {}", link.dgst.str(), repo));
-    co_await to.copy_blob(repo, link.dgst, *reader, fmt::format("source blob {}", link.dgst.str()));
-  }
+  const auto links = co_await all_links(*from.meta, repo);
+  // GCC 12: no temporary with a destructor inside a co_await expression.
+  const std::function<awaitable<void>(std::size_t)> copy = [&](std::size_t i) {
+    return copy_link(from, to, repo, links[i]);
+  };
+  co_await for_each_concurrently(links.size(), copy);
   std::vector<meta::manifest_record> records;
   for (std::string last;;) {
     auto next = co_await from.meta->list_manifests(repo, last, page);
@@ -592,19 +643,27 @@ std::optional<meta::manifest_record> read_manifest(const distribution_store& src
   return meta::make_manifest_record(d, std::move(media_type), std::move(content), std::move(*parsed));
 }
 
+// Layer `d` of `repo` in the target: linked when the target holds it, else copied (or noted when the
+// store has no bytes for it).
+awaitable<void> import_layer(const distribution_store& src, target& to, const std::string& repo, const digest& d) {
+  const bool present = co_await to.link_if_present(repo, d);
+  if (present) co_return;
+  const auto path = src.blob_path(d);
+  if (!fs::is_regular_file(path)) {
+    to.sum.notes.push_back(fmt::format("{}: blob {} has no bytes in the store; skipped", repo, d.str()));
+    co_return;
+  }
+  file_reader reader(path);
+  co_await to.copy_blob(repo, d, reader, path.string());
+}
+
 awaitable<void> import_repository(const distribution_store& src, target& to, const std::string& repo) {
   co_await to.create_repository(repo);
-  for (const auto& d : src.links(repo, "_layers")) {
-    const bool present = co_await to.link_if_present(repo, d);
-    if (present) continue;
-    const auto path = src.blob_path(d);
-    if (!fs::is_regular_file(path)) {
-      to.sum.notes.push_back(fmt::format("{}: blob {} has no bytes in the store; skipped", repo, d.str()));
-      continue;
-    }
-    file_reader reader(path);
-    co_await to.copy_blob(repo, d, reader, path.string());
-  }
+  const auto layers = src.links(repo, "_layers");
+  const std::function<awaitable<void>(std::size_t)> copy = [&](std::size_t i) {
+    return import_layer(src, to, repo, layers[i]);
+  };
+  co_await for_each_concurrently(layers.size(), copy);
   std::map<digest, meta::manifest_record> manifests;
   std::vector<meta::manifest_record> records;
   for (const auto& d : src.links(repo, "_manifests/revisions")) {
