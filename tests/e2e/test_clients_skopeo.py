@@ -131,3 +131,26 @@ def test_inspect_of_a_missing_tag_fails(registry, clients):
     proc = clients.skopeo("inspect", "--tls-verify=false", f"docker://{registry.host}/e2e/none:nope", check=False)
     assert proc.returncode != 0
     assert "manifest unknown" in proc.stderr.lower() or "not found" in proc.stderr.lower()
+
+
+def test_sync_mirrors_every_tag_of_a_repository_into_another_registry(registry, make_registry, clients, tmp_path):
+    # How a team moves off another registry: `skopeo sync` lists the source repository's tags and
+    # copies each image, multi-arch indexes included, under the destination's namespace.
+    single = {tag: images.make_image({"etc/release": tag.encode()}) for tag in ("v1", "v2")}
+    for tag, img in single.items():
+        clients.copy_to(layout(tmp_path, img, name=tag, tag=tag), f"docker://{registry.host}/team/app:{tag}")
+    index = images.make_multiarch("sync", arches=("amd64", "arm64"))
+    clients.copy_to(layout(tmp_path, index, name="multi", tag="multi"), f"docker://{registry.host}/team/app:multi",
+                    "--all")
+    mirror = make_registry()
+
+    clients.skopeo("sync", "--retry-times=0", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+                   "--src", "docker", "--dest", "docker", f"{registry.host}/team/app", f"{mirror.host}/prod")
+
+    listed = json.loads(expect(request(mirror.url, "GET", "/v2/prod/app/tags/list"), 200, "tags").body)
+    assert sorted(listed["tags"]) == ["multi", "v1", "v2"]
+    for tag, img in [*single.items(), ("multi", index)]:
+        resp = expect(get_manifest(mirror.url, "prod/app", tag), 200, f"GET manifest {tag}")
+        assert resp.header("docker-content-digest") == img.digest, tag
+    for img in [*single.values(), *index.images]:
+        assert_blobs_served(mirror, "prod/app", img)
