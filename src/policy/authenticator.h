@@ -9,7 +9,10 @@
 // to the blocking pool. REQUIRES: string arguments stay valid until the awaitable completes.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -51,11 +54,16 @@ class authenticator {
   auth::awaitable<result<principal>> by_subject(std::string_view subject);
 
   bool has_federation() const { return static_cast<bool>(federation_); }
+  // How many stored passwords were checked against their argon2id hash so far.
+  std::uint64_t passwords_hashed() const { return hashed_.load(); }
 
  private:
   // The principal `subject` with the grants stored for it and for everyone ("*").
   auth::awaitable<result<principal>> with_stored_grants(std::string_view subject);
   std::string cache_key(std::string_view username, std::string_view password) const;
+  // Whether `password` matches `hash`, the credentials' cache_key being `key`. On a pool thread:
+  // it blocks while another thread verifies the same credentials.
+  bool verify_once(const std::string& key, const std::string& hash, std::string_view password);
 
   struct cache_entry {
     principal who;
@@ -68,8 +76,20 @@ class authenticator {
   std::vector<config_user> users_;
   federation_verifier federation_;
   std::string cache_secret_;
+  struct verified_entry {
+    std::string hash;  // the hash the password matched
+    std::chrono::steady_clock::time_point expires;
+  };
+
   std::mutex mutex_;
   std::unordered_map<std::string, cache_entry> cache_;  // guarded by mutex_
+  // Passwords that matched their hash lately, by cache_key: what a verification waiting behind
+  // another of the same credentials finds. Guarded by mutex_.
+  std::unordered_map<std::string, verified_entry> verified_;
+  // One verification at a time per credentials (by a hash of their cache_key; two credentials that
+  // share a lock only wait for each other).
+  std::array<std::mutex, 64> verifying_;
+  std::atomic<std::uint64_t> hashed_{0};
 };
 
 // The policy grant for a stored one (its source is "grant #ID").

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "auth/password.h"
 #include "core/sync_wait.h"
 #include "meta/test_temp_dir.h"
@@ -42,6 +46,32 @@ TEST_F(Authenticator, CacheHitsOnlyForTheSameCredentialsAndEmptiesOnWrites) {
   EXPECT_FALSE(authn.cached("alice", "wonderlanD"));
   ASSERT_TRUE(sync_wait(store_->add_grant("user:alice", "pull", "x/*")));
   EXPECT_FALSE(authn.cached("alice", "wonderland"));
+}
+
+// A burst of requests with credentials not yet cached hashes the password once; a wrong password is
+// hashed each time; a changed password is hashed again.
+TEST_F(Authenticator, ConcurrentLoginsWithTheSameCredentialsHashOnce) {
+  ASSERT_TRUE(sync_wait(store_->put_user("alice", auth::hash_password("wonderland"))));
+  authenticator authn(*store_, pool_, {});
+  boost::asio::io_context io;
+  int ok = 0;
+  int refused = 0;
+  for (int i = 0; i < 12; ++i) {
+    const bool right = i % 4 != 3;  // 9 right, 3 wrong
+    boost::asio::co_spawn(io, [&, right]() -> boost::asio::awaitable<void> {
+      auto who = co_await authn.basic("alice", right ? "wonderland" : "wrong");
+      ++(who ? ok : refused);
+    }, boost::asio::detached);
+  }
+  io.run();
+  EXPECT_EQ(ok, 9);
+  EXPECT_EQ(refused, 3);
+  EXPECT_EQ(authn.passwords_hashed(), 4u);  // the right password once, the wrong one 3 times
+
+  ASSERT_TRUE(sync_wait(store_->put_user("alice", auth::hash_password("looking-glass"))));
+  EXPECT_FALSE(sync_wait(authn.basic("alice", "wonderland")));
+  EXPECT_TRUE(sync_wait(authn.basic("alice", "looking-glass")));
+  EXPECT_EQ(authn.passwords_hashed(), 6u);
 }
 
 TEST_F(Authenticator, RobotsByTokenWithStoredGrants) {
