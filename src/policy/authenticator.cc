@@ -39,7 +39,7 @@ std::optional<principal> authenticator::cached(std::string_view username, std::s
   const auto generation = store_.generation();
   std::lock_guard lock(mutex_);
   const auto it = cache_.find(key);
-  if (it == cache_.end()) return std::nullopt;
+  if (it == cache_.end() || !it->second.who) return std::nullopt;
   if (it->second.generation != generation || it->second.expires < std::chrono::steady_clock::now()) {
     cache_.erase(it);
     return std::nullopt;
@@ -64,8 +64,14 @@ auth::awaitable<result<principal>> authenticator::with_stored_grants(std::string
 
 // Store reads are awaited where they are (inline for SQLite); argon2 and the federation, which
 // block, go to the pool. A robot's token costs a SHA-256, so robots need no pool at all.
+authenticator::cache_entry& authenticator::cache_slot(const std::string& key) {
+  if (cache_.size() >= cache_max_entries && !cache_.contains(key)) cache_.clear();
+  return cache_[key];
+}
+
 auth::awaitable<result<principal>> authenticator::basic(std::string_view username, std::string_view password) {
   const auto generation = store_.generation();
+  const std::string key = cache_key(username, password);
   result<principal> who = bad_credentials();
   if (username == "oidc" && federation_) {
     auto federated = co_await pool_.run([&] { return federation_(password); });
@@ -92,7 +98,7 @@ auth::awaitable<result<principal>> authenticator::basic(std::string_view usernam
       if (*user) hash = (*user)->password_hash;
     }
     const bool verified = co_await pool_.run([&] {
-      if (hash) return verify_once(cache_key(username, password), *hash, password);
+      if (hash) return verify_once(key, *hash, password);
       // Spend the same time as a wrong password, so timing does not reveal which names exist.
       static const std::string dummy = auth::hash_password("berth-dummy-password");
       (void)auth::verify_password(dummy, password);
@@ -105,8 +111,10 @@ auth::awaitable<result<principal>> authenticator::basic(std::string_view usernam
   }
   if (!who) co_return who;
   std::lock_guard lock(mutex_);
-  if (cache_.size() >= cache_max_entries) cache_.clear();
-  cache_[cache_key(username, password)] = cache_entry{*who, generation, std::chrono::steady_clock::now() + cache_lifetime};
+  auto& entry = cache_slot(key);
+  entry.who = *who;
+  entry.generation = generation;
+  entry.expires = std::chrono::steady_clock::now() + cache_lifetime;
   co_return who;
 }
 
@@ -120,16 +128,17 @@ bool authenticator::verify_once(const std::string& key, const std::string& hash,
   std::lock_guard one(verifying_[std::hash<std::string>{}(key) % verifying_.size()]);
   {
     std::lock_guard lock(mutex_);
-    const auto it = verified_.find(key);
-    if (it != verified_.end() && it->second.hash == hash && it->second.expires > std::chrono::steady_clock::now()) {
+    const auto it = cache_.find(key);
+    if (it != cache_.end() && it->second.password_hash == hash && it->second.expires > std::chrono::steady_clock::now()) {
       return true;
     }
   }
   ++hashed_;
   if (!auth::verify_password(hash, password)) return false;
   std::lock_guard lock(mutex_);
-  if (verified_.size() >= cache_max_entries) verified_.clear();
-  verified_[key] = verified_entry{hash, std::chrono::steady_clock::now() + cache_lifetime};
+  auto& entry = cache_slot(key);
+  entry.password_hash = hash;
+  entry.expires = std::chrono::steady_clock::now() + cache_lifetime;
   return true;
 }
 

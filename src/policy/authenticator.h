@@ -65,27 +65,24 @@ class authenticator {
   // it blocks while another thread verifies the same credentials.
   bool verify_once(const std::string& key, const std::string& hash, std::string_view password);
 
+  // What the credentials of one cache_key were found to be lately: the principal, and for a user
+  // the stored hash the password matched, known before the principal is (it waits on the grants).
   struct cache_entry {
-    principal who;
-    std::uint64_t generation;
+    std::optional<principal> who;  // none while only the password is known to match
+    std::uint64_t generation = 0;  // the identity store's, when `who` was read
+    std::string password_hash;     // "" for robots and OIDC
     std::chrono::steady_clock::time_point expires;
   };
+  // The entry of `key`, made when absent (the cache is emptied first when full). REQUIRES: mutex_ held.
+  cache_entry& cache_slot(const std::string& key);
 
   auth::identity_store& store_;
   blocking_pool& pool_;
   std::vector<config_user> users_;
   federation_verifier federation_;
   std::string cache_secret_;
-  struct verified_entry {
-    std::string hash;  // the hash the password matched
-    std::chrono::steady_clock::time_point expires;
-  };
-
   std::mutex mutex_;
-  std::unordered_map<std::string, cache_entry> cache_;  // guarded by mutex_
-  // Passwords that matched their hash lately, by cache_key: what a verification waiting behind
-  // another of the same credentials finds. Guarded by mutex_.
-  std::unordered_map<std::string, verified_entry> verified_;
+  std::unordered_map<std::string, cache_entry> cache_;  // by cache_key; guarded by mutex_
   // One verification at a time per credentials (by a hash of their cache_key; two credentials that
   // share a lock only wait for each other).
   std::array<std::mutex, 64> verifying_;
