@@ -6,11 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <exception>
 #include <filesystem>
@@ -20,9 +16,11 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <vector>
 
 #include "app/backends.h"
 #include "app/data_lock.h"
+#include "core/background.h"
 #include "core/manifest.h"
 #include "core/read_file.h"
 #include "core/sync_wait.h"
@@ -383,30 +381,24 @@ constexpr std::size_t concurrent_copies = 8;
 // The first exception stops new work from starting, and is rethrown once the work started has
 // ended. `work` must not return before its awaitable is done with what it refers to.
 awaitable<void> for_each_concurrently(std::size_t n, const std::function<awaitable<void>(std::size_t)>& work) {
-  const auto ex = co_await boost::asio::this_coro::executor;
   std::size_t next = 0;
-  std::size_t running = 0;
   std::exception_ptr failed;
-  boost::asio::steady_timer all_ended(ex, boost::asio::steady_timer::time_point::max());
-  const auto worker = [&]() -> awaitable<void> {
+  // Takes the next index until none is left or some work has thrown.
+  const auto worker = [&]() -> awaitable<bool> {
     while (!failed && next < n) {
       const std::size_t i = next++;
-      co_await work(i);
+      try {
+        co_await work(i);
+      } catch (...) {
+        if (!failed) failed = std::current_exception();
+      }
     }
+    co_return true;
   };
-  for (std::size_t w = 0; w < std::min(concurrent_copies, n); ++w) {
-    ++running;
-    boost::asio::co_spawn(ex, worker(), [&](std::exception_ptr e) {
-      if (e && !failed) failed = e;
-      if (--running == 0) all_ended.cancel();
-    });
-  }
-  // The workers start once this coroutine suspends (co_spawn posts them), so the last one's cancel
-  // comes while this wait is pending.
-  while (running > 0) {
-    boost::system::error_code ec;
-    co_await all_ended.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-  }
+  const auto ex = co_await boost::asio::this_coro::executor;
+  std::vector<background<bool>> workers(std::min(concurrent_copies, n));
+  for (auto& w : workers) w.start(ex, worker());
+  for (auto& w : workers) co_await w.wait();
   if (failed) std::rethrow_exception(failed);
 }
 
